@@ -1,0 +1,1 @@
+"""Desired deployment state and its application (KServe on a cluster, ``mlops serve`` locally)."""

@@ -1,0 +1,144 @@
+"""Desired deployment state per model, kept in the object store.
+
+``deployments/<model_name>/state.json`` records which published version is
+stable, which (if any) is the canary and its traffic percent, and a history
+used by rollback. ``mlops serve`` reconciles towards it; on a cluster the
+deployment components write it alongside the InferenceService they apply.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+
+from mlops.errors import UsageError
+from mlops.store import ObjectStore
+
+logger = logging.getLogger(__name__)
+
+DEPLOYMENTS_PREFIX = "deployments"
+
+
+@dataclass
+class Release:
+    version: str
+    model_uri: str
+
+
+@dataclass
+class DeploymentState:
+    """Desired state of one model's serving.
+
+    Attributes:
+        model_name: The model.
+        stable: Version taking the traffic the canary does not.
+        canary: Version under trial, or None.
+        canary_percent: Share of requests (0-100) routed to the canary.
+        history: Previous stable releases, newest last (rollback pops from it).
+        updated_at: ISO timestamp of the last change.
+    """
+
+    model_name: str
+    stable: Release | None = None
+    canary: Release | None = None
+    canary_percent: int = 0
+    history: list[Release] = field(default_factory=list)
+    updated_at: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "DeploymentState":
+        def release(value):
+            return Release(**value) if value else None
+
+        return cls(
+            model_name=data["model_name"],
+            stable=release(data.get("stable")),
+            canary=release(data.get("canary")),
+            canary_percent=int(data.get("canary_percent", 0)),
+            history=[Release(**r) for r in data.get("history", [])],
+            updated_at=data.get("updated_at", ""),
+        )
+
+
+def state_key(model_name: str) -> str:
+    return f"{DEPLOYMENTS_PREFIX}/{model_name}/state.json"
+
+
+def read_state(store: ObjectStore, model_name: str) -> DeploymentState | None:
+    key = state_key(model_name)
+    if not store.exists(key):
+        return None
+    return DeploymentState.from_dict(store.get_json(key))
+
+
+def write_state(store: ObjectStore, state: DeploymentState) -> None:
+    state.updated_at = datetime.now(timezone.utc).isoformat()
+    store.put_json(state_key(state.model_name), state.to_dict())
+
+
+def list_deployments(store: ObjectStore) -> list[str]:
+    names = set()
+    for key in store.list(f"{DEPLOYMENTS_PREFIX}/", recursive=True):
+        parts = key.split("/")
+        if len(parts) == 3 and parts[2] == "state.json":
+            names.add(parts[1])
+    return sorted(names)
+
+
+def _validate_percent(percent: int) -> int:
+    if not 0 <= int(percent) <= 100:
+        raise UsageError(f"canary percent must be between 0 and 100, got {percent}")
+    return int(percent)
+
+
+def deploy(store: ObjectStore, model_name: str, release: Release, canary_percent: int | None = None) -> DeploymentState:
+    """Records a new desired release.
+
+    With ``canary_percent`` (1-99) the release becomes the canary next to the
+    current stable; without it (or with 100, or when nothing is stable yet) it
+    becomes the stable release at once.
+    """
+    state = read_state(store, model_name) or DeploymentState(model_name)
+    percent = None if canary_percent is None else _validate_percent(canary_percent)
+    if percent is not None and 0 < percent < 100 and state.stable is not None:
+        state.canary, state.canary_percent = release, percent
+    else:
+        if state.stable is not None and state.stable.version != release.version:
+            state.history.append(state.stable)
+        state.stable, state.canary, state.canary_percent = release, None, 0
+    write_state(store, state)
+    logger.info("deployment %s: stable=%s canary=%s (%d%%)", model_name,
+                state.stable and state.stable.version, state.canary and state.canary.version,
+                state.canary_percent)
+    return state
+
+
+def promote(store: ObjectStore, model_name: str) -> DeploymentState:
+    """Makes the canary the stable release and sends it all traffic."""
+    state = read_state(store, model_name)
+    if state is None or state.canary is None:
+        raise UsageError(f"model {model_name!r} has no canary to promote")
+    if state.stable is not None:
+        state.history.append(state.stable)
+    state.stable, state.canary, state.canary_percent = state.canary, None, 0
+    write_state(store, state)
+    return state
+
+
+def rollback(store: ObjectStore, model_name: str) -> DeploymentState:
+    """Drops the canary; with no canary, returns to the previous stable release."""
+    state = read_state(store, model_name)
+    if state is None or state.stable is None:
+        raise UsageError(f"model {model_name!r} is not deployed")
+    if state.canary is not None:
+        state.canary, state.canary_percent = None, 0
+    elif state.history:
+        state.stable = state.history.pop()
+    else:
+        raise UsageError(f"model {model_name!r} has no canary and no previous release to roll back to")
+    write_state(store, state)
+    return state
