@@ -5,22 +5,20 @@ thresholds) picks a test per column from the column type, the number of
 reference rows and the number of distinct values (see
 ``evidently/legacy/calculations/stattests/registry.py::_get_default_stattest``):
 
-=====================  ===================  ================  =========================================
-reference rows*        column type          distinct values** test (drift when ...)
-=====================  ===================  ================  =========================================
-<= 1000                numeric              <= 2              Z-test p_value (p < 0.05)
-<= 1000                numeric              3..5              chi-square p_value (p < 0.05)
-<= 1000                numeric              > 5               K-S p_value (p <= 0.05)
-<= 1000                categorical          <= 2              Z-test p_value (p < 0.05)
-<= 1000                categorical          > 2               chi-square p_value (p < 0.05)
-> 1000                 numeric              <= 5              Jensen-Shannon distance (d >= 0.1)
-> 1000                 numeric              > 5               Wasserstein distance (normed) (d >= 0.1)
-> 1000                 categorical          any               Jensen-Shannon distance (d >= 0.1)
-=====================  ===================  ================  =========================================
+  ref rows*  type         distinct**  test (drift when ...)
+  ---------  -----------  ----------  ----------------------------------------
+  <= 1000    numeric      <= 2        Z-test p_value (p < 0.05)
+  <= 1000    numeric      3..5        chi-square p_value (p < 0.05)
+  <= 1000    numeric      > 5         K-S p_value (p <= 0.05)
+  <= 1000    categorical  <= 2        Z-test p_value (p < 0.05)
+  <= 1000    categorical  > 2         chi-square p_value (p < 0.05)
+  > 1000     numeric      <= 5        Jensen-Shannon distance (d >= 0.1)
+  > 1000     numeric      > 5         Wasserstein distance (normed) (d >= 0.1)
+  > 1000     categorical  any         Jensen-Shannon distance (d >= 0.1)
 
-\\* after dropping NaN and +/-inf from the column (Evidently does
-``replace([-inf, inf], nan).dropna()`` per column first).
-\\*\\* distinct non-missing values of reference and current together.
+  * reference rows left after dropping NaN and +/-inf from the column
+    (Evidently does ``replace([-inf, inf], nan).dropna()`` per column first).
+  ** distinct non-missing values of reference and current together.
 
 The dataset is drifted when ``drifted columns / columns >= drift_share`` (0.5).
 
@@ -66,6 +64,9 @@ JENSEN_SHANNON = "Jensen-Shannon distance"
 
 _THRESHOLDS = {KS: 0.05, Z_TEST: 0.05, CHI_SQUARE: 0.05, WASSERSTEIN: 0.1, JENSEN_SHANNON: 0.1}
 _SMALL_DATA_ROWS = 1000  # Evidently: reference rows <= 1000 -> p-value tests
+
+# scipy >= 1.15 sums with np.vecdot on numpy 2, with np.sum(x * y) before: same here.
+_vecdot = getattr(np, "vecdot", None) or (lambda x, y: np.sum(x * y))
 
 
 @dataclass
@@ -204,6 +205,8 @@ def _counts(ref: pd.Series, cur: pd.Series) -> tuple[list[Any], np.ndarray, np.n
     """Per-value counts of ref and cur over the union of their values (NaN excluded)."""
     rc = ref.value_counts(sort=False, dropna=True)
     cc = cur.value_counts(sort=False, dropna=True)
+    # only values that occur (a pandas "category" dtype also counts unused categories as 0)
+    rc, cc = rc[rc > 0], cc[cc > 0]
     keys = _sorted_keys(list(set(rc.index) | set(cc.index)))
     r = np.array([rc.get(k, 0) for k in keys], dtype=np.float64)
     c = np.array([cc.get(k, 0) for k in keys], dtype=np.float64)
@@ -260,7 +263,7 @@ def _wasserstein_sorted(su: np.ndarray, sv: np.ndarray) -> float:
     v_count -= u_count
     deltas = np.diff(all_values)
     del all_values
-    return float(np.vecdot(np.abs(u_count / su.size - v_count / sv.size), deltas))
+    return float(_vecdot(np.abs(u_count / su.size - v_count / sv.size), deltas))
 
 
 def _numeric_drift(name: str, ref_s: pd.Series, cur_s: pd.Series) -> tuple[str, float]:
@@ -408,7 +411,9 @@ def _run_evidently(cols: list[str], ref_ds: Any, cur_ds: Any, drift_share_thresh
     from evidently import Report
     from evidently.presets import DataDriftPreset
 
-    report = Report([DataDriftPreset(columns=cols, drift_share=drift_share_threshold)], include_tests=True)
+    report = Report(
+        [DataDriftPreset(columns=cols, drift_share=drift_share_threshold)], include_tests=True
+    )
     return report.run(current_data=cur_ds, reference_data=ref_ds)
 
 
@@ -456,7 +461,9 @@ def evidently_drift(
         )
     result = _build_result(per_column, len(reference), len(current), drift_share_threshold)
     if share is not None and not math.isclose(share, result.drift_share):
-        log.warning("evidently drift share %s differs from per-column share %s", share, result.drift_share)
+        log.warning(
+            "evidently drift share %s differs from per-column share %s", share, result.drift_share
+        )
     if dataset_test_failed is not None:
         result.drift_detected = bool(dataset_test_failed)
     return result
@@ -550,7 +557,9 @@ def render_report_html(
     snapshot = _run_evidently(cols, ref_ds, cur_ds, drift_share_threshold)
     page = snapshot.get_html_str(as_iframe=False)
     if sampled:
-        page = _insert_after_body(page, _banner(reference, current, ref_sample, cur_sample, seed, verdict))
+        page = _insert_after_body(
+            page, _banner(reference, current, ref_sample, cur_sample, seed, verdict)
+        )
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(page, encoding="utf-8")

@@ -195,17 +195,17 @@ class _OfflineServiceMixin:
 
         import yaml
 
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
         folder = self._packages.get(name)
         if folder is None:
             return
         for path in sorted(folder.iterdir()):
-            if path.suffix in (".yaml", ".yml"):
-                record = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)  # noqa: S506
-            elif path.suffix == ".json":
-                record = json.loads(path.read_text(encoding="utf-8"))
-            else:
+            if path.suffix not in (".yaml", ".yml", ".json"):
                 continue
+            try:
+                text = path.read_text(encoding="utf-8")
+                record = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+            except Exception as exc:
+                raise ValueError(f"cannot read {path}: {exc}") from exc
             if not isinstance(record, dict) or "id" not in record:
                 raise ValueError(f"{path} is not an OSV record")
             yield path, record
@@ -217,15 +217,21 @@ class _OfflineServiceMixin:
             pip_audit._service.interface.ServiceError: An advisory for this
                 package could not be read or evaluated.
         """
-        from pip_audit._service.interface import ServiceError, VulnerabilityResult
+        from pip_audit._service.interface import (
+            ServiceError,
+            VulnerabilityID,
+            VulnerabilityResult,
+        )
 
         if spec.is_skipped():
             return spec, []
         version = spec.version  # type: ignore[attr-defined]
         results: list[VulnerabilityResult] = []
-        current: Path | None = None
+        where = ""
         try:
-            for current, record in self._records(spec.canonical_name):
+            records = list(self._records(spec.canonical_name))  # read errors name the file
+            for path, record in records:
+                where = f" (in {path.name})"
                 if record.get("withdrawn"):
                     logger.debug("skipping withdrawn advisory %s", record["id"])
                     continue
@@ -234,20 +240,28 @@ class _OfflineServiceMixin:
                     continue
                 fix_versions = sorted({_parse_version(v) for v in fixed})
                 description = record.get("summary") or record.get("details") or "N/A"
+                # Keep the advisory's own ID as the primary one (pip-audit's
+                # ``create`` would promote a CVE alias over non-PYSEC IDs).
+                record_id = str(record["id"])
                 results.append(
-                    VulnerabilityResult.create(
-                        ids=[record["id"], *(record.get("aliases") or [])],
+                    VulnerabilityResult(
+                        id=VulnerabilityID(record_id),
                         description=" ".join(str(description).split()),
                         fix_versions=fix_versions,
+                        aliases={
+                            VulnerabilityID(str(a))
+                            for a in record.get("aliases") or []
+                            if str(a) != record_id
+                        },
                         published=None,
                     )
                 )
         except ServiceError:
             raise
         except Exception as exc:
-            where = f" ({current})" if current else ""
             raise ServiceError(
-                f"cannot evaluate advisories for {spec.canonical_name}{where}: {exc}"
+                f"cannot evaluate advisories for {spec.canonical_name}{where}: "
+                + " ".join(str(exc).split())
             ) from exc
         return spec, results
 
@@ -324,12 +338,8 @@ def _check_pins(requirements: Path) -> tuple[list[str], list[str]]:
         if req.req is None or req.is_url or req.is_editable:
             problems.append(f"{line} (not a pinned PyPI release)")
             continue
-        specs = list(req.specifier)
-        if (
-            len(specs) != 1
-            or specs[0].operator not in ("==", "===")
-            or "*" in specs[0].version
-        ):
+        specs = list(req.specifier or [])
+        if len(specs) != 1 or specs[0].operator not in ("==", "===") or "*" in specs[0].version:
             problems.append(f"{line} (not pinned to an exact version)")
             continue
         pinned.append(req.name)

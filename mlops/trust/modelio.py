@@ -137,9 +137,7 @@ def load_model(path: Path, extra_trusted: Sequence[str] = ()) -> Any:
     path = Path(path)
     vetted, refused = untrusted_types(path, extra_trusted)
     if refused:
-        raise VerificationError(
-            f"refusing to load {path}: untrusted type(s) {', '.join(refused)}"
-        )
+        raise VerificationError(f"refusing to load {path}: untrusted type(s) {', '.join(refused)}")
     if vetted:
         logger.debug("trusting vetted types for %s: %s", path, vetted)
     try:

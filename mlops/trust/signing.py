@@ -79,9 +79,7 @@ def generate_keypair(private_path: Path, public_path: Path, *, overwrite: bool =
     if not overwrite:
         existing = [str(p) for p in (private_path, public_path) if p.exists()]
         if existing:
-            raise UsageError(
-                f"refusing to overwrite existing key file(s): {', '.join(existing)}"
-            )
+            raise UsageError(f"refusing to overwrite existing key file(s): {', '.join(existing)}")
     for parent in {private_path.parent, public_path.parent}:
         parent.mkdir(parents=True, exist_ok=True, mode=0o700)
 
@@ -112,10 +110,15 @@ def _hashing_config(signature_name: str) -> Any:
 
 
 def _check_signature_name(signature_name: str) -> None:
-    if not signature_name or Path(signature_name).name != signature_name or signature_name in {
-        ".",
-        "..",
-    }:
+    if (
+        not signature_name
+        or Path(signature_name).name != signature_name
+        or signature_name
+        in {
+            ".",
+            "..",
+        }
+    ):
         raise UsageError(f"signature name must be a plain file name, got {signature_name!r}")
 
 
@@ -177,13 +180,9 @@ def _describe_mismatch(model_dir: Path, sig_path: Path, signature_name: str) -> 
     read from it is authentic.
     """
     statement = _signed_statement(sig_path)
-    expected = {
-        r["name"]: r["digest"] for r in statement["predicate"]["resources"]
-    }
+    expected = {r["name"]: r["digest"] for r in statement["predicate"]["resources"]}
     actual_manifest = _hashing_config(signature_name).hash(model_dir)
-    actual = {
-        rd.identifier: rd.digest.digest_hex for rd in actual_manifest.resource_descriptors()
-    }
+    actual = {rd.identifier: rd.digest.digest_hex for rd in actual_manifest.resource_descriptors()}
     added = sorted(set(actual) - set(expected))
     removed = sorted(set(expected) - set(actual))
     changed = sorted(n for n in set(actual) & set(expected) if actual[n] != expected[n])

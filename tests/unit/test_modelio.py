@@ -49,7 +49,11 @@ def frame() -> tuple[pd.DataFrame, pd.Series]:
 def _pipeline(estimator: BaseEstimator) -> Pipeline:
     pre = ColumnTransformer(
         [
-            ("num", Pipeline([("imp", SimpleImputer()), ("sc", StandardScaler())]), ["age", "income"]),
+            (
+                "num",
+                Pipeline([("imp", SimpleImputer()), ("sc", StandardScaler())]),
+                ["age", "income"],
+            ),
             (
                 "cat",
                 Pipeline(

@@ -108,7 +108,9 @@ def test_wrong_public_key(model_dir: Path, keys, tmp_path: Path) -> None:
     other_priv, other_pub = tmp_path / "o.pem", tmp_path / "o.pub.pem"
     signing.generate_keypair(other_priv, other_pub)
     signing.sign_model_dir(model_dir, priv)
-    with pytest.raises(VerificationError, match="wrong key: model.sig was signed by a different key"):
+    with pytest.raises(
+        VerificationError, match="wrong key: model.sig was signed by a different key"
+    ):
         signing.verify_model_dir(model_dir, other_pub)
 
 

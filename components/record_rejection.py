@@ -1,0 +1,32 @@
+from kfp import dsl
+from kfp.dsl import Input, Markdown, Model, Output
+
+from mlops.runtime import COMPONENT_KWARGS
+
+
+@dsl.component(**COMPONENT_KWARGS)
+def record_rejection(
+    model: Input[Model],
+    gates: str,
+    summary: Output[Markdown],
+) -> str:
+    """Records why a candidate was rejected; publishes nothing.
+
+    Args:
+        model: The rejected candidate's model directory.
+        gates: Decision JSON from ``decide_release``.
+        summary: Markdown rejection summary for the Kubeflow UI.
+
+    Returns:
+        Outcome JSON with status "rejected" and the reason.
+    """
+    import json
+    import logging
+
+    from mlops.release import outcome_markdown, record_rejection as record
+
+    logging.basicConfig(level=logging.INFO)
+    outcome = record(model.path, gates)
+    with open(summary.path, "w") as handle:
+        handle.write(outcome_markdown(outcome))
+    return json.dumps(outcome, sort_keys=True)

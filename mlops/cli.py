@@ -1,0 +1,248 @@
+"""The ``mlops`` command line.
+
+Exit codes: 0 released / ok, 1 system failure, 2 bad input or usage,
+3 rejected by a gate, 4 verification failed (see ``mlops.errors``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+from mlops.errors import EXIT_OK, EXIT_REJECTED, EXIT_SYSTEM, EXIT_USAGE, MlopsError, UsageError
+
+logger = logging.getLogger(__name__)
+
+
+# -- environment -----------------------------------------------------------------------
+def ensure_store_env() -> None:
+    """Exports MLOPS_S3_* for this process and its tasks; starts the embedded store if none is set."""
+    from mlops.embedded_store import resolve_store_settings
+    from mlops.settings import mlops_home
+
+    settings = resolve_store_settings(mlops_home())
+    os.environ.update(settings.to_env())
+
+
+def ensure_signing_keys() -> tuple[Path, Path]:
+    """The local key pair (created on first use) exported as MLOPS_SIGNING_KEY / _PUBLIC_KEY."""
+    from mlops.release_gates import PUBLIC_KEY_VAR, SIGNING_KEY_VAR
+    from mlops.settings import mlops_home
+    from mlops.trust.signing import default_key_paths, generate_keypair
+
+    private, public = default_key_paths(mlops_home())
+    if not private.exists() and not public.exists():
+        generate_keypair(private, public)
+        print(f"created signing key pair in {private.parent}", file=sys.stderr)
+    os.environ.setdefault(SIGNING_KEY_VAR, str(private))
+    os.environ.setdefault(PUBLIC_KEY_VAR, str(public))
+    return private, public
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Sends everything written to fd 1 (ours and the tasks') to stderr, keeping stdout for JSON."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def emit_json(payload: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(payload, sort_keys=True, default=str) + "\n")
+    sys.stdout.flush()
+
+
+# -- store -----------------------------------------------------------------------------
+def cmd_store(args: argparse.Namespace) -> int:
+    from mlops.embedded_store import EmbeddedStore
+    from mlops.settings import mlops_home
+
+    store = EmbeddedStore(mlops_home())
+    if args.action == "start":
+        settings = store.start()
+        print(f"embedded store running on {settings.endpoint} (bucket {settings.bucket}); data in {store.data_dir}")
+    elif args.action == "stop":
+        print("embedded store stopped" if store.stop() else "embedded store was not running")
+    else:
+        status = store.status()
+        if status.running:
+            print(f"running on {status.endpoint} (pid {status.pid}); data in {status.data_dir}")
+        else:
+            print(f"not running; data in {status.data_dir}")
+            return EXIT_SYSTEM if args.action == "status" and args.check else EXIT_OK
+    return EXIT_OK
+
+
+# -- run -------------------------------------------------------------------------------
+def _exit_code_for(status: str) -> int:
+    return EXIT_REJECTED if status == "rejected" else EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from mlops.pipeline_params import parse_params
+    from pipelines import PIPELINES
+
+    if args.pipeline not in PIPELINES:
+        raise UsageError(f"unknown pipeline {args.pipeline!r}; pipelines are: {', '.join(PIPELINES)}")
+    pipeline = PIPELINES[args.pipeline]
+    arguments = parse_params(pipeline, args.param or [])
+    if args.host:
+        return _submit(args, pipeline, arguments)
+    return _run_local(args, pipeline, arguments)
+
+
+def _submit(args: argparse.Namespace, pipeline: Any, arguments: dict[str, Any]) -> int:
+    """Submits to a Kubeflow Pipelines API; the run executes on the cluster."""
+    import kfp
+
+    client = kfp.Client(host=args.host, namespace=args.namespace)
+    run = client.create_run_from_pipeline_func(
+        pipeline, arguments=arguments, experiment_name=args.experiment, enable_caching=False)
+    result = {"status": "submitted", "run_id": run.run_id, "host": args.host,
+              "pipeline": args.pipeline}
+    if args.json:
+        emit_json(result)
+    else:
+        print(f"submitted {args.pipeline} run {run.run_id} to {args.host}")
+    return EXIT_OK
+
+
+def _run_local(args: argparse.Namespace, pipeline: Any, arguments: dict[str, Any]) -> int:
+    from mlops.local_run import run_locally
+    from mlops.runs import finish_local_run, prepare_local_run
+    from mlops.settings import mlops_home
+
+    progress = None if args.json else sys.stderr
+    with stdout_to_stderr() if args.json else contextlib.nullcontext():
+        ensure_store_env()
+        ensure_signing_keys()
+        arguments = prepare_local_run(args.pipeline, arguments)
+        if progress:
+            print(f"running {args.pipeline} locally (kfp.local, embedded default)", file=progress)
+        run = run_locally(pipeline, arguments, mlops_home() / "runs", progress)
+        result = finish_local_run(args.pipeline, arguments, run)
+    if args.json:
+        emit_json(result)
+    else:
+        _print_outcome(result)
+    return _exit_code_for(result["status"])
+
+
+def _print_outcome(result: dict[str, Any]) -> None:
+    print(f"\n{result['status'].upper()}: {result.get('model_name', '')} "
+          f"{result.get('model_version') or result.get('candidate_version') or ''}".rstrip())
+    if result.get("model_uri"):
+        print(f"  model: {result['model_uri']}")
+    for name, value in sorted(result.get("metrics", {}).items()):
+        if name.endswith(("accuracy", "f1_macro", "roc_auc", "drift_share")):
+            print(f"  {name}: {value:.4f}")
+    for name, gate in result.get("gates", {}).items():
+        print(f"  [{'pass' if gate['passed'] else 'FAIL'}] {name}: {gate['detail']}")
+    for key in ("deployment", "report_uri"):
+        if result.get(key):
+            print(f"  {key}: {result[key]}")
+    if result["status"] == "rejected":
+        print(f"  reason: {result.get('reason')}")
+    print(f"  run folder: {result['run_dir']}")
+
+
+# -- deployment ------------------------------------------------------------------------
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from mlops.deployment import state
+    from mlops.registry import resolve, validate_model_name
+    from mlops.store import ObjectStore
+
+    ensure_store_env()
+    store = ObjectStore.from_env()
+    name = validate_model_name(args.model_name)
+    if args.command == "deploy":
+        ref = resolve(store, name, args.version)
+        result = state.deploy(store, name, state.Release(ref.version, ref.uri), args.canary_percent)
+    elif args.command == "promote":
+        result = state.promote(store, name)
+    else:
+        result = state.rollback(store, name)
+    summary = {"model_name": name, "stable": result.stable and result.stable.version,
+               "canary": result.canary and result.canary.version, "canary_percent": result.canary_percent}
+    if args.json:
+        emit_json(summary)
+    else:
+        canary = f", canary {summary['canary']} at {summary['canary_percent']}%" if summary["canary"] else ""
+        print(f"{name}: stable {summary['stable']}{canary}")
+    return EXIT_OK
+
+
+# -- parser ----------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mlops", description=__doc__.split("\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    store = sub.add_parser("store", help="manage the embedded object store")
+    store.add_argument("action", choices=("start", "stop", "status"))
+    store.add_argument("--check", action="store_true", help="status: exit 1 when not running")
+    store.set_defaults(func=cmd_store)
+
+    run = sub.add_parser("run", help="run a pipeline locally, or submit it with --host")
+    run.add_argument("pipeline", help="pipeline name, e.g. training")
+    run.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="pipeline parameter")
+    run.add_argument("--json", action="store_true", help="print one JSON object with the outcome")
+    run.add_argument("--host", help="Kubeflow Pipelines API URL: submit instead of running locally")
+    run.add_argument("--namespace", help="Kubeflow namespace (with --host)")
+    run.add_argument("--experiment", default="mlops", help="KFP experiment (with --host)")
+    run.set_defaults(func=cmd_run)
+
+    for name, help_text in (("deploy", "deploy a published version (local serving)"),
+                            ("promote", "make the canary the stable version"),
+                            ("rollback", "drop the canary, or return to the previous version")):
+        command = sub.add_parser(name, help=help_text)
+        command.add_argument("model_name")
+        if name == "deploy":
+            command.add_argument("--version", help="published version (default: latest)")
+            command.add_argument("--canary-percent", type=int, help="route this share of traffic to it")
+        command.add_argument("--json", action="store_true")
+        command.set_defaults(func=cmd_deploy)
+
+    for module in ("mlops.cli_trust", "mlops.cli_serve", "mlops.cli_monitoring"):
+        try:
+            registrar = __import__(module, fromlist=["register"])
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        registrar.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
+        return int(exc.code or 0)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        return int(args.func(args))
+    except MlopsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

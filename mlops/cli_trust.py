@@ -1,0 +1,158 @@
+"""``mlops`` CLI subcommands for trust checks: keys, verify, audit, scan.
+
+:func:`register` adds the subcommands to an existing argparse subparsers
+object. Every subcommand sets ``func``, a callable taking the parsed
+namespace and returning the process exit code. Errors raised on purpose
+(:class:`~mlops.errors.MlopsError`) are reported on stderr and turned into
+their exit code here, so the commands behave the same under any dispatcher.
+
+Exit codes: 0 ok, 2 usage error, 4 verification failed (invalid signature,
+vulnerable or unknown audit, unsafe file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mlops.errors import EXIT_INVALID, EXIT_OK, MlopsError
+
+ADVISORY_DB_VAR = "MLOPS_ADVISORY_DB"
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _home() -> Path:
+    from mlops.settings import mlops_home
+
+    return mlops_home()
+
+
+def _reporting_errors(handler: Handler) -> Handler:
+    """Wraps a handler so MlopsErrors become a stderr message and exit code."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except MlopsError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return exc.exit_code
+
+    run.__name__ = handler.__name__
+    run.__doc__ = handler.__doc__
+    return run
+
+
+def _emit_json(obj: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(obj, sort_keys=True) + "\n")
+
+
+def _cmd_keys_init(args: argparse.Namespace) -> int:
+    from mlops.trust.signing import default_key_paths, generate_keypair
+
+    private_path, public_path = default_key_paths(_home())
+    generate_keypair(private_path, public_path, overwrite=args.force)
+    print(f"private key: {private_path}")
+    print(f"public key:  {public_path}")
+    return EXIT_OK
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from mlops.errors import VerificationError
+    from mlops.trust.signing import default_key_paths, verify_model_dir
+
+    public_key = args.public_key or default_key_paths(_home())[1]
+    try:
+        verify_model_dir(Path(args.model_dir), Path(public_key))
+    except VerificationError as exc:
+        print(f"INVALID: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    print(f"OK: {args.model_dir} is signed by {public_key}")
+    return EXIT_OK
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from mlops.trust.audit import audit_requirements
+
+    advisory_db = args.advisory_db or os.environ.get(ADVISORY_DB_VAR) or None
+    result = audit_requirements(
+        Path(args.requirements),
+        advisory_db=Path(advisory_db) if advisory_db else None,
+        online=args.online,
+        timeout=args.timeout,
+    )
+    if args.json:
+        _emit_json(result.to_dict())
+    else:
+        print(f"audit: {result.state} ({result.checked} package(s) checked)")
+        for f in result.findings:
+            fixed = ", ".join(f.fixed_versions) or "no fix"
+            print(f"  {f.package}=={f.version}  {f.id}  fixed in: {fixed}")
+        if result.detail:
+            stream = sys.stdout if result.state == "clean" else sys.stderr
+            print(result.detail, file=stream)
+    return EXIT_OK if result.state == "clean" else EXIT_INVALID
+
+
+def _cmd_scan(args: argparse.Namespace) -> int:
+    from mlops.trust.scan import scan_path
+
+    result = scan_path(Path(args.path))
+    if args.json:
+        _emit_json(result.to_dict())
+    else:
+        print(
+            f"scan: {'safe' if result.safe else 'UNSAFE'} ({len(result.scanned)} file(s) scanned)"
+        )
+        for f in result.findings:
+            print(f"  [{f['severity']}] {f['file']}: {f['detail']}", file=sys.stderr)
+    return EXIT_OK if result.safe else EXIT_INVALID
+
+
+def register(subparsers: Any) -> None:
+    """Adds ``keys init``, ``verify``, ``audit`` and ``scan`` subcommands.
+
+    Args:
+        subparsers: The object returned by ``ArgumentParser.add_subparsers()``.
+    """
+    keys = subparsers.add_parser("keys", help="manage the model signing key pair")
+    keys_sub = keys.add_subparsers(dest="keys_command", metavar="COMMAND")
+    keys_sub.required = True
+    init = keys_sub.add_parser("init", help="create an ECDSA P-256 key pair under $MLOPS_HOME/keys")
+    init.add_argument("--force", action="store_true", help="replace existing key files")
+    init.set_defaults(func=_reporting_errors(_cmd_keys_init))
+
+    verify = subparsers.add_parser("verify", help="verify a signed local model directory")
+    verify.add_argument("model_dir", metavar="MODEL_DIR", help="local model folder")
+    verify.add_argument(
+        "--public-key",
+        metavar="PEM",
+        default=None,
+        help="public key (default: $MLOPS_HOME/keys/signing-key.pub.pem)",
+    )
+    verify.set_defaults(func=_reporting_errors(_cmd_verify))
+
+    audit = subparsers.add_parser(
+        "audit", help="audit an exactly pinned requirements file for known vulnerabilities"
+    )
+    audit.add_argument("-r", "--requirements", required=True, metavar="REQUIREMENTS")
+    audit.add_argument(
+        "--advisory-db",
+        metavar="DIR",
+        default=None,
+        help=f"PyPA advisory-database checkout (default: ${ADVISORY_DB_VAR})",
+    )
+    audit.add_argument("--online", action="store_true", help="also query the OSV web service")
+    audit.add_argument("--timeout", type=float, default=10.0, help=argparse.SUPPRESS)
+    audit.add_argument("--json", action="store_true", help="print one JSON object")
+    audit.set_defaults(func=_reporting_errors(_cmd_audit))
+
+    scan = subparsers.add_parser("scan", help="statically scan pickle / joblib / skops files")
+    scan.add_argument("path", metavar="PATH", help="file or directory")
+    scan.add_argument("--json", action="store_true", help="print one JSON object")
+    scan.set_defaults(func=_reporting_errors(_cmd_scan))

@@ -1,0 +1,39 @@
+"""Real example data for the demo and tests: datasets that ship inside scikit-learn.
+
+The Wisconsin breast-cancer set (569 biopsies, 30 measurements, benign or
+malignant) is split once into the data a data scientist trains on and an
+independent holdout that training never sees.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+TARGET = "diagnosis"
+
+
+def breast_cancer_frame() -> pd.DataFrame:
+    """The dataset with readable column names and string labels."""
+    from sklearn.datasets import load_breast_cancer
+
+    bunch = load_breast_cancer(as_frame=True)
+    frame = bunch.frame.rename(columns=lambda c: c.replace(" ", "_"))
+    frame[TARGET] = frame.pop("target").map(dict(enumerate(bunch.target_names)))
+    return frame
+
+
+def write_breast_cancer(out_dir: Path, holdout_share: float = 0.25, seed: int = 7) -> tuple[Path, Path]:
+    """Writes ``training.csv`` and ``holdout.csv`` (stratified, disjoint)."""
+    from sklearn.model_selection import train_test_split
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    frame = breast_cancer_frame()
+    training, holdout = train_test_split(frame, test_size=holdout_share, random_state=seed,
+                                         stratify=frame[TARGET])
+    paths = out_dir / "training.csv", out_dir / "holdout.csv"
+    training.to_csv(paths[0], index=False)
+    holdout.to_csv(paths[1], index=False)
+    return paths

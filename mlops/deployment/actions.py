@@ -1,0 +1,232 @@
+"""Deploy, promote and roll back a model: the plain functions behind the components.
+
+Two targets:
+
+* ``local``: only the desired state in the object store
+  (:mod:`mlops.deployment.state`) changes; ``mlops serve`` reconciles towards it.
+* ``kserve``: the InferenceService is built, validated when a CRD is available
+  (``MLOPS_KSERVE_CRD`` names the file; the image carries none), applied and
+  waited for; then the same desired state is recorded, so the store always says
+  what the cluster serves. A cluster failure leaves the state untouched.
+
+Each function returns a JSON-serialisable summary dict.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from mlops.errors import UsageError
+
+__all__ = [
+    "CRD_ENV_VAR",
+    "DEPLOYMENT_MODE_ENV_VAR",
+    "MODES",
+    "TARGETS",
+    "deploy_action",
+    "promote_action",
+    "rollback_action",
+]
+
+logger = logging.getLogger(__name__)
+
+CRD_ENV_VAR = "MLOPS_KSERVE_CRD"
+DEPLOYMENT_MODE_ENV_VAR = "MLOPS_KSERVE_DEPLOYMENT_MODE"
+MODES = ("none", "canary", "full")
+TARGETS = ("local", "kserve")
+
+
+def _check_target(target: str) -> str:
+    if target not in TARGETS:
+        raise UsageError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
+    return target
+
+
+def _state_summary(state) -> dict[str, Any]:
+    return {
+        "stable": state.stable.version if state.stable else None,
+        "canary": state.canary.version if state.canary else None,
+        "canary_percent": state.canary_percent,
+    }
+
+
+def _store(store):
+    if store is not None:
+        return store
+    from mlops.store import ObjectStore
+
+    return ObjectStore.from_env()
+
+
+def _check_published(store, model_name: str, model_uri: str, model_version: str) -> str:
+    """The version named by ``model_uri``, after checking it matches and is complete."""
+    from mlops.registry import COMPLETE_MARKER, parse_model_uri
+
+    parsed, uri_name, uri_version = parse_model_uri(model_uri)
+    if uri_name != model_name:
+        raise UsageError(f"model_uri {model_uri!r} is for model {uri_name!r}, not {model_name!r}")
+    if model_version and model_version != uri_version:
+        raise UsageError(f"model_uri {model_uri!r} is version {uri_version!r}, not {model_version!r}")
+    if not store.exists(f"s3://{parsed.bucket}/{parsed.key}/{COMPLETE_MARKER}"):
+        raise UsageError(f"{model_uri} is not a complete published model version")
+    return uri_version
+
+
+def _validate_if_configured(manifest: dict) -> bool:
+    crd = os.environ.get(CRD_ENV_VAR, "").strip()
+    if not crd:
+        logger.info("%s not set: skipping CRD schema validation", CRD_ENV_VAR)
+        return False
+    from mlops.deployment.schema import validate_inferenceservice
+
+    validate_inferenceservice(manifest, Path(crd))
+    return True
+
+
+def deploy_action(
+    model_name: str,
+    model_uri: str,
+    model_version: str = "",
+    mode: str = "full",
+    canary_percent: int = 10,
+    target: str = "local",
+    namespace: str = "kubeflow-user",
+    image: str = "",
+    *,
+    store=None,
+    client=None,
+    deployment_mode: str | None = None,
+    timeout_seconds: float = 300,
+    poll_seconds: float = 5,
+) -> dict[str, Any]:
+    """Deploys a published model version.
+
+    Args:
+        model_name: Registered model name.
+        model_uri: ``s3://<bucket>/models/<name>/<version>``.
+        model_version: Expected version ('' takes it from the URI).
+        mode: ``none`` (skip), ``canary`` (``canary_percent`` of traffic) or ``full``.
+        canary_percent: Canary share, 1-99, used with ``mode="canary"``.
+        target: ``local`` (desired state only) or ``kserve`` (cluster + state).
+        namespace: Kubernetes namespace (``kserve`` only).
+        image: Predictor image ('' = the project's runtime image).
+        store: Object store (default from ``MLOPS_S3_*``).
+        client: ``KServeClient`` (default from the kube config).
+        deployment_mode: ``Serverless``/``RawDeployment``/``Standard``; default
+            from ``MLOPS_KSERVE_DEPLOYMENT_MODE``, else the live object's, else Serverless.
+        timeout_seconds: Readiness timeout (``kserve`` only).
+        poll_seconds: Readiness poll interval (``kserve`` only).
+
+    Returns:
+        A summary: action, target, model, version, mode and the recorded state.
+
+    Raises:
+        UsageError: a bad mode/target/percent, a URI that does not match, or
+            an unpublished version. MlopsError: the cluster rejected or did not
+            ready the InferenceService (it was rolled back).
+    """
+    if mode not in MODES:
+        raise UsageError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    _check_target(target)
+    summary: dict[str, Any] = {"action": "deploy", "target": target, "model_name": model_name,
+                               "mode": mode, "deployed": False}
+    if mode == "none":
+        summary["reason"] = "mode is 'none'"
+        return summary
+    percent: int | None = None
+    if mode == "canary":
+        percent = int(canary_percent)
+        if not 0 < percent < 100:
+            raise UsageError(f"canary_percent must be between 1 and 99, got {canary_percent}")
+
+    from mlops.deployment import state as desired
+    from mlops.registry import validate_model_name
+
+    validate_model_name(model_name)
+    store = _store(store)
+    version = _check_published(store, model_name, model_uri, model_version)
+    summary.update(version=version, model_uri=model_uri)
+
+    if target == "kserve":
+        from mlops.deployment.inferenceservice import build_inferenceservice, deployment_mode_of
+        from mlops.deployment.kube import apply_inferenceservice, default_client, get_inferenceservice
+        from mlops.runtime import RUNTIME_IMAGE
+
+        client = client or default_client()
+        live = get_inferenceservice(model_name, namespace, client)
+        kserve_mode = (deployment_mode or os.environ.get(DEPLOYMENT_MODE_ENV_VAR, "").strip()
+                       or (deployment_mode_of(live) if live else "Serverless"))
+        manifest = build_inferenceservice(
+            model_name, version, model_uri, namespace=namespace, image=image or RUNTIME_IMAGE,
+            deployment_mode=kserve_mode, canary_percent=percent, previous=live)  # type: ignore[arg-type]
+        summary["schema_validated"] = _validate_if_configured(manifest)
+        ready = apply_inferenceservice(manifest, client=client, timeout_seconds=timeout_seconds,
+                                       poll_seconds=poll_seconds)
+        summary.update(namespace=namespace, deployment_mode=kserve_mode,
+                       url=(ready.get("status") or {}).get("url"))
+
+    state = desired.deploy(store, model_name, desired.Release(version, model_uri), percent)
+    summary["deployed"] = True
+    summary["state"] = _state_summary(state)
+    return summary
+
+
+def _change(kind: str, model_name: str, target: str, namespace: str, *, store, client,
+            timeout_seconds: float, poll_seconds: float) -> dict[str, Any]:
+    from mlops.deployment import state as desired
+
+    _check_target(target)
+    store = _store(store)
+    summary: dict[str, Any] = {"action": kind, "target": target, "model_name": model_name}
+    # Check the recorded state first, so a refused change never half-happens.
+    current = desired.read_state(store, model_name)
+    if kind == "promote" and (current is None or current.canary is None):
+        raise UsageError(f"model {model_name!r} has no canary to promote")
+    if kind == "rollback" and target == "kserve" and (current is None or current.canary is None):
+        raise UsageError(f"model {model_name!r} has no canary to roll back on KServe; "
+                         "deploy the previous version to go further back")
+    if target == "kserve":
+        from mlops.deployment.kube import (
+            default_client,
+            promote_inferenceservice,
+            rollback_inferenceservice,
+        )
+
+        change = promote_inferenceservice if kind == "promote" else rollback_inferenceservice
+        ready = change(model_name, namespace, client or default_client(),
+                       timeout_seconds=timeout_seconds, poll_seconds=poll_seconds)
+        summary.update(namespace=namespace, url=(ready.get("status") or {}).get("url"))
+    state = (desired.promote if kind == "promote" else desired.rollback)(store, model_name)
+    summary["state"] = _state_summary(state)
+    return summary
+
+
+def promote_action(model_name: str, target: str = "local", namespace: str = "kubeflow-user", *,
+                   store=None, client=None, timeout_seconds: float = 300,
+                   poll_seconds: float = 5) -> dict[str, Any]:
+    """Makes the canary the stable release (cluster first for ``kserve``, then the state).
+
+    Raises:
+        UsageError: no canary, or a bad target. MlopsError: the cluster change failed.
+    """
+    return _change("promote", model_name, target, namespace, store=store, client=client,
+                   timeout_seconds=timeout_seconds, poll_seconds=poll_seconds)
+
+
+def rollback_action(model_name: str, target: str = "local", namespace: str = "kubeflow-user", *,
+                    store=None, client=None, timeout_seconds: float = 300,
+                    poll_seconds: float = 5) -> dict[str, Any]:
+    """Drops the canary (cluster first for ``kserve``, then the state).
+
+    Locally, with no canary, returns to the previous stable release
+    (:func:`mlops.deployment.state.rollback`); on KServe only a canary can be
+    rolled back this way — redeploy the previous version to go further back.
+
+    Raises:
+        UsageError: nothing to roll back, or a bad target. MlopsError: the cluster change failed.
+    """
+    return _change("rollback", model_name, target, namespace, store=store, client=client,
+                   timeout_seconds=timeout_seconds, poll_seconds=poll_seconds)

@@ -1,0 +1,393 @@
+"""KServe ``InferenceService`` manifests for a published model version.
+
+The predictor is a custom container (the project image) running
+``python -m serving``; it reads the model straight from the object store with
+credentials taken from a Kubernetes Secret (never literal values in the
+manifest) and verifies the model signature with a public key mounted from a
+second Secret.
+
+Canary releases take one of two forms, depending on the deployment mode:
+
+* **Serverless** (Knative): ``spec.predictor.canaryTrafficPercent``. The spec
+  always describes the *new* version; KServe keeps the last rolled-out revision
+  and sends it the remaining traffic. Promotion removes the field (100% to the
+  latest revision); rollback sets it to 0 (all traffic back to the previous
+  revision).
+* **RawDeployment / Standard**: there are no revisions, so KServe 0.20+ defines
+  ``spec.canary``, a list of ``{predictor, trafficPercent}`` entries (see the
+  CRD ``serving.kserve.io_inferenceservices.yaml``: ``spec.canary.items``
+  requires ``predictor`` and ``trafficPercent`` 0-100; ``predictor.name``,
+  pattern ``^[a-z]([-a-z0-9]*[a-z0-9])?$``, names the variant whose
+  Deployment is ``{isvc}-{name}-predictor``). The stable release stays in
+  ``spec.predictor`` (copied from the live object); the new version becomes the
+  single canary entry. Promotion moves the canary's predictor (with its
+  ``name``) into ``spec.predictor`` and removes ``spec.canary`` — KServe's
+  documented way to promote without a restart; rollback removes ``spec.canary``.
+
+A full (non-canary) release in Raw mode keeps the live predictor's ``name`` so
+the existing Deployment is rolled in place rather than replaced by a new one.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import re
+from typing import Any, Literal
+
+from mlops.errors import UsageError
+from mlops.runtime import RUNTIME_IMAGE
+from mlops.settings import ACCESS_KEY_VAR, BUCKET_VAR, ENDPOINT_VAR, SECRET_KEY_VAR, SECURE_VAR
+
+__all__ = [
+    "API_VERSION",
+    "KIND",
+    "DeploymentMode",
+    "build_inferenceservice",
+    "deployment_mode_of",
+    "promoted_manifest",
+    "rolled_back_manifest",
+    "variant_name",
+    "manifest_from_live",
+    "has_canary",
+]
+
+API_VERSION = "serving.kserve.io/v1beta1"
+KIND = "InferenceService"
+CONTAINER_NAME = "kserve-container"  # the name KServe expects for a custom predictor
+HTTP_PORT = 8080
+PUBLIC_KEY_MOUNT = "/etc/mlops/keys"
+PUBLIC_KEY_FILE = "signing-key.pub.pem"
+
+LABEL_NAME = "app.kubernetes.io/name"
+LABEL_PART_OF = "app.kubernetes.io/part-of"
+LABEL_MODEL = "mlops.kfp/model"
+LABEL_VERSION = "mlops.kfp/version"
+ANNOTATION_MODE = "serving.kserve.io/deploymentMode"
+ANNOTATION_SCRAPE = "serving.kserve.io/enable-prometheus-scraping"
+ANNOTATION_METRICS_PORT = "prometheus.kserve.io/port"
+ANNOTATION_METRICS_PATH = "prometheus.kserve.io/path"
+ANNOTATION_STORAGE_URI = "mlops.kfp/storage-uri"
+
+DeploymentMode = Literal["Serverless", "RawDeployment", "Standard"]
+_MODES = ("Serverless", "RawDeployment", "Standard")
+_RAW_MODES = ("RawDeployment", "Standard")
+
+DEFAULT_RESOURCES: dict[str, dict[str, str]] = {
+    "requests": {"cpu": "100m", "memory": "256Mi"},
+    "limits": {"cpu": "1", "memory": "1Gi"},
+}
+
+# KServe accepts InferenceService names as DNS-1035 labels (start with a letter).
+_DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+_DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+# Knative names the first revision "<isvc>-predictor-00001"; it must fit a 63-char label.
+_MAX_ISVC_NAME = 63 - len("-predictor-00001")
+
+
+def _check_isvc_name(name: str) -> str:
+    if not _DNS1035.match(name or "") or len(name) > _MAX_ISVC_NAME:
+        raise UsageError(
+            f"InferenceService name {name!r} is invalid: use lowercase letters, digits and '-', "
+            f"start with a letter, end alphanumeric, at most {_MAX_ISVC_NAME} characters")
+    return name
+
+
+def _check_namespace(namespace: str) -> str:
+    if not _DNS1123.match(namespace or "") or len(namespace) > 63:
+        raise UsageError(f"namespace {namespace!r} is not a DNS-1123 label")
+    return namespace
+
+
+def _check_label_value(value: str, what: str) -> str:
+    if not _LABEL_VALUE.match(value or "") or len(value) > 63 or not value:
+        raise UsageError(f"{what} {value!r} cannot be a Kubernetes label value "
+                         "(alphanumerics, '-', '_', '.', at most 63 characters)")
+    return value
+
+
+def variant_name(isvc_name: str, version: str) -> str:
+    """The ``predictor.name`` of a Raw-mode variant running ``version``.
+
+    A DNS-1035 label derived from the version, short enough for the Deployment
+    name ``{isvc}-{variant}-predictor`` to stay within 63 characters; a digest
+    of the version is used when the readable form does not fit.
+    """
+    budget = 63 - len(isvc_name) - len("--predictor")
+    readable = re.sub(r"[^a-z0-9-]+", "-", version.lower()).strip("-")
+    if not readable or not readable[0].isalpha():
+        readable = "v" + readable
+    readable = readable.rstrip("-")
+    if len(readable) <= budget and _DNS1035.match(readable):
+        return readable
+    digits = min(8, budget - 1)
+    if digits < 4:
+        raise UsageError(f"InferenceService name {isvc_name!r} is too long for a canary variant")
+    return "v" + hashlib.sha256(version.encode()).hexdigest()[:digits]
+
+
+def _resources(overrides: dict | None) -> dict:
+    merged = copy.deepcopy(DEFAULT_RESOURCES)
+    for key, values in (overrides or {}).items():
+        if key not in ("requests", "limits"):
+            raise UsageError(f"resources may only hold 'requests' and 'limits', not {key!r}")
+        merged[key] = {**merged.get(key, {}), **values}
+    return merged
+
+
+def _secret_env(store_secret: str) -> list[dict]:
+    """Store settings as references into the Secret: no value ever appears here."""
+    required = (ENDPOINT_VAR, ACCESS_KEY_VAR, SECRET_KEY_VAR)
+    optional = (SECURE_VAR, BUCKET_VAR)
+    env = []
+    for key in required + optional:
+        ref: dict[str, Any] = {"name": store_secret, "key": key}
+        if key in optional:
+            ref["optional"] = True
+        env.append({"name": key, "valueFrom": {"secretKeyRef": ref}})
+    return env
+
+
+def _predictor(model_name: str, version: str, storage_uri: str, *, image: str,
+               service_account: str, resources: dict | None, public_key_secret: str,
+               store_secret: str) -> dict:
+    container = {
+        "name": CONTAINER_NAME,
+        "image": image,
+        "command": ["python", "-m", "serving"],
+        "args": [
+            "--model-name", model_name,
+            "--storage-uri", storage_uri,
+            "--public-key", f"{PUBLIC_KEY_MOUNT}/{PUBLIC_KEY_FILE}",
+            "--http-port", str(HTTP_PORT),
+        ],
+        "env": _secret_env(store_secret),
+        "ports": [{"name": "http1", "containerPort": HTTP_PORT, "protocol": "TCP"}],
+        "readinessProbe": {
+            "httpGet": {"path": f"/v2/models/{model_name}/ready", "port": HTTP_PORT},
+            "initialDelaySeconds": 2,
+            "periodSeconds": 5,
+            "timeoutSeconds": 2,
+            "failureThreshold": 6,
+        },
+        "resources": _resources(resources),
+        "volumeMounts": [{"name": "signing-public-key", "mountPath": PUBLIC_KEY_MOUNT,
+                          "readOnly": True}],
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 10001,
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+        },
+    }
+    return {
+        "serviceAccountName": service_account,
+        "labels": {LABEL_MODEL: model_name, LABEL_VERSION: version},
+        "containers": [container],
+        "volumes": [{
+            "name": "signing-public-key",
+            "secret": {
+                "secretName": public_key_secret,
+                "items": [{"key": PUBLIC_KEY_FILE, "path": PUBLIC_KEY_FILE}],
+            },
+        }],
+    }
+
+
+def _live_spec(previous: dict | None) -> dict | None:
+    """The spec of a live InferenceService (full object) or None."""
+    if not previous:
+        return None
+    return previous.get("spec") if "spec" in previous else None
+
+
+def build_inferenceservice(
+    model_name: str,
+    version: str,
+    storage_uri: str,
+    *,
+    namespace: str = "kubeflow-user",
+    image: str = RUNTIME_IMAGE,
+    service_account: str = "mlops-serving",
+    deployment_mode: DeploymentMode = "Serverless",
+    canary_percent: int | None = None,
+    previous: dict | None = None,
+    resources: dict | None = None,
+    public_key_secret: str = "mlops-signing-public-key",
+    store_secret: str = "mlops-s3-credentials",
+) -> dict:
+    """An InferenceService serving ``storage_uri`` with the project's predictor.
+
+    Args:
+        model_name: Model name; also the InferenceService name (DNS-1035 label).
+        version: Published version, recorded in labels.
+        storage_uri: ``s3://<bucket>/models/<name>/<version>``.
+        namespace: Target namespace.
+        image: Predictor image (runs ``python -m serving``).
+        service_account: Service account of the predictor pods.
+        deployment_mode: ``Serverless`` (Knative) or ``RawDeployment``/``Standard``.
+        canary_percent: 1-99 makes the release a canary next to the live stable
+            release; None, 0 or 100 (or nothing live yet) releases it fully.
+        previous: The live InferenceService as read from the API (needed for a
+            Raw-mode canary, whose stable predictor is copied from it), or None.
+        resources: Overrides of the default ``requests``/``limits``.
+        public_key_secret: Secret holding ``signing-key.pub.pem``.
+        store_secret: Secret holding the ``MLOPS_S3_*``/``MLOPS_BUCKET`` keys.
+
+    Returns:
+        The manifest as a plain dict.
+
+    Raises:
+        UsageError: an invalid name, version, mode or percent.
+    """
+    _check_isvc_name(model_name)
+    _check_namespace(namespace)
+    _check_label_value(version, "version")
+    if deployment_mode not in _MODES:
+        raise UsageError(f"deployment_mode must be one of {', '.join(_MODES)}, got {deployment_mode!r}")
+    if not storage_uri.startswith("s3://"):
+        raise UsageError(f"storage_uri must be an s3:// URI, got {storage_uri!r}")
+    if canary_percent is not None and not 0 <= int(canary_percent) <= 100:
+        raise UsageError(f"canary percent must be between 0 and 100, got {canary_percent}")
+
+    predictor = _predictor(model_name, version, storage_uri, image=image,
+                           service_account=service_account, resources=resources,
+                           public_key_secret=public_key_secret, store_secret=store_secret)
+    live = _live_spec(previous)
+    live_predictor = (live or {}).get("predictor") or {}
+    is_canary = canary_percent is not None and 0 < int(canary_percent) < 100 and bool(live_predictor)
+
+    spec: dict[str, Any]
+    if deployment_mode == "Serverless":
+        if is_canary:
+            predictor["canaryTrafficPercent"] = int(canary_percent)  # type: ignore[arg-type]
+        spec = {"predictor": predictor}
+    else:
+        stable_name = live_predictor.get("name")
+        stable_version = (live_predictor.get("labels") or {}).get(LABEL_VERSION)
+        if is_canary and stable_version != version:
+            name = variant_name(model_name, version)
+            if name == stable_name:
+                name = variant_name(model_name, version + "-canary")
+            predictor["name"] = name
+            spec = {
+                "predictor": copy.deepcopy(live_predictor),
+                "canary": [{"trafficPercent": int(canary_percent), "predictor": predictor}],  # type: ignore[arg-type]
+            }
+        else:
+            # Roll the existing Deployment in place: keep the live variant's name.
+            if stable_name:
+                predictor["name"] = stable_name
+            spec = {"predictor": predictor}
+
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {
+            "name": model_name,
+            "namespace": namespace,
+            "labels": {
+                LABEL_NAME: model_name,
+                LABEL_PART_OF: "kfp-mlops",
+                LABEL_MODEL: model_name,
+                LABEL_VERSION: version,
+            },
+            "annotations": {
+                ANNOTATION_MODE: deployment_mode,
+                ANNOTATION_SCRAPE: "true",
+                ANNOTATION_METRICS_PORT: str(HTTP_PORT),
+                ANNOTATION_METRICS_PATH: "/metrics",
+                ANNOTATION_STORAGE_URI: storage_uri,
+            },
+        },
+        "spec": spec,
+    }
+
+
+# -- promote / rollback (pure: live object in, desired manifest out) -----------
+
+def deployment_mode_of(isvc: dict) -> str:
+    """Serverless or Raw, from the annotation, else from the canary form used."""
+    mode = ((isvc.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_MODE)
+    if mode in _MODES:
+        return mode
+    if mode == "Knative":
+        return "Serverless"
+    return "RawDeployment" if (isvc.get("spec") or {}).get("canary") else "Serverless"
+
+
+def manifest_from_live(isvc: dict) -> dict:
+    """The user-owned part of a live object: apiVersion, kind, name, labels, annotations, spec."""
+    meta = isvc.get("metadata") or {}
+    out_meta: dict[str, Any] = {"name": meta["name"]}
+    if meta.get("namespace"):
+        out_meta["namespace"] = meta["namespace"]
+    for key in ("labels", "annotations"):
+        if meta.get(key):
+            out_meta[key] = dict(meta[key])
+    return {
+        "apiVersion": isvc.get("apiVersion", API_VERSION),
+        "kind": isvc.get("kind", KIND),
+        "metadata": out_meta,
+        "spec": copy.deepcopy(isvc.get("spec") or {}),
+    }
+
+
+def has_canary(isvc: dict) -> bool:
+    """Whether a canary currently takes (or may take) traffic."""
+    spec = isvc.get("spec") or {}
+    if deployment_mode_of(isvc) in _RAW_MODES:
+        return bool(spec.get("canary"))
+    percent = (spec.get("predictor") or {}).get("canaryTrafficPercent")
+    return percent is not None and 0 < int(percent) < 100
+
+
+def promoted_manifest(isvc: dict) -> dict:
+    """The canary becomes the stable release with all traffic.
+
+    Serverless: ``canaryTrafficPercent`` removed (the latest revision gets 100%).
+    Raw/Standard: the canary's predictor (keeping its ``name``) replaces
+    ``spec.predictor`` and ``spec.canary`` is removed.
+
+    Raises:
+        UsageError: there is no canary to promote.
+    """
+    name = (isvc.get("metadata") or {}).get("name")
+    if not has_canary(isvc):
+        raise UsageError(f"InferenceService {name!r} has no canary to promote")
+    manifest = manifest_from_live(isvc)
+    spec = manifest["spec"]
+    if deployment_mode_of(isvc) in _RAW_MODES:
+        canary = spec.pop("canary")
+        spec["predictor"] = canary[0]["predictor"]
+    else:
+        spec["predictor"].pop("canaryTrafficPercent", None)
+    version = (spec["predictor"].get("labels") or {}).get(LABEL_VERSION)
+    if version:
+        manifest["metadata"].setdefault("labels", {})[LABEL_VERSION] = version
+    return manifest
+
+
+def rolled_back_manifest(isvc: dict) -> dict:
+    """All traffic back to the stable release.
+
+    Serverless: ``canaryTrafficPercent: 0`` (KServe routes everything to the
+    previous rolled-out revision). Raw/Standard: ``spec.canary`` removed.
+
+    Raises:
+        UsageError: there is no canary to roll back.
+    """
+    name = (isvc.get("metadata") or {}).get("name")
+    if not has_canary(isvc):
+        raise UsageError(f"InferenceService {name!r} has no canary to roll back")
+    manifest = manifest_from_live(isvc)
+    spec = manifest["spec"]
+    if deployment_mode_of(isvc) in _RAW_MODES:
+        spec.pop("canary")
+    else:
+        spec["predictor"]["canaryTrafficPercent"] = 0
+    version = (spec["predictor"].get("labels") or {}).get(LABEL_VERSION)
+    if version and deployment_mode_of(isvc) in _RAW_MODES:
+        manifest["metadata"].setdefault("labels", {})[LABEL_VERSION] = version
+    return manifest

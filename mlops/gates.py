@@ -1,0 +1,58 @@
+"""Gate results: what each release check decided, and the overall decision.
+
+Gates travel between pipeline tasks as JSON strings (KFP parameters), and the
+overall decision as a typed bool, because ``dsl.If`` compares parameters only.
+A gate that could not check reports ``passed: false``: everything fails closed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterable
+
+GATE_ORDER = ("holdout_accuracy", "dependency_audit", "model_scan", "code_quality", "signature")
+
+
+@dataclass
+class GateResult:
+    name: str
+    passed: bool
+    detail: str
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "GateResult":
+        data = json.loads(text)
+        return cls(data["name"], bool(data["passed"]), str(data["detail"]), dict(data.get("metrics", {})))
+
+
+@dataclass
+class Decision:
+    passed: bool
+    reason: str
+    gates: dict[str, dict[str, Any]]
+    metrics: dict[str, float]
+
+    def gates_json(self) -> str:
+        return json.dumps({"gates": self.gates, "metrics": self.metrics, "reason": self.reason},
+                          sort_keys=True)
+
+
+def decide(results: Iterable[GateResult], required: Iterable[str] = GATE_ORDER) -> Decision:
+    """All required gates must be present and passed; the reason names every failure."""
+    by_name = {r.name: r for r in results}
+    failures = [f"{name}: {by_name[name].detail}" for name in by_name if not by_name[name].passed]
+    failures += [f"{name}: gate did not run" for name in required if name not in by_name]
+    metrics: dict[str, float] = {}
+    for result in by_name.values():
+        metrics.update(result.metrics)
+    ordered = sorted(by_name, key=lambda n: (GATE_ORDER.index(n) if n in GATE_ORDER else 99, n))
+    gates = {n: {"passed": by_name[n].passed, "detail": by_name[n].detail} for n in ordered}
+    for name in required:
+        gates.setdefault(name, {"passed": False, "detail": "gate did not run"})
+    reason = "; ".join(failures) if failures else "all gates passed"
+    return Decision(not failures, reason, gates, metrics)

@@ -1,0 +1,256 @@
+"""Code-quality and security lint gate: ruff + bandit, run as subprocesses.
+
+Severity model (``low`` < ``medium`` < ``high``):
+
+* bandit: its own ``issue_severity`` (LOW / MEDIUM / HIGH); a file bandit
+  cannot parse is a ``high`` finding (it was not analysed).
+* ruff: ``low``, except real errors, which are ``high``: rule codes starting
+  with ``F`` (pyflakes: undefined names, bad calls...) or ``E9`` (syntax / IO
+  errors), and syntax errors. The pyflakes *hygiene* rules in
+  :data:`RUFF_LOW_EXCEPTIONS` (unused import / variable, placeholder-less
+  f-string) stay ``low``.
+
+Findings at or above ``fail_on`` fail the gate. A tool that cannot run or whose
+output cannot be parsed fails the gate too (fail closed).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess  # nosec B404 - runs ruff/bandit with a fixed argv
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlops.errors import UsageError
+
+logger = logging.getLogger(__name__)
+
+SEVERITIES: tuple[str, ...] = ("low", "medium", "high")
+_RANK = {name: i for i, name in enumerate(SEVERITIES)}
+
+RUFF_HIGH_PREFIXES: tuple[str, ...] = ("F", "E9")
+RUFF_LOW_EXCEPTIONS: frozenset[str] = frozenset({"F401", "F841", "F541"})
+
+#: Folders bandit skips (its defaults plus virtualenvs and build output).
+BANDIT_EXCLUDES = ".venv,venv,.git,__pycache__,.tox,.nox,.eggs,*.egg,node_modules,build,dist"
+
+TOOL_TIMEOUT_SECONDS = 300
+
+
+@dataclass
+class QualityResult:
+    """Outcome of :func:`check_code_quality`.
+
+    Attributes:
+        passed: False when a finding reaches ``fail_on`` or a tool failed.
+        counts: Number of findings per severity (``low``, ``medium``, ``high``).
+        findings: Dicts with ``tool``, ``code``, ``severity``, ``file``,
+            ``line``, ``message``.
+        fail_on: The threshold used.
+        detail: Summary, including tool failures.
+    """
+
+    passed: bool
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SEVERITIES, 0))
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    fail_on: str = "medium"
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Returns a JSON-serialisable dict."""
+        return {
+            "passed": self.passed,
+            "counts": dict(self.counts),
+            "findings": [dict(f) for f in self.findings],
+            "fail_on": self.fail_on,
+            "detail": self.detail,
+        }
+
+    def markdown(self) -> str:
+        """Renders a Markdown summary: verdict, counts table, findings table."""
+
+        def cell(value: Any) -> str:
+            return str(value).replace("|", "\\|").replace("\n", " ")
+
+        verdict = "PASSED" if self.passed else "FAILED"
+        lines = [
+            f"### Code quality: {verdict} (fail on: {self.fail_on})",
+            "",
+        ]
+        if self.detail:
+            lines += [cell(self.detail), ""]
+        lines += ["| Severity | Count |", "|---|---:|"]
+        lines += [f"| {sev} | {self.counts.get(sev, 0)} |" for sev in reversed(SEVERITIES)]
+        if self.findings:
+            lines += [
+                "",
+                "| Severity | Tool | Rule | Location | Message |",
+                "|---|---|---|---|---|",
+            ]
+            ordered = sorted(
+                self.findings,
+                key=lambda f: (-_RANK.get(f["severity"], 0), f["file"], f["line"] or 0),
+            )
+            for f in ordered:
+                location = f"{f['file']}:{f['line']}" if f["line"] else f["file"]
+                lines.append(
+                    f"| {f['severity']} | {f['tool']} | {cell(f['code'])} | "
+                    f"{cell(location)} | {cell(f['message'])} |"
+                )
+        else:
+            lines += ["", "No findings."]
+        return "\n".join(lines) + "\n"
+
+
+def ruff_severity(code: str | None) -> str:
+    """Maps a ruff rule code to a severity.
+
+    Args:
+        code: The rule code (``None`` / non-rule codes such as
+            ``invalid-syntax`` are syntax errors).
+
+    Returns:
+        ``high`` for errors, ``low`` otherwise.
+    """
+    if not code or not code[:1].isalpha() or "-" in code:
+        return "high"  # syntax errors are reported without a rule code
+    if code in RUFF_LOW_EXCEPTIONS:
+        return "low"
+    return "high" if code.startswith(RUFF_HIGH_PREFIXES) else "low"
+
+
+def _run(args: list[str]) -> subprocess.CompletedProcess[str]:
+    logger.debug("running %s", " ".join(args))
+    return subprocess.run(  # nosec B603 - fixed argv, no shell
+        args, capture_output=True, text=True, timeout=TOOL_TIMEOUT_SECONDS, check=False
+    )
+
+
+def _ruff(paths: Sequence[Path]) -> list[dict[str, Any]]:
+    proc = _run(
+        [
+            sys.executable,
+            "-m",
+            "ruff",
+            "check",
+            "--output-format",
+            "json",
+            "--no-cache",
+            *map(str, paths),
+        ]
+    )
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"ruff exited {proc.returncode}: {proc.stderr.strip()[:500]}")
+    items = json.loads(proc.stdout or "null")
+    if not isinstance(items, list):
+        raise RuntimeError("ruff produced no JSON report")
+    return [
+        {
+            "tool": "ruff",
+            "code": item.get("code") or "syntax",
+            "severity": ruff_severity(item.get("code")),
+            "file": item.get("filename", ""),
+            "line": (item.get("location") or {}).get("row"),
+            "message": item.get("message", ""),
+        }
+        for item in items
+    ]
+
+
+def _bandit(paths: Sequence[Path]) -> list[dict[str, Any]]:
+    proc = _run(
+        [
+            sys.executable,
+            "-m",
+            "bandit",
+            "-r",
+            "-f",
+            "json",
+            "-q",
+            "-x",
+            BANDIT_EXCLUDES,
+            *map(str, paths),
+        ]
+    )
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"bandit exited {proc.returncode}: {proc.stderr.strip()[:500]}")
+    report = json.loads(proc.stdout or "null")
+    if not isinstance(report, dict) or "results" not in report:
+        raise RuntimeError("bandit produced no JSON report")
+    findings = [
+        {
+            "tool": "bandit",
+            "code": item.get("test_id", ""),
+            "severity": str(item.get("issue_severity", "HIGH")).lower()
+            if str(item.get("issue_severity", "")).lower() in _RANK
+            else "high",
+            "file": item.get("filename", ""),
+            "line": item.get("line_number"),
+            "message": item.get("issue_text", ""),
+        }
+        for item in report["results"]
+    ]
+    findings += [
+        {
+            "tool": "bandit",
+            "code": "error",
+            "severity": "high",
+            "file": err.get("filename", ""),
+            "line": None,
+            "message": f"not analysed: {err.get('reason', 'unknown error')}",
+        }
+        for err in report.get("errors", [])
+    ]
+    return findings
+
+
+def check_code_quality(paths: Sequence[Path], fail_on: str = "medium") -> QualityResult:
+    """Runs ruff and bandit over source paths and applies a severity threshold.
+
+    Args:
+        paths: Files or folders to check.
+        fail_on: Lowest severity that fails the gate: ``low``, ``medium`` or ``high``.
+
+    Returns:
+        The gate result; never raises for tool failures (they fail the gate).
+
+    Raises:
+        UsageError: Bad ``fail_on``, no paths, or a path that does not exist.
+    """
+    fail_on = fail_on.lower()
+    if fail_on not in _RANK:
+        raise UsageError(f"fail_on must be one of {', '.join(SEVERITIES)}, got {fail_on!r}")
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise UsageError("no paths to check")
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise UsageError(f"path(s) not found: {', '.join(missing)}")
+
+    findings: list[dict[str, Any]] = []
+    failures: list[str] = []
+    for name, tool in (("ruff", _ruff), ("bandit", _bandit)):
+        try:
+            findings.extend(tool(paths))
+        except Exception as exc:  # not installed, timeout, bad JSON...
+            logger.warning("%s failed: %s", name, exc)
+            failures.append(f"{name} failed to run: {exc}")
+
+    counts = dict.fromkeys(SEVERITIES, 0)
+    for f in findings:
+        counts[f["severity"]] += 1
+    blocking = sum(n for sev, n in counts.items() if _RANK[sev] >= _RANK[fail_on])
+    passed = not failures and blocking == 0
+    parts = list(failures)
+    parts.append(f"{len(findings)} finding(s), {blocking} at or above {fail_on}")
+    return QualityResult(
+        passed=passed,
+        counts=counts,
+        findings=findings,
+        fail_on=fail_on,
+        detail="; ".join(parts),
+    )

@@ -1,0 +1,341 @@
+"""Static safety scan of serialized model files — nothing is ever unpickled.
+
+* Pickle-like files (``.pkl``, ``.pickle``, ``.joblib``, and any file whose
+  first bytes are a pickle protocol header, possibly zlib / gzip / bz2 / xz /
+  lzma compressed as joblib does) are decompressed in memory (size-capped) and
+  disassembled with fickling's static analysis. Any fickling finding above
+  "likely safe", any stream that cannot be fully parsed, and any trailing data
+  make the file unsafe (fail closed).
+* ``.skops`` files must be a zip holding only ``schema.json``-style JSON and
+  ``.npy`` members with non-object dtypes, and every type skops would need to
+  trust must be on :mod:`mlops.trust.modelio`'s allow-list.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlops.errors import UsageError
+
+logger = logging.getLogger(__name__)
+
+PICKLE_SUFFIXES: frozenset[str] = frozenset({".pkl", ".pickle", ".joblib"})
+SKOPS_SUFFIX = ".skops"
+
+#: Upper bound on the decompressed size of one file (decompression-bomb guard).
+MAX_DECOMPRESSED_BYTES = 2 * 1024**3
+
+_HEAD_BYTES = 16
+
+# fickling severity name -> our severity label
+_SEVERITY = {
+    "POSSIBLY_UNSAFE": "medium",
+    "SUSPICIOUS": "medium",
+    "LIKELY_UNSAFE": "high",
+    "LIKELY_OVERTLY_MALICIOUS": "critical",
+    "OVERTLY_MALICIOUS": "critical",
+}
+
+
+@dataclass
+class ScanResult:
+    """Outcome of :func:`scan_path`.
+
+    Attributes:
+        safe: True when no finding was raised for any scanned file.
+        findings: One dict per problem: ``file``, ``severity`` (``medium``,
+            ``high``, ``critical``) and ``detail``.
+        scanned: Paths of the files that were analysed.
+    """
+
+    safe: bool
+    findings: list[dict[str, str]] = field(default_factory=list)
+    scanned: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Returns a JSON-serialisable dict."""
+        return {
+            "safe": self.safe,
+            "findings": [dict(f) for f in self.findings],
+            "scanned": list(self.scanned),
+        }
+
+
+def _is_pickle_header(head: bytes) -> bool:
+    """Protocol 2+ pickles start with PROTO (0x80) and a protocol number."""
+    return len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5
+
+
+def _compression(head: bytes) -> str | None:
+    """Names the compression format announced by the first bytes, if any."""
+    if head[:2] == b"\x1f\x8b":
+        return "gzip"
+    if head[:6] == b"\xfd7zXZ\x00":
+        return "xz"
+    if head[:3] == b"BZh":
+        return "bz2"
+    if head[:3] == b"]\x00\x00":
+        return "lzma"
+    if len(head) >= 2 and head[0] == 0x78 and (head[0] * 256 + head[1]) % 31 == 0:
+        return "zlib"
+    return None
+
+
+def _decompress(data: bytes, kind: str, limit: int = MAX_DECOMPRESSED_BYTES) -> bytes:
+    """Decompresses ``data`` without letting the output exceed ``limit`` bytes.
+
+    Raises:
+        ValueError: Corrupt or truncated stream, or output above ``limit``.
+    """
+    import bz2
+    import lzma
+    import zlib
+
+    if kind in ("zlib", "gzip"):
+        zobj = zlib.decompressobj(zlib.MAX_WBITS | (16 if kind == "gzip" else 0))
+        try:
+            out = zobj.decompress(data, limit + 1)
+        except zlib.error as exc:
+            raise ValueError(f"corrupt {kind} stream: {exc}") from exc
+        if len(out) > limit:
+            raise ValueError(f"decompressed size exceeds {limit} bytes")
+        if not zobj.eof:
+            raise ValueError(f"truncated {kind} stream")
+        if zobj.unused_data:
+            raise ValueError(f"{len(zobj.unused_data)} bytes after the {kind} stream")
+        return out
+    if kind in ("xz", "lzma", "bz2"):
+        dobj: Any = bz2.BZ2Decompressor() if kind == "bz2" else lzma.LZMADecompressor()
+        try:
+            out = dobj.decompress(data, max_length=limit + 1)
+        except (OSError, lzma.LZMAError, EOFError) as exc:
+            raise ValueError(f"corrupt {kind} stream: {exc}") from exc
+        if len(out) > limit:
+            raise ValueError(f"decompressed size exceeds {limit} bytes")
+        if not dobj.eof:
+            raise ValueError(f"truncated {kind} stream")
+        if dobj.unused_data:
+            raise ValueError(f"{len(dobj.unused_data)} bytes after the {kind} stream")
+        return out
+    raise ValueError(f"unsupported compression {kind}")
+
+
+def _finding(path: Path, severity: str, detail: str) -> dict[str, str]:
+    return {"file": str(path), "severity": severity, "detail": detail}
+
+
+def _analyse_pickle_bytes(path: Path, data: bytes) -> list[dict[str, str]]:
+    """Runs fickling over every pickle in ``data``; never unpickles."""
+    from fickling.analysis import Severity, check_safety
+    from fickling.fickle import EmptyPickleError, Pickled
+
+    findings: list[dict[str, str]] = []
+    stream = io.BytesIO(data)
+    index = 0
+    while stream.tell() < len(data):
+        start = stream.tell()
+        label = f"pickle #{index} at offset {start}"
+        try:
+            pickled = Pickled.load(stream, fail_on_decode_error=False)
+        except EmptyPickleError:
+            findings.append(
+                _finding(
+                    path, "high", f"{len(data) - start} bytes of non-pickle data at offset {start}"
+                )
+            )
+            break
+        except Exception as exc:
+            findings.append(_finding(path, "high", f"{label}: cannot be parsed: {exc}"))
+            break
+        if len(pickled) == 0 or stream.tell() <= start:
+            findings.append(_finding(path, "high", f"{label}: cannot be parsed"))
+            break
+        if pickled.has_invalid_opcode:
+            findings.append(
+                _finding(path, "high", f"{label}: invalid opcode / unparsable stream (fail closed)")
+            )
+        try:
+            results = check_safety(pickled)
+        except Exception as exc:
+            findings.append(_finding(path, "high", f"{label}: static analysis failed: {exc}"))
+            break
+        for result in results.results:
+            if result.severity > Severity.LIKELY_SAFE:
+                findings.append(
+                    _finding(
+                        path,
+                        _SEVERITY.get(result.severity.name, "high"),
+                        f"{label}: {result.severity.name}: {result}",
+                    )
+                )
+        if pickled.has_invalid_opcode:
+            break
+        index += 1
+    if not data:
+        findings.append(_finding(path, "high", "empty file with a pickle extension"))
+    return findings
+
+
+def _scan_pickle(path: Path, data: bytes) -> list[dict[str, str]]:
+    kind = _compression(data[:_HEAD_BYTES])
+    if kind is not None:
+        try:
+            data = _decompress(data, kind)
+        except ValueError as exc:
+            return [
+                _finding(path, "high", f"cannot decompress ({exc}); not analysed (fail closed)")
+            ]
+        logger.debug("%s: %s-compressed, %d bytes decompressed", path, kind, len(data))
+    return _analyse_pickle_bytes(path, data)
+
+
+def _check_npy_member(zf: Any, name: str) -> str | None:
+    """Returns a problem description when a ``.npy`` member could hold pickles."""
+    import numpy as np
+
+    with zf.open(name) as fh:
+        try:
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                _, _, dtype = np.lib.format.read_array_header_1_0(fh)
+            else:
+                _, _, dtype = np.lib.format.read_array_header_2_0(fh)
+        except Exception as exc:
+            return f"{name}: not a valid .npy member: {exc}"
+    if dtype.hasobject:
+        return f"{name}: object dtype array (would need pickle)"
+    return None
+
+
+def _scan_skops(path: Path) -> list[dict[str, str]]:
+    import zipfile
+
+    from mlops.errors import VerificationError
+    from mlops.trust.modelio import untrusted_types
+
+    findings: list[dict[str, str]] = []
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+            if "schema.json" not in names:
+                findings.append(_finding(path, "high", "no schema.json: not a skops archive"))
+            for name in names:
+                if name.endswith(".json"):
+                    continue
+                if name.endswith(".npy"):
+                    problem = _check_npy_member(zf, name)
+                    if problem:
+                        findings.append(_finding(path, "high", problem))
+                    continue
+                findings.append(
+                    _finding(
+                        path,
+                        "high",
+                        f"unexpected archive member {name!r} (only JSON and .npy allowed)",
+                    )
+                )
+    except (zipfile.BadZipFile, OSError) as exc:
+        return [_finding(path, "high", f"not a zip archive: {exc}")]
+    try:
+        _, refused = untrusted_types(path)
+    except (VerificationError, UsageError) as exc:
+        findings.append(_finding(path, "high", str(exc)))
+    else:
+        if refused:
+            findings.append(
+                _finding(path, "high", f"types outside the allow-list: {', '.join(refused)}")
+            )
+    return findings
+
+
+def _iter_files(root: Path) -> Iterator[Path]:
+    if root.is_file():
+        yield root
+        return
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames.sort()
+        for name in sorted(filenames):
+            yield Path(dirpath) / name
+
+
+def scan_path(path: Path) -> ScanResult:
+    """Statically scans a file or a directory tree for unsafe serialized objects.
+
+    Args:
+        path: A file, or a directory scanned recursively (symlinked
+            directories are not followed).
+
+    Returns:
+        The scan result; ``safe`` is False as soon as any finding exists.
+
+    Raises:
+        UsageError: ``path`` does not exist.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise UsageError(f"path not found: {path}")
+    findings: list[dict[str, str]] = []
+    scanned: list[str] = []
+    for file in _iter_files(path):
+        suffix = file.suffix.lower()
+        if file.is_symlink() and not file.exists():
+            continue
+        if suffix == SKOPS_SUFFIX:
+            scanned.append(str(file))
+            findings.extend(_scan_skops(file))
+            continue
+        try:
+            with file.open("rb") as fh:
+                head = fh.read(_HEAD_BYTES)
+        except OSError as exc:
+            if suffix in PICKLE_SUFFIXES:
+                scanned.append(str(file))
+                findings.append(_finding(file, "high", f"cannot read: {exc}"))
+            continue
+        if suffix not in PICKLE_SUFFIXES and not _looks_like_pickle(head, file):
+            continue
+        scanned.append(str(file))
+        try:
+            data = file.read_bytes()
+        except OSError as exc:
+            findings.append(_finding(file, "high", f"cannot read: {exc}"))
+            continue
+        findings.extend(_scan_pickle(file, data))
+    for f in findings:
+        logger.warning("unsafe: %s [%s] %s", f["file"], f["severity"], f["detail"])
+    return ScanResult(safe=not findings, findings=findings, scanned=scanned)
+
+
+def _looks_like_pickle(head: bytes, file: Path) -> bool:
+    """Sniffs files without a pickle extension: raw or compressed pickle headers."""
+    if _is_pickle_header(head):
+        return True
+    kind = _compression(head)
+    if kind is None:
+        return False
+    # Decompress just enough to see the first bytes of the payload.
+    try:
+        with file.open("rb") as fh:
+            chunk = fh.read(64 * 1024)
+        return _is_pickle_header(_peek_decompressed(chunk, kind))
+    except Exception:  # not actually compressed data: not a pickle candidate
+        return False
+
+
+def _peek_decompressed(chunk: bytes, kind: str) -> bytes:
+    import bz2
+    import lzma
+    import zlib
+
+    if kind in ("zlib", "gzip"):
+        return zlib.decompressobj(zlib.MAX_WBITS | (16 if kind == "gzip" else 0)).decompress(
+            chunk, _HEAD_BYTES
+        )
+    dobj: Any = bz2.BZ2Decompressor() if kind == "bz2" else lzma.LZMADecompressor()
+    return bytes(dobj.decompress(chunk, max_length=_HEAD_BYTES))

@@ -1,0 +1,33 @@
+"""Cluster wiring: Kubernetes Secrets reach tasks through kfp-kubernetes.
+
+Credentials never appear as pipeline parameters or literals in the compiled
+YAML, only the Secret names below. ``kfp.local`` ignores these settings; the
+CLI exports the same variables for local runs instead.
+"""
+
+from kfp import dsl, kubernetes
+
+STORE_SECRET = "mlops-s3-credentials"
+SIGNING_SECRET = "mlops-signing-key"
+SIGNING_MOUNT = "/etc/mlops/signing"
+STORE_ENV_KEYS = ("MLOPS_S3_ENDPOINT", "MLOPS_S3_ACCESS_KEY", "MLOPS_S3_SECRET_KEY",
+                  "MLOPS_S3_SECURE", "MLOPS_BUCKET")
+
+
+def uses_store(task: dsl.PipelineTask) -> dsl.PipelineTask:
+    """Gives a task the object-store settings from the store Secret."""
+    kubernetes.use_secret_as_env(task, secret_name=STORE_SECRET,
+                                 secret_key_to_env={key: key for key in STORE_ENV_KEYS})
+    return task
+
+
+def uses_signing_key(task: dsl.PipelineTask) -> dsl.PipelineTask:
+    """Mounts the signing key pair (``signing-key.pem``, ``signing-key.pub.pem``)."""
+    kubernetes.use_secret_as_volume(task, secret_name=SIGNING_SECRET, mount_path=SIGNING_MOUNT)
+    return task
+
+
+def live(task: dsl.PipelineTask) -> dsl.PipelineTask:
+    """Turns caching off: these tasks read data, advisories or state that change under one URI."""
+    task.set_caching_options(False)
+    return task

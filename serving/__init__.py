@@ -1,0 +1,1 @@
+"""Model serving on KServe: verified sklearn predictors, canary routing, inference logs."""

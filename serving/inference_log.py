@@ -1,0 +1,252 @@
+"""Inference logging: request features + predictions to Parquet in the object store, off the request path.
+
+``InferenceLogger.record`` only appends a reference to the request's feature
+frame and predictions to a bounded in-memory buffer (a lock, a deque append, no
+I/O, no copying). A background thread writes the buffer as Parquet to
+``inference-logs/<model>/<YYYY-MM-DD>/<timestamp>-<uuid>.parquet`` when
+``flush_rows`` rows are waiting, every ``flush_seconds``, and on ``close()``.
+
+When the store is down the write fails: the rows go back to the front of the
+buffer to be retried on the next flush, and whatever exceeds
+``max_buffer_rows`` is dropped oldest-first and counted in
+``mlops_inference_log_records_total{result="dropped"}``. The buffer therefore
+never grows past ``max_buffer_rows`` rows and a request never waits for the store.
+
+Each row holds the feature columns plus ``prediction``, ``model_version`` and
+``timestamp`` (UTC). :func:`read_inference_logs` reads them back for the drift step.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+import uuid
+from collections import deque
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from serving import metrics
+
+logger = logging.getLogger(__name__)
+
+LOGS_PREFIX = "inference-logs"
+RESERVED_COLUMNS = ("prediction", "model_version", "timestamp")
+
+
+@dataclass
+class _Chunk:
+    version: str
+    inputs: Any  # DataFrame, list of dicts, or list of lists
+    outputs: Sequence[Any]
+    timestamp: datetime
+    rows: int
+    columns: Sequence[str] | None = None
+
+    def tail(self, keep: int) -> "_Chunk":
+        """The last ``keep`` rows of this chunk."""
+        start = self.rows - keep
+        inputs = self.inputs.iloc[start:] if isinstance(self.inputs, pd.DataFrame) else self.inputs[start:]
+        return _Chunk(self.version, inputs, self.outputs[start:], self.timestamp, keep, self.columns)
+
+    def frame(self) -> pd.DataFrame:
+        if isinstance(self.inputs, pd.DataFrame):
+            frame = self.inputs.reset_index(drop=True)
+        elif self.rows and isinstance(self.inputs[0], dict):
+            frame = pd.DataFrame(list(self.inputs))
+        else:
+            frame = pd.DataFrame(list(self.inputs), columns=self.columns)
+        frame = frame.drop(columns=[c for c in RESERVED_COLUMNS if c in frame.columns])
+        frame["prediction"] = self.outputs if isinstance(self.outputs, np.ndarray) else list(self.outputs)
+        frame["model_version"] = self.version
+        frame["timestamp"] = pd.Timestamp(self.timestamp)
+        return frame
+
+
+class InferenceLogger:
+    """Buffers inference records and writes them to the store from a background thread.
+
+    Args:
+        store: Where to write (``ObjectStore``).
+        model_name: Model the records belong to (a key prefix).
+        max_buffer_rows: Hard bound on buffered rows; beyond it the oldest are dropped.
+        flush_rows: Flush as soon as this many rows wait.
+        flush_seconds: Flush at least this often (also the retry delay after a failed write).
+        columns: Column names for records given as lists of lists.
+    """
+
+    def __init__(self, store, model_name: str, max_buffer_rows: int = 10_000, flush_rows: int = 1000,
+                 flush_seconds: float = 5.0, columns: Sequence[str] | None = None) -> None:
+        if max_buffer_rows < 1 or flush_rows < 1 or flush_seconds <= 0:
+            raise ValueError("max_buffer_rows, flush_rows and flush_seconds must be positive")
+        self.store = store
+        self.model_name = model_name
+        self.max_buffer_rows = int(max_buffer_rows)
+        self.flush_rows = min(int(flush_rows), self.max_buffer_rows)
+        self.flush_seconds = float(flush_seconds)
+        self.columns = list(columns) if columns else None
+        self.written_rows = 0
+        self.dropped_rows = 0
+        self.written_keys: list[str] = []
+        self._chunks: deque[_Chunk] = deque()
+        self._rows = 0
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closing = threading.Event()
+        self._written_metric = metrics.INFERENCE_LOG_RECORDS.labels(model_name, "written")
+        self._dropped_metric = metrics.INFERENCE_LOG_RECORDS.labels(model_name, "dropped")
+        self._thread = threading.Thread(target=self._run, name=f"inference-log-{model_name}", daemon=True)
+        self._thread.start()
+
+    # -- request path ---------------------------------------------------------
+    def record(self, version: str, inputs: Any, outputs: Sequence[Any]) -> None:
+        """Queues rows for writing. Never blocks on I/O; drops the oldest rows beyond the bound."""
+        if self._closing.is_set():
+            self._count_dropped(len(outputs))
+            return
+        rows = len(inputs)
+        if rows != len(outputs):
+            raise ValueError(f"{rows} input rows but {len(outputs)} outputs")
+        if rows == 0:
+            return
+        chunk = _Chunk(version, inputs, outputs, datetime.now(timezone.utc), rows, self.columns)
+        with self._lock:
+            self._chunks.append(chunk)
+            self._rows += rows
+            dropped = self._drop_excess_locked()
+            waiting = self._rows
+        if dropped:
+            self._count_dropped(dropped)
+        if waiting >= self.flush_rows:
+            self._wake.set()
+
+    @property
+    def buffered_rows(self) -> int:
+        return self._rows
+
+    # -- internals --------------------------------------------------------------
+    def _count_dropped(self, rows: int) -> None:
+        self.dropped_rows += rows
+        self._dropped_metric.inc(rows)
+
+    def _drop_excess_locked(self) -> int:
+        excess = self._rows - self.max_buffer_rows
+        dropped = 0
+        while excess > 0 and self._chunks:
+            oldest = self._chunks[0]
+            if oldest.rows <= excess:
+                self._chunks.popleft()
+                taken = oldest.rows
+            else:
+                self._chunks[0] = oldest.tail(oldest.rows - excess)
+                taken = excess
+            self._rows -= taken
+            excess -= taken
+            dropped += taken
+        return dropped
+
+    def _run(self) -> None:
+        while not self._closing.is_set():
+            self._wake.wait(self.flush_seconds)
+            self._wake.clear()
+            if self._closing.is_set():
+                break
+            if not self.flush():
+                # The store is unreachable: wait before trying again instead of hammering it.
+                self._closing.wait(self.flush_seconds)
+
+    def flush(self) -> bool:
+        """Writes everything buffered now; returns False when a write failed (rows re-queued)."""
+        with self._flush_lock:
+            with self._lock:
+                chunks = list(self._chunks)
+                self._chunks.clear()
+                self._rows = 0
+            if not chunks:
+                return True
+            by_day: dict[date, list[_Chunk]] = {}
+            for chunk in chunks:
+                by_day.setdefault(chunk.timestamp.date(), []).append(chunk)
+            pending = list(by_day.items())
+            while pending:
+                day, group = pending[0]
+                try:
+                    self._write(day, group)
+                except Exception as exc:  # store down, timeouts, S3 errors
+                    unwritten = [c for _, g in pending for c in g]
+                    self._requeue(unwritten)
+                    logger.warning("inference log for %s: write failed (%d rows kept for retry, "
+                                   "%d buffered): %s", self.model_name,
+                                   sum(c.rows for c in unwritten), self._rows, exc)
+                    return False
+                pending.pop(0)
+            return True
+
+    def _requeue(self, chunks: list[_Chunk]) -> None:
+        with self._lock:
+            self._chunks.extendleft(reversed(chunks))
+            self._rows += sum(c.rows for c in chunks)
+            dropped = self._drop_excess_locked()
+        if dropped:
+            self._count_dropped(dropped)
+
+    def _write(self, day: date, chunks: list[_Chunk]) -> None:
+        frame = pd.concat([c.frame() for c in chunks], ignore_index=True)
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        key = f"{LOGS_PREFIX}/{self.model_name}/{day.isoformat()}/{stamp}-{uuid.uuid4().hex[:12]}.parquet"
+        self.store.put_bytes(key, buffer.getvalue(), "application/vnd.apache.parquet")
+        self.written_rows += len(frame)
+        self.written_keys.append(key)
+        self._written_metric.inc(len(frame))
+        logger.debug("inference log: wrote %d rows to %s", len(frame), key)
+
+    # -- shutdown ---------------------------------------------------------------
+    def close(self, timeout: float = 10.0) -> bool:
+        """Stops the thread and makes a last flush attempt; returns whether everything was written."""
+        if self._closing.is_set():
+            return self._rows == 0
+        self._closing.set()
+        self._wake.set()
+        self._thread.join(timeout)
+        ok = self.flush()
+        if not ok:
+            with self._lock:
+                lost, self._rows = self._rows, 0
+                self._chunks.clear()
+            if lost:
+                self._count_dropped(lost)
+                logger.warning("inference log for %s: %d rows lost at shutdown (store unreachable)",
+                               self.model_name, lost)
+        return ok
+
+
+def read_inference_logs(store, model_name: str, since: datetime | None = None) -> pd.DataFrame:
+    """All logged rows of a model (optionally only those at or after ``since``), oldest first.
+
+    A naive ``since`` is taken as UTC. Returns an empty frame with the
+    ``prediction``, ``model_version`` and ``timestamp`` columns when nothing is logged.
+    """
+    prefix = f"{LOGS_PREFIX}/{model_name}/"
+    keys = sorted(k for k in store.list(prefix) if k.endswith(".parquet"))
+    if since is not None:
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=timezone.utc)
+        since = since.astimezone(timezone.utc)
+        first_day = since.date().isoformat()
+        keys = [k for k in keys if k[len(prefix):len(prefix) + 10] >= first_day]
+    frames = [pd.read_parquet(io.BytesIO(store.get_bytes(k))) for k in keys]
+    if not frames:
+        return pd.DataFrame({"prediction": pd.Series(dtype=object),
+                             "model_version": pd.Series(dtype=object),
+                             "timestamp": pd.Series(dtype="datetime64[us, UTC]")})
+    frame = pd.concat(frames, ignore_index=True)
+    if since is not None:
+        frame = frame[frame["timestamp"] >= pd.Timestamp(since)]
+    return frame.sort_values("timestamp", kind="stable").reset_index(drop=True)

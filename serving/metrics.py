@@ -1,0 +1,100 @@
+"""Prometheus metrics of the model server, in the default registry (KServe serves ``/metrics`` from it).
+
+* ``mlops_requests_total{model,version,protocol}`` -- every inference/explain request (errors too).
+* ``mlops_request_errors_total{model,version,code}`` -- requests answered with a 4xx/5xx status.
+* ``mlops_predictions_total{model,version,class}`` -- predicted rows per class.
+* ``mlops_input_out_of_range_total{model,version,feature}`` -- input values outside the training
+  [min, max] (numeric) or unseen categories, counted per value.
+* ``mlops_model_info{model,version,role}`` -- 1 while a version is loaded and serving as
+  ``stable`` or ``canary``; the series is removed when it stops serving.
+* ``mlops_inference_log_records_total{model,result}`` -- inference-log rows ``written`` / ``dropped``.
+* ``mlops_request_duration_seconds{model,version,endpoint}`` -- request latency (predict/infer/explain).
+
+Request-level counting happens once per HTTP request in the ASGI middleware
+(:mod:`serving.server`); the model notes which version served the request in a
+per-request context (:func:`note_version`), so the labels name the version that
+actually answered, including for canary traffic.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+
+from prometheus_client import Counter, Gauge, Histogram
+
+REQUESTS = Counter("mlops_requests_total", "Inference and explain requests received.",
+                   ["model", "version", "protocol"])
+REQUEST_ERRORS = Counter("mlops_request_errors_total", "Requests answered with an error status.",
+                         ["model", "version", "code"])
+PREDICTIONS = Counter("mlops_predictions_total", "Predicted rows per class.",
+                      ["model", "version", "class"])
+OUT_OF_RANGE = Counter("mlops_input_out_of_range_total",
+                       "Input values outside the training range or unseen categories.",
+                       ["model", "version", "feature"])
+MODEL_INFO = Gauge("mlops_model_info", "1 while a model version is loaded and serving in a role.",
+                   ["model", "version", "role"])
+INFERENCE_LOG_RECORDS = Counter("mlops_inference_log_records_total",
+                                "Inference-log rows written to the store or dropped.",
+                                ["model", "result"])
+REQUEST_DURATION = Histogram("mlops_request_duration_seconds", "Request latency.",
+                             ["model", "version", "endpoint"],
+                             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                                      2.5, 5.0, 10.0))
+
+UNKNOWN = "unknown"
+
+# Per-request scratch dict set by the middleware; the model writes the serving version into it.
+_REQUEST: contextvars.ContextVar[dict | None] = contextvars.ContextVar("mlops_request", default=None)
+_info_lock = threading.Lock()
+_info: set[tuple[str, str, str]] = set()
+
+
+def begin_request() -> tuple[dict, contextvars.Token]:
+    scratch: dict = {}
+    return scratch, _REQUEST.set(scratch)
+
+
+def end_request(token: contextvars.Token) -> None:
+    _REQUEST.reset(token)
+
+
+def note_version(version: str) -> None:
+    """Records which model version is answering the current request (no-op outside a request)."""
+    scratch = _REQUEST.get()
+    if scratch is not None:
+        scratch["version"] = version
+
+
+def count_predictions(model: str, version: str, classes: list, counts) -> None:
+    for label, count in zip(classes, counts):
+        if count:
+            PREDICTIONS.labels(model, version, str(label)).inc(int(count))
+
+
+def count_out_of_range(model: str, version: str, counts: dict[str, int]) -> None:
+    for feature, count in counts.items():
+        OUT_OF_RANGE.labels(model, version, feature).inc(count)
+
+
+def set_model_info(model: str, version: str, role: str) -> None:
+    with _info_lock:
+        MODEL_INFO.labels(model, version, role).set(1)
+        _info.add((model, version, role))
+
+
+def clear_model_info(model: str, version: str | None = None, role: str | None = None) -> None:
+    """Removes the info series of a model (optionally only one version / role)."""
+    with _info_lock:
+        for key in list(_info):
+            if key[0] == model and version in (None, key[1]) and role in (None, key[2]):
+                try:
+                    MODEL_INFO.remove(*key)
+                except KeyError:
+                    pass
+                _info.discard(key)
+
+
+def info_series() -> set[tuple[str, str, str]]:
+    with _info_lock:
+        return set(_info)

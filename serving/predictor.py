@@ -1,0 +1,226 @@
+"""``SklearnPredictor``: one signed, published scikit-learn model version as a KServe model.
+
+Shaped like KServe's own sklearnserver (``load()`` then ``predict()``), with the
+project's trust rules on the load path:
+
+1. ``load()`` fetches the model directory (``s3://.../models/<name>/<version>``
+   through :func:`mlops.registry.fetch_model`, or a local folder), verifies its
+   signature with :func:`mlops.trust.signing.verify_model_dir` and only then
+   loads ``model.skops`` with :func:`mlops.trust.modelio.load_model` (skops with a
+   trusted-type allow-list, never pickle). Any failure fails closed: the model
+   never becomes ready and ``not_ready_reason`` says why.
+2. ``predict()`` validates the request strictly (:mod:`serving.validation`), runs
+   ``predict_proba`` once and returns class labels (and, when asked with the
+   ``probabilities`` parameter, the class probabilities). V1 answers carry
+   ``model_version``; V2 answers set ``InferResponse.model_version``.
+3. ``explain()`` returns per-feature attributions (:mod:`serving.explain`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any, Dict, Optional, Union
+
+import numpy as np
+import pandas as pd
+from kserve import Model
+from kserve.errors import ModelNotReady
+from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+
+from serving import metrics
+from serving.explain import Explainer
+from serving.validation import NUMERIC, FeatureSchema, out_of_range_counts, parse_v1, parse_v2
+
+logger = logging.getLogger(__name__)
+
+MODEL_FILE = "model.skops"
+METADATA_FILE = "metadata.json"
+REFERENCE_FILE = "reference.parquet"
+SIGNATURE_FILE = "model.sig"
+
+
+def _labels_datatype(classes: np.ndarray) -> tuple[np.ndarray, str]:
+    kind = classes.dtype.kind
+    if kind in "iu":
+        return classes.astype(np.int64), "INT64"
+    if kind == "f":
+        return classes.astype(np.float64), "FP64"
+    if kind == "b":
+        return classes.astype(bool), "BOOL"
+    return np.array([str(c) for c in classes], dtype=object), "BYTES"
+
+
+class SklearnPredictor(Model):
+    """A verified sklearn model version.
+
+    Args:
+        name: Model name (the endpoint path segment).
+        model_uri_or_dir: ``s3://bucket/models/<name>/<version>`` or a local model directory.
+        public_key: PEM public key the model directory must be signed with.
+        store: Object store for ``s3://`` URIs (None for a local directory).
+        version: The version label; read from ``metadata.json`` when empty.
+        inference_logger: Optional :class:`serving.inference_log.InferenceLogger`.
+    """
+
+    def __init__(self, name: str, model_uri_or_dir: Union[str, Path], public_key: Path,
+                 store=None, version: str = "", inference_logger=None) -> None:
+        super().__init__(name)
+        self.model_uri = str(model_uri_or_dir)
+        self.public_key = Path(public_key)
+        self.store = store
+        self.version = version or ""
+        self.inference_logger = inference_logger
+        self.not_ready_reason: Optional[str] = "not loaded yet"
+        self.model = None
+        self.metadata: dict = {}
+        self.schema: Optional[FeatureSchema] = None
+        self.explainer: Optional[Explainer] = None
+        self.classes: list = []
+        self._labels: Optional[np.ndarray] = None
+        self._labels_datatype = "BYTES"
+
+    # -- loading ------------------------------------------------------------------
+    def load(self) -> bool:
+        """Fetches, verifies and loads the model; returns readiness (never raises)."""
+        self.ready = False
+        workdir = None
+        try:
+            if self.model_uri.startswith("s3://"):
+                if self.store is None:
+                    raise ValueError(f"{self.model_uri} needs an object store (MLOPS_S3_* not set)")
+                from mlops.registry import fetch_model
+
+                workdir = Path(tempfile.mkdtemp(prefix=f"mlops-{self.name}-"))
+                model_dir = fetch_model(self.store, self.model_uri, workdir / "model")
+            else:
+                model_dir = Path(self.model_uri)
+            self._load_dir(model_dir)
+        except Exception as exc:  # fail closed on anything: store, signature, format
+            self.not_ready_reason = f"{type(exc).__name__}: {exc}"
+            logger.error("model %s version %s from %s is NOT served: %s", self.name,
+                         self.version or "?", self.model_uri, self.not_ready_reason)
+            return False
+        finally:
+            if workdir is not None:
+                shutil.rmtree(workdir, ignore_errors=True)
+        self.not_ready_reason = None
+        self.ready = True
+        logger.info("model %s version %s loaded from %s (verified, %s)", self.name, self.version,
+                    self.model_uri, self.explainer.method if self.explainer else "-")
+        return True
+
+    def _load_dir(self, model_dir: Path) -> None:
+        from mlops.trust.modelio import load_model
+        from mlops.trust.signing import verify_model_dir
+
+        # Verify first: nothing in the folder is read before the signature checks out.
+        verify_model_dir(model_dir, self.public_key, signature_name=SIGNATURE_FILE)
+        metadata = json.loads((model_dir / METADATA_FILE).read_text(encoding="utf-8"))
+        version = str(metadata.get("version") or "")
+        if self.version and version and version != self.version:
+            raise ValueError(f"metadata.json says version {version!r}, expected {self.version!r}")
+        self.version = self.version or version or "unknown"
+        schema = FeatureSchema.from_metadata(metadata)
+        model = load_model(model_dir / MODEL_FILE)
+        if not hasattr(model, "predict_proba") or not hasattr(model, "classes_"):
+            raise ValueError("the model has no predict_proba / classes_ (not a fitted classifier)")
+        reference = None
+        if (model_dir / REFERENCE_FILE).is_file():
+            reference = pd.read_parquet(model_dir / REFERENCE_FILE)
+        self.model, self.metadata, self.schema = model, metadata, schema
+        self.classes = [c.item() if hasattr(c, "item") else c for c in model.classes_]
+        self._labels, self._labels_datatype = _labels_datatype(np.asarray(model.classes_))
+        self.explainer = Explainer(model, schema, reference)
+
+    def stop(self) -> None:
+        self.ready = False
+
+    # -- metadata -----------------------------------------------------------------
+    def get_input_types(self):
+        if self.schema is None:
+            return []
+        return [{"name": f.name, "datatype": "FP64" if f.kind == NUMERIC else "BYTES", "shape": [-1]}
+                for f in self.schema.features]
+
+    def get_output_types(self):
+        return [{"name": "predict", "datatype": self._labels_datatype, "shape": [-1]},
+                {"name": "probabilities", "datatype": "FP64", "shape": [-1, len(self.classes)]}]
+
+    # -- inference ----------------------------------------------------------------
+    def _check_ready(self) -> None:
+        if not self.ready or self.model is None:
+            raise ModelNotReady(self.name, self.not_ready_reason)
+
+    def _score(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        import sklearn
+
+        # Inputs are validated already (finite or NaN-for-imputation): skip sklearn's re-checks.
+        with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+            proba = self.model.predict_proba(frame)
+        index = proba.argmax(axis=1)
+        return proba, index
+
+    def _observe(self, frame: pd.DataFrame, index: np.ndarray, labels: np.ndarray) -> None:
+        metrics.count_predictions(self.name, self.version, self.classes,
+                                  np.bincount(index, minlength=len(self.classes)))
+        counts = out_of_range_counts(self.schema, frame)
+        if counts:
+            metrics.count_out_of_range(self.name, self.version, counts)
+        if self.inference_logger is not None:
+            try:
+                self.inference_logger.record(self.version, frame, labels)
+            except Exception:  # logging must never fail a prediction
+                logger.exception("inference log record failed")
+
+    def predict(self, payload: Union[Dict, InferRequest], headers: Dict[str, str] = None,
+                response_headers: Dict[str, str] = None) -> Union[Dict, InferResponse]:
+        self._check_ready()
+        metrics.note_version(self.version)
+        if isinstance(payload, InferRequest):
+            return self._predict_v2(payload)
+        frame, want_proba = parse_v1(payload, self.schema)
+        proba, index = self._score(frame)
+        labels = self._labels[index]
+        self._observe(frame, index, labels)
+        response: Dict[str, Any] = {"predictions": labels.tolist(), "model_version": self.version}
+        if want_proba:
+            response["probabilities"] = proba.tolist()
+            response["classes"] = list(self.classes)
+        return response
+
+    def _predict_v2(self, request: InferRequest) -> InferResponse:
+        frame, want_proba, want_predict = parse_v2(request, self.schema)
+        proba, index = self._score(frame)
+        labels = self._labels[index]
+        self._observe(frame, index, labels)
+        outputs = []
+        if want_predict:
+            outputs.append(InferOutput(name="predict", shape=[len(labels)],
+                                       datatype=self._labels_datatype, data=labels))
+        if want_proba:
+            outputs.append(InferOutput(name="probabilities", shape=list(proba.shape), datatype="FP64",
+                                       data=np.ascontiguousarray(proba, dtype=np.float64)))
+        return InferResponse(
+            response_id=request.id or str(uuid.uuid4()),
+            model_name=self.name,
+            model_version=self.version,
+            infer_outputs=outputs,
+            use_binary_outputs=request.use_binary_outputs,
+            requested_outputs=request.request_outputs,
+        )
+
+    def explain(self, payload: Union[Dict, InferRequest], headers: Dict[str, str] = None) -> Dict:
+        self._check_ready()
+        metrics.note_version(self.version)
+        if isinstance(payload, InferRequest):
+            frame = parse_v2(payload, self.schema)[0]
+        else:
+            frame = parse_v1(payload, self.schema)[0]
+        result = self.explainer.explain(frame)
+        return {"model_name": self.name, "model_version": self.version, **result}
+

@@ -1,0 +1,165 @@
+"""Deploy/promote/rollback actions and their KFP components.
+
+``target="local"`` runs against the real SeaweedFS store (``store_env``). The
+``kserve`` target uses ``FakeKServe`` from ``test_kube_apply``: the Kubernetes
+API is mocked because no Kubernetes API runs here; the store stays real.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mlops.deployment import state as desired
+from mlops.deployment.actions import deploy_action, promote_action, rollback_action
+from mlops.errors import MlopsError, UsageError
+from mlops.registry import publish_model_dir
+from tests.unit.test_kube_apply import FakeKServe
+
+MODEL = "iris"
+NS = "kubeflow-user"
+WAIT = {"timeout_seconds": 0.2, "poll_seconds": 0.0}
+
+
+@pytest.fixture
+def published(store_env, tmp_path):
+    """Two published versions of a model in the test bucket: {version: uri}."""
+    uris = {}
+    for version in ("v1", "v2", "v3"):
+        model_dir = tmp_path / version
+        model_dir.mkdir()
+        (model_dir / "model.skops").write_bytes(b"not really a model " + version.encode())
+        uris[version] = publish_model_dir(store_env, model_dir, MODEL, version).uri
+    return uris
+
+
+def test_local_deploy_canary_promote_rollback(store_env, published):
+    summary = deploy_action(MODEL, published["v1"], "v1", "full", 0, "local", NS, "")
+    assert summary["deployed"] and summary["state"] == {"stable": "v1", "canary": None,
+                                                        "canary_percent": 0}
+    summary = deploy_action(MODEL, published["v2"], "", "canary", 20, "local", NS, "")
+    assert summary["version"] == "v2"
+    assert summary["state"] == {"stable": "v1", "canary": "v2", "canary_percent": 20}
+
+    assert promote_action(MODEL, "local", NS)["state"]["stable"] == "v2"
+    with pytest.raises(UsageError, match="no canary"):
+        promote_action(MODEL, "local", NS)
+    # no canary: a local rollback returns to the previous stable release
+    assert rollback_action(MODEL, "local", NS)["state"]["stable"] == "v1"
+    state = desired.read_state(store_env, MODEL)
+    assert state.stable.model_uri == published["v1"]
+
+
+def test_mode_none_changes_nothing(store_env, published):
+    summary = deploy_action(MODEL, published["v1"], "v1", "none", 0, "local", NS, "")
+    assert summary["deployed"] is False
+    assert desired.read_state(store_env, MODEL) is None
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"mode": "blue-green"}, "mode must be one of"),
+    ({"target": "k8s"}, "target must be one of"),
+    ({"mode": "canary", "canary_percent": 0}, "between 1 and 99"),
+    ({"mode": "canary", "canary_percent": 100}, "between 1 and 99"),
+    ({"model_version": "v2"}, "is version 'v1'"),
+])
+def test_bad_arguments_are_usage_errors(store_env, published, kwargs, match):
+    args = {"model_name": MODEL, "model_uri": published["v1"], "model_version": "v1",
+            "mode": "full", "canary_percent": 10, "target": "local", "namespace": NS, "image": ""}
+    args.update(kwargs)
+    with pytest.raises(UsageError, match=match):
+        deploy_action(**args)
+
+
+def test_unpublished_or_foreign_uri_is_refused(store_env, published):
+    missing = published["v1"].replace("/v1", "/v9")
+    with pytest.raises(UsageError, match="not a complete published"):
+        deploy_action(MODEL, missing, "", "full", 0, "local", NS, "")
+    with pytest.raises(UsageError, match="is for model"):
+        deploy_action("other", published["v1"], "", "full", 0, "local", NS, "")
+
+
+def test_kserve_target_applies_and_records_state(store_env, published, monkeypatch):
+    monkeypatch.delenv("MLOPS_KSERVE_CRD", raising=False)
+    fake = FakeKServe()
+    summary = deploy_action(MODEL, published["v1"], "v1", "full", 0, "kserve", NS, "",
+                            store=store_env, client=fake, deployment_mode="Standard", **WAIT)
+    assert summary["schema_validated"] is False
+    assert summary["deployment_mode"] == "Standard"
+    assert summary["url"] == f"http://{MODEL}.{NS}"
+    # the live object's mode is kept when none is given
+    summary = deploy_action(MODEL, published["v2"], "v2", "canary", 20, "kserve", NS, "",
+                            store=store_env, client=fake, **WAIT)
+    assert summary["deployment_mode"] == "Standard"
+    assert fake.live()["spec"]["canary"][0]["trafficPercent"] == 20
+    assert summary["state"] == {"stable": "v1", "canary": "v2", "canary_percent": 20}
+
+    rolled = rollback_action(MODEL, "kserve", NS, store=store_env, client=fake, **WAIT)
+    assert rolled["state"]["canary"] is None and "canary" not in fake.live()["spec"]
+    with pytest.raises(UsageError, match="no canary to roll back on KServe"):
+        rollback_action(MODEL, "kserve", NS, store=store_env, client=fake, **WAIT)
+
+    deploy_action(MODEL, published["v3"], "v3", "canary", 50, "kserve", NS, "",
+                  store=store_env, client=fake, **WAIT)
+    promoted = promote_action(MODEL, "kserve", NS, store=store_env, client=fake, **WAIT)
+    assert promoted["state"]["stable"] == "v3"
+    assert "canary" not in fake.live()["spec"]
+
+
+def test_kserve_failure_leaves_state_untouched(store_env, published, monkeypatch):
+    monkeypatch.delenv("MLOPS_KSERVE_CRD", raising=False)
+    fake = FakeKServe(ready=lambda obj: "Unknown")
+    with pytest.raises(MlopsError, match="not Ready"):
+        deploy_action(MODEL, published["v1"], "v1", "full", 0, "kserve", NS, "",
+                      store=store_env, client=fake, **WAIT)
+    assert fake.live() is None
+    assert desired.read_state(store_env, MODEL) is None
+
+
+def test_kserve_target_validates_with_crd_when_configured(store_env, published, monkeypatch):
+    from tests.conftest import shared_path
+
+    crd = shared_path("schemas", "kserve", "serving.kserve.io_inferenceservices.yaml")
+    monkeypatch.setenv("MLOPS_KSERVE_CRD", str(crd))
+    fake = FakeKServe()
+    summary = deploy_action(MODEL, published["v1"], "v1", "full", 0, "kserve", NS, "",
+                            store=store_env, client=fake, **WAIT)
+    assert summary["schema_validated"] is True
+
+
+def test_components_python_func(store_env, published):
+    from components.deploy_model import deploy_model
+    from components.promote_model import promote_model
+    from components.rollback_model import rollback_model
+
+    out = json.loads(deploy_model.python_func(
+        model_name=MODEL, model_uri=published["v1"], model_version="v1", mode="full",
+        canary_percent=0, target="local", namespace=NS, image=""))
+    assert out["state"]["stable"] == "v1"
+    deploy_model.python_func(model_name=MODEL, model_uri=published["v2"], model_version="v2",
+                             mode="canary", canary_percent=10, target="local", namespace=NS,
+                             image="")
+    out = json.loads(rollback_model.python_func(model_name=MODEL, target="local", namespace=NS))
+    assert out["state"] == {"stable": "v1", "canary": None, "canary_percent": 0}
+    deploy_model.python_func(model_name=MODEL, model_uri=published["v2"], model_version="v2",
+                             mode="canary", canary_percent=10, target="local", namespace=NS,
+                             image="")
+    out = json.loads(promote_model.python_func(model_name=MODEL, target="local", namespace=NS))
+    assert out["state"]["stable"] == "v2"
+
+
+def test_components_compile_with_the_runtime_image():
+    from components.deploy_model import deploy_model
+    from components.promote_model import promote_model
+    from components.rollback_model import rollback_model
+    from mlops.runtime import RUNTIME_IMAGE
+
+    for component in (deploy_model, promote_model, rollback_model):
+        container = component.component_spec.implementation.container
+        assert container.image == RUNTIME_IMAGE
+        assert "pip install" not in " ".join(container.command)
+    inputs = deploy_model.component_spec.inputs
+    assert inputs["canary_percent"].type == "NUMBER_INTEGER"
+    assert set(inputs) == {"model_name", "model_uri", "model_version", "mode", "canary_percent",
+                           "target", "namespace", "image"}

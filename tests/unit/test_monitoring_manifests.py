@@ -1,0 +1,266 @@
+"""Kubernetes manifests and Grafana dashboard of deploy/monitoring.
+
+The prometheus-operator manifests are validated against the real CRDs in
+../shared/schemas/prometheus-operator/ (skipped when absent, failing when ``CI`` is set).
+Generated files must match their sources, and every dashboard query must parse
+(``promtool check rules`` on the queries written as recording rules).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from jsonschema import Draft7Validator
+
+from mlops import monitoring_assets as assets
+from tests.conftest import shared_path
+
+CRD_FILES = {
+    "PrometheusRule": "monitoring.coreos.com_prometheusrules.yaml",
+    "PodMonitor": "monitoring.coreos.com_podmonitors.yaml",
+    "ServiceMonitor": "monitoring.coreos.com_servicemonitors.yaml",
+}
+
+DASHBOARD_METRICS = {
+    "mlops_requests_total",
+    "mlops_request_errors_total",
+    "mlops_predictions_total",
+    "mlops_input_out_of_range_total",
+    "mlops_model_info",
+    "mlops_inference_log_records_total",
+    "mlops_request_duration_seconds_bucket",
+    "mlops_drift_share",
+    "mlops_drift_detected",
+    "mlops_drifted_columns",
+    "mlops_feature_drift_score",
+    "mlops_drift_last_check_timestamp_seconds",
+    "mlops_release_decision",
+    "mlops_release_decision_timestamp_seconds",
+}
+
+
+def load_yaml(path: Path) -> dict:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+# --- CRD schema validation --------------------------------------------------------------
+
+
+def to_jsonschema(node):
+    """A Kubernetes structural schema as plain JSON schema.
+
+    ``x-kubernetes-*`` keys are annotations, except that ``x-kubernetes-int-or-string``
+    becomes ``anyOf: [integer, string]``; RE2 inline flags are moved where Python accepts them. Objects with ``properties`` and neither
+    ``additionalProperties`` nor ``x-kubernetes-preserve-unknown-fields`` reject unknown
+    fields, because the API server would silently prune them.
+    """
+    if isinstance(node, list):
+        return [to_jsonschema(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {
+        key: to_jsonschema(value)
+        for key, value in node.items()
+        if not key.startswith("x-kubernetes-")
+    }
+    if isinstance(out.get("pattern"), str) and "(?i)" in out["pattern"]:
+        # Go RE2 accepts `^(?i)...`; Python wants global flags first.
+        out["pattern"] = "(?i)" + out["pattern"].replace("(?i)", "")
+    if node.get("x-kubernetes-int-or-string"):
+        out.pop("type", None)
+        out.pop("anyOf", None)
+        pattern = out.pop("pattern", None)
+        string = {"type": "string", **({"pattern": pattern} if pattern else {})}
+        out["anyOf"] = [{"type": "integer"}, string]
+    if (
+        "properties" in node
+        and "additionalProperties" not in node
+        and not node.get("x-kubernetes-preserve-unknown-fields")
+    ):
+        out["additionalProperties"] = False
+    return out
+
+
+def crd_validator(kind: str, api_version: str) -> Draft7Validator:
+    crd = load_yaml(shared_path("schemas", "prometheus-operator", CRD_FILES[kind]))
+    group, version = api_version.split("/")
+    assert crd["spec"]["group"] == group and crd["spec"]["names"]["kind"] == kind
+    for entry in crd["spec"]["versions"]:
+        if entry["name"] == version:
+            assert entry.get("served", True), f"{kind} {version} is not served"
+            schema = to_jsonschema(copy.deepcopy(entry["schema"]["openAPIV3Schema"]))
+            Draft7Validator.check_schema(schema)
+            return Draft7Validator(schema)
+    pytest.fail(f"{kind} CRD has no version {version}")
+
+
+def assert_valid(doc: dict) -> None:
+    validator = crd_validator(doc["kind"], doc["apiVersion"])
+    errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))
+    assert not errors, "\n".join(
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors
+    )
+
+
+MANIFESTS = {
+    "prometheusrule": assets.prometheusrule_path,
+    "podmonitor": assets.podmonitor_path,
+    "pushgateway-servicemonitor": assets.pushgateway_monitor_path,
+}
+
+
+@pytest.mark.parametrize("name", sorted(MANIFESTS))
+def test_manifest_matches_crd_schema(name):
+    assert_valid(load_yaml(MANIFESTS[name]()))
+
+
+def test_schema_conversion_rejects_unknown_fields_and_handles_int_or_string():
+    """Guards the converter itself, so a typo in a manifest cannot pass silently."""
+    doc = load_yaml(assets.podmonitor_path())
+    validator = crd_validator("PodMonitor", doc["apiVersion"])
+    typo = copy.deepcopy(doc)
+    typo["spec"]["podMetricsEndpoints"][0]["honourLabels"] = True
+    assert list(validator.iter_errors(typo))
+    for target_port in (8080, "http"):
+        ok = copy.deepcopy(doc)
+        endpoint = ok["spec"]["podMetricsEndpoints"][0]
+        endpoint.pop("portNumber", None)
+        endpoint["targetPort"] = target_port
+        assert not list(validator.iter_errors(ok)), target_port
+    bad = copy.deepcopy(doc)
+    bad["spec"]["podMetricsEndpoints"][0]["targetPort"] = 1.5
+    assert list(validator.iter_errors(bad))
+
+
+# --- content checks (no ../shared needed) -----------------------------------------------
+
+
+def test_prometheusrule_groups_equal_alerts_yaml():
+    rule = load_yaml(assets.prometheusrule_path())
+    assert rule["kind"] == "PrometheusRule"
+    assert rule["spec"]["groups"] == load_yaml(assets.rules_path())["groups"]
+
+
+def test_configmap_embeds_dashboard_json():
+    cm = load_yaml(assets.dashboard_configmap_path())
+    assert cm["apiVersion"] == "v1" and cm["kind"] == "ConfigMap"
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    text = assets.dashboard_path().read_text(encoding="utf-8")
+    assert cm["data"] == {assets.dashboard_path().name: text}
+    assert json.loads(cm["data"][assets.dashboard_path().name]) == assets.load_dashboard()
+
+
+def test_generated_files_are_up_to_date():
+    script = assets.monitoring_dir() / "render_configmap.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_podmonitor_selects_predictor_pods_on_8080():
+    pm = load_yaml(assets.podmonitor_path())
+    selector = pm["spec"]["selector"]
+    keys = set(selector.get("matchLabels", {}))
+    keys |= {
+        e["key"] for e in selector.get("matchExpressions", []) if e["operator"] in ("Exists", "In")
+    }
+    assert "mlops.kfp/model" in keys
+    (endpoint,) = pm["spec"]["podMetricsEndpoints"]
+    assert endpoint["path"] == "/metrics"
+    assert 8080 in (endpoint.get("portNumber"), endpoint.get("targetPort")) or endpoint.get("port")
+
+
+def test_pushgateway_monitor_honors_labels():
+    sm = load_yaml(assets.pushgateway_monitor_path())
+    assert sm["spec"]["endpoints"] and all(e.get("honorLabels") for e in sm["spec"]["endpoints"])
+
+
+def test_local_prometheus_config_scrapes_serving_and_pushgateway():
+    config = load_yaml(assets.prometheus_config_path())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    targets = {t for job in jobs.values() for sc in job["static_configs"] for t in sc["targets"]}
+    assert {"127.0.0.1:8080", "127.0.0.1:9091"} <= targets
+    (push_job,) = [
+        j for j in jobs.values() if "127.0.0.1:9091" in j["static_configs"][0]["targets"]
+    ]
+    assert push_job.get("honor_labels") is True
+    assert config["rule_files"] == [assets.rules_path().name]
+
+
+# --- dashboard --------------------------------------------------------------------------
+
+
+def test_dashboard_structure():
+    dash = assets.load_dashboard()
+    variables = {v["name"]: v for v in dash["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+    panels = list(assets.iter_panels(dash["panels"]))
+    ids = [p["id"] for p in panels]
+    assert len(ids) == len(set(ids)), "panel ids must be unique"
+    for panel in panels:
+        if panel["type"] == "row":
+            continue
+        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, panel["title"]
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            assert target["datasource"]["uid"] == "${datasource}", panel["title"]
+        refs = [t["refId"] for t in panel["targets"]]
+        assert len(refs) == len(set(refs)), panel["title"]
+
+
+def test_dashboard_queries_cover_every_metric():
+    queries = assets.dashboard_queries()
+    raw = assets.dashboard_queries(render=False)
+    targets = [
+        t
+        for p in assets.iter_panels(assets.load_dashboard()["panels"])
+        for t in p.get("targets", [])
+    ]
+    assert len(queries) == len(raw) == len(targets)
+    for query in queries:
+        assert "$" not in query and "[[" not in query, f"unrendered Grafana variable in {query!r}"
+    used = {name for q in queries for name in re.findall(r"\bmlops_[a-z0-9_]+", q)}
+    assert DASHBOARD_METRICS <= used, DASHBOARD_METRICS - used
+    assert used <= DASHBOARD_METRICS | {
+        "mlops_request_duration_seconds_sum",
+        "mlops_request_duration_seconds_count",
+    }
+
+
+def test_dashboard_queries_parse_with_promtool(tmp_path):
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        if os.environ.get("CI"):
+            pytest.fail("promtool is required in CI but not installed")
+        pytest.skip("promtool not installed")
+    rules = [
+        {"record": f"dashboard:query_{i}", "expr": q}
+        for i, q in enumerate(assets.dashboard_queries())
+    ]
+    path = tmp_path / "dashboard_queries.yaml"
+    path.write_text(
+        yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}), encoding="utf-8"
+    )
+    result = subprocess.run(
+        [promtool, "check", "rules", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
