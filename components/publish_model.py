@@ -11,6 +11,7 @@ def publish_model(
     signed_model: Input[Model],
     gates: str,
     summary: Output[Markdown],
+    trigger: str = "",
 ) -> NamedTuple("PublishOutputs", [("outcome", str), ("model_uri", str), ("model_version", str)]):
     """Publishes the signed model to ``s3://<bucket>/models/<name>/<version>/``.
 
@@ -20,6 +21,7 @@ def publish_model(
     Args:
         signed_model: Signed model directory.
         gates: Decision JSON from ``decide_release``.
+        trigger: JSON saying why this run happened (e.g. a drift check), kept in the outcome.
         summary: Markdown release summary for the Kubeflow UI.
 
     Returns:
@@ -32,7 +34,7 @@ def publish_model(
     from mlops.release import outcome_markdown, publish_release
 
     logging.basicConfig(level=logging.INFO)
-    outcome = publish_release(signed_model.path, gates)
+    outcome = publish_release(signed_model.path, gates, trigger)
     with open(summary.path, "w") as handle:
         handle.write(outcome_markdown(outcome))
     outputs = namedtuple("PublishOutputs", ["outcome", "model_uri", "model_version"])

@@ -9,12 +9,14 @@ def record_rejection(
     model: Input[Model],
     gates: str,
     summary: Output[Markdown],
+    trigger: str = "",
 ) -> str:
     """Records why a candidate was rejected; publishes nothing.
 
     Args:
         model: The rejected candidate's model directory.
         gates: Decision JSON from ``decide_release``.
+        trigger: JSON saying why this run happened (e.g. a drift check), kept in the outcome.
         summary: Markdown rejection summary for the Kubeflow UI.
 
     Returns:
@@ -26,7 +28,7 @@ def record_rejection(
     from mlops.release import outcome_markdown, record_rejection as record
 
     logging.basicConfig(level=logging.INFO)
-    outcome = record(model.path, gates)
+    outcome = record(model.path, gates, trigger)
     with open(summary.path, "w") as handle:
         handle.write(outcome_markdown(outcome))
     return json.dumps(outcome, sort_keys=True)

@@ -42,3 +42,19 @@ def check_training(arguments: dict[str, Any]) -> None:
     if target not in holdout.columns:
         raise UsageError(f"target column {target!r} not found in holdout {arguments['holdout_uri']!r}; "
                          f"columns are: {', '.join(map(str, holdout.columns))}")
+
+
+def check_monitoring(arguments: dict[str, Any]) -> None:
+    """Parameters and tables of a ``monitoring`` run (the drift data itself is checked in the run)."""
+    validate_model_name(arguments["model_name"])
+    check_fraction("min_accuracy", arguments.get("min_accuracy", 0.8), inclusive=True)
+    check_fraction("test_size", arguments.get("test_size", 0.2))
+    threshold = float(arguments.get("drift_share_threshold", 0.5))
+    if not 0 < threshold <= 1:
+        raise UsageError(f"drift_share_threshold must be in (0, 1], got {threshold}")
+    if float(arguments.get("window_hours", 24.0)) <= 0:
+        raise UsageError(f"window_hours must be positive, got {arguments['window_hours']}")
+    check_deploy("canary", arguments.get("canary_percent", 10))
+    for name in ("retrain_data_uri", "holdout_uri", "current_uri"):
+        if arguments.get(name):
+            read_table(arguments[name])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,17 @@ logger = logging.getLogger(__name__)
 REJECTIONS_PREFIX = "rejections"
 
 
-def _outcome(status: str, metadata: dict[str, Any], gates_json: str, model_uri: str = "") -> dict[str, Any]:
+def _push_decision(model_name: str, decision: str) -> None:
+    """Reports the release decision to the Pushgateway named by MLOPS_PUSHGATEWAY, if any."""
+    gateway = os.environ.get("MLOPS_PUSHGATEWAY")
+    if gateway:
+        from mlops.metrics_push import push_release_decision
+
+        push_release_decision(gateway, model_name, decision)
+
+
+def _outcome(status: str, metadata: dict[str, Any], gates_json: str, model_uri: str = "",
+             trigger: str = "") -> dict[str, Any]:
     decision = json.loads(gates_json)
     metrics = {k: v for k, v in metadata.get("metrics", {}).items()}
     metrics.update(decision.get("metrics", {}))
@@ -30,10 +41,13 @@ def _outcome(status: str, metadata: dict[str, Any], gates_json: str, model_uri: 
         "metrics": metrics,
         "gates": decision["gates"],
         "reason": decision["reason"],
+        # Why this run happened (e.g. the drift check that started a retraining).
+        "trigger": json.loads(trigger) if trigger else None,
     }
 
 
-def publish_release(signed_dir: Path, gates_json: str, store: ObjectStore | None = None) -> dict[str, Any]:
+def publish_release(signed_dir: Path, gates_json: str, trigger: str = "",
+                    store: ObjectStore | None = None) -> dict[str, Any]:
     """Verifies the signed model once more, then publishes it atomically.
 
     The second verification guards the hop between the signing task and this
@@ -48,21 +62,33 @@ def publish_release(signed_dir: Path, gates_json: str, store: ObjectStore | None
     verify_model_dir(Path(signed_dir), signing_key_paths()[1], SIGNATURE_FILE)
     store.ensure_bucket()
     ref = publish_model_dir(store, Path(signed_dir), metadata["model_name"], metadata["version"])
-    return _outcome("released", metadata, gates_json, ref.uri)
+    _push_decision(metadata["model_name"], "released")
+    return _outcome("released", metadata, gates_json, ref.uri, trigger)
 
 
-def record_rejection(model_dir: Path, gates_json: str, store: ObjectStore | None = None) -> dict[str, Any]:
+def record_rejection(model_dir: Path, gates_json: str, trigger: str = "",
+                     store: ObjectStore | None = None) -> dict[str, Any]:
     """Writes ``rejections/<model>/<version>.json`` (status and reason); publishes nothing."""
     store = store or ObjectStore.from_env()
     metadata = read_metadata(model_dir)
-    outcome = _outcome("rejected", metadata, gates_json)
+    outcome = _outcome("rejected", metadata, gates_json, trigger=trigger)
     outcome["rejected_at"] = datetime.now(timezone.utc).isoformat()
     store.ensure_bucket()
     key = f"{REJECTIONS_PREFIX}/{metadata['model_name']}/{metadata['version']}.json"
     outcome["record_uri"] = store.put_json(key, outcome)
     logger.warning("release of %s %s rejected: %s", metadata["model_name"], metadata["version"],
                    outcome["reason"])
+    _push_decision(metadata["model_name"], "rejected")
     return outcome
+
+
+def no_drift_outcome(drift_summary: dict[str, Any]) -> dict[str, Any]:
+    """The outcome of a monitoring pass that found no drift: nothing retrained or released."""
+    _push_decision(drift_summary["model_name"], "no_drift")
+    return {"status": "no_drift", "model_name": drift_summary["model_name"],
+            "model_version": drift_summary["model_version"], "trigger": drift_summary,
+            "reason": f"drift share {drift_summary['drift_share']:.2f} below threshold "
+                      f"{drift_summary['share_threshold']:.2f}: production unchanged"}
 
 
 def outcome_markdown(outcome: dict[str, Any]) -> str:

@@ -28,7 +28,13 @@ def finish_local_run(pipeline_name: str, arguments: dict[str, Any], run: LocalRu
     outcome["run_dir"] = str(run.run_dir)
     outcome["log_file"] = str(run.log_file)
     outcome["seconds"] = round(run.seconds, 1)
-    if outcome.get("status") == "released" and arguments.get("deploy", "none") != "none":
+    trigger = outcome.get("trigger")
+    if pipeline_name == "monitoring" and isinstance(trigger, dict):
+        outcome["drift"] = {"detected": trigger["drift_detected"], "share": trigger["drift_share"],
+                            "columns": trigger["columns"]}
+        outcome["report_uri"] = trigger["report_uri"]
+    deployed = arguments.get("deploy", "canary" if pipeline_name == "monitoring" else "none")
+    if outcome.get("status") == "released" and deployed != "none":
         from mlops.deployment.state import read_state
         from mlops.store import ObjectStore
 

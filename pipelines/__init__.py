@@ -4,8 +4,9 @@
 CLI use it.
 """
 
+from pipelines.monitoring import monitoring
 from pipelines.training import training
 
-PIPELINES = {"training": training}
+PIPELINES = {"training": training, "monitoring": monitoring}
 
-__all__ = ["PIPELINES", "training"]
+__all__ = ["PIPELINES", "monitoring", "training"]

@@ -10,14 +10,20 @@ from kfp import dsl, kubernetes
 STORE_SECRET = "mlops-s3-credentials"
 SIGNING_SECRET = "mlops-signing-key"
 SIGNING_MOUNT = "/etc/mlops/signing"
+CONFIG_MAP = "mlops-config"
+CONFIG_ENV_KEYS = ("MLOPS_PUSHGATEWAY",)
 STORE_ENV_KEYS = ("MLOPS_S3_ENDPOINT", "MLOPS_S3_ACCESS_KEY", "MLOPS_S3_SECRET_KEY",
                   "MLOPS_S3_SECURE", "MLOPS_BUCKET")
 
 
 def uses_store(task: dsl.PipelineTask) -> dsl.PipelineTask:
-    """Gives a task the object-store settings from the store Secret."""
+    """Gives a task the object-store settings (store Secret) and optional ``mlops-config`` settings."""
     kubernetes.use_secret_as_env(task, secret_name=STORE_SECRET,
                                  secret_key_to_env={key: key for key in STORE_ENV_KEYS})
+    # Optional settings (the Pushgateway URL); tasks run without them when absent.
+    kubernetes.use_config_map_as_env(task, config_map_name=CONFIG_MAP,
+                                     config_map_key_to_env={key: key for key in CONFIG_ENV_KEYS},
+                                     optional=True)
     return task
 
 

@@ -39,8 +39,13 @@ def training(
     canary_percent: int = 10,
     deploy_target: str = "kserve",
     namespace: str = "kubeflow-user",
+    trigger: str = "",
 ) -> str:
-    """Returns the outcome JSON (status released or rejected, gates, metrics)."""
+    """Returns the outcome JSON (status released or rejected, gates, metrics).
+
+    ``trigger`` is kept in the outcome: the monitoring pipeline passes its drift
+    summary, so every retrained release records why it happened.
+    """
     split = live(uses_store(load_split(
         data_uri=data_uri, target_column=target_column, drop_columns=drop_columns,
         test_size=test_size, seed=seed)))
@@ -64,7 +69,8 @@ def training(
 
     with dsl.If(decision.outputs["passed"] == True, name="all-gates-passed"):  # noqa: E712
         published = live(uses_signing_key(uses_store(publish_model(
-            signed_model=signed.outputs["signed_model"], gates=decision.outputs["gates"]))))
+            signed_model=signed.outputs["signed_model"], gates=decision.outputs["gates"],
+            trigger=trigger))))
         with dsl.If(deploy != "none", name="deploy-requested"):
             live(uses_store(deploy_model(
                 model_name=model_name, model_uri=published.outputs["model_uri"],
@@ -73,5 +79,5 @@ def training(
                 image="")))
     with dsl.Else(name="gate-failed"):
         rejected = live(uses_store(record_rejection(
-            model=trained.outputs["model"], gates=decision.outputs["gates"])))
+            model=trained.outputs["model"], gates=decision.outputs["gates"], trigger=trigger)))
     return dsl.OneOf(published.outputs["outcome"], rejected.outputs["Output"])

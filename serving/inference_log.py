@@ -94,6 +94,7 @@ class InferenceLogger:
         self.written_keys: list[str] = []
         self._chunks: deque[_Chunk] = deque()
         self._rows = 0
+        self._inflight = 0  # rows taken out by a running flush; they count against the bound
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._wake = threading.Event()
@@ -135,7 +136,7 @@ class InferenceLogger:
         self._dropped_metric.inc(rows)
 
     def _drop_excess_locked(self) -> int:
-        excess = self._rows - self.max_buffer_rows
+        excess = self._rows + self._inflight - self.max_buffer_rows
         dropped = 0
         while excess > 0 and self._chunks:
             oldest = self._chunks[0]
@@ -166,26 +167,37 @@ class InferenceLogger:
             with self._lock:
                 chunks = list(self._chunks)
                 self._chunks.clear()
-                self._rows = 0
+                self._inflight, self._rows = self._rows, 0
             if not chunks:
                 return True
-            by_day: dict[date, list[_Chunk]] = {}
-            for chunk in chunks:
-                by_day.setdefault(chunk.timestamp.date(), []).append(chunk)
-            pending = list(by_day.items())
-            while pending:
-                day, group = pending[0]
-                try:
-                    self._write(day, group)
-                except Exception as exc:  # store down, timeouts, S3 errors
-                    unwritten = [c for _, g in pending for c in g]
-                    self._requeue(unwritten)
-                    logger.warning("inference log for %s: write failed (%d rows kept for retry, "
-                                   "%d buffered): %s", self.model_name,
-                                   sum(c.rows for c in unwritten), self._rows, exc)
-                    return False
-                pending.pop(0)
-            return True
+            try:
+                return self._flush_chunks(chunks)
+            finally:
+                with self._lock:
+                    self._inflight = 0
+
+    def _flush_chunks(self, chunks: list[_Chunk]) -> bool:
+        by_day: dict[date, list[_Chunk]] = {}
+        for chunk in chunks:
+            by_day.setdefault(chunk.timestamp.date(), []).append(chunk)
+        pending = list(by_day.items())
+        while pending:
+            day, group = pending[0]
+            try:
+                self._write(day, group)
+            except Exception as exc:  # store down, timeouts, S3 errors
+                unwritten = [c for _, g in pending for c in g]
+                with self._lock:
+                    self._inflight = 0
+                self._requeue(unwritten)
+                logger.warning("inference log for %s: write failed (%d rows kept for retry, "
+                               "%d buffered): %s", self.model_name,
+                               sum(c.rows for c in unwritten), self._rows, exc)
+                return False
+            pending.pop(0)
+            with self._lock:
+                self._inflight -= sum(c.rows for c in group)
+        return True
 
     def _requeue(self, chunks: list[_Chunk]) -> None:
         with self._lock:

@@ -39,6 +39,10 @@ MODES = ("none", "canary", "full")
 TARGETS = ("local", "kserve")
 
 
+def _is_raw(mode: str) -> bool:
+    return mode in ("RawDeployment", "Standard")
+
+
 def _check_target(target: str) -> str:
     if target not in TARGETS:
         raise UsageError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
@@ -152,13 +156,21 @@ def deploy_action(
 
     if target == "kserve":
         from mlops.deployment.inferenceservice import build_inferenceservice, deployment_mode_of
-        from mlops.deployment.kube import apply_inferenceservice, default_client, get_inferenceservice
+        from mlops.deployment.kube import (
+            apply_inferenceservice,
+            default_client,
+            get_inferenceservice,
+        )
         from mlops.runtime import RUNTIME_IMAGE
 
         client = client or default_client()
         live = get_inferenceservice(model_name, namespace, client)
-        kserve_mode = (deployment_mode or os.environ.get(DEPLOYMENT_MODE_ENV_VAR, "").strip()
-                       or (deployment_mode_of(live) if live else "Serverless"))
+        requested = deployment_mode or os.environ.get(DEPLOYMENT_MODE_ENV_VAR, "").strip()
+        live_mode = deployment_mode_of(live) if live else None
+        if requested and live_mode and _is_raw(requested) != _is_raw(live_mode):
+            raise UsageError(f"InferenceService {namespace}/{model_name} runs in {live_mode} mode; "
+                             f"it cannot switch to {requested} (delete it first)")
+        kserve_mode = requested or live_mode or "Serverless"
         manifest = build_inferenceservice(
             model_name, version, model_uri, namespace=namespace, image=image or RUNTIME_IMAGE,
             deployment_mode=kserve_mode, canary_percent=percent, previous=live)  # type: ignore[arg-type]

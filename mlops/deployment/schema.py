@@ -100,7 +100,10 @@ def _to_jsonschema(node: Any) -> Any:
 
 @lru_cache(maxsize=8)
 def _validator_for(path: str, mtime_ns: int, version: str):
-    from jsonschema import Draft4Validator
+    try:
+        from jsonschema import Draft4Validator
+    except ImportError as exc:  # a test extra; the runtime image may lack it
+        raise UsageError("CRD validation needs the 'jsonschema' package") from exc
 
     schema = _to_jsonschema(crd_schema(Path(path), version))
     return Draft4Validator(schema)

@@ -24,7 +24,7 @@ WAIT = {"timeout_seconds": 0.2, "poll_seconds": 0.0}
 
 @pytest.fixture
 def published(store_env, tmp_path):
-    """Two published versions of a model in the test bucket: {version: uri}."""
+    """Three published versions of a model in the test bucket: {version: uri}."""
     uris = {}
     for version in ("v1", "v2", "v3"):
         model_dir = tmp_path / version
@@ -160,6 +160,32 @@ def test_components_compile_with_the_runtime_image():
         assert container.image == RUNTIME_IMAGE
         assert "pip install" not in " ".join(container.command)
     inputs = deploy_model.component_spec.inputs
-    assert inputs["canary_percent"].type == "NUMBER_INTEGER"
+    assert inputs["canary_percent"].type == "Integer"
     assert set(inputs) == {"model_name", "model_uri", "model_version", "mode", "canary_percent",
                            "target", "namespace", "image"}
+
+
+def test_kserve_mode_cannot_switch_on_a_live_service(store_env, published, monkeypatch):
+    monkeypatch.delenv("MLOPS_KSERVE_CRD", raising=False)
+    fake = FakeKServe()
+    deploy_action(MODEL, published["v1"], "v1", "full", 0, "kserve", NS, "",
+                  store=store_env, client=fake, **WAIT)  # Serverless by default
+    monkeypatch.setenv("MLOPS_KSERVE_DEPLOYMENT_MODE", "RawDeployment")
+    with pytest.raises(UsageError, match="cannot switch"):
+        deploy_action(MODEL, published["v2"], "v2", "full", 0, "kserve", NS, "",
+                      store=store_env, client=fake, **WAIT)
+
+
+def test_dockerfile_matches_the_runtime_contract():
+    from mlops.runtime import PYTHON_BASE_IMAGE
+    from tests.conftest import REPO_ROOT
+
+    text = (REPO_ROOT / "Dockerfile").read_text()
+    stages = [line for line in text.splitlines() if line.startswith("FROM ")]
+    assert len(stages) == 2 and all("${PYTHON_BASE_IMAGE}" in line for line in stages)
+    assert f"ARG PYTHON_BASE_IMAGE={PYTHON_BASE_IMAGE}" in text
+    assert "requirements.lock" in text
+    assert "USER 10001:10001" in text
+    assert 'ENTRYPOINT ["python", "-m", "serving"]' in text
+    runtime = text.split("AS runtime", 1)[1]
+    assert "apt-get" not in runtime and "pip install" not in runtime

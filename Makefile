@@ -1,0 +1,42 @@
+# kfp-mlops developer commands. `make demo` and `make test` work from a fresh clone.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test test-fast bench compile lock lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+demo: install
+	$(PY) -m mlops.demo
+
+# The whole suite, slow end-to-end tests included (CI runs this).
+test: install
+	$(PY) -m pytest -q -p no:cacheprovider
+
+test-fast: install
+	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
+
+bench: install
+	$(PY) bench/bench_drift.py
+
+compile: install
+	$(PY) compile.py --out compiled
+
+# Exact pins of the runtime closure, for the Dockerfile.
+lock: install
+	$(PY) -c "from mlops.environment import installed_closure as c; pins = c(('kfp-mlops',)); pins.pop('kfp-mlops'); print(''.join(f'{n}=={v}\n' for n, v in pins.items()), end='')" > requirements.lock
+
+lint: install
+	$(PY) -m ruff check mlops components pipelines serving compile.py tests
+
+clean:
+	rm -rf $(VENV) compiled .pytest_cache

@@ -1,0 +1,55 @@
+from typing import NamedTuple
+
+from kfp import dsl
+from kfp.dsl import HTML, Metrics, Output
+
+from mlops.runtime import COMPONENT_KWARGS
+
+
+@dsl.component(**COMPONENT_KWARGS)
+def check_drift(
+    model_name: str,
+    report: Output[HTML],
+    metrics: Output[Metrics],
+    current_uri: str = "",
+    reference_uri: str = "",
+    window_hours: float = 24.0,
+    drift_share_threshold: float = 0.5,
+) -> NamedTuple("DriftOutputs", [("drift_detected", bool), ("drift_share", float),
+                                 ("drifted_columns", str), ("summary", str),
+                                 ("target_column", str), ("drop_columns", str), ("estimator", str)]):
+    """Compares production data with the deployed model's training sample (Evidently tests).
+
+    Args:
+        model_name: Deployed model.
+        report: Evidently HTML report (rendered by the Kubeflow UI).
+        metrics: Drift share and drifted column count.
+        current_uri: Production data table; '' uses the model's inference logs.
+        reference_uri: Reference table; '' uses the sample stored with the model.
+        window_hours: Inference-log window when ``current_uri`` is ''.
+        drift_share_threshold: Share of drifted columns that means dataset drift.
+
+    Returns:
+        drift_detected, drift_share, drifted_columns (comma-separated), summary
+        (JSON), and the deployed model's recipe: target_column, drop_columns, estimator.
+    """
+    import json
+    import logging
+    from collections import namedtuple
+
+    from mlops.monitoring import check_drift as run_check
+    from mlops.store import ObjectStore
+
+    logging.basicConfig(level=logging.INFO)
+    check = run_check(ObjectStore.from_env(), model_name, reference_uri=reference_uri,
+                      current_uri=current_uri, window_hours=window_hours,
+                      drift_share_threshold=drift_share_threshold, html_out=report.path)
+    summary = check.summary()
+    metrics.log_metric("drift_share", summary["drift_share"])
+    metrics.log_metric("drifted_columns", len(summary["drifted_columns"]))
+    recipe = check.model.recipe()
+    outputs = namedtuple("DriftOutputs", ["drift_detected", "drift_share", "drifted_columns", "summary",
+                                          "target_column", "drop_columns", "estimator"])
+    return outputs(summary["drift_detected"], summary["drift_share"], ",".join(summary["drifted_columns"]),
+                   json.dumps(summary, sort_keys=True), recipe["target_column"], recipe["drop_columns"],
+                   recipe["estimator"])

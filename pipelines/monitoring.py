@@ -1,0 +1,47 @@
+"""The ``monitoring`` pipeline (recurring): drift check, then retrain and release only past the gates."""
+
+from kfp import dsl
+
+from components.check_drift import check_drift
+from components.record_no_drift import record_no_drift
+from pipelines._cluster import live, uses_store
+from pipelines.training import training
+
+
+@dsl.pipeline(
+    name="monitoring",
+    description="Check production data for drift against the deployed model's training sample; on "
+                "drift, retrain with the model's recipe, run every gate, and release as a canary only "
+                "when all pass. Production stays untouched otherwise.",
+)
+def monitoring(
+    model_name: str,
+    retrain_data_uri: str,
+    holdout_uri: str,
+    current_uri: str = "",
+    window_hours: float = 24.0,
+    drift_share_threshold: float = 0.5,
+    min_accuracy: float = 0.8,
+    test_size: float = 0.2,
+    seed: int = 42,
+    advisory_db_uri: str = "",
+    allow_unknown_audit: bool = False,
+    canary_percent: int = 10,
+    deploy_target: str = "kserve",
+    namespace: str = "kubeflow-user",
+) -> str:
+    """Returns the outcome JSON: status no_drift, released or rejected, with the drift summary."""
+    drift = live(uses_store(check_drift(
+        model_name=model_name, current_uri=current_uri, window_hours=window_hours,
+        drift_share_threshold=drift_share_threshold)))
+    with dsl.If(drift.outputs["drift_detected"] == True, name="drift-detected"):  # noqa: E712
+        retrained = training(
+            data_uri=retrain_data_uri, target_column=drift.outputs["target_column"],
+            holdout_uri=holdout_uri, model_name=model_name, min_accuracy=min_accuracy,
+            drop_columns=drift.outputs["drop_columns"], estimator=drift.outputs["estimator"],
+            test_size=test_size, seed=seed, advisory_db_uri=advisory_db_uri,
+            allow_unknown_audit=allow_unknown_audit, deploy="canary", canary_percent=canary_percent,
+            deploy_target=deploy_target, namespace=namespace, trigger=drift.outputs["summary"])
+    with dsl.Else(name="no-drift"):
+        unchanged = live(uses_store(record_no_drift(drift_summary=drift.outputs["summary"])))
+    return dsl.OneOf(retrained.output, unchanged.output)
