@@ -1,4 +1,4 @@
-"""The ``mlops`` command line.
+"""mlops: train, gate, sign, publish, serve and monitor models (kfp-mlops).
 
 Exit codes: 0 released / ok, 1 system failure, 2 bad input or usage,
 3 rejected by a gate, 4 verification failed (see ``mlops.errors``).
@@ -184,6 +184,10 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# Commands registered from other modules that expect MLOPS_S3_* to be set on entry.
+_NEEDS_STORE = {"serve"}
+
+
 # -- parser ----------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlops", description=__doc__.split("\n")[0])
@@ -216,14 +220,10 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--json", action="store_true")
         command.set_defaults(func=cmd_deploy)
 
-    for module in ("mlops.cli_trust", "mlops.cli_serve", "mlops.cli_monitoring"):
-        try:
-            registrar = __import__(module, fromlist=["register"])
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            continue
-        registrar.register(sub)
+    from mlops import cli_monitoring, cli_serve, cli_trust
+
+    for module in (cli_trust, cli_serve, cli_monitoring):
+        module.register(sub)
     return parser
 
 
@@ -236,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
+        if args.command in _NEEDS_STORE:
+            ensure_store_env()
         return int(args.func(args))
     except MlopsError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -68,12 +68,29 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
     public_key = args.public_key or default_key_paths(_home())[1]
     try:
-        verify_model_dir(Path(args.model_dir), Path(public_key))
+        if args.model_dir.startswith("s3://"):
+            _verify_published(args.model_dir, Path(public_key))
+        else:
+            verify_model_dir(Path(args.model_dir), Path(public_key))
     except VerificationError as exc:
         print(f"INVALID: {exc}", file=sys.stderr)
         return EXIT_INVALID
     print(f"OK: {args.model_dir} is signed by {public_key}")
     return EXIT_OK
+
+
+def _verify_published(model_uri: str, public_key: Path) -> None:
+    """Downloads a published version and verifies it, as serving does before loading."""
+    import tempfile
+
+    from mlops.cli import ensure_store_env
+    from mlops.registry import fetch_model
+    from mlops.store import ObjectStore
+    from mlops.trust.signing import verify_model_dir
+
+    ensure_store_env()
+    with tempfile.TemporaryDirectory() as work:
+        verify_model_dir(fetch_model(ObjectStore.from_env(), model_uri, Path(work)), public_key)
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
@@ -127,8 +144,9 @@ def register(subparsers: Any) -> None:
     init.add_argument("--force", action="store_true", help="replace existing key files")
     init.set_defaults(func=_reporting_errors(_cmd_keys_init))
 
-    verify = subparsers.add_parser("verify", help="verify a signed local model directory")
-    verify.add_argument("model_dir", metavar="MODEL_DIR", help="local model folder")
+    verify = subparsers.add_parser("verify", help="verify a signed model (local folder or published s3:// URI)")
+    verify.add_argument("model_dir", metavar="MODEL_URI",
+                        help="local model folder or s3://<bucket>/models/<name>/<version>")
     verify.add_argument(
         "--public-key",
         metavar="PEM",

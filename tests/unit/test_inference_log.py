@@ -1,0 +1,148 @@
+"""InferenceLogger against a real store: flush on size, time and close; a down store never blocks."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pandas as pd
+import pytest
+from prometheus_client import REGISTRY
+
+from serving.inference_log import InferenceLogger, read_inference_logs
+from tests.serving_helpers import sample_rows
+
+
+def _wait(condition, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+def _metric(model: str, result: str) -> float:
+    return REGISTRY.get_sample_value("mlops_inference_log_records_total",
+                                     {"model": model, "result": result}) or 0.0
+
+
+def test_flush_on_size(store):
+    log = InferenceLogger(store, "size-model", flush_rows=10, flush_seconds=60)
+    try:
+        rows = sample_rows(10)
+        log.record("v1", rows.iloc[:4], np.array([0, 1, 2, 0]))
+        time.sleep(0.3)
+        assert log.written_rows == 0  # below flush_rows, long before flush_seconds
+        log.record("v1", rows.iloc[4:], np.array([1] * 6))
+        assert _wait(lambda: log.written_rows == 10, 10)
+        frame = read_inference_logs(store, "size-model")
+        assert len(frame) == 10
+        assert list(frame.columns) == list(rows.columns) + ["prediction", "model_version", "timestamp"]
+        assert frame["prediction"].tolist() == [0, 1, 2, 0] + [1] * 6
+        assert set(frame["model_version"]) == {"v1"}
+        assert str(frame["timestamp"].dt.tz) == "UTC"
+        pd.testing.assert_frame_equal(frame[rows.columns], rows)
+        key = log.written_keys[0]
+        today = datetime.now(timezone.utc).date().isoformat()
+        assert key.startswith(f"inference-logs/size-model/{today}/") and key.endswith(".parquet")
+    finally:
+        log.close()
+
+
+def test_flush_on_time_and_rows_as_dicts(store):
+    log = InferenceLogger(store, "time-model", flush_rows=1000, flush_seconds=0.3)
+    try:
+        log.record("v2", [{"a": 1.0, "b": "x"}, {"a": 2.0, "b": "y"}], ["yes", "no"])
+        assert _wait(lambda: log.written_rows == 2, 10)
+        frame = read_inference_logs(store, "time-model")
+        assert frame[["a", "b", "prediction", "model_version"]].to_dict("records") == [
+            {"a": 1.0, "b": "x", "prediction": "yes", "model_version": "v2"},
+            {"a": 2.0, "b": "y", "prediction": "no", "model_version": "v2"},
+        ]
+        assert len(read_inference_logs(store, "time-model", since=datetime.now(timezone.utc)
+                                       + timedelta(days=1))) == 0
+        assert len(read_inference_logs(store, "time-model",
+                                       since=datetime.now(timezone.utc) - timedelta(minutes=5))) == 2
+    finally:
+        log.close()
+
+
+def test_flush_on_close(store):
+    before = _metric("close-model", "written")
+    log = InferenceLogger(store, "close-model", flush_rows=1000, flush_seconds=60)
+    log.record("v1", sample_rows(5), [0, 1, 2, 1, 0])
+    assert log.written_rows == 0
+    assert log.close() is True
+    assert log.written_rows == 5
+    assert len(read_inference_logs(store, "close-model")) == 5
+    assert _metric("close-model", "written") - before == 5
+    assert read_inference_logs(store, "nothing-logged").empty
+
+
+def test_store_down_never_blocks_and_drops_are_bounded_and_counted(tmp_path):
+    from mlops.embedded_store import EmbeddedStore
+    from mlops.store import ObjectStore
+
+    embedded = EmbeddedStore(tmp_path / "second-store")
+    settings = embedded.start()
+    try:
+        down = ObjectStore(replace(settings, bucket="logs-down"), timeout=1.0)
+        down.ensure_bucket()
+    finally:
+        embedded.stop()  # only this second store; the session store keeps running
+
+    model = "down-model"
+    dropped_before = _metric(model, "dropped")
+    log = InferenceLogger(down, model, max_buffer_rows=50, flush_rows=10, flush_seconds=0.2)
+    rows = sample_rows(10)
+    slowest = 0.0
+    try:
+        for i in range(40):
+            started = time.perf_counter()
+            log.record("v1", rows, np.arange(10))
+            slowest = max(slowest, time.perf_counter() - started)
+            assert log.buffered_rows <= 50
+            time.sleep(0.02)
+        assert slowest < 0.05, f"record() blocked for {slowest:.3f}s"
+        assert _wait(lambda: log.dropped_rows >= 350, 10)  # 400 recorded, at most 50 kept
+    finally:
+        ok = log.close(timeout=10)
+    assert ok is False
+    assert log.written_rows == 0
+    assert log.dropped_rows == 400  # the 50 still buffered are lost at shutdown, and counted
+    assert _metric(model, "dropped") - dropped_before == 400
+
+
+def test_rows_are_retried_when_the_store_comes_back(tmp_path):
+    from mlops.embedded_store import EmbeddedStore
+    from mlops.store import ObjectStore
+
+    embedded = EmbeddedStore(tmp_path / "flaky-store")
+    settings = embedded.start()
+    store = ObjectStore(replace(settings, bucket="logs-retry"), timeout=1.0)
+    store.ensure_bucket()
+    embedded.stop()
+    log = InferenceLogger(store, "retry-model", max_buffer_rows=100, flush_rows=5, flush_seconds=0.3)
+    try:
+        log.record("v1", sample_rows(20), list(range(20)))
+        assert _wait(lambda: log.buffered_rows == 20 and log.written_rows == 0, 5)
+        time.sleep(0.5)  # at least one failed flush
+        assert log.written_rows == 0 and log.dropped_rows == 0
+        embedded.start()
+        assert _wait(lambda: log.written_rows == 20, 30)
+        assert read_inference_logs(store, "retry-model")["prediction"].tolist() == list(range(20))
+    finally:
+        log.close()
+        embedded.stop()
+
+
+def test_record_rejects_mismatched_outputs(store):
+    log = InferenceLogger(store, "bad-model", flush_seconds=60)
+    try:
+        with pytest.raises(ValueError):
+            log.record("v1", sample_rows(3), [1, 2])
+    finally:
+        log.close()

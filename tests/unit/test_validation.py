@@ -1,0 +1,127 @@
+"""The holdout accuracy gate on a real model directory and real holdout files."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from mlops.data import fingerprint, read_table
+from mlops.errors import DataError, UsageError
+from mlops.packaging import (
+    METADATA_FILE,
+    MODEL_FILE,
+    REFERENCE_FILE,
+    REQUIREMENTS_FILE,
+    read_metadata,
+    write_model_dir,
+)
+from mlops.training import evaluate, split_dataset, train
+from mlops.validation import MAX_HOLDOUT_OVERLAP, overlap_share, validate_on_holdout
+from tests.training_helpers import MODEL_NAME, TARGET, demo_data
+
+
+@pytest.fixture(scope="module")
+def candidate(tmp_path_factory):
+    """A trained breast-cancer model directory plus its training split and the demo holdout."""
+    root = tmp_path_factory.mktemp("validation")
+    training_csv, holdout_csv = demo_data(root / "data")
+    frame = read_table(str(training_csv))
+    train_frame, test_frame = split_dataset(frame, TARGET, seed=42)
+    model, schema = train(train_frame, TARGET, "logistic_regression")
+    scores = evaluate(model, test_frame, TARGET, schema).metrics("test")
+    model_dir = write_model_dir(
+        root / "model", model, model_name=MODEL_NAME, version="v1", schema=schema,
+        target_column=TARGET, estimator="logistic_regression", drop_columns=[], metrics=scores,
+        fingerprints={"data": fingerprint(frame), "train": fingerprint(train_frame)},
+        train_features=train_frame.drop(columns=[TARGET]), params={"seed": 42})
+    return {"dir": model_dir, "train": train_frame, "holdout": holdout_csv, "root": root}
+
+
+def test_model_dir_contents(candidate):
+    files = {p.name for p in candidate["dir"].iterdir()}
+    assert files == {MODEL_FILE, METADATA_FILE, REFERENCE_FILE, REQUIREMENTS_FILE}
+    metadata = read_metadata(candidate["dir"])
+    assert metadata["target_column"] == TARGET and metadata["classes"] == ["benign", "malignant"]
+    assert metadata["feature_names"] == [c for c in candidate["train"].columns if c != TARGET]
+    assert json.loads((candidate["dir"] / METADATA_FILE).read_text()) == metadata
+    assert "scikit-learn==" in (candidate["dir"] / REQUIREMENTS_FILE).read_text()
+
+
+def test_passes_above_threshold(candidate):
+    gate, evaluation = validate_on_holdout(candidate["dir"], candidate["train"],
+                                           str(candidate["holdout"]), 0.8)
+    assert gate.name == "holdout_accuracy" and gate.passed
+    assert ">= min_accuracy 0.8000 on 143 rows" in gate.detail
+    assert gate.metrics["holdout_accuracy"] == evaluation.accuracy > 0.9
+    assert gate.metrics["holdout_overlap_share"] == 0.0
+    assert {"holdout_f1_macro", "holdout_rows", "holdout_roc_auc"} <= set(gate.metrics)
+    assert evaluation.roc_curve is not None
+
+
+def test_fails_below_threshold(candidate):
+    gate, evaluation = validate_on_holdout(candidate["dir"], candidate["train"],
+                                           candidate["holdout"].as_uri(), 0.999)
+    assert not gate.passed
+    assert f"holdout accuracy {evaluation.accuracy:.4f} < min_accuracy 0.9990" in gate.detail
+
+
+def test_thresholds_at_the_bounds(candidate):
+    assert validate_on_holdout(candidate["dir"], candidate["train"], str(candidate["holdout"]), 0)[0].passed
+    assert not validate_on_holdout(candidate["dir"], candidate["train"],
+                                   str(candidate["holdout"]), 1)[0].passed
+
+
+def test_overlapping_holdout_is_not_independent(candidate):
+    # A "holdout" made of training rows vouches for nothing, however accurate.
+    reused = candidate["root"] / "reused.csv"
+    candidate["train"].sample(100, random_state=0).to_csv(reused, index=False)
+    gate, _ = validate_on_holdout(candidate["dir"], candidate["train"], str(reused), 0.0)
+    assert not gate.passed
+    assert "not independent" in gate.detail and "100%" in gate.detail
+    assert gate.metrics["holdout_overlap_share"] == 1.0
+
+
+def test_small_overlap_is_tolerated(candidate):
+    holdout = pd.read_csv(candidate["holdout"])
+    mixed = pd.concat([holdout, candidate["train"].iloc[:20]], ignore_index=True)
+    path = candidate["root"] / "mixed.csv"
+    mixed.to_csv(path, index=False)
+    gate, _ = validate_on_holdout(candidate["dir"], candidate["train"], str(path), 0.5)
+    share = gate.metrics["holdout_overlap_share"]
+    assert 0 < share <= MAX_HOLDOUT_OVERLAP and gate.passed
+
+
+def test_overlap_share():
+    train_frame = pd.DataFrame({"a": [1, 2, 3], "y": ["x", "y", "x"]})
+    holdout = pd.DataFrame({"a": [1, 2, 9, 9], "y": ["x", "x", "x", "y"]})
+    assert overlap_share(holdout, train_frame, ["a", "y"]) == 0.25
+    assert overlap_share(holdout.iloc[:0], train_frame, ["a", "y"]) == 0.0
+
+
+@pytest.mark.parametrize("value", [1.5, -0.1, "high"])
+def test_min_accuracy_out_of_range_is_a_usage_error(candidate, value):
+    with pytest.raises(UsageError, match="min_accuracy"):
+        validate_on_holdout(candidate["dir"], candidate["train"], str(candidate["holdout"]), value)
+
+
+def test_holdout_without_target_names_it(candidate):
+    path = candidate["root"] / "unlabelled.csv"
+    pd.read_csv(candidate["holdout"]).drop(columns=[TARGET]).to_csv(path, index=False)
+    with pytest.raises(DataError, match=f"target column '{TARGET}' not found in holdout") as info:
+        validate_on_holdout(candidate["dir"], candidate["train"], str(path), 0.8)
+    assert str(path) in str(info.value)
+
+
+def test_holdout_missing_a_feature_names_it(candidate):
+    path = candidate["root"] / "narrow.csv"
+    pd.read_csv(candidate["holdout"]).drop(columns=["mean_radius"]).to_csv(path, index=False)
+    with pytest.raises(DataError, match="mean_radius"):
+        validate_on_holdout(candidate["dir"], candidate["train"], str(path), 0.8)
+
+
+def test_unreadable_holdout_names_the_uri(candidate):
+    missing = candidate["root"] / "absent.csv"
+    with pytest.raises(DataError, match="absent.csv"):
+        validate_on_holdout(candidate["dir"], candidate["train"], str(missing), 0.8)
