@@ -25,7 +25,8 @@ def record_rejection(
     import json
     import logging
 
-    from mlops.release import outcome_markdown, record_rejection as record
+    from mlops.release import outcome_markdown
+    from mlops.release import record_rejection as record
 
     logging.basicConfig(level=logging.INFO)
     outcome = record(model.path, gates, trigger)

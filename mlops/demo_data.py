@@ -37,3 +37,14 @@ def write_breast_cancer(out_dir: Path, holdout_share: float = 0.25, seed: int = 
     training.to_csv(paths[0], index=False)
     holdout.to_csv(paths[1], index=False)
     return paths
+
+
+def large_tumour_traffic(frame: pd.DataFrame, quantile: float = 0.6) -> pd.DataFrame:
+    """Real rows from a shifted population: only the larger tumours, features only.
+
+    A screening programme that starts receiving referrals of larger tumours is
+    a covariate shift built from real measurements, not noise: the size-related
+    features drift, the relation between features and diagnosis does not.
+    """
+    shifted = frame[frame["mean_radius"] > frame["mean_radius"].quantile(quantile)]
+    return shifted.drop(columns=[TARGET], errors="ignore").reset_index(drop=True)

@@ -17,6 +17,7 @@ output cannot be parsed fails the gate too (fail closed).
 from __future__ import annotations
 
 import json
+import os
 import logging
 import subprocess  # nosec B404 - runs ruff/bandit with a fixed argv
 import sys
@@ -239,6 +240,16 @@ def check_code_quality(paths: Sequence[Path], fail_on: str = "medium") -> Qualit
         except Exception as exc:  # not installed, timeout, bad JSON...
             logger.warning("%s failed: %s", name, exc)
             failures.append(f"{name} failed to run: {exc}")
+
+    # Report paths relative to what was checked: absolute paths say where the
+    # checker ran (a pod, a laptop), not where the code lives.
+    resolved = [p.resolve() for p in paths]
+    base = Path(os.path.commonpath(resolved))
+    if base in resolved:  # one folder (or file): keep its own name in the paths
+        base = base.parent
+    for f in findings:
+        if f["file"] and os.path.isabs(f["file"]):
+            f["file"] = os.path.relpath(f["file"], base)
 
     counts = dict.fromkeys(SEVERITIES, 0)
     for f in findings:

@@ -92,7 +92,7 @@ def test_store_down_never_blocks_and_drops_are_bounded_and_counted(tmp_path):
         down = ObjectStore(replace(settings, bucket="logs-down"), timeout=1.0)
         down.ensure_bucket()
     finally:
-        embedded.stop()  # only this second store; the session store keeps running
+        embedded.stop(timeout=1)  # only this second store; the session store keeps running
 
     model = "down-model"
     dropped_before = _metric(model, "dropped")
@@ -117,26 +117,35 @@ def test_store_down_never_blocks_and_drops_are_bounded_and_counted(tmp_path):
 
 
 def test_rows_are_retried_when_the_store_comes_back(tmp_path):
+    """The store is down first (nothing listens on its port), then a real one starts there."""
+    import json
+
     from mlops.embedded_store import EmbeddedStore
+    from mlops.settings import StoreSettings
+    from mlops.socketutil import LOCALHOST, free_port
     from mlops.store import ObjectStore
 
-    embedded = EmbeddedStore(tmp_path / "flaky-store")
-    settings = embedded.start()
-    store = ObjectStore(replace(settings, bucket="logs-retry"), timeout=1.0)
-    store.ensure_bucket()
-    embedded.stop()
+    embedded = EmbeddedStore(tmp_path / "late-store", bucket="logs-retry")
+    embedded.root.mkdir(parents=True)
+    names = ("s3", "master", "volume", "filer")
+    ports = {"http": {n: free_port() for n in names}, "grpc": {n: free_port() for n in names}}
+    embedded.ports_file.write_text(json.dumps(ports))  # the server will start on these ports
+    embedded.credentials_file.write_text(json.dumps({"access_key": "late", "secret_key": "late-secret"}))
+    store = ObjectStore(StoreSettings(f"{LOCALHOST}:{ports['http']['s3']}", "late", "late-secret",
+                                      bucket="logs-retry"), timeout=1.0)
     log = InferenceLogger(store, "retry-model", max_buffer_rows=100, flush_rows=5, flush_seconds=0.3)
     try:
         log.record("v1", sample_rows(20), list(range(20)))
-        assert _wait(lambda: log.buffered_rows == 20 and log.written_rows == 0, 5)
-        time.sleep(0.5)  # at least one failed flush
+        time.sleep(0.8)  # flushes fail: nothing listens yet
+        assert _wait(lambda: log.buffered_rows == 20, 5)
         assert log.written_rows == 0 and log.dropped_rows == 0
         embedded.start()
-        assert _wait(lambda: log.written_rows == 20, 30)
+        assert embedded.settings().endpoint == store.settings.endpoint
+        assert _wait(lambda: log.written_rows == 20, 15)
         assert read_inference_logs(store, "retry-model")["prediction"].tolist() == list(range(20))
     finally:
         log.close()
-        embedded.stop()
+        embedded.stop(timeout=1)
 
 
 def test_record_rejects_mismatched_outputs(store):

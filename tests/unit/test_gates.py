@@ -1,0 +1,93 @@
+"""Gate results and the release decision: every gate must run and pass (fail closed)."""
+
+from __future__ import annotations
+
+import json
+
+from mlops.gates import GATE_ORDER, Decision, GateResult, decide
+
+
+def passing(name: str, **metrics: float) -> GateResult:
+    return GateResult(name, True, f"{name} ok", dict(metrics))
+
+
+def all_passing() -> list[GateResult]:
+    return [passing(name) for name in GATE_ORDER]
+
+
+def test_all_gates_pass():
+    decision = decide(all_passing())
+    assert isinstance(decision, Decision)
+    assert decision.passed and decision.reason == "all gates passed"
+    assert list(decision.gates) == list(GATE_ORDER)
+    assert all(g["passed"] for g in decision.gates.values())
+
+
+def test_order_of_results_does_not_matter():
+    decision = decide(reversed(all_passing()))
+    assert list(decision.gates) == list(GATE_ORDER)
+
+
+def test_failure_reason_names_the_gate_and_detail():
+    results = all_passing()
+    results[2] = GateResult("model_scan", False, "unsafe: model.pkl: pickle opcodes")
+    decision = decide(results)
+    assert not decision.passed
+    assert decision.reason == "model_scan: unsafe: model.pkl: pickle opcodes"
+    assert decision.gates["model_scan"] == {"passed": False, "detail": "unsafe: model.pkl: pickle opcodes"}
+
+
+def test_every_failure_is_listed():
+    results = all_passing()
+    results[0] = GateResult("holdout_accuracy", False, "accuracy 0.5 < 0.8")
+    results[4] = GateResult("signature", False, "invalid: no key")
+    decision = decide(results)
+    assert not decision.passed
+    assert "holdout_accuracy: accuracy 0.5 < 0.8" in decision.reason
+    assert "signature: invalid: no key" in decision.reason
+
+
+def test_missing_gate_fails_closed():
+    results = [r for r in all_passing() if r.name != "dependency_audit"]
+    decision = decide(results)
+    assert not decision.passed
+    assert decision.reason == "dependency_audit: gate did not run"
+    assert decision.gates["dependency_audit"] == {"passed": False, "detail": "gate did not run"}
+
+
+def test_no_results_fail_every_gate():
+    decision = decide([])
+    assert not decision.passed
+    assert set(decision.gates) == set(GATE_ORDER)
+    assert all(name in decision.reason for name in GATE_ORDER)
+
+
+def test_custom_required_and_extra_gates():
+    decision = decide([passing("holdout_accuracy"), passing("zz_extra")], required=["holdout_accuracy"])
+    assert decision.passed
+    assert list(decision.gates) == ["holdout_accuracy", "zz_extra"]
+
+
+def test_metrics_are_merged():
+    results = all_passing()
+    results[0] = passing("holdout_accuracy", holdout_accuracy=0.97, holdout_rows=143.0)
+    results[1] = passing("dependency_audit", audit_packages=12.0)
+    assert decide(results).metrics == {"holdout_accuracy": 0.97, "holdout_rows": 143.0,
+                                       "audit_packages": 12.0}
+
+
+def test_gate_result_json_round_trip():
+    gate = GateResult("holdout_accuracy", False, "too low", {"holdout_accuracy": 0.5})
+    text = gate.to_json()
+    assert json.loads(text) == {"name": "holdout_accuracy", "passed": False, "detail": "too low",
+                                "metrics": {"holdout_accuracy": 0.5}}
+    assert GateResult.from_json(text) == gate
+    assert GateResult.from_json('{"name": "x", "passed": 1, "detail": 3}') == GateResult("x", True, "3", {})
+
+
+def test_gates_json():
+    decision = decide(all_passing()[:-1])
+    payload = json.loads(decision.gates_json())
+    assert set(payload) == {"gates", "metrics", "reason"}
+    assert payload["gates"]["signature"]["passed"] is False
+    assert payload["reason"] == "signature: gate did not run"
