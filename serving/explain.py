@@ -55,6 +55,18 @@ def _dense(matrix) -> np.ndarray:
     return np.asarray(matrix.toarray() if hasattr(matrix, "toarray") else matrix, dtype=np.float64)
 
 
+def coerce_reference(reference: pd.DataFrame, schema: FeatureSchema) -> pd.DataFrame:
+    """The reference sample in schema order with serving dtypes (float numerics, str categories)."""
+    frame = reference[schema.names].copy()
+    for feature in schema.features:
+        column = frame[feature.name]
+        if feature.kind == NUMERIC:
+            frame[feature.name] = pd.to_numeric(column, errors="coerce").astype(np.float64)
+        else:
+            frame[feature.name] = column.where(column.isna(), column.astype(str)).astype(object)
+    return frame
+
+
 class Explainer:
     """Explains one loaded model; built once at load time."""
 
@@ -128,21 +140,14 @@ class Explainer:
             if sum(sizes) != width or len(sizes) != len(features):
                 return None
             start = indices.start
-            for size, feature in zip(sizes, features):
+            for size, feature in zip(sizes, features, strict=True):
                 mapping[start:start + size, feature] = 1
                 start += size
             covered += width
         return mapping if covered == n_out else None
 
     def _reference_frame(self, reference: pd.DataFrame) -> pd.DataFrame:
-        frame = reference[self.schema.names].copy()
-        for feature in self.schema.features:
-            column = frame[feature.name]
-            if feature.kind == NUMERIC:
-                frame[feature.name] = pd.to_numeric(column, errors="coerce").astype(np.float64)
-            else:
-                frame[feature.name] = column.where(column.isna(), column.astype(str)).astype(object)
-        return frame
+        return coerce_reference(reference, self.schema)
 
     def _baseline_row(self, reference: pd.DataFrame | None) -> dict[str, Any]:
         baseline: dict[str, Any] = {}

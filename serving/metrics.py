@@ -67,7 +67,7 @@ def note_version(version: str) -> None:
 
 
 def count_predictions(model: str, version: str, classes: list, counts) -> None:
-    for label, count in zip(classes, counts):
+    for label, count in zip(classes, counts, strict=True):
         if count:
             PREDICTIONS.labels(model, version, str(label)).inc(int(count))
 

@@ -83,6 +83,7 @@ class SklearnPredictor(Model):
         self.classes: list = []
         self._labels: Optional[np.ndarray] = None
         self._labels_datatype = "BYTES"
+        self.fast_path: Optional["FastPath"] = None
 
     # -- loading ------------------------------------------------------------------
     def load(self) -> bool:
@@ -136,6 +137,7 @@ class SklearnPredictor(Model):
         self.classes = [c.item() if hasattr(c, "item") else c for c in model.classes_]
         self._labels, self._labels_datatype = _labels_datatype(np.asarray(model.classes_))
         self.explainer = Explainer(model, schema, reference)
+        self.fast_path = FastPath.build(model, schema, reference)
 
     def stop(self) -> None:
         self.ready = False
@@ -161,7 +163,7 @@ class SklearnPredictor(Model):
 
         # Inputs are validated already (finite or NaN-for-imputation): skip sklearn's re-checks.
         with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
-            proba = self.model.predict_proba(frame)
+            proba = (self.fast_path or self.model).predict_proba(frame)
         index = proba.argmax(axis=1)
         return proba, index
 
@@ -224,3 +226,133 @@ class SklearnPredictor(Model):
         result = self.explainer.explain(frame)
         return {"model_name": self.name, "model_version": self.version, **result}
 
+
+class FastPath:
+    """NumPy re-implementation of the contract's preprocessing, for per-request latency.
+
+    scikit-learn's ColumnTransformer spends milliseconds per call on pandas
+    indexing and input checks, dwarfing the model on small requests. For the
+    exact contract layout -- ColumnTransformer of Pipeline(SimpleImputer,
+    StandardScaler) and Pipeline(SimpleImputer, OneHotEncoder(handle_unknown=
+    "ignore")) -- the fitted parameters are applied with the same arithmetic, and
+    the estimator gets the resulting matrix. It is only used when, at load
+    time, it reproduces the full pipeline's probabilities on the reference
+    sample plus rows with missing values and unseen categories; otherwise (any
+    other layout) the pipeline itself is called.
+    """
+
+    def __init__(self, estimator, parts: list, width: int) -> None:
+        self.estimator = estimator
+        self.parts = parts
+        self.width = width
+
+    @classmethod
+    def build(cls, model, schema: FeatureSchema, reference: Optional[pd.DataFrame]) -> Optional["FastPath"]:
+        try:
+            fast = cls._compile(model, schema)
+            if fast is None or reference is None or not len(reference):
+                return None
+            probe = cls._probe_frame(model, schema, reference)
+            slow = model.predict_proba(probe)
+            quick = fast.predict_proba(probe)
+            if quick.shape == slow.shape and np.allclose(quick, slow, rtol=1e-9, atol=1e-12) and \
+                    (quick.argmax(axis=1) == slow.argmax(axis=1)).all():
+                return fast
+            logger.info("fast path disagrees with the pipeline; using the pipeline")
+        except Exception as exc:  # anything unexpected: the plain pipeline is always correct
+            logger.info("fast path unavailable (%s); using the pipeline", exc)
+        return None
+
+    @staticmethod
+    def _probe_frame(model, schema: FeatureSchema, reference: pd.DataFrame) -> pd.DataFrame:
+        from serving.explain import coerce_reference
+
+        frame = coerce_reference(reference, schema).head(200).reset_index(drop=True)
+        odd = frame.head(min(len(frame), 8)).copy()
+        for j, feature in enumerate(schema.features):
+            rows = odd.index[j % len(odd)::3] if len(odd) else []
+            odd.loc[rows, feature.name] = np.nan if feature.kind == NUMERIC else "__unseen__"
+            odd.loc[odd.index[(j + 1) % len(odd)], feature.name] = np.nan
+        return pd.concat([frame, odd], ignore_index=True)
+
+    @classmethod
+    def _compile(cls, model, schema: FeatureSchema) -> Optional["FastPath"]:
+        from sklearn.compose import ColumnTransformer
+        from sklearn.impute import SimpleImputer
+        from sklearn.pipeline import Pipeline
+        from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+        if not isinstance(model, Pipeline) or len(model.steps) != 2:
+            return None
+        ct, estimator = model.steps[0][1], model.steps[1][1]
+        if type(ct) is not ColumnTransformer:
+            return None
+        parts, width = [], 0
+        for name, trans, cols in ct.transformers_:
+            if name == "remainder":
+                if trans != "drop":
+                    return None
+                continue
+            cols = [cols] if isinstance(cols, str) else list(cols)
+            if not all(isinstance(c, str) and c in schema.index for c in cols):
+                return None
+            steps = [s for _, s in trans.steps] if type(trans) is Pipeline else [trans]
+            if not steps or type(steps[0]) is not SimpleImputer or steps[0].add_indicator:
+                return None
+            fill = np.asarray(steps[0].statistics_, dtype=object)
+            if len(fill) != len(cols) or any(isinstance(v, float) and not np.isfinite(v) for v in fill):
+                return None
+            out = ct.output_indices_[name]
+            if len(steps) == 2 and type(steps[1]) is StandardScaler:
+                scaler = steps[1]
+                if any(schema.features[schema.index[c]].kind != NUMERIC for c in cols):
+                    return None
+                mean = scaler.mean_ if scaler.with_mean else None
+                scale = scaler.scale_ if scaler.with_std else None
+                parts.append(("num", cols, fill.astype(np.float64), mean, scale, out.start))
+                width_here = len(cols)
+            elif len(steps) == 2 and type(steps[1]) is OneHotEncoder:
+                encoder = steps[1]
+                if encoder.drop_idx_ is not None or encoder.handle_unknown != "ignore" or \
+                        getattr(encoder, "_infrequent_enabled", False):
+                    return None
+                lookups = [{value: i for i, value in enumerate(c.tolist())} for c in encoder.categories_]
+                if any(not all(isinstance(v, str) for v in lookup) for lookup in lookups):
+                    return None
+                parts.append(("cat", cols, fill, lookups, None, out.start))
+                width_here = sum(len(lookup) for lookup in lookups)
+            else:
+                return None
+            if out.stop - out.start != width_here:
+                return None
+            width += width_here
+        return cls(estimator, parts, width) if width else None
+
+    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        out = np.zeros((len(frame), self.width), dtype=np.float64)
+        for kind, cols, fill, a, b, start in self.parts:
+            if kind == "num":
+                block = np.column_stack([frame[c].to_numpy(np.float64) for c in cols])
+                missing = np.isnan(block)
+                if missing.any():
+                    block = np.where(missing, fill[None, :], block)
+                if a is not None:
+                    block = block - a
+                if b is not None:
+                    block = block / b
+                out[:, start:start + len(cols)] = block
+            else:
+                offset = start
+                for j, column in enumerate(cols):
+                    lookup = a[j]
+                    for i, value in enumerate(frame[column].tolist()):
+                        if not isinstance(value, str):
+                            value = fill[j]
+                        index = lookup.get(value)
+                        if index is not None:
+                            out[i, offset + index] = 1.0
+                    offset += len(lookup)
+        return out
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.estimator.predict_proba(self.transform(frame))

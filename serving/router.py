@@ -90,7 +90,7 @@ class RoutedModel(Model):
     def _pick(self) -> SklearnPredictor:
         route = self._route
         if route.canary is not None and route.canary_percent > 0 and \
-                random.random() * 100.0 < route.canary_percent:  # noqa: S311 - traffic split, not crypto
+                random.random() * 100.0 < route.canary_percent:  # nosec B311
             return route.canary
         if route.stable is None:
             raise ModelNotReady(self.name, self.not_ready_reason)

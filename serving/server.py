@@ -182,7 +182,7 @@ def install_http_hooks(app, registry, max_body_bytes: int | None = None) -> None
         return
     _INSTALLED.add(id(app))
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import ORJSONResponse
+    from fastapi.responses import JSONResponse
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
     limit = max_body_bytes or max_body_bytes_from_env()
@@ -197,13 +197,13 @@ def install_http_hooks(app, registry, max_body_bytes: int | None = None) -> None
             if kind == "json_invalid":
                 text = "malformed JSON: " + str(error.get("ctx", {}).get("error", text))
             problems.append(f"{where}: {text}" if where else text)
-        return ORJSONResponse(status_code=400, content={"error": "invalid request: " + "; ".join(problems)})
+        return JSONResponse(status_code=400, content={"error": "invalid request: " + "; ".join(problems)})
 
     async def body_too_large(_request, exc: BodyTooLarge):
-        return ORJSONResponse(status_code=413, content={"error": str(exc)})
+        return JSONResponse(status_code=413, content={"error": str(exc)})
 
     async def http_error(_request, exc: StarletteHTTPException):
-        return ORJSONResponse(status_code=exc.status_code, content={"error": str(exc.detail)},
+        return JSONResponse(status_code=exc.status_code, content={"error": str(exc.detail)},
                               headers=getattr(exc, "headers", None))
 
     app.add_exception_handler(RequestValidationError, validation_error)
@@ -213,7 +213,7 @@ def install_http_hooks(app, registry, max_body_bytes: int | None = None) -> None
     async def model_status(model_name: str):
         model = registry.get_model(model_name)
         if model is None:
-            return ORJSONResponse(status_code=404,
+            return JSONResponse(status_code=404,
                                   content={"error": f"Model with name {model_name} does not exist."})
         if hasattr(model, "status"):
             body = model.status()
@@ -225,14 +225,20 @@ def install_http_hooks(app, registry, max_body_bytes: int | None = None) -> None
         body["ready"] = bool(ready)
         if not ready:
             body["error"] = f"Model with name {model_name} is not ready."
-            return ORJSONResponse(status_code=503, content=body)
-        return ORJSONResponse(content=body)
+            return JSONResponse(status_code=503, content=body)
+        return JSONResponse(content=body)
 
     app.add_api_route("/v1/models/{model_name}", model_status, methods=["GET"])
 
 
 def _quiet_request_logs() -> None:
     """KServe logs a timing line per request; at thousands of requests/s that is real overhead."""
+    import warnings
+
+    from fastapi.exceptions import FastAPIDeprecationWarning
+
+    # KServe 0.21 returns ORJSONResponse, which FastAPI deprecates with a warning on every request.
+    warnings.filterwarnings("ignore", category=FastAPIDeprecationWarning)
     if os.environ.get("MLOPS_ACCESS_LOG", "").strip().lower() in ("1", "true", "yes", "on"):
         return
     for name in ("kserve.trace", "uvicorn.access"):
@@ -243,6 +249,22 @@ def _model_server_class():
     from kserve import ModelServer
     from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING
     from kserve.protocol.rest.server import RESTServer
+
+    class _QuietRESTServer(RESTServer):
+        """KServe logs a full traceback for every 400; a bad client request deserves one debug line."""
+
+        def create_application(self):
+            import kserve.model_server as kserve_model_server
+            from fastapi.responses import JSONResponse
+            from kserve.errors import InvalidInput
+
+            super().create_application()
+
+            async def invalid_input(_request, exc):
+                logger.debug("invalid input: %s", exc)
+                return JSONResponse(status_code=400, content={"error": str(exc)})
+
+            kserve_model_server.app.add_exception_handler(InvalidInput, invalid_input)
 
     class MlopsModelServer(ModelServer):
         """KServe's ModelServer bound to a chosen host, REST only, with graceful signal handling."""
@@ -261,7 +283,7 @@ def _model_server_class():
             install_http_hooks(kserve_model_server.app, self.registered_models)
             _quiet_request_logs()
             self._register_and_check_atleast_one_model_is_ready(models)
-            self._rest_server = RESTServer(
+            self._rest_server = _QuietRESTServer(
                 FASTAPI_APP_IMPORT_STRING, self.dataplane, self.model_repository_extension,
                 self.http_port, access_log_format=self.access_log_format, workers=1,
                 grace_period=self.grace_period, event_loop=self.event_loop,
@@ -326,10 +348,11 @@ def run_server(host: str = "127.0.0.1", port: int = 8080, store=None, public_key
         server.start([])
     finally:
         reconciler.close()
+        logger.info("mlops serve stopped (inference logs flushed)")
     return 0
 
 
-def serve_single(model_name: str, storage_uri: str, public_key: Path, host: str = "0.0.0.0",  # noqa: S104
+def serve_single(model_name: str, storage_uri: str, public_key: Path, host: str = "0.0.0.0",  # nosec B104
                  port: int = 8080, store=None) -> int:
     """Serves one model version (s3:// URI or local directory); exit 4 when it fails verification."""
     from mlops.errors import EXIT_INVALID, EXIT_SYSTEM
@@ -405,7 +428,7 @@ def main_single(argv: Sequence[str] | None = None) -> int:
                         help="s3://<bucket>/models/<name>/<version> or a local model directory")
     parser.add_argument("--public-key", type=Path, required=True)
     parser.add_argument("--http-port", type=int, default=8080)
-    parser.add_argument("--host", default="0.0.0.0")  # noqa: S104 - container entry point
+    parser.add_argument("--host", default="0.0.0.0")  # nosec B104
     args = parser.parse_args(argv)
     _configure_logging()
     return _run_cli(lambda: serve_single(args.model_name, args.storage_uri, args.public_key,

@@ -172,7 +172,7 @@ def _categorical_column(feature: Feature, values: Sequence[Any]) -> np.ndarray:
 
 def _frame(schema: FeatureSchema, columns: Sequence[Sequence[Any]]) -> pd.DataFrame:
     data = {}
-    for feature, values in zip(schema.features, columns):
+    for feature, values in zip(schema.features, columns, strict=True):
         if feature.kind == NUMERIC:
             data[feature.name] = _numeric_column(feature, values)
         else:
@@ -208,7 +208,7 @@ def parse_v1(payload: Any, schema: FeatureSchema) -> tuple[pd.DataFrame, bool]:
                 raise InvalidInput(f"row {row}: expected a list of {width} values like row 0, got {_describe(values)}")
             if len(values) != width:
                 raise InvalidInput(f"row {row}: expected {width} values (one per feature), got {len(values)}")
-        columns = list(zip(*instances))
+        columns = list(zip(*instances, strict=True))
     elif isinstance(first, dict):
         names = schema.name_set
         for row, values in enumerate(instances):

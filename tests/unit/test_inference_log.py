@@ -100,7 +100,7 @@ def test_store_down_never_blocks_and_drops_are_bounded_and_counted(tmp_path):
     rows = sample_rows(10)
     slowest = 0.0
     try:
-        for i in range(40):
+        for _ in range(40):
             started = time.perf_counter()
             log.record("v1", rows, np.arange(10))
             slowest = max(slowest, time.perf_counter() - started)

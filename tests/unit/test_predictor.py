@@ -262,3 +262,29 @@ def test_tree_explanation_uses_occlusion(forest, keys):
         assert len(explanation["attributions"]) == len(FEATURES)
     with pytest.raises(InvalidInput, match="at most"):
         p.explain({"instances": v1_list_rows(sample_rows(101, seed=3))})
+
+
+def test_fast_path_matches_the_pipeline_and_falls_back(predictor, linear, forest, keys):
+    rows = sample_rows(40, seed=5)
+    payload = v1_list_rows(rows)
+    for i in range(0, 40, 3):
+        payload[i][i % 5] = None  # missing values, imputed
+    payload[1][4] = "purple"  # unseen category
+    payload[2][0] = 1e6  # far out of range
+    frame = rows.astype({"color": object})
+    for i in range(40):
+        frame.iloc[i] = [np.nan if v is None else v for v in payload[i]]
+    frame = frame.astype({name: float for name in NUMERIC})
+    for directory, model in (linear, forest):
+        p = SklearnPredictor("iris", directory, keys[1])
+        assert p.load() and p.fast_path is not None
+        np.testing.assert_allclose(p.fast_path.predict_proba(frame), model.predict_proba(frame), rtol=1e-9)
+        assert p.predict({"instances": payload})["predictions"] == model.predict(frame).tolist()
+
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    from serving.predictor import FastPath
+
+    odd = Pipeline([("pre", FunctionTransformer()), ("model", linear[1][-1])])
+    assert FastPath.build(odd, predictor.schema, rows) is None

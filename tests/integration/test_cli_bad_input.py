@@ -1,0 +1,146 @@
+"""Bad input to ``mlops run training``: exit code 2, a message naming the problem, no run started.
+
+Preflight fails before any pipeline task runs, so these are fast. The store
+settings come from ``store_env`` (no embedded store is started per test) and
+MLOPS_HOME is a tmp folder. Most cases call ``mlops.cli.main`` in-process (the
+same entry point the ``mlops`` script runs); a few run ``python -m mlops.cli``
+as a real subprocess to check the process exit code and streams end to end.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from mlops.cli import main
+from tests.training_helpers import TARGET, cli_env, demo_data, run_cli, training_args
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bad-input")
+    training_csv, holdout_csv = demo_data(root)
+    frame = pd.read_csv(training_csv)
+    empty = root / "empty.csv"
+    empty.write_text("")
+    header_only = root / "header.csv"
+    frame.iloc[:0].to_csv(header_only, index=False)
+    single = root / "single.csv"
+    frame[frame[TARGET] == "benign"].to_csv(single, index=False)
+    unlabelled = root / "unlabelled.csv"
+    pd.read_csv(holdout_csv).drop(columns=[TARGET]).to_csv(unlabelled, index=False)
+    return {"training": training_csv, "holdout": holdout_csv, "empty": empty, "header": header_only,
+            "single": single, "unlabelled": unlabelled, "missing": root / "does-not-exist.csv"}
+
+
+@pytest.fixture
+def home(tmp_path, store_env, monkeypatch):
+    """MLOPS_HOME in tmp, the test store's settings, and signing keys kept in that home."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("MLOPS_HOME", str(home))
+    monkeypatch.setenv("MLOPS_SIGNING_KEY", str(home / "keys" / "signing-key.pem"))
+    monkeypatch.setenv("MLOPS_SIGNING_PUBLIC_KEY", str(home / "keys" / "signing-key.pub.pem"))
+    return home
+
+
+def run_main(argv: list[str], capfd) -> tuple[int, str, str]:
+    code = main(argv)
+    out, err = capfd.readouterr()
+    return code, out, err
+
+
+def check_usage_error(code: int, out: str, err: str, home, *fragments: str) -> None:
+    assert code == 2, f"exit {code}; stderr: {err}"
+    assert out == "", "nothing on stdout when the input is bad"
+    assert err.startswith("error: ") or "error:" in err
+    for fragment in fragments:
+        assert fragment in err, f"{fragment!r} not in stderr: {err}"
+    assert not (home / "runs").exists(), "no pipeline may start on bad input"
+
+
+def args_for(files, data="training", holdout="holdout", **params) -> list[str]:
+    return training_args(files[data], files[holdout], **params)
+
+
+CASES = {
+    # name: (args builder kwargs, fragments the message must hold)
+    "missing target column": (dict(target="label"), ["target column 'label' not found", "diagnosis"]),
+    "unreadable data uri": (dict(data="missing"), ["does-not-exist.csv", "no such file"]),
+    "empty file": (dict(data="empty"), ["empty.csv", "is empty"]),
+    "header-only file": (dict(data="header"), ["header.csv", "no rows"]),
+    "single-class data": (dict(data="single"), ["single class", "'benign'", "at least two"]),
+    "holdout without target": (dict(holdout="unlabelled"), ["not found in holdout", "unlabelled.csv"]),
+    "unreadable holdout": (dict(holdout="missing"), ["does-not-exist.csv"]),
+    "min_accuracy out of range": (dict(min_accuracy=1.5), ["min_accuracy must be in [0, 1], got 1.5"]),
+    "negative min_accuracy": (dict(min_accuracy=-0.1), ["min_accuracy", "-0.1"]),
+    "test_size of one": (dict(test_size=1.0), ["test_size must be in (0, 1), got 1.0"]),
+    "test_size zero": (dict(test_size=0), ["test_size", "got 0.0"]),
+    "unknown estimator": (dict(estimator="svm"), ["estimator 'svm' is unknown", "random_forest"]),
+    "bad model_name": (dict(model_name="Breast_Cancer"), ["model_name 'Breast_Cancer' is invalid"]),
+    "missing drop column": (dict(drop_columns="no_such_column"), ["drop_columns", "no_such_column"]),
+    "non-numeric min_accuracy": (dict(min_accuracy="high"), ["min_accuracy='high' is not a valid float"]),
+    "non-integer seed": (dict(seed="abc"), ["seed='abc' is not a valid integer"]),
+    "bad boolean": (dict(allow_unknown_audit="perhaps"), ["allow_unknown_audit", "not a boolean"]),
+    "bad deploy mode": (dict(deploy="sideways"), ["deploy must be one of none, canary, full"]),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_training_input(case, files, home, capfd):
+    kwargs, fragments = CASES[case]
+    check_usage_error(*run_main(args_for(files, **kwargs), capfd), home, *fragments)
+
+
+def test_unsupported_scheme_names_the_uri(files, home, capfd):
+    argv = training_args("http://example.com/training.csv", files["holdout"])
+    check_usage_error(*run_main(argv, capfd), home, "http://example.com/training.csv", "unsupported scheme")
+
+
+def test_unknown_parameter_lists_valid_ones(files, home, capfd):
+    argv = args_for(files) + ["-p", "learning_rate=0.1"]
+    check_usage_error(*run_main(argv, capfd), home, "unknown parameter 'learning_rate'",
+                      "data_uri", "min_accuracy", "estimator")
+
+
+def test_missing_required_parameter_is_named(files, home, capfd):
+    argv = ["run", "training", "--json", "-p", f"data_uri={files['training']}",
+            "-p", f"target_column={TARGET}", "-p", "model_name=breast-cancer"]
+    check_usage_error(*run_main(argv, capfd), home, "missing required parameter", "holdout_uri")
+
+
+def test_malformed_parameter(files, home, capfd):
+    check_usage_error(*run_main(args_for(files) + ["-p", "seed"], capfd), home, "'seed' is not key=value")
+
+
+def test_unknown_pipeline_lists_pipelines(home, capfd):
+    check_usage_error(*run_main(["run", "trainig", "-p", "x=1"], capfd), home,
+                      "unknown pipeline 'trainig'", "training")
+
+
+def test_argparse_usage_errors_exit_2(home, capfd):
+    code, out, err = run_main(["run"], capfd)
+    assert code == 2 and "usage:" in err and out == ""
+
+
+def test_without_json_the_error_is_the_same(files, home, capfd):
+    argv = [a for a in args_for(files, target="label") if a != "--json"]
+    check_usage_error(*run_main(argv, capfd), home, "target column 'label' not found")
+
+
+# -- the same through a real process ------------------------------------------------------------
+@pytest.mark.parametrize("case", ["missing target column", "min_accuracy out of range", "unknown estimator"])
+def test_bad_input_in_a_subprocess(case, files, store, tmp_path):
+    kwargs, fragments = CASES[case]
+    home = tmp_path / "home"
+    result = run_cli(args_for(files, **kwargs), cli_env(home, store), timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    for fragment in fragments:
+        assert fragment in result.stderr
+    assert not (home / "runs").exists()
+
+
+def test_unknown_parameter_in_a_subprocess(files, store, tmp_path):
+    result = run_cli(args_for(files) + ["-p", "foo=1"], cli_env(tmp_path / "home", store), timeout=120)
+    assert result.returncode == 2 and result.stdout == ""
+    assert "unknown parameter 'foo'" in result.stderr and "holdout_uri" in result.stderr

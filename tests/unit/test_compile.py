@@ -1,0 +1,169 @@
+"""compile.py: deterministic YAML, image override, no credentials, and a golden training.yaml.
+
+Regenerate the golden after an intended pipeline change with::
+
+    UPDATE_GOLDEN=1 .venv/bin/pytest tests/unit/test_compile.py
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlops.runtime import RUNTIME_IMAGE
+from pipelines import PIPELINES
+from tests.training_helpers import REPO_ROOT
+
+GOLDEN = REPO_ROOT / "tests" / "golden" / "training.yaml"
+SENTINELS = {
+    "MLOPS_S3_ENDPOINT": "sentinel-endpoint.invalid:9000",
+    "MLOPS_S3_ACCESS_KEY": "SENTINELACCESSKEY123",
+    "MLOPS_S3_SECRET_KEY": "sentinel-secret-key-value-0123456789",
+    "MLOPS_SIGNING_KEY": "/sentinel/private/signing-key.pem",
+    "MLOPS_BUCKET": "sentinel-bucket",
+}
+
+
+def load_compile_module():
+    """compile.py by path: its module name would shadow the ``compile`` builtin."""
+    spec = importlib.util.spec_from_file_location("mlops_compile_script", REPO_ROOT / "compile.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def compiler():
+    return load_compile_module()
+
+
+@pytest.fixture(scope="module")
+def compiled(compiler, tmp_path_factory):
+    """Every pipeline compiled by ``compile.py main`` (default image) with sentinel credentials set."""
+    out = tmp_path_factory.mktemp("compiled")
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in SENTINELS.items():
+            patch.setenv(key, value)
+        assert compiler.main(["--out", str(out)]) == 0
+    return {name: out / f"{name}.yaml" for name in PIPELINES}
+
+
+def documents(path: Path) -> list[dict]:
+    return list(yaml.safe_load_all(path.read_text()))
+
+
+def executors(path: Path) -> dict[str, dict]:
+    return documents(path)[0]["deploymentSpec"]["executors"]
+
+
+def normalise(text: str) -> str:
+    """The compiled YAML without what changes with the kfp release: ``sdkVersion`` and kfp pins."""
+    def strip(node):
+        if isinstance(node, dict):
+            return {k: strip(v) for k, v in node.items() if k != "sdkVersion"}
+        if isinstance(node, list):
+            return [strip(v) for v in node]
+        if isinstance(node, str):
+            return re.sub(r"kfp==[0-9A-Za-z.+-]+", "kfp==<version>", node)
+        return node
+
+    docs = [strip(doc) for doc in yaml.safe_load_all(text)]
+    return yaml.safe_dump_all(docs, sort_keys=True, width=100)
+
+
+def test_every_pipeline_compiles(compiled):
+    assert set(compiled) >= {"training"}
+    for name, path in compiled.items():
+        docs = documents(path)
+        assert docs[0]["pipelineInfo"]["name"] == name
+        assert docs[0]["deploymentSpec"]["executors"], name
+        assert docs[0]["root"]["dag"]["tasks"], name
+
+
+def test_compiled_training_loads_as_a_component(compiled):
+    from kfp.components import load_component_from_file
+
+    component = load_component_from_file(str(compiled["training"]))
+    inputs = component.component_spec.inputs
+    assert {"data_uri", "target_column", "holdout_uri", "model_name", "min_accuracy"} <= set(inputs)
+    assert not inputs["data_uri"].optional and inputs["min_accuracy"].default == 0.8
+
+
+def test_training_tasks_and_gates(compiled):
+    root = documents(compiled["training"])[0]["root"]["dag"]["tasks"]
+    for task in ("load-split", "train-model", "validate-holdout", "audit-dependencies", "scan-model",
+                 "check-code-quality", "sign-model", "decide-release"):
+        assert task in root, task
+        assert not root[task].get("cachingOptions", {}).get("enableCache", False), f"{task} is cached"
+    assert any(name.startswith("condition-branches") for name in root), "release/reject branches"
+
+
+def test_every_executor_uses_the_runtime_image(compiled):
+    for name, path in compiled.items():
+        specs = executors(path)
+        assert {e["container"]["image"] for e in specs.values()} == {RUNTIME_IMAGE}, name
+        for executor in specs.values():
+            assert "pip install" not in " ".join(executor["container"].get("command", [])), \
+                "components must not install packages at start-up"
+
+
+def test_compilation_is_deterministic(compiler, compiled, tmp_path):
+    again = tmp_path / "again"
+    for name, path in compiled.items():
+        second = compiler.compile_pipeline(PIPELINES[name], again / f"{name}.yaml")
+        assert second.read_bytes() == path.read_bytes(), name
+
+
+def test_image_override_changes_every_executor(compiler, compiled, tmp_path):
+    image = "registry.example.com/team/kfp-mlops:test-123"
+    assert compiler.main(["--out", str(tmp_path), "--image", image]) == 0
+    for name in compiled:
+        changed = executors(tmp_path / f"{name}.yaml")
+        assert changed and {e["container"]["image"] for e in changed.values()} == {image}
+        assert RUNTIME_IMAGE not in (tmp_path / f"{name}.yaml").read_text()
+        assert set(changed) == set(executors(compiled[name]))
+    one = tmp_path / "one"
+    assert compiler.main(["--out", str(one), "--pipeline", "training", "--image", image]) == 0
+    assert [p.name for p in one.iterdir()] == ["training.yaml"]
+
+
+def test_set_image_counts_executors(compiler, compiled):
+    document = documents(compiled["training"])[0]
+    assert compiler.set_image(document, "x/y:z") == len(document["deploymentSpec"]["executors"])
+    assert compiler.set_image({}, "x/y:z") == 0
+
+
+def test_no_credentials_in_the_yaml_only_secret_refs(compiled):
+    for name, path in compiled.items():
+        text = path.read_text()
+        for key, value in SENTINELS.items():
+            assert value not in text, f"{key} value leaked into {name}.yaml"
+        for executor in documents(path)[0]["deploymentSpec"]["executors"].values():
+            env = {e["name"]: e.get("value") for e in executor["container"].get("env", [])}
+            assert not any(k.startswith("MLOPS_S3_") for k in env), env
+    platform = documents(compiled["training"])[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    secret_names = {s["secretName"] for spec in platform.values() for s in spec.get("secretAsEnv", [])}
+    secret_keys = {m["secretKey"] for spec in platform.values() for s in spec.get("secretAsEnv", [])
+                   for m in s["keyToEnv"]}
+    assert secret_names == {"mlops-s3-credentials"}
+    assert {"MLOPS_S3_ACCESS_KEY", "MLOPS_S3_SECRET_KEY"} <= secret_keys
+    mounted = {v["secretName"] for spec in platform.values() for v in spec.get("secretAsVolume", [])}
+    assert mounted == {"mlops-signing-key"}
+
+
+def test_training_matches_the_golden(compiled):
+    actual = normalise(compiled["training"].read_text())
+    assert "sdkVersion" not in actual and not re.search(r"kfp==\d", actual)
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        GOLDEN.parent.mkdir(parents=True, exist_ok=True)
+        GOLDEN.write_text(actual)
+    if not GOLDEN.exists():
+        pytest.fail(f"{GOLDEN} is missing; create it with UPDATE_GOLDEN=1")
+    assert actual == GOLDEN.read_text(), (
+        "compiled training pipeline differs from tests/golden/training.yaml; if the change is "
+        "intended, regenerate it with UPDATE_GOLDEN=1")
