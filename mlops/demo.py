@@ -95,10 +95,11 @@ def main() -> int:
         for predicted, truth in zip(answer["predictions"], sample[TARGET], strict=True):
             print(f"  predicted {predicted:<10} actual {truth}")
         explained = http("POST", f"{base}/v1/models/{MODEL}:explain", {"instances": rows[:1]})
-        print(f"POST /v1/models/{MODEL}:explain -> method {explained.get('method')}; top features:")
-        attributions = explained["explanations"][0]["attributions"] if "explanations" in explained else {}
-        for name, value in sorted(attributions.items(), key=lambda kv: -abs(kv[1]))[:5]:
-            print(f"  {name:<28} {value:+.4f}")
+        first = explained["explanations"][0]
+        print(f"POST /v1/models/{MODEL}:explain ({explained['method']}): predicted {first['prediction']} "
+              f"(p={first['probability']:.3f}); strongest features:")
+        for item in sorted(first["attributions"], key=lambda a: -abs(a["attribution"]))[:5]:
+            print(f"  {item['feature']:<28} value {item['value']:<10.4g} attribution {item['attribution']:+.4f}")
 
         banner("3. Drift story: production starts sending larger tumours")
         traffic = large_tumour_traffic(pd.read_csv(training_csv))
@@ -123,6 +124,8 @@ def main() -> int:
         report = work / "drift-report.html"
         report.write_bytes(_store().get_bytes(outcome["report_uri"]))
         print(f"Evidently drift report: {report} (also {outcome['report_uri']})")
+        if outcome["status"] == "released":
+            show_canary_traffic(base, outcome["model_version"], records)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -131,6 +134,21 @@ def main() -> int:
     print("next: `.venv/bin/mlops serve` to keep serving, `.venv/bin/mlops promote breast-cancer` "
           "to promote the canary, `.venv/bin/mlops rollback breast-cancer` to drop it")
     return 0
+
+
+def show_canary_traffic(base: str, canary: str, records: list, timeout: float = 60) -> None:
+    """Waits for the server to load the canary, then shows how traffic splits."""
+    from collections import Counter
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if http("GET", f"{base}/v1/models/{MODEL}").get("canary") == canary:
+            break
+        time.sleep(1)
+    versions = Counter(http("POST", f"{base}/v1/models/{MODEL}:predict",
+                            {"instances": records[i % len(records):i % len(records) + 1]})["model_version"]
+                       for i in range(200))
+    print("200 requests after the release: " + ", ".join(f"{v}: {n}" for v, n in versions.most_common()))
 
 
 def _store():

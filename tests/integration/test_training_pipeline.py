@@ -15,7 +15,7 @@ run proceeds, so the module takes about as long as its slowest run.
 from __future__ import annotations
 
 import json
-import os
+import re
 import subprocess
 import sys
 import uuid
@@ -137,7 +137,7 @@ def test_run_locally_publishes_a_complete_signed_model(cli_runs, store_settings,
     assert isinstance(outcome, dict), outcome
     assert outcome["status"] == "released", outcome.get("reason")
     assert run.run_dir.is_dir() and run.run_dir.parent == tmp_path / "runs"
-    log = run.log_file.read_text()
+    log = re.sub(r"\x1b\[[0-9;]*m", "", run.log_file.read_text())
     assert "Task 'publish-model' finished with status SUCCESS" in log
     assert "Executing task 'record-rejection'" not in log
     version = outcome["model_version"]
@@ -196,7 +196,8 @@ def test_cli_release_prints_one_json_object(cli_runs):
     assert run.store.exists(f"models/{MODEL_NAME}/{version}/{COMPLETE_MARKER}")
     assert Path(outcome["run_dir"]).is_dir() and Path(outcome["run_dir"]).parent == run.home / "runs"
     assert (run.home / "keys" / "signing-key.pem").is_file(), "the CLI creates the signing keys"
-    assert "Executing task" in stderr, "task logs go to stderr, keeping stdout for the JSON"
+    log = Path(outcome["log_file"]).read_text()
+    assert "publish-model" in log and "Executing task" not in stdout, "task logs stay off stdout"
 
 
 def test_cli_gate_rejection_exits_3_and_publishes_nothing(cli_runs):

@@ -1,0 +1,266 @@
+"""End to end: the real model server, Pushgateway, Alertmanager and Prometheus on 127.0.0.1.
+
+The model server serves a signed, deployed model from the real test store and gets a mix
+of traffic (V1/V2 predictions, out-of-range inputs, 4xx requests, an explanation); the
+drift and release metrics are pushed with ``mlops.metrics_push``. Prometheus scrapes both
+with a config shaped like deploy/monitoring/prometheus.yml and loads a copy of
+deploy/monitoring/alerts.yaml in which only the ``for:`` durations (-> 0s) and the group
+``interval:`` (-> 1s) are shortened -- the production durations are unit-tested with
+``promtool test rules deploy/monitoring/tests/alerts_test.yaml``. Alertmanager runs the
+repo's alertmanager.yml with the webhook pointed at a receiver in this process.
+
+Checks: every PromQL query of the Grafana dashboard returns data, and the drift (and
+rejected-release, error-rate) alerts reach the webhook through the repo's routing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests import monitoring_stack as ms
+from tests.serving_helpers import (
+    FEATURES,
+    NUMERIC,
+    build_model_dir,
+    iris_frame,
+    make_keypair,
+    publish,
+    sample_rows,
+    v1_list_rows,
+    v1_object_rows,
+)
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+MODEL = "iris"
+SERVING_JOB = "mlops-serving"  # job label of the model servers (alerts.yaml, podmonitor.yaml)
+LOCAL = ms.LOCALHOST
+
+
+@dataclass
+class Env:
+    serving: str
+    pushgateway: str
+    alertmanager: str
+    prometheus: str
+    receiver: ms.WebhookReceiver
+    stack: ms.Stack
+    http: requests.Session
+
+    def predict(self, instances, **extra) -> requests.Response:
+        return self.http.post(f"{self.serving}/v1/models/{MODEL}:predict",
+                              json={"instances": instances, **extra}, timeout=10)
+
+    def logs(self) -> str:
+        return self.stack.logs()
+
+
+def _v2_body(frame) -> dict:
+    inputs = []
+    for name in FEATURES:
+        if name in NUMERIC:
+            inputs.append({"name": name, "shape": [len(frame)], "datatype": "FP64",
+                           "data": frame[name].astype(float).tolist()})
+        else:
+            inputs.append({"name": name, "shape": [len(frame)], "datatype": "BYTES",
+                           "data": frame[name].astype(str).tolist()})
+    return {"inputs": inputs}
+
+
+def _send_traffic(env: Env) -> None:
+    """One bounded round of every kind of request the dashboard has a panel for."""
+    rows = sample_rows(30, seed=3)  # rows of all three classes
+    response = env.predict(v1_list_rows(rows))
+    assert response.status_code == 200, response.text
+    assert len(set(response.json()["predictions"])) >= 2, response.json()
+    assert env.predict(v1_object_rows(rows[:5]), parameters={"probabilities": True}).status_code == 200
+
+    # beyond the training max (sepal_length max is 7.9) and an unseen category
+    out_of_range = [[100.0, 3.5, 1.4, 0.2, "red"], [5.1, 3.5, 1.4, 0.2, "purple"]]
+    response = env.predict(out_of_range)
+    assert response.status_code == 200, response.text
+
+    v2 = env.http.post(f"{env.serving}/v2/models/{MODEL}/infer", json=_v2_body(rows[:4]), timeout=10)
+    assert v2.status_code == 200, v2.text
+    explain = env.http.post(f"{env.serving}/v1/models/{MODEL}:explain",
+                            json={"instances": v1_list_rows(rows[:2])}, timeout=10)
+    assert explain.status_code == 200, explain.text
+
+    url = f"{env.serving}/v1/models/{MODEL}:predict"
+    bad = [
+        env.http.post(url, data=b'{"instances": [[5.1, ', headers={"Content-Type": "application/json"},
+                      timeout=10),
+        env.http.post(url, json={"instances": [{"sepal_length": 5.1}]}, timeout=10),
+        env.http.post(url, data=b"instances=1",
+                      headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=10),
+        env.http.post(f"{env.serving}/v2/models/{MODEL}/infer", json={"id": "1"}, timeout=10),
+    ]
+    assert [r.status_code for r in bad] == [400, 400, 415, 400], [r.text for r in bad]
+
+
+def _drift_result():
+    """A real drift check: every numeric column shifted far beyond the reference."""
+    from mlops.drift import compute_drift
+
+    reference, _ = iris_frame(seed=0)
+    current, _ = iris_frame(seed=1)
+    for name in NUMERIC:
+        current[name] = current[name] * 1.5 + 3.0
+    return compute_drift(reference, current)
+
+
+@pytest.fixture(scope="module")
+def env(store_settings):
+    for binary in (ms.PROMETHEUS, ms.PUSHGATEWAY, ms.ALERTMANAGER):
+        ms.require_binary(binary)
+    from mlops.deployment.state import Release, deploy
+    from mlops.monitoring_assets import alertmanager_config_path, rules_path
+    from mlops.store import ObjectStore
+
+    work = Path(tempfile.mkdtemp(prefix="mlops-prom-stack-"))
+    stack = ms.Stack(work / "logs")
+    receiver = ms.WebhookReceiver().start()
+    http = requests.Session()
+    try:
+        # --- model: trained, signed, published and deployed in the real store
+        store = ObjectStore(replace(store_settings, bucket="t-" + uuid.uuid4().hex[:12]))
+        store.ensure_bucket()
+        private, public = make_keypair(work / "keys")
+        model_dir, _, _ = build_model_dir(work / "v1", private, model_name=MODEL, version="v1")
+        publish(store, model_dir, MODEL, "v1")
+        deploy(store, MODEL, Release("v1", store.uri(f"models/{MODEL}/v1")))
+
+        ports = {name: ms.free_port() for name in ("serving", "pushgateway", "alertmanager", "prometheus")}
+        addr = {name: f"{LOCAL}:{port}" for name, port in ports.items()}
+
+        # --- configs
+        rules = ms.fast_rules_copy(rules_path(), work / "alerts.fast.yaml")
+        ms.promtool_check_rules(rules)
+        am_config = ms.write_yaml(work / "alertmanager.yml",
+                                  ms.alertmanager_config(alertmanager_config_path(), receiver.url))
+        prom_config = ms.write_yaml(work / "prometheus.yml", ms.prometheus_config(
+            serving_targets=[addr["serving"]], pushgateway=addr["pushgateway"],
+            alertmanager=addr["alertmanager"], rule_files=[rules], serving_job=SERVING_JOB))
+
+        # --- processes (all started first, then waited for, to overlap their start-up)
+        server_env = {**os.environ, **store.settings.to_env(), "MLOPS_HOME": str(work / "home"),
+                      "MLOPS_RECONCILE_SECONDS": "0.5", "MLOPS_INFERENCE_LOG_FLUSH_SECONDS": "0.5",
+                      "PYTHONUNBUFFERED": "1"}
+        serving = stack.start("model-server", [sys.executable, "-m", "serving.server", "--host", LOCAL,
+                                               "--port", ports["serving"], "--public-key", public],
+                              env=server_env, cwd=REPO)
+        pushgateway = stack.start("pushgateway", [ms.require_binary(ms.PUSHGATEWAY),
+                                                  f"--web.listen-address={addr['pushgateway']}"])
+        alertmanager = stack.start("alertmanager", [
+            ms.require_binary(ms.ALERTMANAGER), f"--config.file={am_config}",
+            f"--storage.path={work / 'alertmanager-data'}", f"--web.listen-address={addr['alertmanager']}",
+            "--cluster.listen-address="])
+        prometheus = stack.start("prometheus", [
+            ms.require_binary(ms.PROMETHEUS), f"--config.file={prom_config}",
+            f"--storage.tsdb.path={work / 'prometheus-data'}", f"--web.listen-address={addr['prometheus']}"])
+
+        env = Env(serving=f"http://{addr['serving']}", pushgateway=f"http://{addr['pushgateway']}",
+                  alertmanager=f"http://{addr['alertmanager']}", prometheus=f"http://{addr['prometheus']}",
+                  receiver=receiver, stack=stack, http=http)
+        ms.wait_http_ready(f"{env.pushgateway}/-/ready", pushgateway)
+        ms.wait_http_ready(f"{env.alertmanager}/-/ready", alertmanager)
+        ms.wait_http_ready(f"{env.prometheus}/-/ready", prometheus)
+        ms.wait_http_ready(f"{env.serving}/v2/models/{MODEL}/ready", serving, timeout=60)
+
+        # --- traffic and pushed metrics
+        _send_traffic(env)
+        from mlops.metrics_push import push_drift_metrics, push_release_decision
+
+        drift = _drift_result()
+        assert drift.drift_detected and len(drift.drifted_columns) >= 4, drift.to_dict()
+        assert push_drift_metrics(addr["pushgateway"], MODEL, drift), stack.logs()
+        assert push_release_decision(addr["pushgateway"], MODEL, "rejected"), stack.logs()
+        yield env
+    finally:
+        codes = stack.stop_all()
+        receiver.stop()
+        http.close()
+        if os.environ.get("MLOPS_SHOW_SERVER_LOG"):
+            print(stack.logs(20_000))
+        shutil.rmtree(work, ignore_errors=True)
+    # the model server shuts down cleanly on SIGTERM (flushes its inference log)
+    assert codes.get("model-server") == 0, codes
+
+
+def test_every_dashboard_query_returns_data(env):
+    from mlops.monitoring_assets import dashboard_queries
+
+    queries = dashboard_queries(render=True)
+    assert len(queries) >= 10, queries
+    empty: list[str] = list(queries)
+    deadline = time.monotonic() + 60
+    rounds = 0
+    while empty and time.monotonic() < deadline:
+        if rounds < 20:  # a little more traffic while waiting, so the rates are non-zero
+            assert env.predict(v1_list_rows(sample_rows(3, seed=rounds))).status_code == 200
+            rounds += 1
+        empty = [q for q in empty if not ms.prom_query(env.prometheus, q)]
+        if empty:
+            time.sleep(1.0)
+    if empty:
+        targets = ms.prom_targets_up(env.prometheus)
+        pytest.fail(f"{len(empty)} of {len(queries)} dashboard queries returned no data after 60 s:\n  "
+                    + "\n  ".join(empty) + f"\ntargets: {targets}\n{env.logs()}")
+
+    # the data is about the served model, from the expected jobs
+    info = ms.prom_query(env.prometheus, 'mlops_model_info == 1')
+    assert {(s["metric"]["model"], s["metric"]["job"]) for s in info} == {(MODEL, SERVING_JOB)}, info
+    drift = ms.prom_query(env.prometheus, "mlops_drift_detected")
+    assert [(s["metric"]["model"], s["metric"]["job"], s["value"][1]) for s in drift] == \
+        [(MODEL, "mlops_drift", "1")], drift
+    classes = ms.prom_query(env.prometheus, f'sum by (class) (mlops_predictions_total{{model="{MODEL}"}})')
+    assert len(classes) >= 2, classes
+    features = {s["metric"]["feature"] for s in ms.prom_query(
+        env.prometheus, f'mlops_input_out_of_range_total{{model="{MODEL}"}}')}
+    assert {"sepal_length", "color"} <= features, features
+    codes = {s["metric"]["code"] for s in ms.prom_query(
+        env.prometheus, f'mlops_request_errors_total{{model="{MODEL}"}}')}
+    assert {"400", "415"} <= codes, codes
+    protocols = {s["metric"]["protocol"] for s in ms.prom_query(
+        env.prometheus, f'mlops_requests_total{{model="{MODEL}"}}')}
+    assert {"v1", "v2"} <= protocols, protocols
+    endpoints = {s["metric"]["endpoint"] for s in ms.prom_query(
+        env.prometheus, f'mlops_request_duration_seconds_count{{model="{MODEL}"}}')}
+    assert "explain" in endpoints, endpoints
+
+
+def test_alerts_reach_the_webhook(env):
+    receiver = env.receiver
+
+    def describe() -> str:
+        alerts = requests.get(f"{env.prometheus}/api/v1/alerts", timeout=10).json()["data"]["alerts"]
+        firing = sorted((a["labels"]["alertname"], a["labels"].get("model"), a["state"]) for a in alerts)
+        return f"prometheus alerts: {firing}\n{receiver.summary()}\n{env.logs()}"
+
+    drift = ms.wait_until(lambda: receiver.find("MlopsDatasetDrift", model=MODEL), timeout=60,
+                          describe=describe)
+    path, alert = drift[0]
+    assert path == "/alerts", path  # the repo's mlops-default receiver
+    assert alert["labels"]["severity"] == "warning" and alert["labels"]["team"] == "mlops", alert
+    assert alert["labels"]["environment"] == "test", alert  # came through our Prometheus
+    assert MODEL in alert["annotations"]["summary"], alert
+
+    rejected = ms.wait_until(lambda: receiver.find("MlopsRetrainingRejected", model=MODEL), timeout=30,
+                             describe=describe)
+    assert rejected[0][0] == "/alerts", rejected
+    # 4 of ~30 requests failed: > 5% errors, routed to the critical receiver
+    errors = ms.wait_until(lambda: receiver.find("MlopsServingErrorRate", model=MODEL), timeout=30,
+                           describe=describe)
+    assert errors[0][0] == "/alerts/critical", errors
+    assert errors[0][1]["labels"]["severity"] == "critical", errors
