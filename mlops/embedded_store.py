@@ -44,6 +44,10 @@ def weed_binary() -> Path:
     return Path(found)
 
 
+class _EarlyExit(Exception):
+    """The server process ended while starting (typically a port taken meanwhile)."""
+
+
 @dataclass
 class StoreStatus:
     running: bool
@@ -121,10 +125,25 @@ class EmbeddedStore:
         return StoreSettings(status.endpoint, creds["access_key"], creds["secret_key"], False, self.bucket)
 
     # -- lifecycle --------------------------------------------------------------
-    def start(self, timeout: float = 60.0) -> StoreSettings:
-        """Starts the server unless it already runs; returns its settings."""
+    def start(self, timeout: float = 60.0, attempts: int = 3) -> StoreSettings:
+        """Starts the server unless it already runs; returns its settings.
+
+        Ports are chosen free but bound later by the server; if another process
+        takes one in between, the server exits at once and we retry on fresh ports.
+        """
         if self.status().running:
             return self.settings()
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._start_once(timeout)
+            except _EarlyExit as exc:
+                if attempt == attempts:
+                    raise StoreError(str(exc)) from exc
+                logger.warning("embedded store exited at start (%s); retrying on fresh ports", exc)
+                self.ports_file.unlink(missing_ok=True)
+        raise AssertionError("unreachable")
+
+    def _start_once(self, timeout: float) -> StoreSettings:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         creds = self._credentials()
         self._write_private(self.iam_file, {"identities": [{
@@ -178,7 +197,7 @@ class EmbeddedStore:
         last_error: Exception | None = None
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                raise StoreError(f"embedded store exited with code {process.returncode}; see {self.log_file}")
+                raise _EarlyExit(f"embedded store exited with code {process.returncode}; see {self.log_file}")
             if _port_open(int(settings.endpoint.rsplit(":", 1)[1])):
                 try:
                     # Ready means a write and a read go through: after a restart the
@@ -194,7 +213,7 @@ class EmbeddedStore:
         self.stop()
         raise StoreError(f"embedded store not ready after {timeout:.0f}s ({last_error}); see {self.log_file}")
 
-    def stop(self, timeout: float = 5.0) -> bool:
+    def stop(self, timeout: float = 3.0) -> bool:
         """Stops the server; returns whether one was running."""
         state = self._read_state()
         if not state or not self._alive(state["pid"]):

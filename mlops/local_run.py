@@ -68,6 +68,9 @@ def _captured_stdout(reporter: _StepReporter) -> Iterator[None]:
     saved = os.dup(1)
     os.dup2(write_fd, 1)
     os.close(write_fd)
+    # kfp.local prints through sys.stdout, which is not fd 1 in Jupyter or pytest.
+    saved_stdout = sys.stdout
+    sys.stdout = open(1, "w", buffering=1, closefd=False)
 
     def drain() -> None:
         with os.fdopen(read_fd, "r", errors="replace") as stream:
@@ -80,6 +83,8 @@ def _captured_stdout(reporter: _StepReporter) -> Iterator[None]:
         yield
     finally:
         sys.stdout.flush()
+        sys.stdout.close()
+        sys.stdout = saved_stdout
         os.dup2(saved, 1)
         os.close(saved)
         thread.join(timeout=10)

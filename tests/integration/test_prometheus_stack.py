@@ -178,7 +178,13 @@ def env(store_settings):
         ms.wait_http_ready(f"{env.prometheus}/-/ready", prometheus)
         ms.wait_http_ready(f"{env.serving}/v2/models/{MODEL}/ready", serving, timeout=60)
 
-        # --- traffic and pushed metrics
+        # --- traffic and pushed metrics. A counter series first scraped with its value already
+        # at N has rate() 0 (no increase inside the window), so send one round, wait until
+        # Prometheus has scraped it, and send another: every counter then has a real rate.
+        _send_traffic(env)
+        ms.wait_until(lambda: ms.prom_query(
+            env.prometheus, f'mlops_request_errors_total{{job="{SERVING_JOB}",model="{MODEL}"}}'),
+            timeout=30, interval=0.3, describe=stack.logs)
         _send_traffic(env)
         from mlops.metrics_push import push_drift_metrics, push_release_decision
 
@@ -217,6 +223,13 @@ def test_every_dashboard_query_returns_data(env):
         targets = ms.prom_targets_up(env.prometheus)
         pytest.fail(f"{len(empty)} of {len(queries)} dashboard queries returned no data after 60 s:\n  "
                     + "\n  ".join(empty) + f"\ntargets: {targets}\n{env.logs()}")
+
+    # the 4xx requests show up as a real error ratio (not just a 0 rate) in the recording rule
+    ratio = ms.wait_until(lambda: ms.prom_query(
+        env.prometheus, f'model:mlops_request_error_ratio:rate5m{{model="{MODEL}"}} > 0.05'),
+        timeout=30, describe=lambda: str(ms.prom_query(
+            env.prometheus, "model:mlops_request_error_ratio:rate5m")))
+    assert len(ratio) == 1, ratio
 
     # the data is about the served model, from the expected jobs
     info = ms.prom_query(env.prometheus, 'mlops_model_info == 1')
@@ -259,7 +272,7 @@ def test_alerts_reach_the_webhook(env):
     rejected = ms.wait_until(lambda: receiver.find("MlopsRetrainingRejected", model=MODEL), timeout=30,
                              describe=describe)
     assert rejected[0][0] == "/alerts", rejected
-    # 4 of ~30 requests failed: > 5% errors, routed to the critical receiver
+    # 4 of every ~10 requests failed: > 5% errors, routed to the critical receiver
     errors = ms.wait_until(lambda: receiver.find("MlopsServingErrorRate", model=MODEL), timeout=30,
                            describe=describe)
     assert errors[0][0] == "/alerts/critical", errors
