@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator
 
-from mlops.errors import EXIT_OK, EXIT_REJECTED, EXIT_SYSTEM, EXIT_USAGE, MlopsError, UsageError
+from mlops.errors import EXIT_OK, EXIT_REJECTED, EXIT_SYSTEM, MlopsError, UsageError
 
 logger = logging.getLogger(__name__)
 
@@ -160,7 +160,8 @@ def _print_outcome(result: dict[str, Any]) -> None:
 
 # -- deployment ------------------------------------------------------------------------
 def cmd_deploy(args: argparse.Namespace) -> int:
-    from mlops.deployment import state
+    """deploy / promote / rollback: the same actions the pipeline's deployment components run."""
+    from mlops.deployment import actions
     from mlops.registry import resolve, validate_model_name
     from mlops.store import ObjectStore
 
@@ -169,18 +170,18 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     name = validate_model_name(args.model_name)
     if args.command == "deploy":
         ref = resolve(store, name, args.version)
-        result = state.deploy(store, name, state.Release(ref.version, ref.uri), args.canary_percent)
-    elif args.command == "promote":
-        result = state.promote(store, name)
+        mode = "canary" if args.canary_percent is not None and 0 < args.canary_percent < 100 else "full"
+        summary = actions.deploy_action(name, ref.uri, ref.version, mode, args.canary_percent or 0,
+                                        args.target, args.namespace, store=store)
     else:
-        result = state.rollback(store, name)
-    summary = {"model_name": name, "stable": result.stable and result.stable.version,
-               "canary": result.canary and result.canary.version, "canary_percent": result.canary_percent}
+        action = actions.promote_action if args.command == "promote" else actions.rollback_action
+        summary = action(name, args.target, args.namespace, store=store)
     if args.json:
         emit_json(summary)
     else:
-        canary = f", canary {summary['canary']} at {summary['canary_percent']}%" if summary["canary"] else ""
-        print(f"{name}: stable {summary['stable']}{canary}")
+        state = summary["state"]
+        canary = f", canary {state['canary']} at {state['canary_percent']}%" if state.get("canary") else ""
+        print(f"{name} ({args.target}): stable {state['stable']}{canary}")
     return EXIT_OK
 
 
@@ -217,6 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "deploy":
             command.add_argument("--version", help="published version (default: latest)")
             command.add_argument("--canary-percent", type=int, help="route this share of traffic to it")
+        command.add_argument("--target", choices=("local", "kserve"), default="local",
+                             help="local: `mlops serve` follows it; kserve: apply the InferenceService "
+                                  "with the current kube config too")
+        command.add_argument("--namespace", default="kubeflow-user", help="namespace (with --target kserve)")
         command.add_argument("--json", action="store_true")
         command.set_defaults(func=cmd_deploy)
 

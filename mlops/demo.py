@@ -15,7 +15,6 @@ import sys
 import time
 import urllib.request
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 MODEL = "breast-cancer"

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tests.training_helpers import make_keypair  # noqa: F401 - re-exported for serving tests
+
 NUMERIC = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 CATEGORICAL = ["color"]
 FEATURES = NUMERIC + CATEGORICAL
@@ -52,15 +54,6 @@ def build_pipeline(estimator: str = "logistic_regression", seed: int = 0):
         "random_forest": lambda: RandomForestClassifier(n_estimators=20, random_state=seed, n_jobs=1),
     }
     return Pipeline([("preprocess", pre), ("model", models[estimator]())])
-
-
-def make_keypair(directory: Path) -> tuple[Path, Path]:
-    from mlops.trust.signing import generate_keypair
-
-    private, public = Path(directory) / "signing-key.pem", Path(directory) / "signing-key.pub.pem"
-    if not private.exists():
-        generate_keypair(private, public)
-    return private, public
 
 
 def build_model_dir(dest: Path, private_key: Path, *, model_name: str = "iris", version: str = "v1",

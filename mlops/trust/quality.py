@@ -17,8 +17,8 @@ output cannot be parsed fails the gate too (fail closed).
 from __future__ import annotations
 
 import json
-import os
 import logging
+import os
 import subprocess  # nosec B404 - runs ruff/bandit with a fixed argv
 import sys
 from collections.abc import Sequence

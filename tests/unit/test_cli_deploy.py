@@ -1,0 +1,52 @@
+"""``mlops deploy|promote|rollback`` against the real store (local target)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mlops.cli import main
+from mlops.deployment.state import read_state
+from tests.serving_helpers import build_model_dir, make_keypair, publish
+
+
+@pytest.fixture
+def published(store_env, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLOPS_HOME", str(tmp_path / "home"))
+    private, _ = make_keypair(tmp_path / "keys")
+    for version in ("v1", "v2"):
+        model_dir, _, _ = build_model_dir(tmp_path / version, private, model_name="iris", version=version)
+        publish(store_env, model_dir, "iris", version)
+    return store_env
+
+
+def run(capsys, *argv: str) -> tuple[int, dict | str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, (json.loads(out) if "--json" in argv and out else out), err
+
+
+def test_deploy_canary_promote_rollback(published, capsys):
+    code, summary, _ = run(capsys, "deploy", "iris", "--version", "v1", "--json")
+    assert code == 0 and summary["state"] == {"stable": "v1", "canary": None, "canary_percent": 0}
+    code, summary, _ = run(capsys, "deploy", "iris", "--canary-percent", "25", "--json")
+    assert code == 0 and summary["state"] == {"stable": "v1", "canary": "v2", "canary_percent": 25}
+    code, _, _ = run(capsys, "rollback", "iris")
+    assert code == 0 and read_state(published, "iris").canary is None
+    run(capsys, "deploy", "iris", "--canary-percent", "25")
+    code, text, _ = run(capsys, "promote", "iris")
+    assert code == 0 and "stable v2" in text
+    state = read_state(published, "iris")
+    assert state.stable.version == "v2" and [r.version for r in state.history] == ["v1"]
+    code, _, _ = run(capsys, "rollback", "iris")  # no canary: back to the previous stable
+    assert code == 0 and read_state(published, "iris").stable.version == "v1"
+
+
+def test_refusals_exit_2_and_name_the_problem(published, capsys):
+    code, _, err = run(capsys, "promote", "iris")
+    assert code == 2 and "no canary to promote" in err
+    code, _, err = run(capsys, "deploy", "iris", "--version", "v9")
+    assert code == 2 and "no published version 'v9'" in err
+    code, _, err = run(capsys, "deploy", "Not_A_Name")
+    assert code == 2 and "model_name 'Not_A_Name' is invalid" in err
