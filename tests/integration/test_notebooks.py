@@ -1,4 +1,4 @@
-"""Executes notebooks/training.ipynb with nbclient, as a user would run it locally.
+"""Executes the notebooks with nbclient, as a user would run them locally.
 
 The kernel is ``python3`` resolved to this test's interpreter (the project venv):
 when the visible ``python3`` kernelspec points elsewhere, one is installed into a
@@ -20,6 +20,7 @@ from tests.conftest import shared_path
 from tests.training_helpers import REPO_ROOT
 
 NOTEBOOK = REPO_ROOT / "notebooks" / "training.ipynb"
+MONITORING_NOTEBOOK = REPO_ROOT / "notebooks" / "monitoring.ipynb"
 
 pytestmark = pytest.mark.slow
 
@@ -54,10 +55,11 @@ def outputs_text(notebook) -> str:
     return "\n".join(parts)
 
 
-def test_notebook_is_clean():
+@pytest.mark.parametrize("path", [NOTEBOOK, MONITORING_NOTEBOOK], ids=lambda p: p.name)
+def test_notebook_is_clean(path):
     import nbformat
 
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    notebook = nbformat.read(path, as_version=4)
     nbformat.validate(notebook)
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
     assert code and all(not cell.get("outputs") and cell.get("execution_count") is None for cell in code), \
@@ -92,3 +94,35 @@ def test_training_notebook_releases_locally(store_env, tmp_path, monkeypatch):
     versions = sorted(key for key in store_env.list("models/breast-cancer/") if key.endswith("_COMPLETE"))
     assert len(versions) == 1
     assert (tmp_path / "home" / "keys" / "signing-key.pem").is_file()
+
+
+def test_monitoring_notebook_runs_one_pass_locally(store_env, tmp_path, monkeypatch):
+    """A deployed model, then the notebook: drifted traffic -> retrained -> canary."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    from mlops.demo_data import write_breast_cancer
+    from tests.training_helpers import cli_command
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("MLOPS_HOME", str(home))
+    monkeypatch.delenv("KFP_HOST", raising=False)
+    monkeypatch.delenv("MLOPS_ADVISORY_DB", raising=False)
+    for name in ("MLOPS_SIGNING_KEY", "MLOPS_SIGNING_PUBLIC_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    training_csv, holdout_csv = write_breast_cancer(tmp_path / "data")
+    deployed = subprocess.run(cli_command(
+        "run", "training", "--json", "-p", f"data_uri={training_csv}", "-p", f"holdout_uri={holdout_csv}",
+        "-p", "target_column=diagnosis", "-p", "model_name=breast-cancer", "-p", "deploy=full",
+        "-p", "allow_unknown_audit=true"), capture_output=True, text=True, env=os.environ.copy())
+    assert deployed.returncode == 0, deployed.stderr[-3000:]
+
+    kernel = kernel_for_this_interpreter(tmp_path, monkeypatch)
+    notebook = nbformat.read(MONITORING_NOTEBOOK, as_version=4)
+    NotebookClient(notebook, kernel_name=kernel, timeout=300,
+                   resources={"metadata": {"path": str(REPO_ROOT)}}).execute()
+    text = outputs_text(notebook)
+    assert "drift detected: True" in text, text[-3000:]
+    assert "status: released" in text
+    assert "'canary_percent': 20" in text
+    assert f"report: s3://{store_env.bucket}/reports/drift/breast-cancer/" in text
