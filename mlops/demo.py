@@ -130,6 +130,7 @@ def main() -> int:
         server.wait(timeout=30)
         log.close()
     banner("Done")
+    print("the embedded object store keeps running: `.venv/bin/mlops store status|stop`")
     print("next: `.venv/bin/mlops serve` to keep serving, `.venv/bin/mlops promote breast-cancer` "
           "to promote the canary, `.venv/bin/mlops rollback breast-cancer` to drop it")
     return 0

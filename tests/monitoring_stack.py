@@ -35,6 +35,22 @@ ALERTMANAGER = "prometheus-alertmanager"
 PROMTOOL = "promtool"
 
 
+STACK_BINARIES = (PROMETHEUS, PUSHGATEWAY, ALERTMANAGER)
+
+
+def missing_binaries(names: Sequence[str] = STACK_BINARIES) -> list[str]:
+    """The binaries of ``names`` that are not on PATH."""
+    return [name for name in names if shutil.which(name) is None]
+
+
+def skip_unless_binaries(names: Sequence[str] = STACK_BINARIES) -> pytest.MarkDecorator:
+    """A ``skipif`` mark for a module that needs ``names`` -- never skips when ``CI`` is set
+    (there ``require_binary`` fails the test instead)."""
+    missing = missing_binaries(names)
+    return pytest.mark.skipif(bool(missing) and not os.environ.get("CI"),
+                              reason=f"not installed: {', '.join(missing)}")
+
+
 def require_binary(name: str) -> str:
     """Absolute path of ``name`` on PATH; skips the test when absent (fails when ``CI`` is set)."""
     path = shutil.which(name)
