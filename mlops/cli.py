@@ -169,6 +169,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     store = ObjectStore.from_env()
     name = validate_model_name(args.model_name)
     if args.command == "deploy":
+        ensure_signing_keys()
         ref = resolve(store, name, args.version)
         mode = "canary" if args.canary_percent is not None and 0 < args.canary_percent < 100 else "full"
         summary = actions.deploy_action(name, ref.uri, ref.version, mode, args.canary_percent or 0,

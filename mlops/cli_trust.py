@@ -80,17 +80,12 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _verify_published(model_uri: str, public_key: Path) -> None:
-    """Downloads a published version and verifies it, as serving does before loading."""
-    import tempfile
-
     from mlops.cli import ensure_store_env
-    from mlops.registry import fetch_model
+    from mlops.registry import verify_published
     from mlops.store import ObjectStore
-    from mlops.trust.signing import verify_model_dir
 
     ensure_store_env()
-    with tempfile.TemporaryDirectory() as work:
-        verify_model_dir(fetch_model(ObjectStore.from_env(), model_uri, Path(work)), public_key)
+    verify_published(ObjectStore.from_env(), model_uri, public_key)
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:

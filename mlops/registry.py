@@ -143,3 +143,18 @@ def fetch_model(store: ObjectStore, model_uri: str, dest: Path) -> Path:
     store.download_dir(str(parsed), dest)
     (dest / COMPLETE_MARKER).unlink(missing_ok=True)
     return dest
+
+
+def verify_published(store: ObjectStore, model_uri: str, public_key: Path) -> None:
+    """Downloads a published version and verifies its signature, as serving does before loading.
+
+    Raises:
+        VerificationError: missing signature, wrong key, or any changed, added or removed file.
+        StoreError: the version is not complete.
+    """
+    import tempfile
+
+    from mlops.trust.signing import verify_model_dir
+
+    with tempfile.TemporaryDirectory() as work:
+        verify_model_dir(fetch_model(store, model_uri, Path(work)), Path(public_key))

@@ -72,11 +72,11 @@ def training(
             signed_model=signed.outputs["signed_model"], gates=decision.outputs["gates"],
             trigger=trigger))))
         with dsl.If(deploy != "none", name="deploy-requested"):
-            live(uses_store(deploy_model(
+            live(uses_signing_key(uses_store(deploy_model(
                 model_name=model_name, model_uri=published.outputs["model_uri"],
                 model_version=published.outputs["model_version"], mode=deploy,
                 canary_percent=canary_percent, target=deploy_target, namespace=namespace,
-                image="")))
+                image=""))))
     with dsl.Else(name="gate-failed"):
         rejected = live(uses_store(record_rejection(
             model=trained.outputs["model"], gates=decision.outputs["gates"], trigger=trigger)))

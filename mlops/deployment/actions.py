@@ -102,6 +102,7 @@ def deploy_action(
     *,
     store=None,
     client=None,
+    public_key: Path | None = None,
     deployment_mode: str | None = None,
     timeout_seconds: float = 300,
     poll_seconds: float = 5,
@@ -119,6 +120,8 @@ def deploy_action(
         image: Predictor image ('' = the project's runtime image).
         store: Object store (default from ``MLOPS_S3_*``).
         client: ``KServeClient`` (default from the kube config).
+        public_key: Key the model must be signed with (default: ``MLOPS_SIGNING_PUBLIC_KEY``
+            or the cluster's mounted signing Secret).
         deployment_mode: ``Serverless``/``RawDeployment``/``Standard``; default
             from ``MLOPS_KSERVE_DEPLOYMENT_MODE``, else the live object's, else Serverless.
         timeout_seconds: Readiness timeout (``kserve`` only).
@@ -129,7 +132,8 @@ def deploy_action(
 
     Raises:
         UsageError: a bad mode/target/percent, a URI that does not match, or
-            an unpublished version. MlopsError: the cluster rejected or did not
+            an unpublished version. VerificationError: the published files do
+            not verify against the public key (nothing is deployed). MlopsError: the cluster rejected or did not
             ready the InferenceService (it was rolled back).
     """
     if mode not in MODES:
@@ -147,12 +151,16 @@ def deploy_action(
             raise UsageError(f"canary_percent must be between 1 and 99, got {canary_percent}")
 
     from mlops.deployment import state as desired
-    from mlops.registry import validate_model_name
+    from mlops.registry import validate_model_name, verify_published
+    from mlops.release_gates import signing_key_paths
 
     validate_model_name(model_name)
     store = _store(store)
     version = _check_published(store, model_name, model_uri, model_version)
-    summary.update(version=version, model_uri=model_uri)
+    # The same verification serving runs before loading: never roll out what
+    # would not be served (or was changed since it was signed).
+    verify_published(store, model_uri, public_key or signing_key_paths()[1])
+    summary.update(version=version, model_uri=model_uri, signature="verified")
 
     if target == "kserve":
         from mlops.deployment.inferenceservice import build_inferenceservice, deployment_mode_of

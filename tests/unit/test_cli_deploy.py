@@ -8,13 +8,14 @@ import pytest
 
 from mlops.cli import main
 from mlops.deployment.state import read_state
-from tests.serving_helpers import build_model_dir, make_keypair, publish
+from tests.serving_helpers import build_model_dir, publish
+from tests.training_helpers import use_signing_keys
 
 
 @pytest.fixture
 def published(store_env, tmp_path, monkeypatch):
     monkeypatch.setenv("MLOPS_HOME", str(tmp_path / "home"))
-    private, _ = make_keypair(tmp_path / "keys")
+    private, _ = use_signing_keys(monkeypatch, tmp_path / "keys")
     for version in ("v1", "v2"):
         model_dir, _, _ = build_model_dir(tmp_path / version, private, model_name="iris", version=version)
         publish(store_env, model_dir, "iris", version)
@@ -50,3 +51,13 @@ def test_refusals_exit_2_and_name_the_problem(published, capsys):
     assert code == 2 and "no published version 'v9'" in err
     code, _, err = run(capsys, "deploy", "Not_A_Name")
     assert code == 2 and "model_name 'Not_A_Name' is invalid" in err
+
+
+def test_deploy_refuses_a_model_signed_with_another_key(published, capsys, tmp_path, monkeypatch):
+    from tests.training_helpers import make_keypair
+
+    _, other_public = make_keypair(tmp_path / "other-keys")
+    monkeypatch.setenv("MLOPS_SIGNING_PUBLIC_KEY", str(other_public))
+    code, _, err = run(capsys, "deploy", "iris", "--version", "v1")
+    assert code == 4 and "wrong key" in err
+    assert read_state(published, "iris") is None

@@ -13,8 +13,10 @@ import pytest
 
 from mlops.deployment import state as desired
 from mlops.deployment.actions import deploy_action, promote_action, rollback_action
-from mlops.errors import MlopsError, UsageError
+from mlops.errors import MlopsError, UsageError, VerificationError
 from mlops.registry import publish_model_dir
+from mlops.trust.signing import sign_model_dir
+from tests.training_helpers import use_signing_keys
 from tests.unit.test_kube_apply import FakeKServe
 
 MODEL = "iris"
@@ -23,15 +25,34 @@ WAIT = {"timeout_seconds": 0.2, "poll_seconds": 0.0}
 
 
 @pytest.fixture
-def published(store_env, tmp_path):
-    """Three published versions of a model in the test bucket: {version: uri}."""
+def published(store_env, tmp_path, monkeypatch):
+    """Three signed, published versions of a model in the test bucket: {version: uri}.
+
+    The deploy step verifies signatures like serving does, so MLOPS_SIGNING_PUBLIC_KEY
+    names the key they were signed with.
+    """
+    private, _ = use_signing_keys(monkeypatch, tmp_path / "keys")
     uris = {}
     for version in ("v1", "v2", "v3"):
         model_dir = tmp_path / version
         model_dir.mkdir()
         (model_dir / "model.skops").write_bytes(b"not really a model " + version.encode())
+        sign_model_dir(model_dir, private)
         uris[version] = publish_model_dir(store_env, model_dir, MODEL, version).uri
     return uris
+
+
+def test_unsigned_or_tampered_version_is_never_deployed(store_env, published, tmp_path):
+    unsigned = tmp_path / "unsigned"
+    unsigned.mkdir()
+    (unsigned / "model.skops").write_bytes(b"unsigned")
+    uri = publish_model_dir(store_env, unsigned, MODEL, "v4").uri
+    with pytest.raises(VerificationError, match="missing signature"):
+        deploy_action(MODEL, uri, "v4", "full", 0, "local", NS, "")
+    store_env.put_bytes("models/iris/v2/model.skops", b"swapped after publishing")
+    with pytest.raises(VerificationError, match="changed since signing: model.skops"):
+        deploy_action(MODEL, published["v2"], "v2", "full", 0, "local", NS, "")
+    assert desired.read_state(store_env, MODEL) is None
 
 
 def test_local_deploy_canary_promote_rollback(store_env, published):
