@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mlops.errors import EXIT_OK, EXIT_REJECTED, EXIT_SYSTEM, MlopsError, UsageError
+from mlops.gates import GATE_ORDER
 
 logger = logging.getLogger(__name__)
 
@@ -86,8 +87,12 @@ def cmd_store(args: argparse.Namespace) -> int:
 
 
 # -- run -------------------------------------------------------------------------------
+_EXIT_FOR_STATUS = {"released": EXIT_OK, "no_drift": EXIT_OK, "rejected": EXIT_REJECTED}
+
+
 def _exit_code_for(status: str) -> int:
-    return EXIT_REJECTED if status == "rejected" else EXIT_OK
+    """An outcome the CLI does not know is a failure, never a success."""
+    return _EXIT_FOR_STATUS.get(status, EXIT_SYSTEM)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -125,12 +130,15 @@ def _run_local(args: argparse.Namespace, pipeline: Any, arguments: dict[str, Any
     from mlops.settings import mlops_home
 
     progress = None if args.json else sys.stderr
+    # run_locally captures the tasks' output; this also keeps anything printed
+    # around it off stdout, which --json reserves for the one outcome object.
     with stdout_to_stderr() if args.json else contextlib.nullcontext():
         ensure_store_env()
         ensure_signing_keys()
         arguments = prepare_local_run(args.pipeline, arguments)
         if progress:
-            print(f"running {args.pipeline} locally (kfp.local, embedded default)", file=progress)
+            print(f"running {args.pipeline} locally (kfp.local; object store "
+                  f"{os.environ['MLOPS_S3_ENDPOINT']}, bucket {os.environ['MLOPS_BUCKET']})", file=progress)
         run = run_locally(pipeline, arguments, mlops_home() / "runs", progress)
         result = finish_local_run(args.pipeline, arguments, run)
     if args.json:
@@ -148,12 +156,18 @@ def _print_outcome(result: dict[str, Any]) -> None:
     for name, value in sorted(result.get("metrics", {}).items()):
         if name.endswith(("accuracy", "f1_macro", "roc_auc", "drift_share")):
             print(f"  {name}: {value:.4f}")
-    for name, gate in result.get("gates", {}).items():
-        print(f"  [{'pass' if gate['passed'] else 'FAIL'}] {name}: {gate['detail']}")
+    if result.get("drift"):
+        drift = result["drift"]
+        drifted = [name for name, column in drift["columns"].items() if column["drifted"]]
+        print(f"  drift: detected={drift['detected']} share={drift['share']:.2f} "
+              f"({len(drifted)} of {len(drift['columns'])} columns)")
+    gates = result.get("gates", {})
+    for name in sorted(gates, key=lambda n: GATE_ORDER.index(n) if n in GATE_ORDER else len(GATE_ORDER)):
+        print(f"  [{'pass' if gates[name]['passed'] else 'FAIL'}] {name}: {gates[name]['detail']}")
     for key in ("deployment", "report_uri"):
         if result.get(key):
             print(f"  {key}: {result[key]}")
-    if result["status"] == "rejected":
+    if result["status"] != "released":
         print(f"  reason: {result.get('reason')}")
     print(f"  run folder: {result['run_dir']}")
 
@@ -171,7 +185,9 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     if args.command == "deploy":
         ensure_signing_keys()
         ref = resolve(store, name, args.version)
-        mode = "canary" if args.canary_percent is not None and 0 < args.canary_percent < 100 else "full"
+        if args.canary_percent is not None and not 0 < args.canary_percent < 100:
+            raise UsageError(f"--canary-percent must be between 1 and 99, got {args.canary_percent}")
+        mode = "full" if args.canary_percent is None else "canary"
         summary = actions.deploy_action(name, ref.uri, ref.version, mode, args.canary_percent or 0,
                                         args.target, args.namespace, store=store)
     else:

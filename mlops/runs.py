@@ -40,9 +40,5 @@ def finish_local_run(pipeline_name: str, arguments: dict[str, Any], run: LocalRu
 
         state = read_state(ObjectStore.from_env(), outcome["model_name"])
         if state is not None:
-            outcome["deployment"] = {
-                "stable": state.stable and state.stable.version,
-                "canary": state.canary and state.canary.version,
-                "canary_percent": state.canary_percent,
-            }
+            outcome["deployment"] = state.summary()
     return outcome

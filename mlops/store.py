@@ -48,8 +48,8 @@ class ObjectStore:
 
         self.settings = settings
         self.bucket = settings.bucket
-        # Short timeouts and few retries: a down store must fail fast, not hang
-        # a pipeline step or a serving request path.
+        # Short timeouts and few retries: a down store must fail fast, not hang a
+        # pipeline step or the serving process's background log flushes.
         http = urllib3.PoolManager(
             timeout=urllib3.Timeout(connect=timeout, read=max(timeout, 30.0)),
             retries=urllib3.Retry(total=2, backoff_factor=0.2,

@@ -49,6 +49,12 @@ class DeploymentState:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def summary(self) -> dict:
+        """Versions only: what a person (or the CLI's JSON) needs to see."""
+        return {"stable": self.stable.version if self.stable else None,
+                "canary": self.canary.version if self.canary else None,
+                "canary_percent": self.canary_percent}
+
     @classmethod
     def from_dict(cls, data: dict) -> "DeploymentState":
         def release(value):
