@@ -23,11 +23,16 @@ logger = logging.getLogger(__name__)
 
 # -- environment -----------------------------------------------------------------------
 def ensure_store_env() -> None:
-    """Exports MLOPS_S3_* for this process and its tasks; starts the embedded store if none is set."""
+    """Exports MLOPS_S3_* for this process and its tasks; starts the embedded store if none is set.
+
+    The bucket is created when missing, so a fresh MinIO works without set-up.
+    """
     from mlops.embedded_store import resolve_store_settings
     from mlops.settings import mlops_home
+    from mlops.store import ObjectStore
 
     settings = resolve_store_settings(mlops_home())
+    ObjectStore(settings).ensure_bucket()
     os.environ.update(settings.to_env())
 
 

@@ -7,6 +7,10 @@ The assets live in the source checkout, not in the installed package. Their fold
 ``dashboard_queries()`` returns every PromQL ``expr`` of the Grafana dashboard with the
 Grafana variables replaced by concrete values (see ``GRAFANA_VARIABLES``), so the
 queries can be sent to a real Prometheus or checked with ``promtool``.
+
+``SERVING_METRICS`` / ``PUSHED_METRICS`` name every ``mlops_*`` series the rules and the
+dashboard may use; the tests check them against what ``serving/metrics.py`` registers
+and what ``mlops.metrics_push`` really pushes.
 """
 
 from __future__ import annotations
@@ -19,6 +23,33 @@ from pathlib import Path
 from typing import Any
 
 ENV_DIR = "MLOPS_MONITORING_DIR"
+
+#: Series (sample names) the model server exposes on ``/metrics`` (``serving/metrics.py``).
+SERVING_METRICS: frozenset[str] = frozenset({
+    "mlops_requests_total",
+    "mlops_request_errors_total",
+    "mlops_predictions_total",
+    "mlops_input_out_of_range_total",
+    "mlops_model_info",
+    "mlops_inference_log_records_total",
+    "mlops_request_duration_seconds_bucket",
+    "mlops_request_duration_seconds_sum",
+    "mlops_request_duration_seconds_count",
+})
+
+#: Series pushed to the Pushgateway by ``mlops.metrics_push``.
+PUSHED_METRICS: frozenset[str] = frozenset({
+    "mlops_drift_share",
+    "mlops_drift_detected",
+    "mlops_drifted_columns",
+    "mlops_feature_drift_score",
+    "mlops_drift_last_check_timestamp_seconds",
+    "mlops_release_decision",
+    "mlops_release_decision_timestamp_seconds",
+})
+
+#: Every ``mlops_*`` series Prometheus can have (besides recording rules).
+KNOWN_METRICS: frozenset[str] = SERVING_METRICS | PUSHED_METRICS
 
 #: Values substituted for Grafana variables by ``dashboard_queries(render=True)``.
 GRAFANA_VARIABLES: dict[str, str] = {

@@ -2,20 +2,21 @@
 
 Runs ``promtool check rules`` / ``promtool test rules`` / ``promtool check config`` and
 ``amtool check-config``; those tests skip when the tool is not installed locally and fail
-when ``CI`` is set. The structural checks need only PyYAML.
+when ``CI`` is set. The structural checks need only PyYAML; the metric names they allow
+are ``mlops.monitoring_assets.KNOWN_METRICS``, checked here against the model server's
+registered metrics (the pushed ones are checked in test_metrics_push.py).
 """
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 
 import pytest
 import yaml
 
 from mlops import monitoring_assets as assets
+from tests.monitoring_stack import require_binary
 
 EXPECTED_ALERTS = {
     "MlopsDatasetDrift",
@@ -26,34 +27,9 @@ EXPECTED_ALERTS = {
     "MlopsRetrainingRejected",
 }
 
-# Metric names exposed by the model server and pushed by mlops/metrics_push.py.
-KNOWN_METRICS = {
-    "mlops_requests_total",
-    "mlops_request_errors_total",
-    "mlops_predictions_total",
-    "mlops_input_out_of_range_total",
-    "mlops_model_info",
-    "mlops_inference_log_records_total",
-    "mlops_request_duration_seconds_bucket",
-    "mlops_request_duration_seconds_sum",
-    "mlops_request_duration_seconds_count",
-    "mlops_drift_share",
-    "mlops_drift_detected",
-    "mlops_drifted_columns",
-    "mlops_feature_drift_score",
-    "mlops_drift_last_check_timestamp_seconds",
-    "mlops_release_decision",
-    "mlops_release_decision_timestamp_seconds",
-}
-
-
-def require_tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{name} is required in CI but not installed")
-        pytest.skip(f"{name} not installed")
-    return path
+# Sample names of each metric type (``_created`` is left out: no rule or panel uses it).
+_SAMPLE_SUFFIXES = {"counter": ("_total",), "gauge": ("",),
+                    "histogram": ("_bucket", "_sum", "_count")}
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -72,27 +48,18 @@ def alerts() -> list[dict]:
 # --- promtool ---------------------------------------------------------------------------
 
 
-def test_promtool_check_rules():
-    promtool = require_tool("promtool")
-    result = run(promtool, "check", "rules", str(assets.rules_path()))
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-def test_promtool_rule_unit_tests():
-    promtool = require_tool("promtool")
-    result = run(promtool, "test", "rules", str(assets.rules_test_path()))
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-def test_promtool_check_example_prometheus_config():
-    promtool = require_tool("promtool")
-    result = run(promtool, "check", "config", str(assets.prometheus_config_path()))
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-def test_amtool_check_example_alertmanager_config():
-    amtool = require_tool("amtool")
-    result = run(amtool, "check-config", str(assets.alertmanager_config_path()))
+@pytest.mark.parametrize(
+    "tool, args, path",
+    [
+        ("promtool", ("check", "rules"), assets.rules_path),
+        ("promtool", ("test", "rules"), assets.rules_test_path),
+        ("promtool", ("check", "config"), assets.prometheus_config_path),
+        ("amtool", ("check-config",), assets.alertmanager_config_path),
+    ],
+    ids=["check-rules", "rule-unit-tests", "check-prometheus-config", "check-alertmanager-config"],
+)
+def test_official_tool_accepts(tool, args, path):
+    result = run(require_binary(tool), *args, str(path()))
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -120,10 +87,11 @@ def test_alerts_have_for_severity_and_model_annotations():
 
 
 def test_rules_only_use_known_metrics():
-    recorded = {rule["record"] for rule in load_rules() if "record" in rule}
-    for rule in load_rules():
+    rules = load_rules()
+    recorded = {rule["record"] for rule in rules if "record" in rule}
+    for rule in rules:
         for name in re.findall(r"\b[a-z_:]*mlops_[a-z0-9_:]+", rule["expr"]):
-            assert name in KNOWN_METRICS | recorded, f"unknown metric {name!r} in {rule['expr']!r}"
+            assert name in assets.KNOWN_METRICS | recorded, f"unknown metric {name!r} in {rule['expr']!r}"
 
 
 def test_every_alert_has_firing_and_quiet_unit_tests():
@@ -135,3 +103,18 @@ def test_every_alert_has_firing_and_quiet_unit_tests():
             (fired if case.get("exp_alerts") else quiet).add(case["alertname"])
     assert fired == EXPECTED_ALERTS
     assert quiet, "at least one case where no alert fires"
+
+
+def test_serving_metrics_match_what_the_model_server_registers():
+    from prometheus_client.metrics import MetricWrapperBase
+
+    import serving.metrics
+
+    registered = {
+        family.name + suffix
+        for collector in vars(serving.metrics).values()
+        if isinstance(collector, MetricWrapperBase)
+        for family in collector.describe()
+        for suffix in _SAMPLE_SUFFIXES[family.type]
+    }
+    assert registered == assets.SERVING_METRICS
