@@ -25,8 +25,10 @@ test: install
 test-fast: install
 	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
 
+# Drift engine vs Evidently at 1M rows (minutes), then the local model server's throughput.
 bench: install
 	$(PY) bench/bench_drift.py
+	$(PY) bench/bench_serving.py
 
 compile: install
 	$(PY) compile.py --out compiled
