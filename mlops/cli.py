@@ -119,7 +119,8 @@ def _submit(args: argparse.Namespace, pipeline: Any, arguments: dict[str, Any]) 
 
     client = kfp.Client(host=args.host, namespace=args.namespace)
     run = client.create_run_from_pipeline_func(
-        pipeline, arguments=arguments, experiment_name=args.experiment, enable_caching=False)
+        pipeline, arguments=arguments, experiment_name=args.experiment, enable_caching=False,
+        service_account=args.service_account)
     result = {"status": "submitted", "run_id": run.run_id, "host": args.host,
               "pipeline": args.pipeline}
     if args.json:
@@ -230,6 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--host", help="Kubeflow Pipelines API URL: submit instead of running locally")
     run.add_argument("--namespace", help="Kubeflow namespace (with --host)")
     run.add_argument("--experiment", default="mlops", help="KFP experiment (with --host)")
+    run.add_argument("--service-account", help="Kubernetes service account of the run's pods (with --host; "
+                                               "mlops-pipeline from deploy/k8s/rbac.yaml may manage "
+                                               "InferenceServices)")
     run.set_defaults(func=cmd_run)
 
     for name, help_text in (("deploy", "deploy a published version (local serving)"),
