@@ -10,25 +10,18 @@ from typing import Any
 from mlops.errors import EXIT_OK, UsageError
 
 
-def _drift_payload(result: Any) -> dict[str, Any]:
-    data = result.to_dict()
-    return {"drift_detected": data["drift_detected"], "drift_share": data["drift_share"],
-            "columns": {n: {k: c[k] for k in ("drifted", "score", "method")} for n, c in data["columns"].items()},
-            "n_reference": data["n_reference"], "n_current": data["n_current"]}
-
-
 def cmd_drift(args: argparse.Namespace) -> int:
     from mlops.cli import emit_json, ensure_store_env
 
     if args.model:
-        from mlops.monitoring import check_drift
+        from mlops.monitoring import check_drift, drift_payload
         from mlops.store import ObjectStore
 
         ensure_store_env()
         check = check_drift(ObjectStore.from_env(), args.model, reference_uri=args.reference or "",
                             current_uri=args.current or "", window_hours=args.window_hours,
                             drift_share_threshold=args.threshold, html_out=args.report)
-        payload = {**_drift_payload(check.result), "report_uri": check.report_uri,
+        payload = {**drift_payload(check.result), "report_uri": check.report_uri,
                    "model_version": check.model.version}
     else:
         if not (args.reference and args.current):
@@ -57,6 +50,7 @@ def _drift_between_tables(args: argparse.Namespace) -> dict[str, Any]:
 
     from mlops.data import read_table
     from mlops.drift import compute_drift, render_report_html
+    from mlops.monitoring import drift_payload
 
     if args.reference.startswith("s3://") or args.current.startswith("s3://"):
         from mlops.cli import ensure_store_env
@@ -70,7 +64,7 @@ def _drift_between_tables(args: argparse.Namespace) -> dict[str, Any]:
     if args.report:
         render_report_html(reference, current, list(result.columns), [c for c in categorical if c in result.columns],
                            Path(args.report), verdict=result, drift_share_threshold=args.threshold)
-    return _drift_payload(result)
+    return drift_payload(result)
 
 
 def parse_cron(expression: str) -> str:

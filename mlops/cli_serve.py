@@ -31,8 +31,7 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 def func(args: argparse.Namespace) -> int:
     """Runs the server until SIGINT/SIGTERM; returns the exit code."""
-    from mlops.settings import mlops_home
     from serving.server import run_server
 
-    public_key = args.public_key or mlops_home() / "keys" / "signing-key.pub.pem"
-    return run_server(host=args.host, port=args.port, public_key=public_key)
+    # None lets run_server apply its default key ($MLOPS_HOME/keys/signing-key.pub.pem).
+    return run_server(host=args.host, port=args.port, public_key=args.public_key)

@@ -13,7 +13,7 @@ vulnerable or unknown audit, unsafe file).
 from __future__ import annotations
 
 import argparse
-import json
+import functools
 import os
 import sys
 from collections.abc import Callable
@@ -36,6 +36,7 @@ def _home() -> Path:
 def _reporting_errors(handler: Handler) -> Handler:
     """Wraps a handler so MlopsErrors become a stderr message and exit code."""
 
+    @functools.wraps(handler)
     def run(args: argparse.Namespace) -> int:
         try:
             return handler(args)
@@ -43,13 +44,7 @@ def _reporting_errors(handler: Handler) -> Handler:
             print(f"error: {exc}", file=sys.stderr)
             return exc.exit_code
 
-    run.__name__ = handler.__name__
-    run.__doc__ = handler.__doc__
     return run
-
-
-def _emit_json(obj: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(obj, sort_keys=True) + "\n")
 
 
 def _cmd_keys_init(args: argparse.Namespace) -> int:
@@ -89,6 +84,7 @@ def _verify_published(model_uri: str, public_key: Path) -> None:
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
+    from mlops.cli import emit_json
     from mlops.trust.audit import audit_requirements
 
     advisory_db = args.advisory_db or os.environ.get(ADVISORY_DB_VAR) or None
@@ -99,7 +95,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         timeout=args.timeout,
     )
     if args.json:
-        _emit_json(result.to_dict())
+        emit_json(result.to_dict())
     else:
         print(f"audit: {result.state} ({result.checked} package(s) checked)")
         for f in result.findings:
@@ -112,11 +108,12 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
 
 def _cmd_scan(args: argparse.Namespace) -> int:
+    from mlops.cli import emit_json
     from mlops.trust.scan import scan_path
 
     result = scan_path(Path(args.path))
     if args.json:
-        _emit_json(result.to_dict())
+        emit_json(result.to_dict())
     else:
         print(
             f"scan: {'safe' if result.safe else 'UNSAFE'} ({len(result.scanned)} file(s) scanned)"
@@ -139,9 +136,14 @@ def register(subparsers: Any) -> None:
     init.add_argument("--force", action="store_true", help="replace existing key files")
     init.set_defaults(func=_reporting_errors(_cmd_keys_init))
 
-    verify = subparsers.add_parser("verify", help="verify a signed model (local folder or published s3:// URI)")
-    verify.add_argument("model_dir", metavar="MODEL_URI",
-                        help="local model folder or s3://<bucket>/models/<name>/<version>")
+    verify = subparsers.add_parser(
+        "verify", help="verify a signed model (local folder or published s3:// URI)"
+    )
+    verify.add_argument(
+        "model_dir",
+        metavar="MODEL_URI",
+        help="local model folder or s3://<bucket>/models/<name>/<version>",
+    )
     verify.add_argument(
         "--public-key",
         metavar="PEM",

@@ -71,6 +71,16 @@ _vecdot = getattr(np, "vecdot", None) or (lambda x, y: np.sum(x * y))
 
 @dataclass
 class ColumnDrift:
+    """The verdict for one column.
+
+    Attributes:
+        name: Column name.
+        drifted: Whether the column drifted (``score`` compared with ``threshold``).
+        score: p-value (K-S, Z-test, chi-square) or distance (Wasserstein, Jensen-Shannon).
+        method: Evidently display name of the test, e.g. ``KS`` or ``WASSERSTEIN``.
+        threshold: The threshold ``score`` is compared with.
+    """
+
     name: str
     drifted: bool
     score: float
@@ -80,6 +90,18 @@ class ColumnDrift:
 
 @dataclass
 class DriftResult:
+    """The dataset verdict and the per-column verdicts of one drift check.
+
+    Attributes:
+        drift_detected: ``drift_share >= share_threshold``.
+        drift_share: Drifted columns / checked columns.
+        drifted_columns: Names of the drifted columns, in column order.
+        columns: Column name -> its verdict, for every checked column.
+        n_reference: Rows of the reference frame.
+        n_current: Rows of the current frame.
+        share_threshold: The drifted-column share meaning dataset drift.
+    """
+
     drift_detected: bool
     drift_share: float
     drifted_columns: list[str]
@@ -218,7 +240,7 @@ def _z_test(ref: pd.Series, cur: pd.Series) -> float:
     r_u, c_u = ref.unique(), cur.unique()
     if len(r_u) == 1 and len(c_u) == 1 and r_u[0] == c_u[0]:
         return 1.0
-    key = _sorted_keys(list(set(ref.unique()) | set(cur.unique())))[0]
+    key = _sorted_keys(list(set(r_u) | set(c_u)))[0]
     n1, n2 = len(ref), len(cur)
     p1 = float(int((ref != key).sum())) / n1
     p2 = float(int((cur != key).sum())) / n2

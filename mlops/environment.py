@@ -3,25 +3,28 @@
 from __future__ import annotations
 
 import importlib.metadata as md
-import re
 
 # What the predictor imports at run time; the audit covers these and everything they pull in.
 SERVING_ROOTS = ("kfp-mlops", "kserve", "scikit-learn", "skops", "numpy", "scipy", "pandas",
                  "pyarrow", "minio", "prometheus-client", "model-signing")
 
 
-def _normalise(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def installed_closure(roots: tuple[str, ...] = SERVING_ROOTS) -> dict[str, str]:
-    """Installed versions of ``roots`` and their transitive requirements (markers evaluated)."""
+    """Installed versions of ``roots`` and their transitive requirements (markers evaluated).
+
+    Args:
+        roots: Distribution names to start from.
+
+    Returns:
+        ``{canonical name: version}``, sorted by name; names not installed are left out.
+    """
     from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
 
     versions: dict[str, str] = {}
     pending = list(roots)
     while pending:
-        name = _normalise(pending.pop())
+        name = canonicalize_name(pending.pop())
         if name in versions:
             continue
         try:

@@ -8,43 +8,78 @@ A gate that could not check reports ``passed: false``: everything fails closed.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 GATE_ORDER = ("holdout_accuracy", "dependency_audit", "model_scan", "code_quality", "signature")
 
 
 @dataclass
 class GateResult:
+    """What one release check decided.
+
+    Attributes:
+        name: Gate name (see :data:`GATE_ORDER`).
+        passed: True only when the check ran and its verdict was positive.
+        detail: Human-readable explanation, shown in the decision's reason.
+        metrics: Numbers worth recording with the release (e.g. holdout accuracy).
+    """
+
     name: str
     passed: bool
     detail: str
     metrics: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> str:
+        """Returns the result as a JSON string (a KFP parameter)."""
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "GateResult":
+    def from_json(cls, text: str) -> GateResult:
+        """Parses a string written by :meth:`to_json`."""
         data = json.loads(text)
         return cls(data["name"], bool(data["passed"]), str(data["detail"]), dict(data.get("metrics", {})))
 
 
 @dataclass
 class Decision:
+    """The release decision over all gates.
+
+    Attributes:
+        passed: True when every required gate ran and passed.
+        reason: ``"all gates passed"`` or every failure, ``"; "``-separated.
+        gates: ``{name: {"passed", "detail"}}`` in :data:`GATE_ORDER` order.
+        metrics: The gates' metrics merged.
+    """
+
     passed: bool
     reason: str
     gates: dict[str, dict[str, Any]]
     metrics: dict[str, float]
 
     def gates_json(self) -> str:
+        """Returns gates, metrics and reason as one JSON string."""
         return json.dumps({"gates": self.gates, "metrics": self.metrics, "reason": self.reason},
                           sort_keys=True)
 
 
 def decide(results: Iterable[GateResult], required: Iterable[str] = GATE_ORDER) -> Decision:
-    """All required gates must be present and passed; the reason names every failure."""
-    by_name = {r.name: r for r in results}
+    """All required gates must be present and passed; the reason names every failure.
+
+    Args:
+        results: The gates that ran, in any order.
+        required: Gate names that must be among ``results``; a missing one fails.
+
+    Returns:
+        The decision.
+    """
+    by_name: dict[str, GateResult] = {}
+    for result in results:
+        # Two results under one name: a failing one wins, so a duplicate cannot mask a failure.
+        known = by_name.get(result.name)
+        if known is None or (known.passed and not result.passed):
+            by_name[result.name] = result
     failures = [f"{name}: {by_name[name].detail}" for name in by_name if not by_name[name].passed]
     failures += [f"{name}: gate did not run" for name in required if name not in by_name]
     metrics: dict[str, float] = {}

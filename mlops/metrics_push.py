@@ -5,7 +5,8 @@ warning and returns ``False`` when the push does not work, ``True`` when it did.
 
 Each push uses a fresh ``CollectorRegistry`` and ``push_to_gateway`` (HTTP PUT),
 grouped by ``job`` and ``model`` so that pushes for different models do not
-replace each other's series.
+replace each other's series. ``mlops.monitoring_assets.PUSHED_METRICS`` lists the
+names pushed here (the alert rules and the dashboard are checked against it).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ DEFAULT_TIMEOUT = 10.0
 def _push(
     gateway: str, job: str, model_name: str, registry: CollectorRegistry, timeout: float
 ) -> bool:
+    """PUTs ``registry`` to the ``job``/``model`` group; ``False`` (logged) when that fails."""
     try:
         push_to_gateway(
             gateway, job=job, registry=registry, grouping_key={"model": model_name}, timeout=timeout
@@ -39,6 +41,13 @@ def _push(
         return False
     log.info("pushed metrics for model %r (job %r) to %s", model_name, job, gateway)
     return True
+
+
+def _model_gauge(
+    registry: CollectorRegistry, name: str, documentation: str, model_name: str, value: float
+) -> None:
+    """Sets the gauge ``name{model=model_name}`` in ``registry`` to ``value``."""
+    Gauge(name, documentation, ["model"], registry=registry).labels(model=model_name).set(value)
 
 
 def push_drift_metrics(
@@ -54,20 +63,14 @@ def push_drift_metrics(
     ``mlops_drifted_columns{model}``, ``mlops_feature_drift_score{model,feature}``,
     ``mlops_drift_last_check_timestamp_seconds{model}``.
     """
+    registry = CollectorRegistry()
     try:
-        registry = CollectorRegistry()
-        Gauge("mlops_drift_share", "Share of drifted columns", ["model"], registry=registry).labels(
-            model=model_name
-        ).set(float(result.drift_share))
-        Gauge(
-            "mlops_drift_detected",
-            "1 when dataset drift was detected",
-            ["model"],
-            registry=registry,
-        ).labels(model=model_name).set(1 if result.drift_detected else 0)
-        Gauge(
-            "mlops_drifted_columns", "Number of drifted columns", ["model"], registry=registry
-        ).labels(model=model_name).set(len(result.drifted_columns))
+        _model_gauge(registry, "mlops_drift_share", "Share of drifted columns", model_name,
+                     float(result.drift_share))
+        _model_gauge(registry, "mlops_drift_detected", "1 when dataset drift was detected",
+                     model_name, 1 if result.drift_detected else 0)
+        _model_gauge(registry, "mlops_drifted_columns", "Number of drifted columns", model_name,
+                     len(result.drifted_columns))
         score = Gauge(
             "mlops_feature_drift_score",
             "Per-feature drift score (p-value or distance, see the drift method)",
@@ -76,13 +79,9 @@ def push_drift_metrics(
         )
         for name, col in result.columns.items():
             score.labels(model=model_name, feature=str(name)).set(float(col.score))
-        Gauge(
-            "mlops_drift_last_check_timestamp_seconds",
-            "Unix time of the last drift check",
-            ["model"],
-            registry=registry,
-        ).labels(model=model_name).set(time.time())
-    except Exception as exc:  # noqa: BLE001
+        _model_gauge(registry, "mlops_drift_last_check_timestamp_seconds",
+                     "Unix time of the last drift check", model_name, time.time())
+    except Exception as exc:  # noqa: BLE001 - a malformed result must not fail the pipeline either
         log.warning("could not build drift metrics for model %r: %s", model_name, exc)
         return False
     return _push(gateway, job, model_name, registry, timeout)
@@ -118,12 +117,8 @@ def push_release_decision(
     )
     for d in RELEASE_DECISIONS:
         gauge.labels(model=model_name, decision=d).set(1 if d == decision else 0)
-    Gauge(
-        "mlops_release_decision_timestamp_seconds",
-        "Unix time of the last release decision",
-        ["model"],
-        registry=registry,
-    ).labels(model=model_name).set(time.time())
+    _model_gauge(registry, "mlops_release_decision_timestamp_seconds",
+                 "Unix time of the last release decision", model_name, time.time())
     return _push(gateway, job, model_name, registry, timeout)
 
 

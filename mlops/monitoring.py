@@ -8,6 +8,7 @@ no target.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -15,13 +16,16 @@ import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from mlops.data import read_table
 from mlops.errors import DataError, UsageError
 from mlops.store import ObjectStore
+
+if TYPE_CHECKING:  # pragma: no cover - mlops.drift (scipy) is imported when a check runs
+    from mlops.drift import DriftResult
 
 logger = logging.getLogger(__name__)
 
@@ -63,14 +67,8 @@ def load_deployed_model(store: ObjectStore, model_name: str) -> DeployedModel:
         version = resolve(store, model_name).version
     prefix = version_prefix(model_name, version)
     metadata = json.loads(store.get_bytes(f"{prefix}/{METADATA_FILE}"))
-    reference = pd.read_parquet(_bytes_io(store.get_bytes(f"{prefix}/{REFERENCE_FILE}")))
+    reference = pd.read_parquet(io.BytesIO(store.get_bytes(f"{prefix}/{REFERENCE_FILE}")))
     return DeployedModel(model_name, version, store.uri(prefix), metadata, reference)
-
-
-def _bytes_io(data: bytes):
-    import io
-
-    return io.BytesIO(data)
 
 
 def current_data(store: ObjectStore, model_name: str, current_uri: str = "",
@@ -94,23 +92,39 @@ def current_data(store: ObjectStore, model_name: str, current_uri: str = "",
     return frame, source
 
 
+def drift_payload(result: DriftResult) -> dict[str, Any]:
+    """The verdict of ``result`` as JSON: share, row counts and per-column drifted/score/method.
+
+    Args:
+        result: A drift check result.
+
+    Returns:
+        ``drift_detected``, ``drift_share``, ``columns``, ``n_reference`` and ``n_current``.
+    """
+    data = result.to_dict()
+    return {"drift_detected": data["drift_detected"], "drift_share": data["drift_share"],
+            "columns": {name: {k: c[k] for k in ("drifted", "score", "method")}
+                        for name, c in data["columns"].items()},
+            "n_reference": data["n_reference"], "n_current": data["n_current"]}
+
+
 @dataclass
 class DriftCheck:
+    """One finished drift check of a deployed model and where its outputs were stored."""
+
     model: DeployedModel
-    result: Any  # mlops.drift.DriftResult
+    result: DriftResult
     current_source: str
     report_uri: str
     result_uri: str
 
     def summary(self) -> dict[str, Any]:
-        data = self.result.to_dict()
+        """The JSON written next to the report (``result.json``)."""
         return {
             "model_name": self.model.name, "model_version": self.model.version,
-            "drift_detected": data["drift_detected"], "drift_share": data["drift_share"],
-            "share_threshold": data["share_threshold"], "drifted_columns": data["drifted_columns"],
-            "columns": {name: {k: c[k] for k in ("drifted", "score", "method")}
-                        for name, c in data["columns"].items()},
-            "n_reference": data["n_reference"], "n_current": data["n_current"],
+            **drift_payload(self.result),
+            "share_threshold": self.result.share_threshold,
+            "drifted_columns": list(self.result.drifted_columns),
             "current_source": self.current_source,
             "report_uri": self.report_uri, "result_uri": self.result_uri,
         }

@@ -16,9 +16,10 @@ import logging
 import platform
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:  # annotations only: importing the file-name constants stays cheap
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ _VERSIONED = ("kfp-mlops", "scikit-learn", "skops", "numpy", "scipy", "pandas", 
 
 
 def library_versions() -> dict[str, str]:
+    """Returns the Python version and the installed versions of the model's key libraries."""
     versions = {"python": platform.python_version()}
     for name in _VERSIONED:
         try:
@@ -41,11 +43,31 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def write_model_dir(out_dir: Path, model, *, model_name: str, version: str, schema: list[dict[str, Any]], target_column: str,
-                    estimator: str, drop_columns: list[str], metrics: dict[str, float],
+def write_model_dir(out_dir: Path, model: Any, *, model_name: str, version: str,
+                    schema: list[dict[str, Any]], target_column: str, estimator: str,
+                    drop_columns: list[str], metrics: dict[str, float],
                     fingerprints: dict[str, str], train_features: pd.DataFrame,
                     params: dict[str, Any], seed: int = 42) -> Path:
-    """Writes everything but the signature into ``out_dir``."""
+    """Writes everything but the signature into ``out_dir``.
+
+    Args:
+        out_dir: The model directory (created if missing).
+        model: The fitted estimator; must expose ``classes_``.
+        model_name: Registry name.
+        version: Version id.
+        schema: Feature descriptions (``name``, ``kind``...) in input order.
+        target_column: Label column.
+        estimator: Estimator name used for training.
+        drop_columns: Columns dropped before training.
+        metrics: Test-split scores.
+        fingerprints: Data fingerprints (``data``, ``train``, ``test``).
+        train_features: Training features; a sample becomes the drift reference.
+        params: Training parameters recorded in the recipe.
+        seed: Random seed of the reference sample.
+
+    Returns:
+        ``out_dir``.
+    """
     from mlops.environment import serving_requirements
     from mlops.trust.modelio import save_model
 
@@ -76,8 +98,10 @@ def write_model_dir(out_dir: Path, model, *, model_name: str, version: str, sche
 
 
 def read_metadata(model_dir: Path) -> dict[str, Any]:
+    """Returns the parsed ``metadata.json`` of a model directory."""
     return json.loads((Path(model_dir) / METADATA_FILE).read_text())
 
 
 def write_metadata(model_dir: Path, metadata: dict[str, Any]) -> None:
+    """Writes ``metadata.json`` (indented, sorted keys) into a model directory."""
     (Path(model_dir) / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True, default=str))

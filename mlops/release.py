@@ -20,7 +20,9 @@ REJECTIONS_PREFIX = "rejections"
 
 def _push_decision(model_name: str, decision: str) -> None:
     """Reports the release decision to the Pushgateway named by MLOPS_PUSHGATEWAY, if any."""
-    gateway = os.environ.get("MLOPS_PUSHGATEWAY")
+    from mlops.monitoring import PUSHGATEWAY_VAR
+
+    gateway = os.environ.get(PUSHGATEWAY_VAR)
     if gateway:
         from mlops.metrics_push import push_release_decision
 
@@ -29,9 +31,9 @@ def _push_decision(model_name: str, decision: str) -> None:
 
 def _outcome(status: str, metadata: dict[str, Any], gates_json: str, model_uri: str = "",
              trigger: str = "") -> dict[str, Any]:
+    """The run's outcome record: model, metrics (training's, then the gates'), gates and reason."""
     decision = json.loads(gates_json)
-    metrics = {k: v for k, v in metadata.get("metrics", {}).items()}
-    metrics.update(decision.get("metrics", {}))
+    metrics = {**metadata.get("metrics", {}), **decision.get("metrics", {})}
     return {
         "status": status,
         "model_name": metadata["model_name"],
@@ -52,6 +54,18 @@ def publish_release(signed_dir: Path, gates_json: str, trigger: str = "",
 
     The second verification guards the hop between the signing task and this
     one (a different pod on a cluster): what is published is what was signed.
+
+    Args:
+        signed_dir: The signed model directory.
+        gates_json: Decision JSON from :meth:`mlops.gates.Decision.gates_json`.
+        trigger: JSON saying why this run happened, or empty.
+        store: The object store (default: from the environment).
+
+    Returns:
+        The ``released`` outcome.
+
+    Raises:
+        VerificationError: The signature does not verify; nothing is published.
     """
     from mlops.release_gates import signing_key_paths
     from mlops.trust.signing import verify_model_dir
@@ -68,9 +82,20 @@ def publish_release(signed_dir: Path, gates_json: str, trigger: str = "",
 
 def record_rejection(model_dir: Path, gates_json: str, trigger: str = "",
                      store: ObjectStore | None = None) -> dict[str, Any]:
-    """Writes ``rejections/<model>/<version>.json`` (status and reason); publishes nothing."""
+    """Writes ``rejections/<model>/<version>.json`` (status and reason); publishes nothing.
+
+    Args:
+        model_dir: The rejected candidate's model directory.
+        gates_json: Decision JSON from :meth:`mlops.gates.Decision.gates_json`.
+        trigger: JSON saying why this run happened, or empty.
+        store: The object store (default: from the environment).
+
+    Returns:
+        The ``rejected`` outcome, with ``rejected_at`` and ``record_uri``.
+    """
     store = store or ObjectStore.from_env()
     metadata = read_metadata(model_dir)
+    validate_model_name(metadata["model_name"])  # it becomes part of the record's key
     outcome = _outcome("rejected", metadata, gates_json, trigger=trigger)
     outcome["rejected_at"] = datetime.now(timezone.utc).isoformat()
     store.ensure_bucket()

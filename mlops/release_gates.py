@@ -16,6 +16,7 @@ from pathlib import Path
 from mlops.errors import MlopsError, UsageError, VerificationError
 from mlops.gates import GateResult
 from mlops.packaging import REQUIREMENTS_FILE, SIGNATURE_FILE
+from mlops.trust.signing import PRIVATE_KEY_FILE, PUBLIC_KEY_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -27,9 +28,13 @@ DEFAULT_QUALITY_PATHS = "components,serving"
 
 
 def signing_key_paths() -> tuple[Path, Path]:
-    """Private and public key paths: env overrides, else the cluster's Secret mount."""
-    private = Path(os.environ.get(SIGNING_KEY_VAR) or CLUSTER_KEY_DIR / "signing-key.pem")
-    public = Path(os.environ.get(PUBLIC_KEY_VAR) or CLUSTER_KEY_DIR / "signing-key.pub.pem")
+    """Private and public key paths: env overrides, else the cluster's Secret mount.
+
+    Returns:
+        ``(private, public)`` PEM key paths.
+    """
+    private = Path(os.environ.get(SIGNING_KEY_VAR) or CLUSTER_KEY_DIR / PRIVATE_KEY_FILE)
+    public = Path(os.environ.get(PUBLIC_KEY_VAR) or CLUSTER_KEY_DIR / PUBLIC_KEY_FILE)
     return private, public
 
 
@@ -48,7 +53,18 @@ def _materialise(uri: str, work: Path) -> Path:
 
 def audit_gate(model_dir: Path, advisory_db_uri: str = "", allow_unknown: bool = False,
                online: bool = False) -> tuple[GateResult, str]:
-    """Audits the model's serving requirements; returns the gate and a Markdown report."""
+    """Audits the model's serving requirements.
+
+    Args:
+        model_dir: Model directory holding ``requirements.txt``.
+        advisory_db_uri: Offline advisory database: a path, ``file://`` or ``s3://``
+            prefix; empty for none (then only ``online`` can answer).
+        allow_unknown: Let an audit that could not check pass, with a warning.
+        online: Also ask the OSV web service.
+
+    Returns:
+        The ``dependency_audit`` gate and a Markdown report.
+    """
     from mlops.trust.audit import audit_requirements, gate_passes
 
     requirements = Path(model_dir) / REQUIREMENTS_FILE
@@ -74,7 +90,14 @@ def audit_gate(model_dir: Path, advisory_db_uri: str = "", allow_unknown: bool =
 
 
 def scan_gate(model_dir: Path) -> tuple[GateResult, str]:
-    """Scans every file of the model directory for code that runs on load."""
+    """Scans every file of the model directory for code that runs on load.
+
+    Args:
+        model_dir: Model directory.
+
+    Returns:
+        The ``model_scan`` gate and a Markdown report.
+    """
     from mlops.trust.scan import scan_path
 
     result = scan_path(Path(model_dir))
@@ -87,7 +110,17 @@ def scan_gate(model_dir: Path) -> tuple[GateResult, str]:
 
 
 def resolve_code_paths(paths: str) -> list[Path]:
-    """Comma-separated paths or importable package names (``components``) to folders."""
+    """Resolves comma-separated paths or importable package names to folders.
+
+    Args:
+        paths: e.g. ``"components,serving"``; an existing path wins over a package.
+
+    Returns:
+        The folders to check.
+
+    Raises:
+        UsageError: An item is neither, or nothing was given.
+    """
     resolved = []
     for item in (p.strip() for p in paths.split(",")):
         if not item:
@@ -105,7 +138,15 @@ def resolve_code_paths(paths: str) -> list[Path]:
 
 
 def quality_gate(paths: str = DEFAULT_QUALITY_PATHS, fail_on: str = "medium") -> tuple[GateResult, str]:
-    """ruff and bandit over the code that ships with the model."""
+    """Runs ruff and bandit over the code that ships with the model.
+
+    Args:
+        paths: Comma-separated paths or package names (see :func:`resolve_code_paths`).
+        fail_on: Lowest severity that fails the gate: low, medium or high.
+
+    Returns:
+        The ``code_quality`` gate and a Markdown report.
+    """
     from mlops.trust.quality import check_code_quality
 
     result = check_code_quality(resolve_code_paths(paths), fail_on=fail_on)
@@ -121,6 +162,13 @@ def signature_gate(model_dir: Path, signed_dir: Path) -> GateResult:
 
     Verification uses the public key that serving will use, so a key mismatch
     is caught here, before anything is published.
+
+    Args:
+        model_dir: The unsigned model directory (left untouched).
+        signed_dir: Where the signed copy goes; replaced if it exists.
+
+    Returns:
+        The ``signature`` gate; a missing or mismatched key fails it.
     """
     from mlops.trust.signing import sign_model_dir, verify_model_dir
 

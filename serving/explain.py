@@ -76,7 +76,15 @@ class Explainer:
         self.classes = list(model.classes_)
         self._linear = self._linear_parts(reference)
         self.method = "linear" if self._linear is not None else "occlusion"
-        self._baseline = None if self._linear is not None else self._baseline_row(reference)
+        self._baseline: dict[str, Any] | None = None
+        self._baseline_frame: pd.DataFrame | None = None
+        if self._linear is None:
+            # Built once here, not per explain request: the occlusion values and the
+            # one-row frame scored for base_value.
+            self._baseline = self._baseline_row(reference)
+            self._baseline_frame = pd.DataFrame(
+                {name: [value] for name, value in self._baseline.items()}).astype(
+                {f.name: (np.float64 if f.kind == NUMERIC else object) for f in schema.features})
 
     # -- setup --------------------------------------------------------------------
     def _linear_parts(self, reference: pd.DataFrame | None):
@@ -100,7 +108,7 @@ class Explainer:
             return None
         if reference is not None and len(reference):
             try:
-                mean = _dense(pre.transform(self._reference_frame(reference))).mean(axis=0)
+                mean = _dense(pre.transform(coerce_reference(reference, self.schema))).mean(axis=0)
             except Exception as exc:  # reference incompatible with the model
                 logger.warning("explain: reference sample unusable (%s); centring on zero", exc)
                 mean = np.zeros(mapping.shape[0])
@@ -146,13 +154,10 @@ class Explainer:
             covered += width
         return mapping if covered == n_out else None
 
-    def _reference_frame(self, reference: pd.DataFrame) -> pd.DataFrame:
-        return coerce_reference(reference, self.schema)
-
     def _baseline_row(self, reference: pd.DataFrame | None) -> dict[str, Any]:
         baseline: dict[str, Any] = {}
         usable = reference is not None and len(reference) and set(self.schema.names) <= set(reference.columns)
-        frame = self._reference_frame(reference) if usable else None
+        frame = coerce_reference(reference, self.schema) if usable else None
         for feature in self.schema.features:
             value: Any = np.nan  # the model's imputer then uses its training median / mode
             if frame is not None:
@@ -208,10 +213,8 @@ class Explainer:
         for j, feature in enumerate(self.schema.features):
             position = repeated.columns.get_loc(feature.name)
             repeated.iloc[j::d, position] = self._baseline[feature.name]
-        baseline = pd.DataFrame({name: [value] for name, value in self._baseline.items()})
-        baseline = baseline.astype({f.name: (np.float64 if f.kind == NUMERIC else object)
-                                    for f in self.schema.features})
-        scored = self.model.predict_proba(pd.concat([repeated, baseline], ignore_index=True))
+        scored = self.model.predict_proba(
+            pd.concat([repeated, self._baseline_frame], ignore_index=True))
         occluded = scored[:-1].reshape(n, d, -1)
         rows = np.arange(n)
         chosen = proba[rows, predicted]

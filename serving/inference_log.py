@@ -132,7 +132,9 @@ class InferenceLogger:
 
     # -- internals --------------------------------------------------------------
     def _count_dropped(self, rows: int) -> None:
-        self.dropped_rows += rows
+        # Request threads and the flush thread both drop rows: keep the sum exact.
+        with self._lock:
+            self.dropped_rows += rows
         self._dropped_metric.inc(rows)
 
     def _drop_excess_locked(self) -> int:

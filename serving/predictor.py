@@ -32,16 +32,12 @@ from kserve import Model
 from kserve.errors import ModelNotReady
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
+from mlops.packaging import METADATA_FILE, MODEL_FILE, REFERENCE_FILE, SIGNATURE_FILE
 from serving import metrics
 from serving.explain import Explainer
 from serving.validation import NUMERIC, FeatureSchema, out_of_range_counts, parse_v1, parse_v2
 
 logger = logging.getLogger(__name__)
-
-MODEL_FILE = "model.skops"
-METADATA_FILE = "metadata.json"
-REFERENCE_FILE = "reference.parquet"
-SIGNATURE_FILE = "model.sig"
 
 
 def _labels_datatype(classes: np.ndarray) -> tuple[np.ndarray, str]:
@@ -159,13 +155,16 @@ class SklearnPredictor(Model):
             raise ModelNotReady(self.name, self.not_ready_reason)
 
     def _score(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """(class probabilities, predicted labels) of validated rows, counted and logged."""
         import sklearn
 
         # Inputs are validated already (finite or NaN-for-imputation): skip sklearn's re-checks.
         with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
             proba = (self.fast_path or self.model).predict_proba(frame)
         index = proba.argmax(axis=1)
-        return proba, index
+        labels = self._labels[index]
+        self._observe(frame, index, labels)
+        return proba, labels
 
     def _observe(self, frame: pd.DataFrame, index: np.ndarray, labels: np.ndarray) -> None:
         metrics.count_predictions(self.name, self.version, self.classes,
@@ -186,9 +185,7 @@ class SklearnPredictor(Model):
         if isinstance(payload, InferRequest):
             return self._predict_v2(payload)
         frame, want_proba = parse_v1(payload, self.schema)
-        proba, index = self._score(frame)
-        labels = self._labels[index]
-        self._observe(frame, index, labels)
+        proba, labels = self._score(frame)
         response: Dict[str, Any] = {"predictions": labels.tolist(), "model_version": self.version}
         if want_proba:
             response["probabilities"] = proba.tolist()
@@ -197,9 +194,7 @@ class SklearnPredictor(Model):
 
     def _predict_v2(self, request: InferRequest) -> InferResponse:
         frame, want_proba, want_predict = parse_v2(request, self.schema)
-        proba, index = self._score(frame)
-        labels = self._labels[index]
-        self._observe(frame, index, labels)
+        proba, labels = self._score(frame)
         outputs = []
         if want_predict:
             outputs.append(InferOutput(name="predict", shape=[len(labels)],

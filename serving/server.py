@@ -352,17 +352,23 @@ def run_server(host: str = "127.0.0.1", port: int = 8080, store=None, public_key
     return 0
 
 
-def serve_single(model_name: str, storage_uri: str, public_key: Path, host: str = "0.0.0.0",  # nosec B104
+# The in-pod entry binds every interface: the kubelet's readiness probe and KServe's
+# queue-proxy / Service reach the container on the pod IP, never on its loopback.
+IN_POD_HOST = "0.0.0.0"  # nosec B104
+
+
+def serve_single(model_name: str, storage_uri: str, public_key: Path, host: str = IN_POD_HOST,
                  port: int = 8080, store=None) -> int:
     """Serves one model version (s3:// URI or local directory); exit 4 when it fails verification."""
     from mlops.errors import EXIT_INVALID, EXIT_SYSTEM
     from mlops.registry import validate_model_name
+    from mlops.settings import ENDPOINT_VAR
     from serving.predictor import SklearnPredictor
     from serving.router import logger_factory_from_env
 
     validate_model_name(model_name)
     public_key = _check_public_key(public_key)
-    if store is None and os.environ.get("MLOPS_S3_ENDPOINT"):
+    if store is None and os.environ.get(ENDPOINT_VAR):
         from mlops.store import ObjectStore
 
         store = ObjectStore.from_env()
@@ -428,7 +434,7 @@ def main_single(argv: Sequence[str] | None = None) -> int:
                         help="s3://<bucket>/models/<name>/<version> or a local model directory")
     parser.add_argument("--public-key", type=Path, required=True)
     parser.add_argument("--http-port", type=int, default=8080)
-    parser.add_argument("--host", default="0.0.0.0")  # nosec B104
+    parser.add_argument("--host", default=IN_POD_HOST)
     args = parser.parse_args(argv)
     _configure_logging()
     return _run_cli(lambda: serve_single(args.model_name, args.storage_uri, args.public_key,

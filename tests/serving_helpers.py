@@ -1,19 +1,20 @@
 """Shared helpers for the serving tests: a tiny signed model directory trained in-process.
 
-The directory follows the project's model contract: ``model.skops`` (sklearn
-Pipeline: ColumnTransformer(numeric impute+scale, categorical impute+one-hot) +
-classifier), ``metadata.json``, ``reference.parquet`` and ``model.sig``.
+The directory is made the way the training step makes it -- the schema, the
+pipeline and the files all come from :mod:`mlops.training` and
+:mod:`mlops.packaging` -- so the served model follows the project's contract:
+``model.skops`` (ColumnTransformer(numeric impute+scale, categorical
+impute+one-hot) + classifier), ``metadata.json``, ``reference.parquet``,
+``requirements.txt`` and ``model.sig``.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from tests.training_helpers import make_keypair  # noqa: F401 - re-exported for serving tests
+from tests.training_helpers import iris_with_color, make_keypair  # noqa: F401 - make_keypair re-exported
 
 NUMERIC = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 CATEGORICAL = ["color"]
@@ -21,74 +22,34 @@ FEATURES = NUMERIC + CATEGORICAL
 
 
 def iris_frame(seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
-    """Iris with one categorical column (loosely tied to the class) added; labels are ints."""
+    """Iris plus a categorical ``color`` column: (features, integer labels 0-2)."""
     from sklearn.datasets import load_iris
 
-    data = load_iris(as_frame=True)
-    frame = data.data.copy()
-    frame.columns = NUMERIC
-    rng = np.random.default_rng(seed)
-    palette = np.array(["red", "green", "blue"], dtype=object)
-    target = data.target.to_numpy()
-    pick = np.where(rng.random(len(frame)) < 0.6, target, rng.integers(0, 3, len(frame)))
-    frame["color"] = palette[pick]
-    return frame, pd.Series(target, name="species")
-
-
-def build_pipeline(estimator: str = "logistic_regression", seed: int = 0):
-    from sklearn.compose import ColumnTransformer
-    from sklearn.ensemble import RandomForestClassifier
-    from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
-
-    pre = ColumnTransformer([
-        ("numeric", Pipeline([("impute", SimpleImputer(strategy="median")),
-                              ("scale", StandardScaler())]), NUMERIC),
-        ("categorical", Pipeline([("impute", SimpleImputer(strategy="most_frequent")),
-                                  ("onehot", OneHotEncoder(handle_unknown="ignore"))]), CATEGORICAL),
-    ])
-    models = {
-        "logistic_regression": lambda: LogisticRegression(max_iter=1000),
-        "random_forest": lambda: RandomForestClassifier(n_estimators=20, random_state=seed, n_jobs=1),
-    }
-    return Pipeline([("preprocess", pre), ("model", models[estimator]())])
+    features = iris_with_color(seed).drop(columns="species")
+    return features, pd.Series(load_iris().target, name="species")
 
 
 def build_model_dir(dest: Path, private_key: Path, *, model_name: str = "iris", version: str = "v1",
                     estimator: str = "logistic_regression", seed: int = 0):
-    """Trains, saves (skops), describes and signs a model directory.
+    """Trains, writes (as the training step does) and signs a model directory.
 
     Returns:
         (model_dir, fitted pipeline, feature frame used for training)
     """
-    from mlops.trust.modelio import save_model
+    from mlops.packaging import write_model_dir
+    from mlops.training import build_pipeline, feature_schema
     from mlops.trust.signing import sign_model_dir
 
-    dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
     features, target = iris_frame(seed)
-    model = build_pipeline(estimator, seed).fit(features, target)
-    save_model(model, dest / "model.skops")
-    schema = []
-    for name in FEATURES:
-        if name in NUMERIC:
-            schema.append({"name": name, "kind": "numeric", "min": float(features[name].min()),
-                           "max": float(features[name].max())})
-        else:
-            schema.append({"name": name, "kind": "categorical",
-                           "categories": sorted(features[name].unique().tolist())})
-    metadata = {
-        "model_name": model_name, "version": version, "target_column": "species",
-        "estimator": estimator, "feature_names": FEATURES, "features": schema,
-        "classes": [int(c) for c in model.classes_],
-        "metrics": {"train_accuracy": float((model.predict(features) == target).mean())},
-    }
-    (dest / "metadata.json").write_text(json.dumps(metadata, indent=2))
-    features.sample(60, random_state=seed).reset_index(drop=True).to_parquet(dest / "reference.parquet")
+    schema = feature_schema(features)
+    model = build_pipeline(schema, estimator, seed).fit(features, target)
+    accuracy = float((model.predict(features) == target).mean())
+    write_model_dir(dest, model, model_name=model_name, version=version, schema=schema,
+                    target_column="species", estimator=estimator, drop_columns=[],
+                    metrics={"train_accuracy": accuracy}, fingerprints={}, train_features=features,
+                    params={}, seed=seed)
     sign_model_dir(dest, private_key)
-    return dest, model, features
+    return Path(dest), model, features
 
 
 def publish(store, model_dir: Path, model_name: str, version: str):

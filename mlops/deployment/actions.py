@@ -39,10 +39,6 @@ MODES = ("none", "canary", "full")
 TARGETS = ("local", "kserve")
 
 
-def _is_raw(mode: str) -> bool:
-    return mode in ("RawDeployment", "Standard")
-
-
 def _check_target(target: str) -> str:
     if target not in TARGETS:
         raise UsageError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
@@ -163,7 +159,11 @@ def deploy_action(
     summary.update(version=version, model_uri=model_uri, signature="verified")
 
     if target == "kserve":
-        from mlops.deployment.inferenceservice import build_inferenceservice, deployment_mode_of
+        from mlops.deployment.inferenceservice import (
+            build_inferenceservice,
+            deployment_mode_of,
+            is_raw_mode,
+        )
         from mlops.deployment.kube import (
             apply_inferenceservice,
             default_client,
@@ -175,7 +175,7 @@ def deploy_action(
         live = get_inferenceservice(model_name, namespace, client)
         requested = deployment_mode or os.environ.get(DEPLOYMENT_MODE_ENV_VAR, "").strip()
         live_mode = deployment_mode_of(live) if live else None
-        if requested and live_mode and _is_raw(requested) != _is_raw(live_mode):
+        if requested and live_mode and is_raw_mode(requested) != is_raw_mode(live_mode):
             raise UsageError(f"InferenceService {namespace}/{model_name} runs in {live_mode} mode; "
                              f"it cannot switch to {requested} (delete it first)")
         kserve_mode = requested or live_mode or "Serverless"

@@ -48,6 +48,7 @@ __all__ = [
     "promoted_manifest",
     "rolled_back_manifest",
     "variant_name",
+    "is_raw_mode",
     "manifest_from_live",
     "has_canary",
 ]
@@ -195,13 +196,6 @@ def _predictor(model_name: str, version: str, storage_uri: str, *, image: str,
     }
 
 
-def _live_spec(previous: dict | None) -> dict | None:
-    """The spec of a live InferenceService (full object) or None."""
-    if not previous:
-        return None
-    return previous.get("spec") if "spec" in previous else None
-
-
 def build_inferenceservice(
     model_name: str,
     version: str,
@@ -254,8 +248,7 @@ def build_inferenceservice(
     predictor = _predictor(model_name, version, storage_uri, image=image,
                            service_account=service_account, resources=resources,
                            public_key_secret=public_key_secret, store_secret=store_secret)
-    live = _live_spec(previous)
-    live_predictor = (live or {}).get("predictor") or {}
+    live_predictor = ((previous or {}).get("spec") or {}).get("predictor") or {}
     is_canary = canary_percent is not None and 0 < int(canary_percent) < 100 and bool(live_predictor)
 
     spec: dict[str, Any]
@@ -307,6 +300,11 @@ def build_inferenceservice(
 
 # -- promote / rollback (pure: live object in, desired manifest out) -----------
 
+def is_raw_mode(mode: str | None) -> bool:
+    """Whether a deployment mode is RawDeployment/Standard (``spec.canary``, no revisions)."""
+    return mode in _RAW_MODES
+
+
 def deployment_mode_of(isvc: dict) -> str:
     """Serverless or Raw, from the annotation, else from the canary form used."""
     mode = ((isvc.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_MODE)
@@ -337,10 +335,25 @@ def manifest_from_live(isvc: dict) -> dict:
 def has_canary(isvc: dict) -> bool:
     """Whether a canary currently takes (or may take) traffic."""
     spec = isvc.get("spec") or {}
-    if deployment_mode_of(isvc) in _RAW_MODES:
+    if is_raw_mode(deployment_mode_of(isvc)):
         return bool(spec.get("canary"))
     percent = (spec.get("predictor") or {}).get("canaryTrafficPercent")
     return percent is not None and 0 < int(percent) < 100
+
+
+def _canary_change(isvc: dict, verb: str) -> tuple[dict, bool]:
+    """(editable copy of the live object, whether it runs in a Raw mode); refuses without a canary."""
+    if not has_canary(isvc):
+        name = (isvc.get("metadata") or {}).get("name")
+        raise UsageError(f"InferenceService {name!r} has no canary to {verb}")
+    return manifest_from_live(isvc), is_raw_mode(deployment_mode_of(isvc))
+
+
+def _label_served_version(manifest: dict) -> None:
+    """Sets the object's version label to the version ``spec.predictor`` runs."""
+    version = (manifest["spec"]["predictor"].get("labels") or {}).get(LABEL_VERSION)
+    if version:
+        manifest["metadata"].setdefault("labels", {})[LABEL_VERSION] = version
 
 
 def promoted_manifest(isvc: dict) -> dict:
@@ -353,19 +366,13 @@ def promoted_manifest(isvc: dict) -> dict:
     Raises:
         UsageError: there is no canary to promote.
     """
-    name = (isvc.get("metadata") or {}).get("name")
-    if not has_canary(isvc):
-        raise UsageError(f"InferenceService {name!r} has no canary to promote")
-    manifest = manifest_from_live(isvc)
+    manifest, raw = _canary_change(isvc, "promote")
     spec = manifest["spec"]
-    if deployment_mode_of(isvc) in _RAW_MODES:
-        canary = spec.pop("canary")
-        spec["predictor"] = canary[0]["predictor"]
+    if raw:
+        spec["predictor"] = spec.pop("canary")[0]["predictor"]
     else:
         spec["predictor"].pop("canaryTrafficPercent", None)
-    version = (spec["predictor"].get("labels") or {}).get(LABEL_VERSION)
-    if version:
-        manifest["metadata"].setdefault("labels", {})[LABEL_VERSION] = version
+    _label_served_version(manifest)
     return manifest
 
 
@@ -378,16 +385,12 @@ def rolled_back_manifest(isvc: dict) -> dict:
     Raises:
         UsageError: there is no canary to roll back.
     """
-    name = (isvc.get("metadata") or {}).get("name")
-    if not has_canary(isvc):
-        raise UsageError(f"InferenceService {name!r} has no canary to roll back")
-    manifest = manifest_from_live(isvc)
+    manifest, raw = _canary_change(isvc, "roll back")
     spec = manifest["spec"]
-    if deployment_mode_of(isvc) in _RAW_MODES:
+    if raw:
         spec.pop("canary")
+        _label_served_version(manifest)
     else:
+        # spec.predictor still describes the new (now idle) revision, so its labels stay.
         spec["predictor"]["canaryTrafficPercent"] = 0
-    version = (spec["predictor"].get("labels") or {}).get(LABEL_VERSION)
-    if version and deployment_mode_of(isvc) in _RAW_MODES:
-        manifest["metadata"].setdefault("labels", {})[LABEL_VERSION] = version
     return manifest

@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 from mlops.deployment.inferenceservice import (
     API_VERSION,
+    KIND,
     manifest_from_live,
     promoted_manifest,
     rolled_back_manifest,
@@ -87,7 +88,7 @@ def _to_sdk(manifest: dict):
     meta = manifest.get("metadata") or {}
     return V1beta1InferenceService(
         api_version=manifest.get("apiVersion", API_VERSION),
-        kind=manifest.get("kind", "InferenceService"),
+        kind=manifest.get("kind", KIND),
         metadata=V1ObjectMeta(
             name=meta.get("name"),
             namespace=meta.get("namespace"),
@@ -113,6 +114,7 @@ def _replace_body(desired: dict, live: dict, keep_live_metadata: bool = True) ->
 
 
 def ready_condition(isvc: dict) -> dict | None:
+    """The ``Ready`` entry of ``status.conditions``, or None when the controller set none yet."""
     for condition in (isvc.get("status") or {}).get("conditions") or []:
         if condition.get("type") == "Ready":
             return condition

@@ -14,6 +14,7 @@ service error, an unreadable advisory, a package that could not be audited.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
@@ -282,19 +283,15 @@ def OfflineAdvisoryService(advisory_db: Path) -> Any:  # noqa: N802 - acts as a 
     return _offline_service_class()(advisory_db)
 
 
-_OFFLINE_CLASS: type | None = None
-
-
+@functools.cache
 def _offline_service_class() -> type:
-    global _OFFLINE_CLASS
-    if _OFFLINE_CLASS is None:
-        from pip_audit._service.interface import VulnerabilityService
+    """Builds the pip-audit service class once, on first use."""
+    from pip_audit._service.interface import VulnerabilityService
 
-        class _OfflineAdvisoryService(_OfflineServiceMixin, VulnerabilityService):
-            """pip-audit service answering from a local OSV advisory database."""
+    class _OfflineAdvisoryService(_OfflineServiceMixin, VulnerabilityService):
+        """pip-audit service answering from a local OSV advisory database."""
 
-        _OFFLINE_CLASS = _OfflineAdvisoryService
-    return _OFFLINE_CLASS
+    return _OfflineAdvisoryService
 
 
 def _combined_service(services: list[Any]) -> Any:
@@ -316,8 +313,10 @@ def _check_pins(requirements: Path) -> tuple[list[str], list[str]]:
     """Returns ``(pinned names, problems)`` for a requirements file.
 
     Every requirement must be ``name==version`` (or ``===``) with no wildcard;
-    URL, editable, unversioned and range requirements are problems.
+    URL, editable, unversioned and range requirements are problems. Names are
+    canonicalised, as pip-audit reports them.
     """
+    from packaging.utils import canonicalize_name
     from pip_requirements_parser import RequirementsFile
 
     rf = RequirementsFile.from_file(str(requirements))
@@ -342,7 +341,7 @@ def _check_pins(requirements: Path) -> tuple[list[str], list[str]]:
         if len(specs) != 1 or specs[0].operator not in ("==", "===") or "*" in specs[0].version:
             problems.append(f"{line} (not pinned to an exact version)")
             continue
-        pinned.append(req.name)
+        pinned.append(canonicalize_name(req.name))
     return pinned, problems
 
 
@@ -414,16 +413,20 @@ def audit_requirements(
             detail="no vulnerability source: give an advisory database or allow online lookups",
         )
     service = services[0] if len(services) == 1 else _combined_service(services)
-    return _run_audit(requirements, service, " + ".join(sources))
+    return _run_audit(requirements, pinned, service, " + ".join(sources))
 
 
-def _run_audit(requirements: Path, service: Any, source_label: str) -> AuditResult:
+def _run_audit(
+    requirements: Path, pinned: list[str], service: Any, source_label: str
+) -> AuditResult:
+    """Audits the pinned packages with ``service``; anything not audited is ``unknown``."""
     from pip_audit._audit import Auditor
     from pip_audit._dependency_source.requirement import RequirementSource
 
     source = RequirementSource([requirements], no_deps=True, disable_pip=True)
     findings: list[Finding] = []
     skipped: list[str] = []
+    audited: set[str] = set()
     checked = 0
     try:
         for dep, vulns in Auditor(service).audit(source):
@@ -431,6 +434,7 @@ def _run_audit(requirements: Path, service: Any, source_label: str) -> AuditResu
                 skipped.append(f"{dep.name} ({dep.skip_reason})")  # type: ignore[attr-defined]
                 continue
             checked += 1
+            audited.add(dep.canonical_name)
             for v in vulns:
                 findings.append(
                     Finding(
@@ -450,6 +454,10 @@ def _run_audit(requirements: Path, service: Any, source_label: str) -> AuditResu
             detail=f"audit could not complete ({source_label}): {type(exc).__name__}: {exc}",
             checked=checked,
         )
+    # pip-audit silently drops requirements whose environment marker is false
+    # here; the model may be served elsewhere, so those are not "clean".
+    skipped += [f"{name} (not audited, e.g. excluded by an environment marker)"
+                for name in sorted(set(pinned) - audited)]
     if skipped:
         return AuditResult(
             "unknown",

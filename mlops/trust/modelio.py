@@ -96,8 +96,11 @@ def untrusted_types(path: Path, extra_trusted: Sequence[str] = ()) -> tuple[list
         found = sio.get_untrusted_types(file=path)
     except Exception as exc:  # zipfile.BadZipFile, JSON errors, KeyError...
         raise VerificationError(f"{path} is not a valid skops file: {exc}") from exc
-    vetted = sorted(t for t in found if is_trusted_type(t, extra_trusted))
-    refused = sorted(t for t in found if not is_trusted_type(t, extra_trusted))
+    extra = set(extra_trusted)
+    vetted: list[str] = []
+    refused: list[str] = []
+    for name in sorted(found):
+        (vetted if is_trusted_type(name, extra) else refused).append(name)
     return vetted, refused
 
 

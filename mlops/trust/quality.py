@@ -124,29 +124,27 @@ def ruff_severity(code: str | None) -> str:
     return "high" if code.startswith(RUFF_HIGH_PREFIXES) else "low"
 
 
-def _run(args: list[str]) -> subprocess.CompletedProcess[str]:
-    logger.debug("running %s", " ".join(args))
-    return subprocess.run(  # nosec B603 - fixed argv, no shell
-        args, capture_output=True, text=True, timeout=TOOL_TIMEOUT_SECONDS, check=False
+def _run_json(tool: str, *args: str) -> Any:
+    """Runs ``python -m <tool> <args>`` and parses its JSON report from stdout.
+
+    Exit codes 0 (clean) and 1 (findings) are both normal for ruff and bandit.
+
+    Raises:
+        RuntimeError: The tool failed (any other exit code).
+        json.JSONDecodeError: Its output is not JSON.
+    """
+    argv = [sys.executable, "-m", tool, *args]
+    logger.debug("running %s", " ".join(argv))
+    proc = subprocess.run(  # nosec B603 - fixed argv, no shell
+        argv, capture_output=True, text=True, timeout=TOOL_TIMEOUT_SECONDS, check=False
     )
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"{tool} exited {proc.returncode}: {proc.stderr.strip()[:500]}")
+    return json.loads(proc.stdout or "null")
 
 
 def _ruff(paths: Sequence[Path]) -> list[dict[str, Any]]:
-    proc = _run(
-        [
-            sys.executable,
-            "-m",
-            "ruff",
-            "check",
-            "--output-format",
-            "json",
-            "--no-cache",
-            *map(str, paths),
-        ]
-    )
-    if proc.returncode not in (0, 1):
-        raise RuntimeError(f"ruff exited {proc.returncode}: {proc.stderr.strip()[:500]}")
-    items = json.loads(proc.stdout or "null")
+    items = _run_json("ruff", "check", "--output-format", "json", "--no-cache", *map(str, paths))
     if not isinstance(items, list):
         raise RuntimeError("ruff produced no JSON report")
     return [
@@ -162,33 +160,21 @@ def _ruff(paths: Sequence[Path]) -> list[dict[str, Any]]:
     ]
 
 
+def _bandit_severity(value: Any) -> str:
+    """bandit's ``issue_severity`` lower-cased; anything unrecognised counts as ``high``."""
+    severity = str(value).lower()
+    return severity if severity in _RANK else "high"
+
+
 def _bandit(paths: Sequence[Path]) -> list[dict[str, Any]]:
-    proc = _run(
-        [
-            sys.executable,
-            "-m",
-            "bandit",
-            "-r",
-            "-f",
-            "json",
-            "-q",
-            "-x",
-            BANDIT_EXCLUDES,
-            *map(str, paths),
-        ]
-    )
-    if proc.returncode not in (0, 1):
-        raise RuntimeError(f"bandit exited {proc.returncode}: {proc.stderr.strip()[:500]}")
-    report = json.loads(proc.stdout or "null")
+    report = _run_json("bandit", "-r", "-f", "json", "-q", "-x", BANDIT_EXCLUDES, *map(str, paths))
     if not isinstance(report, dict) or "results" not in report:
         raise RuntimeError("bandit produced no JSON report")
     findings = [
         {
             "tool": "bandit",
             "code": item.get("test_id", ""),
-            "severity": str(item.get("issue_severity", "HIGH")).lower()
-            if str(item.get("issue_severity", "")).lower() in _RANK
-            else "high",
+            "severity": _bandit_severity(item.get("issue_severity")),
             "file": item.get("filename", ""),
             "line": item.get("line_number"),
             "message": item.get("issue_text", ""),

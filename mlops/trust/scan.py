@@ -32,6 +32,8 @@ SKOPS_SUFFIX = ".skops"
 MAX_DECOMPRESSED_BYTES = 2 * 1024**3
 
 _HEAD_BYTES = 16
+#: Bytes read from a file without a pickle extension to sniff a (compressed) pickle.
+_SNIFF_BYTES = 64 * 1024
 
 # fickling severity name -> our severity label
 _SEVERITY = {
@@ -87,43 +89,42 @@ def _compression(head: bytes) -> str | None:
     return None
 
 
+def _decompressor(kind: str) -> Any:
+    """A streaming decompressor for ``kind`` (all share ``decompress``/``eof``/``unused_data``)."""
+    import bz2
+    import lzma
+    import zlib
+
+    if kind in ("zlib", "gzip"):
+        return zlib.decompressobj(zlib.MAX_WBITS | (16 if kind == "gzip" else 0))
+    if kind == "bz2":
+        return bz2.BZ2Decompressor()
+    if kind in ("xz", "lzma"):
+        return lzma.LZMADecompressor()
+    raise ValueError(f"unsupported compression {kind}")
+
+
 def _decompress(data: bytes, kind: str, limit: int = MAX_DECOMPRESSED_BYTES) -> bytes:
     """Decompresses ``data`` without letting the output exceed ``limit`` bytes.
 
     Raises:
         ValueError: Corrupt or truncated stream, or output above ``limit``.
     """
-    import bz2
     import lzma
     import zlib
 
-    if kind in ("zlib", "gzip"):
-        zobj = zlib.decompressobj(zlib.MAX_WBITS | (16 if kind == "gzip" else 0))
-        try:
-            out = zobj.decompress(data, limit + 1)
-        except zlib.error as exc:
-            raise ValueError(f"corrupt {kind} stream: {exc}") from exc
-        if len(out) > limit:
-            raise ValueError(f"decompressed size exceeds {limit} bytes")
-        if not zobj.eof:
-            raise ValueError(f"truncated {kind} stream")
-        if zobj.unused_data:
-            raise ValueError(f"{len(zobj.unused_data)} bytes after the {kind} stream")
-        return out
-    if kind in ("xz", "lzma", "bz2"):
-        dobj: Any = bz2.BZ2Decompressor() if kind == "bz2" else lzma.LZMADecompressor()
-        try:
-            out = dobj.decompress(data, max_length=limit + 1)
-        except (OSError, lzma.LZMAError, EOFError) as exc:
-            raise ValueError(f"corrupt {kind} stream: {exc}") from exc
-        if len(out) > limit:
-            raise ValueError(f"decompressed size exceeds {limit} bytes")
-        if not dobj.eof:
-            raise ValueError(f"truncated {kind} stream")
-        if dobj.unused_data:
-            raise ValueError(f"{len(dobj.unused_data)} bytes after the {kind} stream")
-        return out
-    raise ValueError(f"unsupported compression {kind}")
+    dobj = _decompressor(kind)
+    try:
+        out: bytes = dobj.decompress(data, limit + 1)
+    except (zlib.error, lzma.LZMAError, OSError, EOFError) as exc:
+        raise ValueError(f"corrupt {kind} stream: {exc}") from exc
+    if len(out) > limit:
+        raise ValueError(f"decompressed size exceeds {limit} bytes")
+    if not dobj.eof:
+        raise ValueError(f"truncated {kind} stream")
+    if dobj.unused_data:
+        raise ValueError(f"{len(dobj.unused_data)} bytes after the {kind} stream")
+    return out
 
 
 def _finding(path: Path, severity: str, detail: str) -> dict[str, str]:
@@ -290,52 +291,41 @@ def scan_path(path: Path) -> ScanResult:
             scanned.append(str(file))
             findings.extend(_scan_skops(file))
             continue
+        # One read per file: sniff the start, and read the rest only for candidates.
+        candidate = suffix in PICKLE_SUFFIXES
         try:
             with file.open("rb") as fh:
-                head = fh.read(_HEAD_BYTES)
+                data = fh.read(_SNIFF_BYTES)
+                candidate = candidate or _looks_like_pickle(data)
+                if candidate:
+                    data += fh.read()
         except OSError as exc:
-            if suffix in PICKLE_SUFFIXES:
+            if candidate:
                 scanned.append(str(file))
                 findings.append(_finding(file, "high", f"cannot read: {exc}"))
             continue
-        if suffix not in PICKLE_SUFFIXES and not _looks_like_pickle(head, file):
-            continue
-        scanned.append(str(file))
-        try:
-            data = file.read_bytes()
-        except OSError as exc:
-            findings.append(_finding(file, "high", f"cannot read: {exc}"))
-            continue
-        findings.extend(_scan_pickle(file, data))
+        if candidate:
+            scanned.append(str(file))
+            findings.extend(_scan_pickle(file, data))
     for f in findings:
         logger.warning("unsafe: %s [%s] %s", f["file"], f["severity"], f["detail"])
     return ScanResult(safe=not findings, findings=findings, scanned=scanned)
 
 
-def _looks_like_pickle(head: bytes, file: Path) -> bool:
-    """Sniffs files without a pickle extension: raw or compressed pickle headers."""
-    if _is_pickle_header(head):
+def _looks_like_pickle(chunk: bytes) -> bool:
+    """Sniffs the start of a file without a pickle extension for a raw or compressed pickle."""
+    if _is_pickle_header(chunk):
         return True
-    kind = _compression(head)
+    kind = _compression(chunk[:_HEAD_BYTES])
     if kind is None:
         return False
     # Decompress just enough to see the first bytes of the payload.
     try:
-        with file.open("rb") as fh:
-            chunk = fh.read(64 * 1024)
         return _is_pickle_header(_peek_decompressed(chunk, kind))
     except Exception:  # not actually compressed data: not a pickle candidate
         return False
 
 
 def _peek_decompressed(chunk: bytes, kind: str) -> bytes:
-    import bz2
-    import lzma
-    import zlib
-
-    if kind in ("zlib", "gzip"):
-        return zlib.decompressobj(zlib.MAX_WBITS | (16 if kind == "gzip" else 0)).decompress(
-            chunk, _HEAD_BYTES
-        )
-    dobj: Any = bz2.BZ2Decompressor() if kind == "bz2" else lzma.LZMADecompressor()
-    return bytes(dobj.decompress(chunk, max_length=_HEAD_BYTES))
+    """The first decompressed bytes of ``chunk`` (enough to sniff a pickle header)."""
+    return bytes(_decompressor(kind).decompress(chunk, _HEAD_BYTES))

@@ -24,6 +24,9 @@ from mlops.errors import UsageError, VerificationError
 logger = logging.getLogger(__name__)
 
 DEFAULT_SIGNATURE_NAME = "model.sig"
+#: File names of the key pair, under ``$MLOPS_HOME/keys`` and in the cluster Secret.
+PRIVATE_KEY_FILE = "signing-key.pem"
+PUBLIC_KEY_FILE = "signing-key.pub.pem"
 
 
 def default_key_paths(home: Path) -> tuple[Path, Path]:
@@ -36,7 +39,7 @@ def default_key_paths(home: Path) -> tuple[Path, Path]:
         ``home/keys/signing-key.pem`` and ``home/keys/signing-key.pub.pem``.
     """
     keys = Path(home) / "keys"
-    return keys / "signing-key.pem", keys / "signing-key.pub.pem"
+    return keys / PRIVATE_KEY_FILE, keys / PUBLIC_KEY_FILE
 
 
 def _write_new(path: Path, data: bytes, mode: int, overwrite: bool) -> None:
@@ -109,22 +112,18 @@ def _hashing_config(signature_name: str) -> Any:
     return hashing.Config().set_ignored_paths(paths=[signature_name], ignore_git_paths=False)
 
 
-def _check_signature_name(signature_name: str) -> None:
-    if (
-        not signature_name
-        or Path(signature_name).name != signature_name
-        or signature_name
-        in {
-            ".",
-            "..",
-        }
-    ):
+def _check_inputs(model_dir: Path, key: Path, key_kind: str, signature_name: str) -> None:
+    """Refuses a signature name that is not a plain file name, a missing folder or key.
+
+    Raises:
+        UsageError: Naming the first problem found.
+    """
+    if signature_name in {"", ".", ".."} or Path(signature_name).name != signature_name:
         raise UsageError(f"signature name must be a plain file name, got {signature_name!r}")
-
-
-def _check_model_dir(model_dir: Path) -> None:
     if not model_dir.is_dir():
         raise UsageError(f"model directory not found: {model_dir}")
+    if not key.is_file():
+        raise UsageError(f"{key_kind} key not found: {key}")
 
 
 def sign_model_dir(
@@ -148,10 +147,7 @@ def sign_model_dir(
     from model_signing import signing
 
     model_dir, private_key = Path(model_dir), Path(private_key)
-    _check_signature_name(signature_name)
-    _check_model_dir(model_dir)
-    if not private_key.is_file():
-        raise UsageError(f"private key not found: {private_key}")
+    _check_inputs(model_dir, private_key, "private", signature_name)
     sig_path = model_dir / signature_name
     try:
         config = signing.Config().use_elliptic_key_signer(private_key=private_key)
@@ -220,10 +216,7 @@ def verify_model_dir(
     from model_signing import verifying
 
     model_dir, public_key = Path(model_dir), Path(public_key)
-    _check_signature_name(signature_name)
-    _check_model_dir(model_dir)
-    if not public_key.is_file():
-        raise UsageError(f"public key not found: {public_key}")
+    _check_inputs(model_dir, public_key, "public", signature_name)
     sig_path = model_dir / signature_name
     if not sig_path.is_file():
         raise VerificationError(

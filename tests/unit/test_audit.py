@@ -181,6 +181,14 @@ def test_unpinned_lines_are_unknown(tmp_path: Path, mini_db: Path) -> None:
     assert gate_passes(result, allow_unknown=True)
 
 
+def test_requirement_excluded_by_marker_is_unknown(tmp_path: Path, mini_db: Path) -> None:
+    # pip-audit drops a requirement whose marker is false here; it was not checked.
+    req = _reqs(tmp_path, 'demo-pkg==1.0 ; sys_platform == "never"')
+    result = audit_requirements(req, advisory_db=mini_db)
+    assert result.state == "unknown" and result.checked == 0
+    assert "demo-pkg" in result.detail
+
+
 def test_empty_requirements_unknown(tmp_path: Path, mini_db: Path) -> None:
     result = audit_requirements(_reqs(tmp_path, "# nothing"), advisory_db=mini_db)
     assert result.state == "unknown"

@@ -241,6 +241,7 @@ def test_sign_model_fails_closed_with_a_mismatched_public_key(work, trained, mon
     outputs = sign_model.python_func(model=trained["model"],
                                      signed_model=artifact(Model, work / "mismatch" / "signed_model"))
     assert outputs.passed is False
+    assert "wrong key" in GateResult.from_json(outputs.gate).detail
 
 
 def test_scan_model_flags_a_pickle(work, trained):

@@ -62,6 +62,13 @@ def test_no_results_fail_every_gate():
     assert all(name in decision.reason for name in GATE_ORDER)
 
 
+def test_duplicate_gate_cannot_mask_a_failure():
+    for results in ([GateResult("signature", False, "invalid"), passing("signature")],
+                    [passing("signature"), GateResult("signature", False, "invalid")]):
+        decision = decide(results, required=["signature"])
+        assert not decision.passed and decision.reason == "signature: invalid"
+
+
 def test_custom_required_and_extra_gates():
     decision = decide([passing("holdout_accuracy"), passing("zz_extra")], required=["holdout_accuracy"])
     assert decision.passed

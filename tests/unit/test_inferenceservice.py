@@ -224,9 +224,13 @@ def test_variant_names_fit_kubernetes_limits():
     assert name[0].isalpha()
 
 
-def test_no_credential_values_in_manifest():
+def test_no_credential_values_in_manifest(monkeypatch):
+    # The store settings are in the environment while the manifest is built (as in a
+    # pipeline pod), so a builder that copied them in would be caught here.
     secrets = StoreSettings(endpoint="minio.example:9000", access_key="AKIAEXAMPLEACCESS",
                             secret_key="very-secret-value-123", secure=True, bucket="prod-bucket")
+    for name, value in secrets.to_env().items():
+        monkeypatch.setenv(name, value)
     manifest = build_inferenceservice(MODEL, V1, URI1)
     text = json.dumps(manifest)
     for value in (secrets.endpoint, secrets.access_key, secrets.secret_key):

@@ -1,50 +1,66 @@
-"""push_drift_metrics / push_release_decision against a tiny local HTTP server."""
+"""push_drift_metrics / push_release_decision against a real Pushgateway on 127.0.0.1.
+
+The ``prometheus-pushgateway`` binary runs for the module (skipped when it is not
+installed, failing when ``CI`` is set); every test starts from an empty gateway and
+reads back what the gateway serves on ``/metrics``.
+"""
 
 from __future__ import annotations
 
 import logging
-import socket
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
+import time
+from collections.abc import Iterator
 
 import pytest
+import requests
+from prometheus_client import CollectorRegistry, Summary, push_to_gateway
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
+from mlops import monitoring_assets as assets
 from mlops.drift import ColumnDrift, DriftResult
 from mlops.metrics_push import push_drift_metrics, push_release_decision
+from mlops.socketutil import LOCALHOST, free_port
+from tests import monitoring_stack as ms
 
 
-class _Gateway:
-    def __init__(self, status: int = 200):
-        self.requests: list[tuple[str, str, str]] = []
-        gateway = self
+@pytest.fixture(scope="module")
+def gateway_process(tmp_path_factory) -> Iterator[str]:
+    """``host:port`` of a Pushgateway running for the whole module."""
+    address = f"{LOCALHOST}:{free_port()}"
+    process = ms.ManagedProcess(
+        "pushgateway",
+        [ms.require_binary(ms.PUSHGATEWAY), f"--web.listen-address={address}",
+         "--web.enable-admin-api"],
+        tmp_path_factory.mktemp("pushgateway") / "pushgateway.log",
+    ).start()
+    try:
+        ms.wait_http_ready(f"http://{address}/-/ready", process)
+        yield address
+    finally:
+        process.stop()
 
-        class Handler(BaseHTTPRequestHandler):
-            def _handle(self):
-                length = int(self.headers.get("Content-Length", 0))
-                body = self.rfile.read(length).decode()
-                gateway.requests.append((self.command, self.path, body))
-                self.send_response(status)
-                self.end_headers()
 
-            do_PUT = do_POST = _handle
+@pytest.fixture
+def gateway(gateway_process: str) -> str:
+    """The module's Pushgateway, emptied first so tests never see each other's pushes."""
+    response = requests.put(f"http://{gateway_process}/api/v1/admin/wipe", timeout=10)
+    assert response.status_code == 202, response.text
+    return gateway_process
 
-            def log_message(self, *args):  # keep test output quiet
-                pass
 
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        self.address = f"127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
+def pushed(gateway: str) -> list[Sample]:
+    """The ``mlops_*`` samples the gateway serves to Prometheus."""
+    text = requests.get(f"http://{gateway}/metrics", timeout=10).text
+    return [sample for family in text_string_to_metric_families(text)
+            for sample in family.samples if sample.name.startswith("mlops_")]
 
-    def __enter__(self):
-        self.thread.start()
-        return self
 
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
+def value(samples: list[Sample], name: str, **labels: str) -> float:
+    """The value of the one sample ``name`` whose labels include ``labels``."""
+    (found,) = [s.value for s in samples
+                if s.name == name and labels.items() <= s.labels.items()]
+    return found
 
 
 def _result() -> DriftResult:
@@ -63,55 +79,71 @@ def _result() -> DriftResult:
     )
 
 
-def test_push_drift_metrics():
-    with _Gateway() as gw:
-        assert push_drift_metrics(gw.address, "iris", _result()) is True
-    assert len(gw.requests) == 1
-    method, path, body = gw.requests[0]
-    assert method == "PUT"
-    assert path == "/metrics/job/mlops_drift/model/iris"
-    assert 'mlops_drift_share{model="iris"} 0.5' in body
-    assert 'mlops_drift_detected{model="iris"} 1.0' in body
-    assert 'mlops_drifted_columns{model="iris"} 2.0' not in body
-    assert 'mlops_drifted_columns{model="iris"} 1.0' in body
-    assert 'mlops_feature_drift_score{feature="age",model="iris"} 0.25' in body
-    assert 'mlops_feature_drift_score{feature="city",model="iris"} 0.03' in body
-    assert 'mlops_drift_last_check_timestamp_seconds{model="iris"}' in body
+def test_push_drift_metrics(gateway):
+    before = time.time()
+    assert push_drift_metrics(gateway, "iris", _result()) is True
+    samples = pushed(gateway)
+    group = {"job": "mlops_drift", "model": "iris"}
+    assert value(samples, "mlops_drift_share", **group) == 0.5
+    assert value(samples, "mlops_drift_detected", **group) == 1.0
+    assert value(samples, "mlops_drifted_columns", **group) == 1.0
+    assert value(samples, "mlops_feature_drift_score", feature="age", **group) == 0.25
+    assert value(samples, "mlops_feature_drift_score", feature="city", **group) == 0.03
+    stamp = value(samples, "mlops_drift_last_check_timestamp_seconds", **group)
+    assert before - 1 <= stamp <= time.time() + 1
 
 
-def test_push_release_decision():
-    with _Gateway() as gw:
-        assert push_release_decision(f"http://{gw.address}", "iris", "rejected") is True
-    method, path, body = gw.requests[0]
-    assert method == "PUT" and path == "/metrics/job/mlops_release/model/iris"
-    assert 'mlops_release_decision{decision="rejected",model="iris"} 1.0' in body
-    assert 'mlops_release_decision{decision="released",model="iris"} 0.0' in body
-    assert 'mlops_release_decision{decision="no_drift",model="iris"} 0.0' in body
-    assert 'mlops_release_decision_timestamp_seconds{model="iris"}' in body
+def test_push_release_decision(gateway):
+    assert push_release_decision(f"http://{gateway}", "iris", "rejected") is True
+    samples = pushed(gateway)
+    group = {"job": "mlops_release", "model": "iris"}
+    decisions = {s.labels["decision"]: s.value for s in samples
+                 if s.name == "mlops_release_decision"}
+    assert decisions == {"rejected": 1.0, "released": 0.0, "no_drift": 0.0}
+    assert value(samples, "mlops_release_decision_timestamp_seconds", **group) > 0
 
 
-def test_unknown_decision_is_not_pushed(caplog):
-    with _Gateway() as gw, caplog.at_level(logging.WARNING, logger="mlops.metrics_push"):
-        assert push_release_decision(gw.address, "iris", "maybe") is False
-    assert gw.requests == []
+def test_pushed_metric_names_are_the_known_ones(gateway):
+    """The rules and the dashboard are checked against ``PUSHED_METRICS``; it must be exact."""
+    assert push_drift_metrics(gateway, "iris", _result())
+    assert push_release_decision(gateway, "iris", "released")
+    assert {s.name for s in pushed(gateway)} == assets.PUSHED_METRICS
+
+
+def test_models_do_not_replace_each_other(gateway):
+    assert push_drift_metrics(gateway, "iris", _result())
+    assert push_drift_metrics(gateway, "wine", _result())
+    models = {s.labels["model"] for s in pushed(gateway) if s.name == "mlops_drift_share"}
+    assert models == {"iris", "wine"}
+
+
+def test_unknown_decision_is_not_pushed(gateway, caplog):
+    with caplog.at_level(logging.WARNING, logger="mlops.metrics_push"):
+        assert push_release_decision(gateway, "iris", "maybe") is False
+    assert pushed(gateway) == []
     assert "maybe" in caplog.text
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_unreachable_gateway_returns_false(caplog):
-    address = f"127.0.0.1:{_free_port()}"  # nothing listens there
+    address = f"{LOCALHOST}:{free_port()}"  # nothing listens there
     with caplog.at_level(logging.WARNING, logger="mlops.metrics_push"):
         assert push_drift_metrics(address, "iris", _result(), timeout=2) is False
         assert push_release_decision(address, "iris", "released", timeout=2) is False
     assert "could not push metrics" in caplog.text
 
 
-@pytest.mark.parametrize("status", [500, 400])
-def test_gateway_error_status_returns_false(status):
-    with _Gateway(status=status) as gw:
-        assert push_drift_metrics(gw.address, "iris", _result()) is False
+def test_rejected_push_returns_false(gateway, caplog):
+    # another job already pushed a summary named mlops_drift_share: the gateway answers 400
+    registry = CollectorRegistry()
+    Summary("mlops_drift_share", "conflicting type", registry=registry).observe(1)
+    push_to_gateway(gateway, job="other", registry=registry)
+    with caplog.at_level(logging.WARNING, logger="mlops.metrics_push"):
+        assert push_drift_metrics(gateway, "iris", _result()) is False
+    assert "400" in caplog.text
+
+
+def test_wrong_gateway_path_returns_false(gateway, caplog):
+    with caplog.at_level(logging.WARNING, logger="mlops.metrics_push"):
+        assert push_drift_metrics(f"{gateway}/not-a-gateway", "iris", _result()) is False
+    assert "404" in caplog.text
+    assert pushed(gateway) == []

@@ -47,9 +47,10 @@ def to_jsonschema(node):
     """A Kubernetes structural schema as plain JSON schema.
 
     ``x-kubernetes-*`` keys are annotations, except that ``x-kubernetes-int-or-string``
-    becomes ``anyOf: [integer, string]``; RE2 inline flags are moved where Python accepts them. Objects with ``properties`` and neither
-    ``additionalProperties`` nor ``x-kubernetes-preserve-unknown-fields`` reject unknown
-    fields, because the API server would silently prune them.
+    becomes ``anyOf: [integer, string]``; RE2 inline flags are moved where Python accepts
+    them. Objects with ``properties`` and neither ``additionalProperties`` nor
+    ``x-kubernetes-preserve-unknown-fields`` reject unknown fields, because the API server
+    would silently prune them.
     """
     if isinstance(node, list):
         return [to_jsonschema(item) for item in node]
