@@ -177,9 +177,7 @@ def fast_rules_copy(source: Path, dest: Path, *, for_: str = "0s", interval: str
 
 
 def promtool_check_rules(path: Path) -> None:
-    promtool = shutil.which(PROMTOOL)
-    if promtool is None:
-        return
+    promtool = require_binary(PROMTOOL)
     done = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 0, f"promtool check rules {path}:\n{done.stdout}\n{done.stderr}"
