@@ -17,7 +17,8 @@ logger = logging.getLogger(__name__)
 PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
-def _local_path(uri: str) -> Path:
+def local_path(uri: str) -> Path:
+    """The path named by a plain path or a ``file://`` URI (percent-escapes decoded)."""
     if uri.startswith("file://"):
         return Path(unquote(urlparse(uri).path))
     return Path(uri).expanduser()
@@ -51,7 +52,7 @@ def read_table(uri: str) -> pd.DataFrame:
         elif "://" in uri and not uri.startswith("file://"):
             raise DataError(f"cannot read {uri!r}: unsupported scheme (use a path, file:// or s3://)")
         else:
-            path = _local_path(uri)
+            path = local_path(uri)
             if not path.is_file():
                 raise DataError(f"cannot read {uri!r}: no such file")
             frame = _parse(path, path.name)

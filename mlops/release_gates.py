@@ -13,6 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from mlops.data import local_path
 from mlops.errors import MlopsError, UsageError, VerificationError
 from mlops.gates import GateResult
 from mlops.packaging import REQUIREMENTS_FILE, SIGNATURE_FILE
@@ -45,7 +46,7 @@ def _materialise(uri: str, work: Path) -> Path:
 
         ObjectStore.from_env().download_dir(uri, work)
         return work
-    path = Path(uri[len("file://"):] if uri.startswith("file://") else uri).expanduser()
+    path = local_path(uri)
     if not path.is_dir():
         raise UsageError(f"advisory database not found: {uri}")
     return path
