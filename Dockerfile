@@ -22,7 +22,7 @@ RUN pip install --no-deps -r /tmp/requirements.lock
 
 # The project itself, as a wheel (no editable install, no source tree in the image).
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY mlops ./mlops
 COPY components ./components
 COPY pipelines ./pipelines

@@ -1,6 +1,6 @@
 """Per-feature attributions for ``POST /v1/models/<name>:explain``.
 
-Two deterministic methods, named in every response's ``method`` field:
+Three deterministic methods, named in every response's ``method`` field:
 
 * ``linear`` -- for a linear estimator (``coef_``: logistic regression and the
   like) behind the ColumnTransformer: the exact decomposition of the predicted
@@ -10,14 +10,19 @@ Two deterministic methods, named in every response's ``method`` field:
   categorical feature. ``base_value + sum(attributions)`` equals the decision
   value (logit) of the predicted class (for a binary model, the log-odds of the
   predicted class: class 0 uses ``-coef``).
-* ``occlusion`` -- for any other model (trees, boosting): each feature in turn
-  is replaced by its reference value (median of the reference sample for
+* ``tree_shap`` -- for tree ensembles (random forest, gradient boosting): SHAP
+  values from ``shap.TreeExplainer`` (exact TreeSHAP, path-dependent, so no
+  background sample is needed) on the transformed row, summed back per input
+  feature. ``base_value + sum(attributions)`` equals the model output for the
+  predicted class: its probability for a random forest, its log-odds (binary)
+  or raw score (multiclass) for gradient boosting.
+* ``occlusion`` -- any other model, or when shap is unavailable: each feature in
+  turn is replaced by its reference value (median of the reference sample for
   numeric features, most frequent category for categorical ones; the model's
   own imputation of a missing value when no reference sample exists) and the
   attribution is the drop in the predicted class's probability:
   ``p(x)[c] - p(x with feature j replaced)[c]``. One batched ``predict_proba``
-  call of ``rows x features`` rows. SHAP is not used: it is not a dependency of
-  the serving image, and occlusion is exact, cheap and reproducible.
+  call of ``rows x features`` rows.
 """
 
 from __future__ import annotations
@@ -39,6 +44,10 @@ MAX_EXPLAIN_ROWS = 100
 LINEAR_DESCRIPTION = ("exact linear decomposition of the predicted class's decision value (logit): "
                       "coef * (x_transformed - reference_mean), summed per input feature; "
                       "base_value + sum(attributions) = decision value")
+TREE_SHAP_DESCRIPTION = ("TreeSHAP (shap.TreeExplainer, path-dependent): exact Shapley values of the tree "
+                         "ensemble's output for the predicted class (probability for random forests, "
+                         "log-odds or raw score for gradient boosting), one-hot columns summed per input "
+                         "feature; base_value + sum(attributions) = model output")
 OCCLUSION_DESCRIPTION = ("occlusion: drop in the predicted class's probability when the feature is "
                          "replaced by its reference value (numeric median / categorical mode)")
 
@@ -75,10 +84,12 @@ class Explainer:
         self.schema = schema
         self.classes = list(model.classes_)
         self._linear = self._linear_parts(reference)
-        self.method = "linear" if self._linear is not None else "occlusion"
+        self._tree = self._tree_parts() if self._linear is None else None
+        self.method = ("linear" if self._linear is not None
+                       else "tree_shap" if self._tree is not None else "occlusion")
         self._baseline: dict[str, Any] | None = None
         self._baseline_frame: pd.DataFrame | None = None
-        if self._linear is None:
+        if self.method == "occlusion":
             # Built once here, not per explain request: the occlusion values and the
             # one-row frame scored for base_value.
             self._baseline = self._baseline_row(reference)
@@ -115,6 +126,31 @@ class Explainer:
         else:
             mean = np.zeros(mapping.shape[0])
         return pre, np.asarray(coef, dtype=np.float64), np.asarray(intercept, dtype=np.float64), mean, mapping
+
+    def _tree_parts(self):
+        """(preprocessing, shap.TreeExplainer, column mapping) for a tree ensemble, else None."""
+        from sklearn.compose import ColumnTransformer
+        from sklearn.pipeline import Pipeline
+
+        if not isinstance(self.model, Pipeline) or len(self.model.steps) != 2:
+            return None
+        pre, estimator = self.model[:-1], self.model[-1]
+        if not isinstance(pre[0], ColumnTransformer):
+            return None
+        if not (hasattr(estimator, "estimators_") or hasattr(estimator, "tree_")):
+            return None
+        n_out = sum(i.stop - i.start for i in pre[0].output_indices_.values())
+        mapping = self._column_mapping(pre[0], n_out)
+        if mapping is None:
+            return None
+        try:
+            import shap
+
+            explainer = shap.TreeExplainer(estimator, feature_perturbation="tree_path_dependent")
+        except Exception as exc:  # shap missing, or a tree model it does not support
+            logger.info("explain: TreeSHAP unavailable (%s); using occlusion", exc)
+            return None
+        return pre, explainer, mapping
 
     def _column_mapping(self, transformer, n_out: int) -> np.ndarray | None:
         """0/1 matrix [transformed columns, input features]; None when the layout is unknown."""
@@ -176,6 +212,9 @@ class Explainer:
         if self._linear is not None:
             attributions, base = self._explain_linear(frame, predicted)
             description = LINEAR_DESCRIPTION
+        elif self._tree is not None:
+            attributions, base = self._explain_tree(frame, predicted)
+            description = TREE_SHAP_DESCRIPTION
         else:
             attributions, base = self._explain_occlusion(frame, proba, predicted)
             description = OCCLUSION_DESCRIPTION
@@ -206,6 +245,16 @@ class Explainer:
             weights = coef[predicted]
             base = intercept[predicted] + coef[predicted] @ mean
         return (z * weights) @ mapping, base
+
+    def _explain_tree(self, frame: pd.DataFrame, predicted: np.ndarray):
+        pre, explainer, mapping = self._tree
+        values = np.asarray(explainer.shap_values(_dense(pre.transform(frame)), check_additivity=False))
+        expected = np.atleast_1d(np.asarray(explainer.expected_value, dtype=np.float64))
+        rows = np.arange(len(frame))
+        if values.ndim == 2:  # one output (binary gradient boosting): log-odds of classes_[1]
+            sign = np.where(predicted == 1, 1.0, -1.0)
+            return (values * sign[:, None]) @ mapping, sign * expected[0]
+        return values[rows, :, predicted] @ mapping, expected[predicted]
 
     def _explain_occlusion(self, frame: pd.DataFrame, proba: np.ndarray, predicted: np.ndarray):
         n, d = len(frame), len(self.schema)

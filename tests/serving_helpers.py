@@ -30,8 +30,10 @@ def iris_frame(seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
 
 
 def build_model_dir(dest: Path, private_key: Path, *, model_name: str = "iris", version: str = "v1",
-                    estimator: str = "logistic_regression", seed: int = 0):
+                    estimator: str = "logistic_regression", seed: int = 0, binary: bool = False):
     """Trains, writes (as the training step does) and signs a model directory.
+
+    ``binary`` trains on "virginica or not" (labels 0/1) instead of the three species.
 
     Returns:
         (model_dir, fitted pipeline, feature frame used for training)
@@ -41,6 +43,8 @@ def build_model_dir(dest: Path, private_key: Path, *, model_name: str = "iris", 
     from mlops.trust.signing import sign_model_dir
 
     features, target = iris_frame(seed)
+    if binary:
+        target = (target == 2).astype(int)
     schema = feature_schema(features)
     model = build_pipeline(schema, estimator, seed).fit(features, target)
     accuracy = float((model.predict(features) == target).mean())

@@ -249,19 +249,56 @@ def test_linear_explanation_is_exact(predictor, linear):
         assert total == pytest.approx(decision[i, predicted], abs=1e-8)
 
 
-def test_tree_explanation_uses_occlusion(forest, keys):
+def test_tree_explanation_is_exact_tree_shap(forest, keys):
     p = SklearnPredictor("iris", forest[0], keys[1], version="v2")
     assert p.load(), p.not_ready_reason
     rows = sample_rows(3)
     first = p.explain({"instances": v1_object_rows(rows)})
-    assert first["method"] == "occlusion"
+    assert first["method"] == "tree_shap"
     assert first == p.explain({"instances": v1_object_rows(rows)})  # deterministic
     proba = forest[1].predict_proba(rows)
     for i, explanation in enumerate(first["explanations"]):
+        assert [a["feature"] for a in explanation["attributions"]] == FEATURES
         assert explanation["probability"] == pytest.approx(proba[i].max())
-        assert len(explanation["attributions"]) == len(FEATURES)
+        # Shapley values add up to the forest's probability of the predicted class.
+        total = explanation["base_value"] + sum(a["attribution"] for a in explanation["attributions"])
+        assert total == pytest.approx(proba[i].max(), abs=1e-6)
     with pytest.raises(InvalidInput, match="at most"):
         p.explain({"instances": v1_list_rows(sample_rows(101, seed=3))})
+
+
+def test_binary_gradient_boosting_shap_adds_up_to_the_log_odds(tmp_path, keys):
+    model_dir, model, _ = build_model_dir(tmp_path / "gb", keys[0], estimator="gradient_boosting",
+                                          version="v3", binary=True)
+    p = SklearnPredictor("iris", model_dir, keys[1], version="v3")
+    assert p.load(), p.not_ready_reason
+    rows = sample_rows(4)
+    result = p.explain({"instances": v1_object_rows(rows)})
+    assert result["method"] == "tree_shap"
+    decision = model.decision_function(rows)
+    for i, explanation in enumerate(result["explanations"]):
+        sign = 1.0 if explanation["prediction"] == model.classes_[1] else -1.0
+        total = explanation["base_value"] + sum(a["attribution"] for a in explanation["attributions"])
+        assert total == pytest.approx(sign * decision[i], abs=1e-6)
+
+
+def test_other_models_fall_back_to_occlusion(tmp_path, keys):
+    from serving.explain import Explainer
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import Pipeline
+
+    model_dir, model, features = build_model_dir(tmp_path / "knn", keys[0])
+    p = SklearnPredictor("iris", model_dir, keys[1], version="v1")
+    assert p.load(), p.not_ready_reason
+    knn = Pipeline([("preprocess", model[0]), ("model", KNeighborsClassifier(3))])
+    knn.fit(features, model.predict(features))
+    explainer = Explainer(knn, p.schema, features)
+    assert explainer.method == "occlusion"
+    result = explainer.explain(features.head(2))
+    proba = knn.predict_proba(features.head(2))
+    for i, explanation in enumerate(result["explanations"]):
+        assert explanation["probability"] == pytest.approx(proba[i].max())
+        assert len(explanation["attributions"]) == len(FEATURES)
 
 
 def test_fast_path_matches_the_pipeline_and_falls_back(predictor, linear, forest, keys):
