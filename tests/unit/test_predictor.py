@@ -283,9 +283,10 @@ def test_binary_gradient_boosting_shap_adds_up_to_the_log_odds(tmp_path, keys):
 
 
 def test_other_models_fall_back_to_occlusion(tmp_path, keys):
-    from serving.explain import Explainer
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.pipeline import Pipeline
+
+    from serving.explain import Explainer
 
     model_dir, model, features = build_model_dir(tmp_path / "knn", keys[0])
     p = SklearnPredictor("iris", model_dir, keys[1], version="v1")
