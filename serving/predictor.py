@@ -325,9 +325,12 @@ class FastPath:
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
         out = np.zeros((len(frame), self.width), dtype=np.float64)
+        # One conversion of the whole frame: selecting columns by name (frame[c] or
+        # frame[cols]) costs more than the model itself for a one-row request.
+        values = frame.to_numpy()
         for kind, cols, fill, a, b, start in self.parts:
             if kind == "num":
-                block = np.column_stack([frame[c].to_numpy(np.float64) for c in cols])
+                block = values[:, frame.columns.get_indexer(cols)].astype(np.float64)
                 missing = np.isnan(block)
                 if missing.any():
                     block = np.where(missing, fill[None, :], block)

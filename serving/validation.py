@@ -171,6 +171,10 @@ def _categorical_column(feature: Feature, values: Sequence[Any]) -> np.ndarray:
 
 
 def _frame(schema: FeatureSchema, columns: Sequence[Sequence[Any]]) -> pd.DataFrame:
+    if all(feature.kind == NUMERIC for feature in schema.features):
+        # One float block: ~10x cheaper than a DataFrame built from a dict of columns.
+        block = np.column_stack([_numeric_column(f, v) for f, v in zip(schema.features, columns, strict=True)])
+        return pd.DataFrame(block, columns=schema.names)
     data = {}
     for feature, values in zip(schema.features, columns, strict=True):
         if feature.kind == NUMERIC:

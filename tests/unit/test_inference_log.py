@@ -155,3 +155,20 @@ def test_record_rejects_mismatched_outputs(store):
             log.record("v1", sample_rows(3), [1, 2])
     finally:
         log.close()
+
+
+def test_batched_flush_frame_equals_the_per_request_frames():
+    """The flush builds one frame column-wise; it must equal the per-request frames concatenated."""
+    from serving.inference_log import _batch_frame, _Chunk
+
+    frames, chunks = [], []
+    for i in range(300):
+        inputs = pd.DataFrame({"a": [float(i), 1.5], "b": [np.nan, np.nan],
+                               "color": ["red" if i % 2 else None, "blue"]})
+        frames.append(inputs.assign(prediction=np.array(["x", "y"], dtype=object), model_version=f"v{i % 2}"))
+        chunks.append(_Chunk(f"v{i % 2}", inputs.to_numpy(dtype=object), np.array(["x", "y"], dtype=object),
+                             datetime.now(timezone.utc), 2, list(inputs.columns)))
+    batched = _batch_frame(chunks)
+    expected = pd.concat(frames, ignore_index=True)
+    pd.testing.assert_frame_equal(batched.drop(columns="timestamp"), expected)
+    assert str(batched["timestamp"].dtype) == "datetime64[us, UTC]"
