@@ -53,6 +53,8 @@ class _StepReporter:
             return
         if match := _STARTED.search(plain):
             self.started[match.group(1)] = time.monotonic()
+            if self.progress.isatty():  # show the running step; its result line overwrites it
+                print(f"  ...  {match.group(1):<24}", end="\r", file=self.progress, flush=True)
         elif match := _FINISHED.search(plain):
             name, status = match.groups()
             took = time.monotonic() - self.started.get(name, time.monotonic())
