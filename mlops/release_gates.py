@@ -23,8 +23,10 @@ logger = logging.getLogger(__name__)
 
 SIGNING_KEY_VAR = "MLOPS_SIGNING_KEY"
 PUBLIC_KEY_VAR = "MLOPS_SIGNING_PUBLIC_KEY"
-# Where the cluster mounts the signing Secret (see pipelines/_cluster.py).
-CLUSTER_KEY_DIR = Path("/etc/mlops/signing")
+# Where the cluster mounts the signing Secrets (see pipelines/_cluster.py): the
+# private key only into the sign step, the public key wherever a signature is checked.
+CLUSTER_PRIVATE_KEY_DIR = Path("/etc/mlops/signing")
+CLUSTER_PUBLIC_KEY_DIR = Path("/etc/mlops/keys")
 DEFAULT_QUALITY_PATHS = "components,serving"
 
 
@@ -34,8 +36,8 @@ def signing_key_paths() -> tuple[Path, Path]:
     Returns:
         ``(private, public)`` PEM key paths.
     """
-    private = Path(os.environ.get(SIGNING_KEY_VAR) or CLUSTER_KEY_DIR / PRIVATE_KEY_FILE)
-    public = Path(os.environ.get(PUBLIC_KEY_VAR) or CLUSTER_KEY_DIR / PUBLIC_KEY_FILE)
+    private = Path(os.environ.get(SIGNING_KEY_VAR) or CLUSTER_PRIVATE_KEY_DIR / PRIVATE_KEY_FILE)
+    public = Path(os.environ.get(PUBLIC_KEY_VAR) or CLUSTER_PUBLIC_KEY_DIR / PUBLIC_KEY_FILE)
     return private, public
 
 

@@ -8,8 +8,10 @@ CLI exports the same variables for local runs instead.
 from kfp import dsl, kubernetes
 
 STORE_SECRET = "mlops-s3-credentials"
-SIGNING_SECRET = "mlops-signing-key"
+SIGNING_SECRET = "mlops-signing-key"  # signing-key.pem
+PUBLIC_KEY_SECRET = "mlops-signing-public-key"  # signing-key.pub.pem
 SIGNING_MOUNT = "/etc/mlops/signing"
+PUBLIC_KEY_MOUNT = "/etc/mlops/keys"
 CONFIG_MAP = "mlops-config"
 CONFIG_ENV_KEYS = ("MLOPS_PUSHGATEWAY",)
 STORE_ENV_KEYS = ("MLOPS_S3_ENDPOINT", "MLOPS_S3_ACCESS_KEY", "MLOPS_S3_SECRET_KEY",
@@ -27,9 +29,15 @@ def uses_store(task: dsl.PipelineTask) -> dsl.PipelineTask:
     return task
 
 
-def uses_signing_key(task: dsl.PipelineTask) -> dsl.PipelineTask:
-    """Mounts the signing key pair (``signing-key.pem``, ``signing-key.pub.pem``)."""
+def uses_private_key(task: dsl.PipelineTask) -> dsl.PipelineTask:
+    """Mounts the private signing key: only the sign step gets it."""
     kubernetes.use_secret_as_volume(task, secret_name=SIGNING_SECRET, mount_path=SIGNING_MOUNT)
+    return task
+
+
+def uses_public_key(task: dsl.PipelineTask) -> dsl.PipelineTask:
+    """Mounts the public key, for steps that verify signatures (sign, publish, deploy)."""
+    kubernetes.use_secret_as_volume(task, secret_name=PUBLIC_KEY_SECRET, mount_path=PUBLIC_KEY_MOUNT)
     return task
 
 

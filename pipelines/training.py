@@ -13,7 +13,7 @@ from components.scan_model import scan_model
 from components.sign_model import sign_model
 from components.train_model import train_model
 from components.validate_holdout import validate_holdout
-from pipelines._cluster import live, uses_signing_key, uses_store
+from pipelines._cluster import live, uses_private_key, uses_public_key, uses_store
 
 
 @dsl.pipeline(
@@ -61,18 +61,18 @@ def training(
         allow_unknown_audit=allow_unknown_audit)))
     scan = live(scan_model(model=trained.outputs["model"]))
     quality = live(check_code_quality(paths=quality_paths, fail_on=quality_fail_on))
-    signed = live(uses_signing_key(sign_model(model=trained.outputs["model"])))
+    signed = live(uses_public_key(uses_private_key(sign_model(model=trained.outputs["model"]))))
     decision = live(decide_release(
         holdout_gate=holdout.outputs["gate"], audit_gate=audit.outputs["gate"],
         scan_gate=scan.outputs["gate"], quality_gate=quality.outputs["gate"],
         signature_gate=signed.outputs["gate"]))
 
     with dsl.If(decision.outputs["passed"] == True, name="all-gates-passed"):  # noqa: E712
-        published = live(uses_signing_key(uses_store(publish_model(
+        published = live(uses_public_key(uses_store(publish_model(
             signed_model=signed.outputs["signed_model"], gates=decision.outputs["gates"],
             trigger=trigger))))
         with dsl.If(deploy != "none", name="deploy-requested"):
-            live(uses_signing_key(uses_store(deploy_model(
+            live(uses_public_key(uses_store(deploy_model(
                 model_name=model_name, model_uri=published.outputs["model_uri"],
                 model_version=published.outputs["model_version"], mode=deploy,
                 canary_percent=canary_percent, target=deploy_target, namespace=namespace,

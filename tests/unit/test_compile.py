@@ -153,7 +153,19 @@ def test_no_credentials_in_the_yaml_only_secret_refs(compiled):
     assert secret_names == {"mlops-s3-credentials"}
     assert {"MLOPS_S3_ACCESS_KEY", "MLOPS_S3_SECRET_KEY"} <= secret_keys
     mounted = {v["secretName"] for spec in platform.values() for v in spec.get("secretAsVolume", [])}
-    assert mounted == {"mlops-signing-key"}
+    assert mounted == {"mlops-signing-key", "mlops-signing-public-key"}
+
+
+def test_private_signing_key_reaches_only_the_sign_step(compiled):
+    for name, path in compiled.items():
+        platform = documents(path)[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+        holders = {executor for executor, spec in platform.items()
+                   for volume in spec.get("secretAsVolume", []) if volume["secretName"] == "mlops-signing-key"}
+        assert holders == {"exec-sign-model"}, name
+        verifiers = {executor for executor, spec in platform.items()
+                     for volume in spec.get("secretAsVolume", [])
+                     if volume["secretName"] == "mlops-signing-public-key"}
+        assert {"exec-sign-model", "exec-publish-model", "exec-deploy-model"} <= verifiers, name
 
 
 def test_training_matches_the_golden(compiled):
