@@ -31,6 +31,38 @@ def _parse(data: bytes | Path, name: str) -> pd.DataFrame:
     return pd.read_csv(source)
 
 
+def _checked_uri(uri: str) -> str:
+    if not uri or not uri.strip():
+        raise DataError("data URI is empty")
+    uri = uri.strip()
+    if "://" in uri and not uri.startswith(("file://", "s3://")):
+        raise DataError(f"cannot read {uri!r}: unsupported scheme (use a path, file:// or s3://)")
+    return uri
+
+
+def check_readable(uri: str) -> None:
+    """Fails as :func:`read_table` would on a missing source, without reading the data.
+
+    For pre-run checks of tables a run may never need (the retraining data of a
+    monitoring pass without drift) or reads anyway (a large production table).
+
+    Raises:
+        DataError: empty URI, unsupported scheme, or no such file or object.
+    """
+    uri = _checked_uri(uri)
+    if uri.startswith("s3://"):
+        from mlops.store import ObjectStore
+
+        try:
+            found = ObjectStore.from_env().exists(uri)
+        except MlopsError as exc:
+            raise DataError(f"cannot read {uri!r}: {exc}") from exc
+        if not found:
+            raise DataError(f"cannot read {uri!r}: no such object")
+    elif not local_path(uri).is_file():
+        raise DataError(f"cannot read {uri!r}: no such file")
+
+
 def read_table(uri: str) -> pd.DataFrame:
     """Reads a CSV or Parquet table (by suffix; CSV otherwise).
 
@@ -41,16 +73,12 @@ def read_table(uri: str) -> pd.DataFrame:
     Raises:
         DataError: the URI cannot be read, cannot be parsed, or holds no rows.
     """
-    if not uri or not uri.strip():
-        raise DataError("data URI is empty")
-    uri = uri.strip()
+    uri = _checked_uri(uri)
     try:
         if uri.startswith("s3://"):
             from mlops.store import ObjectStore
 
             frame = _parse(ObjectStore.from_env().get_bytes(uri), uri)
-        elif "://" in uri and not uri.startswith("file://"):
-            raise DataError(f"cannot read {uri!r}: unsupported scheme (use a path, file:// or s3://)")
         else:
             path = local_path(uri)
             if not path.is_file():

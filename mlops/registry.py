@@ -95,15 +95,6 @@ def list_versions(store: ObjectStore, model_name: str) -> list[str]:
     return sorted(versions)
 
 
-def list_models(store: ObjectStore) -> list[str]:
-    names = set()
-    for key in store.list(f"{MODELS_PREFIX}/", recursive=True):
-        parts = key.split("/")
-        if len(parts) >= 4 and parts[-1] == COMPLETE_MARKER:
-            names.add(parts[1])
-    return sorted(names)
-
-
 def latest_version(store: ObjectStore, model_name: str) -> str:
     versions = list_versions(store, model_name)
     if not versions:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import time
 
 LOCALHOST = "127.0.0.1"
 
@@ -19,12 +18,3 @@ def port_open(port: int, host: str = LOCALHOST) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.3)
         return sock.connect_ex((host, port)) == 0
-
-
-def wait_for_port(port: int, timeout: float, host: str = LOCALHOST) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if port_open(port, host):
-            return True
-        time.sleep(0.1)
-    return False

@@ -151,13 +151,6 @@ class ObjectStore:
         except Exception as exc:
             raise self._wrap("list", f"s3://{bucket}/{name}", exc) from exc
 
-    def delete(self, key: str) -> None:
-        bucket, name = self._locate(key)
-        try:
-            self.client.remove_object(bucket, name)
-        except Exception as exc:
-            raise self._wrap("delete", f"s3://{bucket}/{name}", exc) from exc
-
     # -- folders ------------------------------------------------------------
     def upload_dir(self, local_dir: Path, prefix: str, exclude: tuple[str, ...] = ()) -> list[str]:
         """Uploads every file below ``local_dir`` to ``prefix/<relative path>``.

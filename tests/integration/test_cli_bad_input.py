@@ -148,3 +148,14 @@ def test_unknown_parameter_in_a_subprocess(files, store, tmp_path):
     result = run_cli(args_for(files) + ["-p", "foo=1"], cli_env(tmp_path / "home", store), timeout=120)
     assert result.returncode == 2 and result.stdout == ""
     assert "unknown parameter 'foo'" in result.stderr and "holdout_uri" in result.stderr
+
+
+@pytest.mark.parametrize("param, fragment", [
+    ("retrain_data_uri", "does-not-exist.csv"), ("holdout_uri", "does-not-exist.csv"),
+    ("current_uri", "does-not-exist.csv")])
+def test_monitoring_missing_table_exits_2_before_running(files, home, capfd, param, fragment):
+    params = {"model_name": "breast-cancer", "retrain_data_uri": str(files["training"]),
+              "holdout_uri": str(files["holdout"]), param: str(files["missing"])}
+    argv = ["run", "monitoring", "--json"] + [arg for k, v in params.items() for arg in ("-p", f"{k}={v}")]
+    code, out, err = run_main(argv, capfd)
+    check_usage_error(code, out, err, home, fragment, "no such file")

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import socket
 import textwrap
 from pathlib import Path
 
 import pytest
 
 from mlops.errors import UsageError
+from mlops.socketutil import free_port
 from mlops.trust import audit
 from mlops.trust.audit import AuditResult, audit_requirements, gate_passes
 
@@ -95,12 +95,6 @@ def _reqs(tmp_path: Path, *lines: str) -> Path:
     path = tmp_path / "requirements.txt"
     path.write_text("\n".join(lines) + "\n")
     return path
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_known_advisory_flagged(tmp_path: Path, shared_db: Path) -> None:
@@ -206,7 +200,7 @@ def test_missing_db_dir_is_unknown(tmp_path: Path) -> None:
 
 
 def test_online_unreachable_is_unknown(tmp_path: Path) -> None:
-    port = _closed_port()
+    port = free_port()
     result = audit_requirements(
         _reqs(tmp_path, "requests==2.32.3"),
         online=True,
@@ -218,7 +212,7 @@ def test_online_unreachable_is_unknown(tmp_path: Path) -> None:
 
 
 def test_online_failure_with_db_still_unknown(tmp_path: Path, mini_db: Path) -> None:
-    port = _closed_port()
+    port = free_port()
     result = audit_requirements(
         _reqs(tmp_path, "demo-pkg==9.0"),
         advisory_db=mini_db,

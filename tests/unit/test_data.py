@@ -124,3 +124,19 @@ def test_parse_columns():
     assert parse_columns("") == []
     assert parse_columns(" a, b ,,c ") == ["a", "b", "c"]
     assert parse_columns(["a ", " ", "b"]) == ["a", "b"]
+
+
+def test_check_readable_finds_missing_sources_without_reading(tmp_path, store_env):
+    from mlops.data import check_readable
+
+    present = tmp_path / "present.csv"
+    present.write_text("a\n1\n")
+    check_readable(str(present))
+    check_readable(f"file://{present}")
+    store_env.put_bytes("tables/t.csv", b"a\n1\n")
+    check_readable(store_env.uri("tables/t.csv"))
+    for uri, message in ((str(tmp_path / "absent.csv"), "no such file"),
+                         (store_env.uri("tables/absent.csv"), "no such object"),
+                         ("http://example.invalid/t.csv", "unsupported scheme"), ("  ", "empty")):
+        with pytest.raises(DataError, match=message):
+            check_readable(uri)
