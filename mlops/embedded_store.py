@@ -31,6 +31,21 @@ logger = logging.getLogger(__name__)
 # Components SeaweedFS would otherwise start on fixed ports; the S3 API needs none of them.
 _DISABLED_PORTS = ("-s3.port.iceberg=0", "-s3.port.lance=0")
 
+# Every bucket is a SeaweedFS collection, and by default the master reserves 7
+# volumes for each new one. With volume slots auto-sized from free disk, a few
+# dozen buckets exhausted them and every later write got "500: no free volumes".
+# One volume per growth step (more are added as volumes fill) and a slot count
+# that does not depend on the disk keep a store with many buckets writable;
+# volumes are not preallocated, so an unused slot costs no disk.
+_MASTER_TOML = """\
+[master.volume_growth]
+copy_1 = 1
+copy_2 = 1
+copy_3 = 1
+copy_other = 1
+"""
+_VOLUME_SLOTS = 1000
+
 
 
 def weed_binary() -> Path:
@@ -151,6 +166,8 @@ class EmbeddedStore:
             "credentials": [{"accessKey": creds["access_key"], "secretKey": creds["secret_key"]}],
             "actions": ["Admin", "Read", "Write", "List", "Tagging"],
         }]})
+        # SeaweedFS reads master.toml from its working directory (self.root) first.
+        (self.root / "master.toml").write_text(_MASTER_TOML)
         ports, grpc = self._ports()
         command = [
             str(weed_binary()), "server",
@@ -160,7 +177,7 @@ class EmbeddedStore:
             f"-filer.port={ports['filer']}", f"-filer.port.grpc={grpc['filer']}",
             "-s3", f"-s3.port={ports['s3']}", f"-s3.port.grpc={grpc['s3']}",
             f"-s3.config={self.iam_file}", *_DISABLED_PORTS,
-            "-volume.max=0", "-master.volumeSizeLimitMB=256",
+            f"-volume.max={_VOLUME_SLOTS}", "-master.volumeSizeLimitMB=256",
         ]
         log = open(self.log_file, "ab")
         process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell

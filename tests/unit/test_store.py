@@ -55,3 +55,20 @@ def test_unreachable_store_raises_store_error():
     settings = StoreSettings(f"127.0.0.1:{free_port()}", "a", "b", False, "mlops")
     with pytest.raises(StoreError, match="failed"):
         ObjectStore(settings, timeout=1).get_bytes("x")
+
+
+def test_each_new_bucket_reserves_one_volume_so_many_buckets_stay_writable(store, store_home):
+    """Regression: the master reserved 7 volumes per bucket out of a disk-sized pool,
+    so after a few dozen buckets every write failed with 500 "no free volumes"."""
+    import json
+    import urllib.request
+
+    from mlops.embedded_store import EmbeddedStore
+
+    store.put_bytes("first", b"1")
+    master = json.loads(EmbeddedStore(store_home).state_file.read_text())["ports"]["master"]
+    with urllib.request.urlopen(f"http://127.0.0.1:{master}/dir/status", timeout=5) as response:
+        topology = json.load(response)["Topology"]
+    layouts = [layout for layout in topology["Layouts"] if layout["collection"] == store.bucket]
+    assert [len(layout["writables"]) for layout in layouts] == [1]
+    assert topology["Max"] >= 1000, "volume slots must not shrink with the free disk space"
