@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -251,7 +252,7 @@ def _rbac_docs() -> list[dict]:
     return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
 
 
-def test_rbac_grants_what_the_pipeline_needs():
+def test_rbac_grants_exactly_what_the_pipeline_uses():
     docs = _rbac_docs()
     by_kind: dict[str, list[dict]] = {}
     for doc in docs:
@@ -267,11 +268,12 @@ def test_rbac_grants_what_the_pipeline_needs():
                 out |= set(rule["verbs"])
         return out
 
-    assert {"get", "list", "watch", "create", "patch", "update", "delete"} <= verbs(
-        "serving.kserve.io", "inferenceservices")
-    assert "get" in verbs("serving.kserve.io", "inferenceservices/status")
-    assert {"get", "list"} <= verbs("", "pods")
-    assert {"get", "list"} <= verbs("", "events")
+    # The KServeClient calls the deployment code makes, mapped to the RBAC verbs they need.
+    calls = set(re.findall(r"\bclient\.(\w+)\(", (REPO_ROOT / "mlops" / "deployment" / "kube.py").read_text()))
+    verb_of = {"get": "get", "create": "create", "replace": "update", "delete": "delete", "patch": "patch"}
+    assert calls <= set(verb_of), f"unmapped KServeClient calls: {calls - set(verb_of)}"
+    assert verbs("serving.kserve.io", "inferenceservices") == {verb_of[call] for call in calls}
+    assert [rule["resources"] for rule in role["rules"]] == [["inferenceservices"]]
     assert not verbs("", "secrets"), "the pipeline must not read secrets"
     (binding,) = by_kind["RoleBinding"]
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
