@@ -35,6 +35,10 @@ class StoreError(MlopsError):
     exit_code = EXIT_SYSTEM
 
 
+class WriteConflict(StoreError):
+    """A conditional write lost: the object changed (or appeared) since it was read."""
+
+
 class GateRejected(MlopsError):
     """A release gate did not pass; nothing was published."""
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from mlops.errors import StoreError, UsageError
+from mlops.errors import StoreError, UsageError, WriteConflict
 from mlops.settings import StoreSettings
 
 logger = logging.getLogger(__name__)
@@ -127,6 +127,52 @@ class ObjectStore:
 
     def get_json(self, key: str) -> Any:
         return json.loads(self.get_bytes(key))
+
+    # -- optimistic concurrency ------------------------------------------------
+    def get_versioned(self, key: str) -> tuple[bytes, str] | None:
+        """The object's bytes and ETag, or None when it does not exist."""
+        from minio.error import S3Error
+
+        bucket, name = self._locate(key)
+        response = None
+        try:
+            response = self.client.get_object(bucket, name)
+            return response.read(), response.headers.get("ETag", "")
+        except S3Error as exc:
+            if exc.code in ("NoSuchKey", "NoSuchBucket", "NoSuchObject", "NotFound"):
+                return None
+            raise self._wrap("get", f"s3://{bucket}/{name}", exc) from exc
+        except Exception as exc:
+            raise self._wrap("get", f"s3://{bucket}/{name}", exc) from exc
+        finally:
+            if response is not None:
+                response.close()
+                response.release_conn()
+
+    def put_if_unchanged(self, key: str, data: bytes, etag: str | None,
+                         content_type: str = "application/json") -> None:
+        """Writes only if the object still has ``etag`` (None: only if it does not exist).
+
+        S3 conditional writes (``If-Match`` / ``If-None-Match: *``), honoured by
+        MinIO, SeaweedFS and AWS S3. minio-py's public ``put_object`` cannot send
+        them, so this goes through its single-part ``_put_object``.
+
+        Raises:
+            WriteConflict: somebody else wrote the object since ``etag`` was read.
+        """
+        from minio.error import S3Error
+
+        bucket, name = self._locate(key)
+        condition = {"If-Match": etag} if etag else {"If-None-Match": "*"}
+        try:
+            self.client._put_object(bucket, name, data,  # noqa: SLF001 - see docstring
+                                    headers={"Content-Type": content_type, **condition})
+        except S3Error as exc:
+            if exc.code in ("PreconditionFailed", "ConditionalRequestConflict"):
+                raise WriteConflict(f"s3://{bucket}/{name} changed while it was being updated") from exc
+            raise self._wrap("put", f"s3://{bucket}/{name}", exc) from exc
+        except Exception as exc:
+            raise self._wrap("put", f"s3://{bucket}/{name}", exc) from exc
 
     def exists(self, key: str) -> bool:
         from minio.error import S3Error

@@ -8,16 +8,23 @@ deployment components write it alongside the InferenceService they apply.
 
 from __future__ import annotations
 
+import json
 import logging
+import random
+import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from typing import Callable
 
-from mlops.errors import UsageError
+from mlops.errors import StoreError, UsageError, WriteConflict
 from mlops.store import ObjectStore
 
 logger = logging.getLogger(__name__)
 
 DEPLOYMENTS_PREFIX = "deployments"
+# Concurrent writers (a scheduled retraining deploying a canary while someone
+# promotes) each retry on a fresh read; this many lost races in a row is an error.
+_UPDATE_ATTEMPTS = 8
 
 
 @dataclass
@@ -81,9 +88,32 @@ def read_state(store: ObjectStore, model_name: str) -> DeploymentState | None:
     return DeploymentState.from_dict(store.get_json(key))
 
 
-def write_state(store: ObjectStore, state: DeploymentState) -> None:
-    state.updated_at = datetime.now(timezone.utc).isoformat()
-    store.put_json(state_key(state.model_name), state.to_dict())
+def update_state(store: ObjectStore, model_name: str,
+                 change: Callable[[DeploymentState | None], DeploymentState]) -> DeploymentState:
+    """Applies ``change`` to the current state and writes it back atomically.
+
+    The write is conditional on the state not having changed since it was read;
+    when another writer got there first, ``change`` runs again on the fresh
+    state, so no update is lost.
+
+    Raises:
+        UsageError: raised by ``change`` (nothing is written).
+        StoreError: the store failed, or the state kept changing underneath.
+    """
+    key = state_key(model_name)
+    for attempt in range(_UPDATE_ATTEMPTS):
+        current = store.get_versioned(key)
+        state = change(DeploymentState.from_dict(json.loads(current[0])) if current else None)
+        state.updated_at = datetime.now(timezone.utc).isoformat()
+        data = json.dumps(state.to_dict(), indent=2, sort_keys=True).encode()
+        try:
+            store.put_if_unchanged(key, data, current[1] if current else None)
+            return state
+        except WriteConflict:
+            logger.info("deployment state of %s changed meanwhile; retrying", model_name)
+            time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))  # noqa: S311 - jitter only
+    raise StoreError(f"deployment state of {model_name!r} kept changing; gave up after "
+                     f"{_UPDATE_ATTEMPTS} attempts")
 
 
 def list_deployments(store: ObjectStore) -> list[str]:
@@ -108,15 +138,19 @@ def deploy(store: ObjectStore, model_name: str, release: Release, canary_percent
     current stable; without it (or with 100, or when nothing is stable yet) it
     becomes the stable release at once.
     """
-    state = read_state(store, model_name) or DeploymentState(model_name)
     percent = None if canary_percent is None else _validate_percent(canary_percent)
-    if percent is not None and 0 < percent < 100 and state.stable is not None:
-        state.canary, state.canary_percent = release, percent
-    else:
-        if state.stable is not None and state.stable.version != release.version:
-            state.history.append(state.stable)
-        state.stable, state.canary, state.canary_percent = release, None, 0
-    write_state(store, state)
+
+    def change(current: DeploymentState | None) -> DeploymentState:
+        state = current or DeploymentState(model_name)
+        if percent is not None and 0 < percent < 100 and state.stable is not None:
+            state.canary, state.canary_percent = release, percent
+        else:
+            if state.stable is not None and state.stable.version != release.version:
+                state.history.append(state.stable)
+            state.stable, state.canary, state.canary_percent = release, None, 0
+        return state
+
+    state = update_state(store, model_name, change)
     logger.info("deployment %s: stable=%s canary=%s (%d%%)", model_name,
                 state.stable and state.stable.version, state.canary and state.canary.version,
                 state.canary_percent)
@@ -125,26 +159,30 @@ def deploy(store: ObjectStore, model_name: str, release: Release, canary_percent
 
 def promote(store: ObjectStore, model_name: str) -> DeploymentState:
     """Makes the canary the stable release and sends it all traffic."""
-    state = read_state(store, model_name)
-    if state is None or state.canary is None:
-        raise UsageError(f"model {model_name!r} has no canary to promote")
-    if state.stable is not None:
-        state.history.append(state.stable)
-    state.stable, state.canary, state.canary_percent = state.canary, None, 0
-    write_state(store, state)
-    return state
+
+    def change(state: DeploymentState | None) -> DeploymentState:
+        if state is None or state.canary is None:
+            raise UsageError(f"model {model_name!r} has no canary to promote")
+        if state.stable is not None:
+            state.history.append(state.stable)
+        state.stable, state.canary, state.canary_percent = state.canary, None, 0
+        return state
+
+    return update_state(store, model_name, change)
 
 
 def rollback(store: ObjectStore, model_name: str) -> DeploymentState:
     """Drops the canary; with no canary, returns to the previous stable release."""
-    state = read_state(store, model_name)
-    if state is None or state.stable is None:
-        raise UsageError(f"model {model_name!r} is not deployed")
-    if state.canary is not None:
-        state.canary, state.canary_percent = None, 0
-    elif state.history:
-        state.stable = state.history.pop()
-    else:
-        raise UsageError(f"model {model_name!r} has no canary and no previous release to roll back to")
-    write_state(store, state)
-    return state
+
+    def change(state: DeploymentState | None) -> DeploymentState:
+        if state is None or state.stable is None:
+            raise UsageError(f"model {model_name!r} is not deployed")
+        if state.canary is not None:
+            state.canary, state.canary_percent = None, 0
+        elif state.history:
+            state.stable = state.history.pop()
+        else:
+            raise UsageError(f"model {model_name!r} has no canary and no previous release to roll back to")
+        return state
+
+    return update_state(store, model_name, change)
