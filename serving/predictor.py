@@ -230,16 +230,21 @@ class FastPath:
     exact contract layout -- ColumnTransformer of Pipeline(SimpleImputer,
     StandardScaler) and Pipeline(SimpleImputer, OneHotEncoder(handle_unknown=
     "ignore")) -- the fitted parameters are applied with the same arithmetic, and
-    the estimator gets the resulting matrix. It is only used when, at load
+    the estimator gets the resulting matrix (for logistic regression, the
+    probabilities come straight from its coefficients). It is only used when, at load
     time, it reproduces the full pipeline's probabilities on the reference
     sample plus rows with missing values and unseen categories; otherwise (any
     other layout) the pipeline itself is called.
     """
 
-    def __init__(self, estimator, parts: list, width: int) -> None:
+    def __init__(self, estimator, parts: list, width: int, schema: FeatureSchema) -> None:
         self.estimator = estimator
         self.parts = parts
         self.width = width
+        self.schema = schema
+        # Linear models: probabilities straight from coef_/intercept_, skipping
+        # sklearn's per-call input checks; kept only if it matches predict_proba.
+        self.linear_head: Optional[tuple[np.ndarray, np.ndarray]] = None
 
     @classmethod
     def build(cls, model, schema: FeatureSchema, reference: Optional[pd.DataFrame]) -> Optional["FastPath"]:
@@ -249,14 +254,30 @@ class FastPath:
                 return None
             probe = cls._probe_frame(model, schema, reference)
             slow = model.predict_proba(probe)
-            quick = fast.predict_proba(probe)
-            if quick.shape == slow.shape and np.allclose(quick, slow, rtol=1e-9, atol=1e-12) and \
-                    (quick.argmax(axis=1) == slow.argmax(axis=1)).all():
+            fast.linear_head = cls._linear_head(fast.estimator)
+            if fast.linear_head is not None and not cls._agrees(fast.predict_proba(probe), slow):
+                logger.info("linear fast path disagrees with predict_proba; using the estimator")
+                fast.linear_head = None
+            if cls._agrees(fast.predict_proba(probe), slow):
                 return fast
             logger.info("fast path disagrees with the pipeline; using the pipeline")
         except Exception as exc:  # anything unexpected: the plain pipeline is always correct
             logger.info("fast path unavailable (%s); using the pipeline", exc)
         return None
+
+    @staticmethod
+    def _agrees(quick: np.ndarray, slow: np.ndarray) -> bool:
+        return quick.shape == slow.shape and np.allclose(quick, slow, rtol=1e-9, atol=1e-12) and \
+            bool((quick.argmax(axis=1) == slow.argmax(axis=1)).all())
+
+    @staticmethod
+    def _linear_head(estimator) -> Optional[tuple[np.ndarray, np.ndarray]]:
+        from sklearn.linear_model import LogisticRegression
+
+        if type(estimator) is not LogisticRegression:
+            return None
+        return np.asarray(estimator.coef_, dtype=np.float64).T.copy(), \
+            np.asarray(estimator.intercept_, dtype=np.float64)
 
     @staticmethod
     def _probe_frame(model, schema: FeatureSchema, reference: pd.DataFrame) -> pd.DataFrame:
@@ -291,6 +312,7 @@ class FastPath:
             cols = [cols] if isinstance(cols, str) else list(cols)
             if not all(isinstance(c, str) and c in schema.index for c in cols):
                 return None
+            positions = np.array([schema.index[c] for c in cols], dtype=np.intp)
             steps = [s for _, s in trans.steps] if type(trans) is Pipeline else [trans]
             if not steps or type(steps[0]) is not SimpleImputer or steps[0].add_indicator:
                 return None
@@ -304,7 +326,7 @@ class FastPath:
                     return None
                 mean = scaler.mean_ if scaler.with_mean else None
                 scale = scaler.scale_ if scaler.with_std else None
-                parts.append(("num", cols, fill.astype(np.float64), mean, scale, out.start))
+                parts.append(("num", positions, fill.astype(np.float64), mean, scale, out.start))
                 width_here = len(cols)
             elif len(steps) == 2 and type(steps[1]) is OneHotEncoder:
                 encoder = steps[1]
@@ -314,23 +336,26 @@ class FastPath:
                 lookups = [{value: i for i, value in enumerate(c.tolist())} for c in encoder.categories_]
                 if any(not all(isinstance(v, str) for v in lookup) for lookup in lookups):
                     return None
-                parts.append(("cat", cols, fill, lookups, None, out.start))
+                parts.append(("cat", positions, fill, lookups, None, out.start))
                 width_here = sum(len(lookup) for lookup in lookups)
             else:
                 return None
             if out.stop - out.start != width_here:
                 return None
             width += width_here
-        return cls(estimator, parts, width) if width else None
+        return cls(estimator, parts, width, schema) if width else None
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
         out = np.zeros((len(frame), self.width), dtype=np.float64)
         # One conversion of the whole frame: selecting columns by name (frame[c] or
         # frame[cols]) costs more than the model itself for a one-row request.
+        # Request frames come in schema order (validation builds them so).
+        if frame.columns is not self.schema.columns and frame.columns.tolist() != self.schema.names:
+            frame = frame[self.schema.names]
         values = frame.to_numpy()
-        for kind, cols, fill, a, b, start in self.parts:
+        for kind, positions, fill, a, b, start in self.parts:
             if kind == "num":
-                block = values[:, frame.columns.get_indexer(cols)].astype(np.float64)
+                block = values[:, positions].astype(np.float64)
                 missing = np.isnan(block)
                 if missing.any():
                     block = np.where(missing, fill[None, :], block)
@@ -338,12 +363,12 @@ class FastPath:
                     block = block - a
                 if b is not None:
                     block = block / b
-                out[:, start:start + len(cols)] = block
+                out[:, start:start + len(positions)] = block
             else:
                 offset = start
-                for j, column in enumerate(cols):
+                for j, position in enumerate(positions):
                     lookup = a[j]
-                    for i, value in enumerate(frame[column].tolist()):
+                    for i, value in enumerate(values[:, position].tolist()):
                         if not isinstance(value, str):
                             value = fill[j]
                         index = lookup.get(value)
@@ -353,4 +378,14 @@ class FastPath:
         return out
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        return self.estimator.predict_proba(self.transform(frame))
+        features = self.transform(frame)
+        if self.linear_head is None:
+            return self.estimator.predict_proba(features)
+        from scipy.special import expit, softmax
+
+        weights, intercept = self.linear_head
+        scores = features @ weights + intercept
+        if scores.shape[1] == 1:  # binary: one logit for the second class
+            positive = expit(scores[:, 0])
+            return np.column_stack([1.0 - positive, positive])
+        return softmax(scores, axis=1)

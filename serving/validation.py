@@ -67,6 +67,14 @@ class FeatureSchema:
         self.index = {name: i for i, name in enumerate(self.names)}
         if len(self.name_set) != len(self.names):
             raise ValueError("duplicate feature names in metadata")
+        # Built once: pandas re-validates a plain list of names on every DataFrame.
+        self.columns = pd.Index(self.names)
+        # Training ranges as arrays, so the per-request range check is two vector compares.
+        self.numeric_positions = np.array([i for i, f in enumerate(self.features) if f.kind == NUMERIC],
+                                          dtype=np.intp)
+        bounded = [self.features[i] for i in self.numeric_positions]
+        self.numeric_min = np.array([-np.inf if f.min is None else f.min for f in bounded], dtype=np.float64)
+        self.numeric_max = np.array([np.inf if f.max is None else f.max for f in bounded], dtype=np.float64)
 
     def __len__(self) -> int:
         return len(self.features)
@@ -174,14 +182,14 @@ def _frame(schema: FeatureSchema, columns: Sequence[Sequence[Any]]) -> pd.DataFr
     if all(feature.kind == NUMERIC for feature in schema.features):
         # One float block: ~10x cheaper than a DataFrame built from a dict of columns.
         block = np.column_stack([_numeric_column(f, v) for f, v in zip(schema.features, columns, strict=True)])
-        return pd.DataFrame(block, columns=schema.names)
+        return pd.DataFrame(block, columns=schema.columns)
     data = {}
     for feature, values in zip(schema.features, columns, strict=True):
         if feature.kind == NUMERIC:
             data[feature.name] = _numeric_column(feature, values)
         else:
             data[feature.name] = _categorical_column(feature, values)
-    return pd.DataFrame(data, columns=schema.names)
+    return pd.DataFrame(data, columns=schema.columns)
 
 
 # -- V1 ------------------------------------------------------------------------
@@ -393,18 +401,22 @@ def parse_v2(request, schema: FeatureSchema) -> tuple[pd.DataFrame, bool, bool]:
 def out_of_range_counts(schema: FeatureSchema, frame: pd.DataFrame) -> dict[str, int]:
     """Per feature: numeric values outside the training [min, max], or unseen categories (nulls ignored)."""
     counts = {}
-    for feature in schema.features:
-        column = frame[feature.name].to_numpy()
-        if feature.kind == NUMERIC:
-            n = 0
-            if feature.min is not None:
-                n += int(np.count_nonzero(column < feature.min))
-            if feature.max is not None:
-                n += int(np.count_nonzero(column > feature.max))
-        else:
-            if not feature.categories:
-                continue
-            n = sum(1 for v in column if isinstance(v, str) and v not in feature.categories)
+    # One conversion of the whole frame: selecting columns by name costs more than
+    # the check itself on a one-row request.
+    if frame.columns is not schema.columns and frame.columns.tolist() != schema.names:
+        frame = frame[schema.names]
+    values = frame.to_numpy()
+    positions = schema.numeric_positions
+    if len(positions):
+        block = values[:, positions].astype(np.float64, copy=False)
+        outside = np.count_nonzero(block < schema.numeric_min, axis=0) + \
+            np.count_nonzero(block > schema.numeric_max, axis=0)  # NaN compares false: ignored
+        for j in np.flatnonzero(outside):
+            counts[schema.names[positions[j]]] = int(outside[j])
+    for i, feature in enumerate(schema.features):
+        if feature.kind == NUMERIC or not feature.categories:
+            continue
+        n = sum(1 for v in values[:, i] if isinstance(v, str) and v not in feature.categories)
         if n:
             counts[feature.name] = n
     return counts

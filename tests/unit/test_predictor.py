@@ -302,7 +302,8 @@ def test_other_models_fall_back_to_occlusion(tmp_path, keys):
         assert len(explanation["attributions"]) == len(FEATURES)
 
 
-def test_fast_path_matches_the_pipeline_and_falls_back(predictor, linear, forest, keys):
+def test_fast_path_matches_the_pipeline_and_falls_back(predictor, linear, forest, keys, tmp_path):
+    binary = build_model_dir(tmp_path / "binary", keys[0], binary=True)[:2]
     rows = sample_rows(40, seed=5)
     payload = v1_list_rows(rows)
     for i in range(0, 40, 3):
@@ -313,11 +314,14 @@ def test_fast_path_matches_the_pipeline_and_falls_back(predictor, linear, forest
     for i in range(40):
         frame.iloc[i] = [np.nan if v is None else v for v in payload[i]]
     frame = frame.astype({name: float for name in NUMERIC})
-    for directory, model in (linear, forest):
+    for (directory, model), linear_head in ((linear, True), (binary, True), (forest, False)):
         p = SklearnPredictor("iris", directory, keys[1])
         assert p.load() and p.fast_path is not None
+        assert (p.fast_path.linear_head is not None) == linear_head
         np.testing.assert_allclose(p.fast_path.predict_proba(frame), model.predict_proba(frame), rtol=1e-9)
         assert p.predict({"instances": payload})["predictions"] == model.predict(frame).tolist()
+        shuffled = frame[list(reversed(frame.columns))]
+        np.testing.assert_allclose(p.fast_path.predict_proba(shuffled), model.predict_proba(frame), rtol=1e-9)
 
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import FunctionTransformer
@@ -326,3 +330,44 @@ def test_fast_path_matches_the_pipeline_and_falls_back(predictor, linear, forest
 
     odd = Pipeline([("pre", FunctionTransformer()), ("model", linear[1][-1])])
     assert FastPath.build(odd, predictor.schema, rows) is None
+
+
+def test_out_of_range_counts_per_feature_ignoring_nulls():
+    import pandas as pd
+
+    from serving.validation import CATEGORICAL, Feature, FeatureSchema, out_of_range_counts
+    from serving.validation import NUMERIC as NUMBER
+
+    schema = FeatureSchema([
+        Feature("age", NUMBER, min=18.0, max=90.0, categories=frozenset()),
+        Feature("colour", CATEGORICAL, min=None, max=None, categories=frozenset({"red", "blue"})),
+        Feature("score", NUMBER, min=None, max=1.0, categories=frozenset()),
+        Feature("free", NUMBER, min=None, max=None, categories=frozenset()),
+    ])
+    frame = pd.DataFrame({
+        "age": [17.0, 18.0, 95.0, np.nan],
+        "colour": ["red", "green", None, "pink"],
+        "score": [-5.0, 1.5, 1.0, 2.0],
+        "free": [1e9, -1e9, 0.0, np.nan],
+    })
+    expected = {"age": 2, "colour": 2, "score": 2}
+    assert out_of_range_counts(schema, frame) == expected
+    assert out_of_range_counts(schema, frame[list(reversed(schema.names))]) == expected
+    assert out_of_range_counts(schema, frame.iloc[[1]]) == {"colour": 1, "score": 1}
+
+
+def test_linear_head_that_disagrees_is_dropped_but_the_fast_transform_stays(predictor, linear, monkeypatch):
+    from serving.predictor import FastPath
+
+    features = sample_rows(30, seed=2)
+    model = linear[1]
+    real_head = FastPath._linear_head
+
+    def skewed_head(estimator):  # stands in for a linear model whose probabilities are not a softmax
+        weights, intercept = real_head(estimator)
+        return weights * 2.0, intercept
+
+    monkeypatch.setattr(FastPath, "_linear_head", staticmethod(skewed_head))
+    fast = FastPath.build(model, predictor.schema, features)
+    assert fast is not None and fast.linear_head is None
+    np.testing.assert_allclose(fast.predict_proba(features), model.predict_proba(features), rtol=1e-9)
