@@ -8,10 +8,10 @@ STAMP := $(VENV)/.installed
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -c requirements.lock --upgrade pip
+	$(PY) -m pip install --quiet -c requirements.lock -e '.[test]'
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
@@ -33,9 +33,11 @@ bench: install
 compile: install
 	$(PY) compile.py --out compiled
 
-# Exact pins of the runtime closure, for the Dockerfile.
+# Exact pins of the two images (see Dockerfile), from the installed environment.
+# To upgrade: install without the constraint (pip install -U -e '.[test]'), test, then lock.
 lock: install
-	$(PY) -c "from mlops.environment import installed_closure as c; pins = c(('kfp-mlops',)); pins.pop('kfp-mlops'); print(''.join(f'{n}=={v}\n' for n, v in pins.items()), end='')" > requirements.lock
+	$(PY) -m mlops.environment pipeline > requirements.lock
+	$(PY) -m mlops.environment serving > requirements-serving.lock
 
 lint: install
 	$(PY) -m ruff check mlops components pipelines serving compile.py tests

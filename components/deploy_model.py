@@ -31,7 +31,7 @@ def deploy_model(
         canary_percent: Share of traffic (1-99) for ``mode="canary"``.
         target: ``local`` or ``kserve``.
         namespace: Kubernetes namespace of the InferenceService.
-        image: Predictor image; '' uses the project's runtime image.
+        image: Predictor image; '' uses the project's serving image.
 
     Returns:
         A JSON summary: action, target, model, version, mode, deployed, state.

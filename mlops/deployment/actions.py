@@ -113,7 +113,7 @@ def deploy_action(
         canary_percent: Canary share, 1-99, used with ``mode="canary"``.
         target: ``local`` (desired state only) or ``kserve`` (cluster + state).
         namespace: Kubernetes namespace (``kserve`` only).
-        image: Predictor image ('' = the project's runtime image).
+        image: Predictor image ('' = the project's serving image, ``mlops.runtime.SERVING_IMAGE``).
         store: Object store (default from ``MLOPS_S3_*``).
         client: ``KServeClient`` (default from the kube config).
         public_key: Key the model must be signed with (default: ``MLOPS_SIGNING_PUBLIC_KEY``
@@ -169,7 +169,7 @@ def deploy_action(
             default_client,
             get_inferenceservice,
         )
-        from mlops.runtime import RUNTIME_IMAGE
+        from mlops.runtime import SERVING_IMAGE
 
         client = client or default_client()
         live = get_inferenceservice(model_name, namespace, client)
@@ -180,7 +180,7 @@ def deploy_action(
                              f"it cannot switch to {requested} (delete it first)")
         kserve_mode = requested or live_mode or "Serverless"
         manifest = build_inferenceservice(
-            model_name, version, model_uri, namespace=namespace, image=image or RUNTIME_IMAGE,
+            model_name, version, model_uri, namespace=namespace, image=image or SERVING_IMAGE,
             deployment_mode=kserve_mode, canary_percent=percent, previous=live)  # type: ignore[arg-type]
         summary["schema_validated"] = _validate_if_configured(manifest)
         ready = apply_inferenceservice(manifest, client=client, timeout_seconds=timeout_seconds,

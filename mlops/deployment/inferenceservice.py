@@ -36,7 +36,7 @@ import re
 from typing import Any, Literal
 
 from mlops.errors import UsageError
-from mlops.runtime import RUNTIME_IMAGE
+from mlops.runtime import SERVING_IMAGE
 from mlops.settings import ACCESS_KEY_VAR, BUCKET_VAR, ENDPOINT_VAR, SECRET_KEY_VAR, SECURE_VAR
 
 __all__ = [
@@ -202,7 +202,7 @@ def build_inferenceservice(
     storage_uri: str,
     *,
     namespace: str = "kubeflow-user",
-    image: str = RUNTIME_IMAGE,
+    image: str = SERVING_IMAGE,
     service_account: str = "mlops-serving",
     deployment_mode: DeploymentMode = "Serverless",
     canary_percent: int | None = None,

@@ -197,16 +197,38 @@ def test_kserve_mode_cannot_switch_on_a_live_service(store_env, published, monke
                       store=store_env, client=fake, **WAIT)
 
 
-def test_dockerfile_matches_the_runtime_contract():
-    from mlops.runtime import PYTHON_BASE_IMAGE
+def test_dockerfile_builds_the_two_images_runtime_names():
+    from mlops.runtime import PYTHON_BASE_IMAGE, RUNTIME_IMAGE, SERVING_IMAGE
     from tests.conftest import REPO_ROOT
 
     text = (REPO_ROOT / "Dockerfile").read_text()
-    stages = [line for line in text.splitlines() if line.startswith("FROM ")]
-    assert len(stages) == 2 and all("${PYTHON_BASE_IMAGE}" in line for line in stages)
+    stages = {}
+    for line in text.splitlines():
+        if line.startswith("FROM "):
+            source, _, name = line[len("FROM "):].partition(" AS ")
+            stages[name.strip()] = source.strip()
+    assert set(stages) == {"wheel", "serving-venv", "pipeline-venv", "base", "pipeline", "serving"}
+    assert list(stages)[-1] == "serving", "a plain `docker build` makes the predictor image"
+    assert stages["pipeline"] == stages["serving"] == "base"
+    assert {source for name, source in stages.items() if name not in ("pipeline", "serving")} == \
+        {"${PYTHON_BASE_IMAGE}"}
     assert f"ARG PYTHON_BASE_IMAGE={PYTHON_BASE_IMAGE}" in text
-    assert "requirements.lock" in text
-    assert "USER 10001:10001" in text
-    assert 'ENTRYPOINT ["python", "-m", "serving"]' in text
-    runtime = text.split("AS runtime", 1)[1]
-    assert "apt-get" not in runtime and "pip install" not in runtime
+    assert f"--target serving  -t {SERVING_IMAGE}" in text and f"--target pipeline -t {RUNTIME_IMAGE}" in text
+    serving = text[text.index("AS serving-venv"):text.index("AS pipeline-venv")]
+    assert "COPY requirements-serving.lock" in serving and "--no-deps" in serving
+    assert "COPY requirements.lock" in text[text.index("AS pipeline-venv"):text.index("AS base")]
+    assert text.count("USER 10001:10001") == 2
+    assert text.rstrip().endswith('ENTRYPOINT ["python", "-m", "serving"]')
+
+
+def test_dockerignore_lets_in_everything_the_dockerfile_copies():
+    from tests.conftest import REPO_ROOT
+
+    allowed = {line[1:].rstrip("/") for line in (REPO_ROOT / ".dockerignore").read_text().splitlines()
+               if line.startswith("!")}
+    copied = set()
+    for line in (REPO_ROOT / "Dockerfile").read_text().splitlines():
+        if line.startswith("COPY ") and "--from=" not in line:
+            copied.update(part.rstrip("/") for part in line.split()[1:-1])
+    assert copied and copied <= allowed, copied - allowed
+    assert all((REPO_ROOT / path).exists() for path in copied)

@@ -19,6 +19,7 @@ from mlops.deployment.inferenceservice import (
 )
 from mlops.deployment.schema import schema_problems, validate_inferenceservice
 from mlops.errors import UsageError
+from mlops.runtime import SERVING_IMAGE
 from mlops.settings import StoreSettings
 from tests.conftest import REPO_ROOT, shared_path
 
@@ -59,7 +60,7 @@ def test_serverless_full_validates(crd):
     predictor = manifest["spec"]["predictor"]
     assert "canaryTrafficPercent" not in predictor
     container = _container(predictor)
-    assert container["image"].startswith("ghcr.io/")
+    assert container["image"] == SERVING_IMAGE, "the lean predictor image, not the pipeline one"
     assert container["args"] == ["--model-name", MODEL, "--storage-uri", URI1,
                                  "--public-key", "/etc/mlops/keys/signing-key.pub.pem",
                                  "--http-port", "8080"]
