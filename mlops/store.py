@@ -39,6 +39,13 @@ class S3Uri:
         return f"s3://{self.bucket}/{self.key}"
 
 
+def _is_missing(exc: BaseException | None) -> bool:
+    """Whether an S3 error says the object (or its bucket) does not exist."""
+    from minio.error import S3Error
+
+    return isinstance(exc, S3Error) and exc.code in ("NoSuchKey", "NoSuchBucket", "NoSuchObject", "NotFound")
+
+
 class ObjectStore:
     """Thin, typed wrapper over ``minio.Minio`` bound to one bucket."""
 
@@ -112,18 +119,22 @@ class ObjectStore:
             raise self._wrap("upload", f"s3://{bucket}/{name}", exc) from exc
         return f"s3://{bucket}/{name}"
 
-    def get_bytes(self, key: str) -> bytes:
+    def _read(self, key: str) -> tuple[bytes, str]:
+        """The object's bytes and ETag."""
         bucket, name = self._locate(key)
         response = None
         try:
             response = self.client.get_object(bucket, name)
-            return response.read()
+            return response.read(), response.headers.get("ETag", "")
         except Exception as exc:
             raise self._wrap("get", f"s3://{bucket}/{name}", exc) from exc
         finally:
             if response is not None:
                 response.close()
                 response.release_conn()
+
+    def get_bytes(self, key: str) -> bytes:
+        return self._read(key)[0]
 
     def get_json(self, key: str) -> Any:
         return json.loads(self.get_bytes(key))
@@ -131,23 +142,12 @@ class ObjectStore:
     # -- optimistic concurrency ------------------------------------------------
     def get_versioned(self, key: str) -> tuple[bytes, str] | None:
         """The object's bytes and ETag, or None when it does not exist."""
-        from minio.error import S3Error
-
-        bucket, name = self._locate(key)
-        response = None
         try:
-            response = self.client.get_object(bucket, name)
-            return response.read(), response.headers.get("ETag", "")
-        except S3Error as exc:
-            if exc.code in ("NoSuchKey", "NoSuchBucket", "NoSuchObject", "NotFound"):
+            return self._read(key)
+        except StoreError as exc:
+            if _is_missing(exc.__cause__):
                 return None
-            raise self._wrap("get", f"s3://{bucket}/{name}", exc) from exc
-        except Exception as exc:
-            raise self._wrap("get", f"s3://{bucket}/{name}", exc) from exc
-        finally:
-            if response is not None:
-                response.close()
-                response.release_conn()
+            raise
 
     def put_if_unchanged(self, key: str, data: bytes, etag: str | None,
                          content_type: str = "application/json") -> None:
@@ -175,17 +175,14 @@ class ObjectStore:
             raise self._wrap("put", f"s3://{bucket}/{name}", exc) from exc
 
     def exists(self, key: str) -> bool:
-        from minio.error import S3Error
 
         bucket, name = self._locate(key)
         try:
             self.client.stat_object(bucket, name)
             return True
-        except S3Error as exc:
-            if exc.code in ("NoSuchKey", "NoSuchBucket", "NoSuchObject", "NotFound"):
-                return False
-            raise self._wrap("stat", f"s3://{bucket}/{name}", exc) from exc
         except Exception as exc:
+            if _is_missing(exc):
+                return False
             raise self._wrap("stat", f"s3://{bucket}/{name}", exc) from exc
 
     def list(self, prefix: str, recursive: bool = True) -> Iterator[str]:
