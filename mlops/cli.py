@@ -195,7 +195,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
             raise UsageError(f"--canary-percent must be between 1 and 99, got {args.canary_percent}")
         mode = "full" if args.canary_percent is None else "canary"
         summary = actions.deploy_action(name, ref.uri, ref.version, mode, args.canary_percent or 0,
-                                        args.target, args.namespace, store=store)
+                                        args.target, args.namespace, args.image, store=store)
     else:
         action = actions.promote_action if args.command == "promote" else actions.rollback_action
         summary = action(name, args.target, args.namespace, store=store)
@@ -244,6 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "deploy":
             command.add_argument("--version", help="published version (default: latest)")
             command.add_argument("--canary-percent", type=int, help="route this share of traffic to it")
+            command.add_argument("--image", default="",
+                                 help="predictor image with --target kserve (default: the project's serving image)")
         command.add_argument("--target", choices=("local", "kserve"), default="local",
                              help="local: `mlops serve` follows it; kserve: apply the InferenceService "
                                   "with the current kube config too")

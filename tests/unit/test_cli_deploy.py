@@ -61,3 +61,23 @@ def test_deploy_refuses_a_model_signed_with_another_key(published, capsys, tmp_p
     code, _, err = run(capsys, "deploy", "iris", "--version", "v1")
     assert code == 4 and "wrong key" in err
     assert read_state(published, "iris") is None
+
+
+def test_deploy_to_kserve_runs_the_serving_image_or_the_one_given(published, capsys, monkeypatch):
+    # No Kubernetes API runs here: FakeKServe stands in for KServeClient (the store is real).
+    from mlops.runtime import SERVING_IMAGE
+    from tests.unit.test_kube_apply import FakeKServe
+
+    fake = FakeKServe()
+    monkeypatch.setattr("mlops.deployment.kube.default_client", lambda: fake)
+    monkeypatch.delenv("MLOPS_KSERVE_CRD", raising=False)
+
+    def image() -> str:
+        return fake.objects[("kubeflow-user", "iris")]["spec"]["predictor"]["containers"][0]["image"]
+
+    code, summary, _ = run(capsys, "deploy", "iris", "--version", "v1", "--target", "kserve", "--json")
+    assert code == 0 and summary["deployed"] and image() == SERVING_IMAGE
+    code, summary, _ = run(capsys, "deploy", "iris", "--version", "v2", "--target", "kserve",
+                           "--image", "registry.example/mlops-serving:1", "--json")
+    assert code == 0 and image() == "registry.example/mlops-serving:1"
+    assert read_state(published, "iris").stable.version == "v2"
