@@ -29,6 +29,7 @@ def monitoring(
     canary_percent: int = 10,
     deploy_target: str = "kserve",
     namespace: str = "kubeflow-user",
+    serving_image: str = "",
 ) -> str:
     """Returns the outcome JSON: status no_drift, released or rejected, with the drift summary."""
     drift = live(uses_store(check_drift(
@@ -41,7 +42,8 @@ def monitoring(
             drop_columns=drift.outputs["drop_columns"], estimator=drift.outputs["estimator"],
             test_size=test_size, seed=seed, advisory_db_uri=advisory_db_uri,
             allow_unknown_audit=allow_unknown_audit, deploy="canary", canary_percent=canary_percent,
-            deploy_target=deploy_target, namespace=namespace, trigger=drift.outputs["summary"])
+            deploy_target=deploy_target, namespace=namespace, serving_image=serving_image,
+            trigger=drift.outputs["summary"])
     with dsl.Else(name="no-drift"):
         unchanged = live(uses_store(record_no_drift(drift_summary=drift.outputs["summary"])))
     return dsl.OneOf(retrained.output, unchanged.output)

@@ -39,9 +39,13 @@ def training(
     canary_percent: int = 10,
     deploy_target: str = "kserve",
     namespace: str = "kubeflow-user",
+    serving_image: str = "",
     trigger: str = "",
 ) -> str:
     """Returns the outcome JSON (status released or rejected, gates, metrics).
+
+    ``serving_image`` is the predictor image of the InferenceService ('' = the
+    project's serving image, ``mlops.runtime.SERVING_IMAGE``).
 
     ``trigger`` is kept in the outcome: the monitoring pipeline passes its drift
     summary, so every retrained release records why it happened.
@@ -76,7 +80,7 @@ def training(
                 model_name=model_name, model_uri=published.outputs["model_uri"],
                 model_version=published.outputs["model_version"], mode=deploy,
                 canary_percent=canary_percent, target=deploy_target, namespace=namespace,
-                image=""))))
+                image=serving_image))))
     with dsl.Else(name="gate-failed"):
         rejected = live(uses_store(record_rejection(
             model=trained.outputs["model"], gates=decision.outputs["gates"], trigger=trigger)))

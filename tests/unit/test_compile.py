@@ -179,3 +179,25 @@ def test_training_matches_the_golden(compiled):
     assert actual == GOLDEN.read_text(), (
         "compiled training pipeline differs from tests/golden/training.yaml; if the change is "
         "intended, regenerate it with UPDATE_GOLDEN=1")
+
+
+def _tasks(node):
+    """Every task in every DAG of a compiled pipeline document, nested ones included."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "tasks" and isinstance(value, dict):
+                yield from value.items()
+            yield from _tasks(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _tasks(value)
+
+
+def test_the_serving_image_parameter_reaches_the_deploy_step(compiled):
+    for name in ("training", "monitoring"):
+        root = documents(compiled[name])[0]
+        parameters = root["root"]["inputDefinitions"]["parameters"]
+        assert parameters["serving_image"]["defaultValue"] == "", f"{name}: no image baked in"
+    deploys = [task for name, task in _tasks(documents(compiled["training"])[0]) if name == "deploy-model"]
+    assert deploys and all(task["inputs"]["parameters"]["image"]["componentInputParameter"]
+                           .startswith("pipelinechannel--serving_image") for task in deploys)
