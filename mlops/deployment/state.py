@@ -82,10 +82,11 @@ def state_key(model_name: str) -> str:
 
 
 def read_state(store: ObjectStore, model_name: str) -> DeploymentState | None:
-    key = state_key(model_name)
-    if not store.exists(key):
-        return None
-    return DeploymentState.from_dict(store.get_json(key))
+    return _parse(store.get_versioned(state_key(model_name)))
+
+
+def _parse(current: tuple[bytes, str] | None) -> DeploymentState | None:
+    return DeploymentState.from_dict(json.loads(current[0])) if current else None
 
 
 def update_state(store: ObjectStore, model_name: str,
@@ -103,7 +104,7 @@ def update_state(store: ObjectStore, model_name: str,
     key = state_key(model_name)
     for attempt in range(_UPDATE_ATTEMPTS):
         current = store.get_versioned(key)
-        state = change(DeploymentState.from_dict(json.loads(current[0])) if current else None)
+        state = change(_parse(current))
         state.updated_at = datetime.now(timezone.utc).isoformat()
         data = json.dumps(state.to_dict(), indent=2, sort_keys=True).encode()
         try:
