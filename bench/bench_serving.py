@@ -6,7 +6,9 @@ Trains the breast-cancer model with the project's own training code, signs and
 publishes it to a throw-away embedded store, deploys it, starts ``mlops serve``
 on 127.0.0.1, and sends a bounded number of V1 ``:predict`` requests (one row
 each, keep-alive connections) per concurrency level. Prints requests/s and
-latency percentiles. Every loop is bounded by count; nothing leaves loopback.
+latency percentiles. The same load then goes to ``ceiling_server.py`` (a trivial
+``kserve.Model``, same server), so one run shows what share of the HTTP stack's
+ceiling the real predictor keeps. Every loop is bounded by count; nothing leaves loopback.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "bench-model"
+CEILING = "ceiling: trivial kserve.Model on the same server"
 
 
 def publish_model(home: Path) -> None:
@@ -115,22 +118,36 @@ def main() -> int:
         publish_model(home)
         row = json.loads(breast_cancer_frame().drop(columns=[TARGET]).head(1).to_json(orient="records"))
         body = json.dumps({"instances": row}).encode()
-        port = free_port()
-        server = subprocess.Popen([sys.executable, "-m", "mlops.cli", "serve", "--port", str(port)],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        servers = {
+            "mlops serve": lambda port: [sys.executable, "-m", "mlops.cli", "serve", "--port", str(port)],
+            CEILING: lambda port: [sys.executable, str(ROOT / "bench" / "ceiling_server.py"), str(port)],
+        }
+        rates: dict[str, dict[int, float]] = {}
+        print(f"V1 :predict, 1 row, {args.requests} requests per level (loopback)")
         try:
-            wait_ready(port)
-            measure(port, body, 200, 1)  # warm-up
-            print(f"mlops serve, V1 :predict, 1 row, {args.requests} requests per level (loopback)")
-            for connections in args.connections:
-                result = measure(port, body, args.requests, connections)
-                print(f"  {result['connections']} connection(s): {result['req_per_s']:7.0f} req/s  "
-                      f"p50 {result['p50_ms']:.2f} ms  p99 {result['p99_ms']:.2f} ms  "
-                      f"errors {result['errors']}")
+            for label, command in servers.items():
+                port = free_port()
+                server = subprocess.Popen(command(port), cwd=ROOT,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                try:
+                    wait_ready(port)
+                    measure(port, body, 200, 1)  # warm-up
+                    print(f"{label}:")
+                    for connections in args.connections:
+                        result = measure(port, body, args.requests, connections)
+                        rates.setdefault(label, {})[connections] = result["req_per_s"]
+                        print(f"  {connections} connection(s): {result['req_per_s']:7.0f} req/s  "
+                              f"p50 {result['p50_ms']:.2f} ms  p99 {result['p99_ms']:.2f} ms  "
+                              f"errors {result['errors']}")
+                finally:
+                    server.terminate()
+                    server.wait(timeout=30)
         finally:
-            server.terminate()
-            server.wait(timeout=30)
             EmbeddedStore(home).stop()
+        for connections in args.connections:
+            share = rates["mlops serve"][connections] / rates[CEILING][connections]
+            print(f"mlops serve reaches {share:.0%} of the ceiling at {connections} connection(s) "
+                  "(validation, model, metrics and inference log included)")
     return 0
 
 
