@@ -254,12 +254,12 @@ class FastPath:
                 return None
             probe = cls._probe_frame(model, schema, reference)
             slow = model.predict_proba(probe)
-            fast.linear_head = cls._linear_head(fast.estimator)
-            if fast.linear_head is not None and not cls._agrees(fast.predict_proba(probe), slow):
-                logger.info("linear fast path disagrees with predict_proba; using the estimator")
-                fast.linear_head = None
-            if cls._agrees(fast.predict_proba(probe), slow):
-                return fast
+            # The linear head first (when there is one), then the estimator itself.
+            linear_head = cls._linear_head(fast.estimator)
+            for head in ([linear_head] if linear_head is not None else []) + [None]:
+                fast.linear_head = head
+                if cls._agrees(fast.predict_proba(probe), slow):
+                    return fast
             logger.info("fast path disagrees with the pipeline; using the pipeline")
         except Exception as exc:  # anything unexpected: the plain pipeline is always correct
             logger.info("fast path unavailable (%s); using the pipeline", exc)
