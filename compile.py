@@ -49,10 +49,16 @@ def main(argv: list[str] | None = None) -> int:
     from pipelines import PIPELINES
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default: compiled/)")
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help="output folder (default: compiled/)"
+    )
     parser.add_argument("--image", help=f"image for every task (default {RUNTIME_IMAGE})")
-    parser.add_argument("--pipeline", action="append", choices=sorted(PIPELINES),
-                        help="compile only this pipeline (repeatable)")
+    parser.add_argument(
+        "--pipeline",
+        action="append",
+        choices=sorted(PIPELINES),
+        help="compile only this pipeline (repeatable)",
+    )
     args = parser.parse_args(argv)
     for name in args.pipeline or sorted(PIPELINES):
         path = compile_pipeline(PIPELINES[name], args.out / f"{name}.yaml", args.image)

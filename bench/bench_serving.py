@@ -47,9 +47,20 @@ def publish_model(home: Path) -> None:
     train_frame, _ = split_dataset(breast_cancer_frame(), TARGET)
     model, schema = train(train_frame, TARGET, "logistic_regression")
     model_dir = home / "model"
-    write_model_dir(model_dir, model, model_name=MODEL, version="v1", schema=schema, target_column=TARGET,
-                    estimator="logistic_regression", drop_columns=[], metrics={}, fingerprints={},
-                    train_features=train_frame.drop(columns=[TARGET]), params={})
+    write_model_dir(
+        model_dir,
+        model,
+        model_name=MODEL,
+        version="v1",
+        schema=schema,
+        target_column=TARGET,
+        estimator="logistic_regression",
+        drop_columns=[],
+        metrics={},
+        fingerprints={},
+        train_features=train_frame.drop(columns=[TARGET]),
+        params={},
+    )
     private, public = default_key_paths(home)
     generate_keypair(private, public)
     sign_model_dir(model_dir, private)
@@ -88,8 +99,10 @@ def measure(port: int, body: bytes, requests: int, connections: int) -> dict:
     latencies: list[float] = []
     errors: list[int] = []
     per = requests // connections
-    threads = [threading.Thread(target=worker, args=(port, body, per, latencies, errors))
-               for _ in range(connections)]
+    threads = [
+        threading.Thread(target=worker, args=(port, body, per, latencies, errors))
+        for _ in range(connections)
+    ]
     started = time.perf_counter()
     for thread in threads:
         thread.start()
@@ -97,10 +110,14 @@ def measure(port: int, body: bytes, requests: int, connections: int) -> dict:
         thread.join()
     elapsed = time.perf_counter() - started
     ordered = sorted(latencies)
-    return {"connections": connections, "requests": len(latencies), "errors": len(errors),
-            "req_per_s": len(latencies) / elapsed,
-            "p50_ms": 1000 * statistics.median(ordered),
-            "p99_ms": 1000 * ordered[int(0.99 * (len(ordered) - 1))]}
+    return {
+        "connections": connections,
+        "requests": len(latencies),
+        "errors": len(errors),
+        "req_per_s": len(latencies) / elapsed,
+        "p50_ms": 1000 * statistics.median(ordered),
+        "p99_ms": 1000 * ordered[int(0.99 * (len(ordered) - 1))],
+    }
 
 
 def main() -> int:
@@ -116,19 +133,33 @@ def main() -> int:
         home = Path(work)
         os.environ["MLOPS_HOME"] = str(home)
         publish_model(home)
-        row = json.loads(breast_cancer_frame().drop(columns=[TARGET]).head(1).to_json(orient="records"))
+        row = json.loads(
+            breast_cancer_frame().drop(columns=[TARGET]).head(1).to_json(orient="records")
+        )
         body = json.dumps({"instances": row}).encode()
         servers = {
-            "mlops serve": lambda port: [sys.executable, "-m", "mlops.cli", "serve", "--port", str(port)],
-            CEILING: lambda port: [sys.executable, str(ROOT / "bench" / "ceiling_server.py"), str(port)],
+            "mlops serve": lambda port: [
+                sys.executable,
+                "-m",
+                "mlops.cli",
+                "serve",
+                "--port",
+                str(port),
+            ],
+            CEILING: lambda port: [
+                sys.executable,
+                str(ROOT / "bench" / "ceiling_server.py"),
+                str(port),
+            ],
         }
         rates: dict[str, dict[int, float]] = {}
         print(f"V1 :predict, 1 row, {args.requests} requests per level (loopback)")
         try:
             for label, command in servers.items():
                 port = free_port()
-                server = subprocess.Popen(command(port), cwd=ROOT,
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                server = subprocess.Popen(
+                    command(port), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                )
                 try:
                     wait_ready(port)
                     measure(port, body, 200, 1)  # warm-up
@@ -136,9 +167,11 @@ def main() -> int:
                     for connections in args.connections:
                         result = measure(port, body, args.requests, connections)
                         rates.setdefault(label, {})[connections] = result["req_per_s"]
-                        print(f"  {connections} connection(s): {result['req_per_s']:7.0f} req/s  "
-                              f"p50 {result['p50_ms']:.2f} ms  p99 {result['p99_ms']:.2f} ms  "
-                              f"errors {result['errors']}")
+                        print(
+                            f"  {connections} connection(s): {result['req_per_s']:7.0f} req/s  "
+                            f"p50 {result['p50_ms']:.2f} ms  p99 {result['p99_ms']:.2f} ms  "
+                            f"errors {result['errors']}"
+                        )
                 finally:
                     server.terminate()
                     server.wait(timeout=30)
@@ -146,8 +179,10 @@ def main() -> int:
             EmbeddedStore(home).stop()
         for connections in args.connections:
             share = rates["mlops serve"][connections] / rates[CEILING][connections]
-            print(f"mlops serve reaches {share:.0%} of the ceiling at {connections} connection(s) "
-                  "(validation, model, metrics and inference log included)")
+            print(
+                f"mlops serve reaches {share:.0%} of the ceiling at {connections} connection(s) "
+                "(validation, model, metrics and inference log included)"
+            )
     return 0
 
 

@@ -15,9 +15,18 @@ def check_drift(
     reference_uri: str = "",
     window_hours: float = 24.0,
     drift_share_threshold: float = 0.5,
-) -> NamedTuple("DriftOutputs", [("drift_detected", bool), ("drift_share", float),
-                                 ("drifted_columns", str), ("summary", str),
-                                 ("target_column", str), ("drop_columns", str), ("estimator", str)]):
+) -> NamedTuple(
+    "DriftOutputs",
+    [
+        ("drift_detected", bool),
+        ("drift_share", float),
+        ("drifted_columns", str),
+        ("summary", str),
+        ("target_column", str),
+        ("drop_columns", str),
+        ("estimator", str),
+    ],
+):
     """Compares production data with the deployed model's training sample (Evidently tests).
 
     Args:
@@ -41,15 +50,37 @@ def check_drift(
     from mlops.store import ObjectStore
 
     logging.basicConfig(level=logging.INFO)
-    check = run_check(ObjectStore.from_env(), model_name, reference_uri=reference_uri,
-                      current_uri=current_uri, window_hours=window_hours,
-                      drift_share_threshold=drift_share_threshold, html_out=report.path)
+    check = run_check(
+        ObjectStore.from_env(),
+        model_name,
+        reference_uri=reference_uri,
+        current_uri=current_uri,
+        window_hours=window_hours,
+        drift_share_threshold=drift_share_threshold,
+        html_out=report.path,
+    )
     summary = check.summary()
     metrics.log_metric("drift_share", summary["drift_share"])
     metrics.log_metric("drifted_columns", len(summary["drifted_columns"]))
     recipe = check.model.recipe()
-    outputs = namedtuple("DriftOutputs", ["drift_detected", "drift_share", "drifted_columns", "summary",
-                                          "target_column", "drop_columns", "estimator"])
-    return outputs(summary["drift_detected"], summary["drift_share"], ",".join(summary["drifted_columns"]),
-                   json.dumps(summary, sort_keys=True), recipe["target_column"], recipe["drop_columns"],
-                   recipe["estimator"])
+    outputs = namedtuple(
+        "DriftOutputs",
+        [
+            "drift_detected",
+            "drift_share",
+            "drifted_columns",
+            "summary",
+            "target_column",
+            "drop_columns",
+            "estimator",
+        ],
+    )
+    return outputs(
+        summary["drift_detected"],
+        summary["drift_share"],
+        ",".join(summary["drifted_columns"]),
+        json.dumps(summary, sort_keys=True),
+        recipe["target_column"],
+        recipe["drop_columns"],
+        recipe["estimator"],
+    )

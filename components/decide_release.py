@@ -29,6 +29,10 @@ def decide_release(
 
     from mlops.gates import GateResult, decide
 
-    decision = decide(GateResult.from_json(g) for g in
-                      (holdout_gate, audit_gate, scan_gate, quality_gate, signature_gate))
-    return namedtuple("DecisionOutputs", ["passed", "gates"])(decision.passed, decision.gates_json())
+    decision = decide(
+        GateResult.from_json(g)
+        for g in (holdout_gate, audit_gate, scan_gate, quality_gate, signature_gate)
+    )
+    return namedtuple("DecisionOutputs", ["passed", "gates"])(
+        decision.passed, decision.gates_json()
+    )

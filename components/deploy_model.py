@@ -42,6 +42,7 @@ def deploy_model(
     from mlops.deployment.actions import deploy_action
 
     logging.basicConfig(level=logging.INFO)
-    summary = deploy_action(model_name, model_uri, model_version, mode, canary_percent,
-                            target, namespace, image)
+    summary = deploy_action(
+        model_name, model_uri, model_version, mode, canary_percent, target, namespace, image
+    )
     return json.dumps(summary, sort_keys=True)

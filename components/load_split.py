@@ -38,7 +38,9 @@ def load_split(
 
     logging.basicConfig(level=logging.INFO)
     frame = read_table(data_uri)
-    train, test = split_dataset(frame, target_column, test_size, seed, drop_columns, source=data_uri)
+    train, test = split_dataset(
+        frame, target_column, test_size, seed, drop_columns, source=data_uri
+    )
     train.to_parquet(train_data.path, index=False)
     test.to_parquet(test_data.path, index=False)
     train_data.metadata.update({"rows": len(train), "format": "parquet"})

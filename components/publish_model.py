@@ -38,4 +38,6 @@ def publish_model(
     with open(summary.path, "w") as handle:
         handle.write(outcome_markdown(outcome))
     outputs = namedtuple("PublishOutputs", ["outcome", "model_uri", "model_version"])
-    return outputs(json.dumps(outcome, sort_keys=True), outcome["model_uri"], outcome["model_version"])
+    return outputs(
+        json.dumps(outcome, sort_keys=True), outcome["model_uri"], outcome["model_version"]
+    )

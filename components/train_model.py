@@ -50,20 +50,38 @@ def train_model(
     train_frame = pd.read_parquet(train_data.path)
     test_frame = pd.read_parquet(test_data.path)
     fitted, schema = train(train_frame, target_column, estimator, seed)
-    scores = evaluate(fitted, test_frame, target_column, schema, source="test split").metrics("test")
+    scores = evaluate(fitted, test_frame, target_column, schema, source="test split").metrics(
+        "test"
+    )
     version = new_version()
     os.makedirs(model.path, exist_ok=True)
     write_model_dir(
-        model.path, fitted, model_name=model_name, version=version, schema=schema,
-        target_column=target_column, estimator=estimator, drop_columns=parse_columns(drop_columns),
+        model.path,
+        fitted,
+        model_name=model_name,
+        version=version,
+        schema=schema,
+        target_column=target_column,
+        estimator=estimator,
+        drop_columns=parse_columns(drop_columns),
         metrics=scores,
-        fingerprints={"data": data_fingerprint, "train": fingerprint(train_frame),
-                      "test": fingerprint(test_frame)},
+        fingerprints={
+            "data": data_fingerprint,
+            "train": fingerprint(train_frame),
+            "test": fingerprint(test_frame),
+        },
         train_features=train_frame.drop(columns=[target_column]),
-        params={"seed": seed}, seed=seed,
+        params={"seed": seed},
+        seed=seed,
     )
-    model.metadata.update({"model_name": model_name, "version": version, "estimator": estimator,
-                           "framework": "scikit-learn"})
+    model.metadata.update(
+        {
+            "model_name": model_name,
+            "version": version,
+            "estimator": estimator,
+            "framework": "scikit-learn",
+        }
+    )
     for name, value in scores.items():
         metrics.log_metric(name, value)
     return scores["test_accuracy"]

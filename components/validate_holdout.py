@@ -40,14 +40,18 @@ def validate_holdout(
     from mlops.validation import validate_on_holdout
 
     logging.basicConfig(level=logging.INFO)
-    gate, evaluation = validate_on_holdout(model.path, pd.read_parquet(train_data.path),
-                                           holdout_uri, min_accuracy)
+    gate, evaluation = validate_on_holdout(
+        model.path, pd.read_parquet(train_data.path), holdout_uri, min_accuracy
+    )
     for name, value in gate.metrics.items():
         metrics.log_metric(name, value)
     labels = [str(label) for label in evaluation.labels]
     classification.log_confusion_matrix(labels, evaluation.confusion_matrix)
     if evaluation.roc_curve:
-        classification.log_roc_curve(evaluation.roc_curve["fpr"], evaluation.roc_curve["tpr"],
-                                     evaluation.roc_curve["thresholds"])
+        classification.log_roc_curve(
+            evaluation.roc_curve["fpr"],
+            evaluation.roc_curve["tpr"],
+            evaluation.roc_curve["thresholds"],
+        )
     outputs = namedtuple("HoldoutOutputs", ["passed", "accuracy", "gate"])
     return outputs(gate.passed, evaluation.accuracy, gate.to_json())

@@ -78,7 +78,9 @@ def cmd_store(args: argparse.Namespace) -> int:
     store = EmbeddedStore(mlops_home())
     if args.action == "start":
         settings = store.start()
-        print(f"embedded store running on {settings.endpoint} (bucket {settings.bucket}); data in {store.data_dir}")
+        print(
+            f"embedded store running on {settings.endpoint} (bucket {settings.bucket}); data in {store.data_dir}"
+        )
     elif args.action == "stop":
         print("embedded store stopped" if store.stop() else "embedded store was not running")
     else:
@@ -105,7 +107,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pipelines import PIPELINES
 
     if args.pipeline not in PIPELINES:
-        raise UsageError(f"unknown pipeline {args.pipeline!r}; pipelines are: {', '.join(PIPELINES)}")
+        raise UsageError(
+            f"unknown pipeline {args.pipeline!r}; pipelines are: {', '.join(PIPELINES)}"
+        )
     pipeline = PIPELINES[args.pipeline]
     arguments = parse_params(pipeline, args.param or [])
     if args.host:
@@ -119,10 +123,18 @@ def _submit(args: argparse.Namespace, pipeline: Any, arguments: dict[str, Any]) 
 
     client = kfp.Client(host=args.host, namespace=args.namespace)
     run = client.create_run_from_pipeline_func(
-        pipeline, arguments=arguments, experiment_name=args.experiment, enable_caching=False,
-        service_account=args.service_account)
-    result = {"status": "submitted", "run_id": run.run_id, "host": args.host,
-              "pipeline": args.pipeline}
+        pipeline,
+        arguments=arguments,
+        experiment_name=args.experiment,
+        enable_caching=False,
+        service_account=args.service_account,
+    )
+    result = {
+        "status": "submitted",
+        "run_id": run.run_id,
+        "host": args.host,
+        "pipeline": args.pipeline,
+    }
     if args.json:
         emit_json(result)
     else:
@@ -143,8 +155,11 @@ def _run_local(args: argparse.Namespace, pipeline: Any, arguments: dict[str, Any
         ensure_signing_keys()
         arguments = prepare_local_run(args.pipeline, arguments)
         if progress:
-            print(f"running {args.pipeline} locally (kfp.local; object store "
-                  f"{os.environ['MLOPS_S3_ENDPOINT']}, bucket {os.environ['MLOPS_BUCKET']})", file=progress)
+            print(
+                f"running {args.pipeline} locally (kfp.local; object store "
+                f"{os.environ['MLOPS_S3_ENDPOINT']}, bucket {os.environ['MLOPS_BUCKET']})",
+                file=progress,
+            )
         run = run_locally(pipeline, arguments, mlops_home() / "runs", progress)
         result = finish_local_run(args.pipeline, arguments, run)
     if args.json:
@@ -155,8 +170,10 @@ def _run_local(args: argparse.Namespace, pipeline: Any, arguments: dict[str, Any
 
 
 def _print_outcome(result: dict[str, Any]) -> None:
-    print(f"\n{result['status'].upper()}: {result.get('model_name', '')} "
-          f"{result.get('model_version') or result.get('candidate_version') or ''}".rstrip())
+    print(
+        f"\n{result['status'].upper()}: {result.get('model_name', '')} "
+        f"{result.get('model_version') or result.get('candidate_version') or ''}".rstrip()
+    )
     if result.get("model_uri"):
         print(f"  model: {result['model_uri']}")
     for name, value in sorted(result.get("metrics", {}).items()):
@@ -165,10 +182,14 @@ def _print_outcome(result: dict[str, Any]) -> None:
     if result.get("drift"):
         drift = result["drift"]
         drifted = [name for name, column in drift["columns"].items() if column["drifted"]]
-        print(f"  drift: detected={drift['detected']} share={drift['share']:.2f} "
-              f"({len(drifted)} of {len(drift['columns'])} columns)")
+        print(
+            f"  drift: detected={drift['detected']} share={drift['share']:.2f} "
+            f"({len(drifted)} of {len(drift['columns'])} columns)"
+        )
     gates = result.get("gates", {})
-    for name in sorted(gates, key=lambda n: GATE_ORDER.index(n) if n in GATE_ORDER else len(GATE_ORDER)):
+    for name in sorted(
+        gates, key=lambda n: GATE_ORDER.index(n) if n in GATE_ORDER else len(GATE_ORDER)
+    ):
         print(f"  [{'pass' if gates[name]['passed'] else 'FAIL'}] {name}: {gates[name]['detail']}")
     for key in ("deployment", "report_uri"):
         if result.get(key):
@@ -192,10 +213,21 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         ensure_signing_keys()
         ref = resolve(store, name, args.version)
         if args.canary_percent is not None and not 0 < args.canary_percent < 100:
-            raise UsageError(f"--canary-percent must be between 1 and 99, got {args.canary_percent}")
+            raise UsageError(
+                f"--canary-percent must be between 1 and 99, got {args.canary_percent}"
+            )
         mode = "full" if args.canary_percent is None else "canary"
-        summary = actions.deploy_action(name, ref.uri, ref.version, mode, args.canary_percent or 0,
-                                        args.target, args.namespace, args.image, store=store)
+        summary = actions.deploy_action(
+            name,
+            ref.uri,
+            ref.version,
+            mode,
+            args.canary_percent or 0,
+            args.target,
+            args.namespace,
+            args.image,
+            store=store,
+        )
     else:
         action = actions.promote_action if args.command == "promote" else actions.rollback_action
         summary = action(name, args.target, args.namespace, store=store)
@@ -203,7 +235,11 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         emit_json(summary)
     else:
         state = summary["state"]
-        canary = f", canary {state['canary']} at {state['canary_percent']}%" if state.get("canary") else ""
+        canary = (
+            f", canary {state['canary']} at {state['canary_percent']}%"
+            if state.get("canary")
+            else ""
+        )
         print(f"{name} ({args.target}): stable {state['stable']}{canary}")
     return EXIT_OK
 
@@ -226,30 +262,48 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a pipeline locally, or submit it with --host")
     run.add_argument("pipeline", help="pipeline name, e.g. training")
-    run.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="pipeline parameter")
+    run.add_argument(
+        "-p", "--param", action="append", metavar="KEY=VALUE", help="pipeline parameter"
+    )
     run.add_argument("--json", action="store_true", help="print one JSON object with the outcome")
     run.add_argument("--host", help="Kubeflow Pipelines API URL: submit instead of running locally")
     run.add_argument("--namespace", help="Kubeflow namespace (with --host)")
     run.add_argument("--experiment", default="mlops", help="KFP experiment (with --host)")
-    run.add_argument("--service-account", help="Kubernetes service account of the run's pods (with --host; "
-                                               "mlops-pipeline from deploy/k8s/rbac.yaml may manage "
-                                               "InferenceServices)")
+    run.add_argument(
+        "--service-account",
+        help="Kubernetes service account of the run's pods (with --host; "
+        "mlops-pipeline from deploy/k8s/rbac.yaml may manage "
+        "InferenceServices)",
+    )
     run.set_defaults(func=cmd_run)
 
-    for name, help_text in (("deploy", "deploy a published version (local serving)"),
-                            ("promote", "make the canary the stable version"),
-                            ("rollback", "drop the canary, or return to the previous version")):
+    for name, help_text in (
+        ("deploy", "deploy a published version (local serving)"),
+        ("promote", "make the canary the stable version"),
+        ("rollback", "drop the canary, or return to the previous version"),
+    ):
         command = sub.add_parser(name, help=help_text)
         command.add_argument("model_name")
         if name == "deploy":
             command.add_argument("--version", help="published version (default: latest)")
-            command.add_argument("--canary-percent", type=int, help="route this share of traffic to it")
-            command.add_argument("--image", default="",
-                                 help="predictor image with --target kserve (default: the project's serving image)")
-        command.add_argument("--target", choices=("local", "kserve"), default="local",
-                             help="local: `mlops serve` follows it; kserve: apply the InferenceService "
-                                  "with the current kube config too")
-        command.add_argument("--namespace", default="kubeflow-user", help="namespace (with --target kserve)")
+            command.add_argument(
+                "--canary-percent", type=int, help="route this share of traffic to it"
+            )
+            command.add_argument(
+                "--image",
+                default="",
+                help="predictor image with --target kserve (default: the project's serving image)",
+            )
+        command.add_argument(
+            "--target",
+            choices=("local", "kserve"),
+            default="local",
+            help="local: `mlops serve` follows it; kserve: apply the InferenceService "
+            "with the current kube config too",
+        )
+        command.add_argument(
+            "--namespace", default="kubeflow-user", help="namespace (with --target kserve)"
+        )
         command.add_argument("--json", action="store_true")
         command.set_defaults(func=cmd_deploy)
 
@@ -266,8 +320,11 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     try:
         if args.command in _NEEDS_STORE:
             ensure_store_env()

@@ -18,11 +18,20 @@ def cmd_drift(args: argparse.Namespace) -> int:
         from mlops.store import ObjectStore
 
         ensure_store_env()
-        check = check_drift(ObjectStore.from_env(), args.model, reference_uri=args.reference or "",
-                            current_uri=args.current or "", window_hours=args.window_hours,
-                            drift_share_threshold=args.threshold, html_out=args.report)
-        payload = {**drift_payload(check.result), "report_uri": check.report_uri,
-                   "model_version": check.model.version}
+        check = check_drift(
+            ObjectStore.from_env(),
+            args.model,
+            reference_uri=args.reference or "",
+            current_uri=args.current or "",
+            window_hours=args.window_hours,
+            drift_share_threshold=args.threshold,
+            html_out=args.report,
+        )
+        payload = {
+            **drift_payload(check.result),
+            "report_uri": check.report_uri,
+            "model_version": check.model.version,
+        }
     else:
         if not (args.reference and args.current):
             raise UsageError("give --model NAME, or both --reference and --current")
@@ -33,8 +42,10 @@ def cmd_drift(args: argparse.Namespace) -> int:
         emit_json(payload)
     else:
         verdict = "DRIFT" if payload["drift_detected"] else "no drift"
-        print(f"{verdict}: {payload['drift_share']:.0%} of columns drifted "
-              f"({payload['n_current']} current rows vs {payload['n_reference']} reference rows)")
+        print(
+            f"{verdict}: {payload['drift_share']:.0%} of columns drifted "
+            f"({payload['n_current']} current rows vs {payload['n_reference']} reference rows)"
+        )
         for name, column in payload["columns"].items():
             flag = "drifted" if column["drifted"] else "ok     "
             print(f"  {flag} {name:<28} {column['method']:<30} {column['score']:.4g}")
@@ -59,11 +70,23 @@ def _drift_between_tables(args: argparse.Namespace) -> dict[str, Any]:
     reference, current = read_table(args.reference), read_table(args.current)
     columns = [c for c in reference.columns if c in current.columns]
     categorical = [c for c in columns if not pd.api.types.is_numeric_dtype(reference[c])]
-    result = compute_drift(reference, current, columns=columns, categorical=categorical,
-                           drift_share_threshold=args.threshold)
+    result = compute_drift(
+        reference,
+        current,
+        columns=columns,
+        categorical=categorical,
+        drift_share_threshold=args.threshold,
+    )
     if args.report:
-        render_report_html(reference, current, list(result.columns), [c for c in categorical if c in result.columns],
-                           Path(args.report), verdict=result, drift_share_threshold=args.threshold)
+        render_report_html(
+            reference,
+            current,
+            list(result.columns),
+            [c for c in categorical if c in result.columns],
+            Path(args.report),
+            verdict=result,
+            drift_share_threshold=args.threshold,
+        )
     return drift_payload(result)
 
 
@@ -72,7 +95,9 @@ def parse_cron(expression: str) -> str:
     fields = expression.split()
     if len(fields) != 6:
         hint = f" (did you mean '0 {expression}'?)" if len(fields) == 5 else ""
-        raise UsageError(f"cron {expression!r} has {len(fields)} fields; KFP needs 6, seconds first{hint}")
+        raise UsageError(
+            f"cron {expression!r} has {len(fields)} fields; KFP needs 6, seconds first{hint}"
+        )
     return expression
 
 
@@ -84,12 +109,19 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     from pipelines import PIPELINES
 
     if args.pipeline not in PIPELINES:
-        raise UsageError(f"unknown pipeline {args.pipeline!r}; pipelines are: {', '.join(PIPELINES)}")
+        raise UsageError(
+            f"unknown pipeline {args.pipeline!r}; pipelines are: {', '.join(PIPELINES)}"
+        )
     cron = parse_cron(args.cron)
     arguments = parse_params(PIPELINES[args.pipeline], args.param or [])
     client = kfp.Client(host=args.host, namespace=args.namespace)
     run = schedule_pipeline(client, args.pipeline, cron, arguments, args.experiment, args.name)
-    payload = {"status": "scheduled", "recurring_run_id": run, "cron": cron, "pipeline": args.pipeline}
+    payload = {
+        "status": "scheduled",
+        "recurring_run_id": run,
+        "cron": cron,
+        "pipeline": args.pipeline,
+    }
     if args.json:
         emit_json(payload)
     else:
@@ -97,8 +129,14 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def schedule_pipeline(client: Any, pipeline_name: str, cron: str, arguments: dict[str, Any],
-                      experiment: str, name: str | None = None) -> str:
+def schedule_pipeline(
+    client: Any,
+    pipeline_name: str,
+    cron: str,
+    arguments: dict[str, Any],
+    experiment: str,
+    name: str | None = None,
+) -> str:
     """Compiles the pipeline and creates a KFP recurring run; returns its id."""
     from kfp import compiler
 
@@ -109,20 +147,34 @@ def schedule_pipeline(client: Any, pipeline_name: str, cron: str, arguments: dic
         package = Path(work) / f"{pipeline_name}.yaml"
         compiler.Compiler().compile(PIPELINES[pipeline_name], str(package))
         run = client.create_recurring_run(
-            experiment_id=experiment_id, job_name=name or f"{pipeline_name}-recurring",
-            cron_expression=cron, pipeline_package_path=str(package), params=arguments,
-            enable_caching=False, max_concurrency=1)
+            experiment_id=experiment_id,
+            job_name=name or f"{pipeline_name}-recurring",
+            cron_expression=cron,
+            pipeline_package_path=str(package),
+            params=arguments,
+            enable_caching=False,
+            max_concurrency=1,
+        )
     return getattr(run, "recurring_run_id", None) or getattr(run, "id", "")
 
 
 def register(subparsers: Any) -> None:
-    drift = subparsers.add_parser("drift", help="compare production data with the training reference")
-    drift.add_argument("--model", help="deployed model: its training sample is the default reference, "
-                                       "its inference logs the default current data")
+    drift = subparsers.add_parser(
+        "drift", help="compare production data with the training reference"
+    )
+    drift.add_argument(
+        "--model",
+        help="deployed model: its training sample is the default reference, "
+        "its inference logs the default current data",
+    )
     drift.add_argument("--reference", help="reference table (path, file:// or s3://)")
     drift.add_argument("--current", help="current production table (path, file:// or s3://)")
-    drift.add_argument("--window-hours", type=float, default=24.0, help="inference-log window (with --model)")
-    drift.add_argument("--threshold", type=float, default=0.5, help="drifted-column share meaning dataset drift")
+    drift.add_argument(
+        "--window-hours", type=float, default=24.0, help="inference-log window (with --model)"
+    )
+    drift.add_argument(
+        "--threshold", type=float, default=0.5, help="drifted-column share meaning dataset drift"
+    )
     drift.add_argument("--report", type=Path, help="write the Evidently HTML report here")
     drift.add_argument("--json", action="store_true")
     drift.set_defaults(func=cmd_drift)
@@ -130,7 +182,9 @@ def register(subparsers: Any) -> None:
     schedule = subparsers.add_parser("schedule", help="create a KFP recurring run of a pipeline")
     schedule.add_argument("pipeline")
     schedule.add_argument("--host", required=True, help="Kubeflow Pipelines API URL")
-    schedule.add_argument("--cron", required=True, help='six fields, seconds first: "0 0 * * * *" = hourly')
+    schedule.add_argument(
+        "--cron", required=True, help='six fields, seconds first: "0 0 * * * *" = hourly'
+    )
     schedule.add_argument("-p", "--param", action="append", metavar="KEY=VALUE")
     schedule.add_argument("--experiment", default="mlops")
     schedule.add_argument("--namespace")

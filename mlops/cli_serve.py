@@ -16,15 +16,19 @@ def register(subparsers) -> argparse.ArgumentParser:
         "serve",
         help="serve the deployed models (KServe V1/V2 REST, canary routing, /metrics)",
         description="Serves every model deployed in the object store with KServe's model server: "
-                    "V1 and V2 REST inference, explanations, canary traffic splitting, signature "
-                    "verification before any model is served, Prometheus metrics and inference "
-                    "logs. Follows deploy / promote / rollback without a restart.",
+        "V1 and V2 REST inference, explanations, canary traffic splitting, signature "
+        "verification before any model is served, Prometheus metrics and inference "
+        "logs. Follows deploy / promote / rollback without a restart.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8080, help="HTTP port (default: 8080)")
-    parser.add_argument("--public-key", type=Path, default=None,
-                        help="PEM public key every served model must be signed with "
-                             "(default: $MLOPS_HOME/keys/signing-key.pub.pem)")
+    parser.add_argument(
+        "--public-key",
+        type=Path,
+        default=None,
+        help="PEM public key every served model must be signed with "
+        "(default: $MLOPS_HOME/keys/signing-key.pub.pem)",
+    )
     parser.set_defaults(func=func)
     return parser
 

@@ -24,15 +24,18 @@ def breast_cancer_frame() -> pd.DataFrame:
     return frame
 
 
-def write_breast_cancer(out_dir: Path, holdout_share: float = 0.25, seed: int = 7) -> tuple[Path, Path]:
+def write_breast_cancer(
+    out_dir: Path, holdout_share: float = 0.25, seed: int = 7
+) -> tuple[Path, Path]:
     """Writes ``training.csv`` and ``holdout.csv`` (stratified, disjoint)."""
     from sklearn.model_selection import train_test_split
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     frame = breast_cancer_frame()
-    training, holdout = train_test_split(frame, test_size=holdout_share, random_state=seed,
-                                         stratify=frame[TARGET])
+    training, holdout = train_test_split(
+        frame, test_size=holdout_share, random_state=seed, stratify=frame[TARGET]
+    )
     paths = out_dir / "training.csv", out_dir / "holdout.csv"
     training.to_csv(paths[0], index=False)
     holdout.to_csv(paths[1], index=False)

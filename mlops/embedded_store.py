@@ -108,7 +108,9 @@ class EmbeddedStore:
     def status(self) -> StoreStatus:
         state = self._read_state()
         if state and self._alive(state["pid"]) and _port_open(state["s3_port"]):
-            return StoreStatus(True, f"{_LOCALHOST}:{state['s3_port']}", state["pid"], self.data_dir)
+            return StoreStatus(
+                True, f"{_LOCALHOST}:{state['s3_port']}", state["pid"], self.data_dir
+            )
         return StoreStatus(False, None, None, self.data_dir)
 
     def _credentials(self) -> dict:
@@ -116,7 +118,10 @@ class EmbeddedStore:
         if self.credentials_file.exists():
             return json.loads(self.credentials_file.read_text())
         self.root.mkdir(parents=True, exist_ok=True)
-        creds = {"access_key": "mlops-" + secrets.token_hex(6), "secret_key": secrets.token_urlsafe(30)}
+        creds = {
+            "access_key": "mlops-" + secrets.token_hex(6),
+            "secret_key": secrets.token_urlsafe(30),
+        }
         self._write_private(self.credentials_file, creds)
         return creds
 
@@ -136,7 +141,9 @@ class EmbeddedStore:
         if not status.running:
             raise StoreError(f"embedded store is not running (data in {self.data_dir})")
         creds = self._credentials()
-        return StoreSettings(status.endpoint, creds["access_key"], creds["secret_key"], False, self.bucket)
+        return StoreSettings(
+            status.endpoint, creds["access_key"], creds["secret_key"], False, self.bucket
+        )
 
     # -- lifecycle --------------------------------------------------------------
     def start(self, timeout: float = 60.0, attempts: int = 3) -> StoreSettings:
@@ -160,33 +167,63 @@ class EmbeddedStore:
     def _start_once(self, timeout: float) -> StoreSettings:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         creds = self._credentials()
-        self._write_private(self.iam_file, {"identities": [{
-            "name": "mlops",
-            "credentials": [{"accessKey": creds["access_key"], "secretKey": creds["secret_key"]}],
-            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-        }]})
+        self._write_private(
+            self.iam_file,
+            {
+                "identities": [
+                    {
+                        "name": "mlops",
+                        "credentials": [
+                            {"accessKey": creds["access_key"], "secretKey": creds["secret_key"]}
+                        ],
+                        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                    }
+                ]
+            },
+        )
         # SeaweedFS reads master.toml from its working directory (self.root) first.
         (self.root / "master.toml").write_text(_MASTER_TOML)
         ports, grpc = self._ports()
         command = [
-            str(weed_binary()), "server",
-            f"-dir={self.data_dir}", f"-ip={_LOCALHOST}", f"-ip.bind={_LOCALHOST}",
-            f"-master.port={ports['master']}", f"-master.port.grpc={grpc['master']}",
-            f"-volume.port={ports['volume']}", f"-volume.port.grpc={grpc['volume']}",
-            f"-filer.port={ports['filer']}", f"-filer.port.grpc={grpc['filer']}",
-            "-s3", f"-s3.port={ports['s3']}", f"-s3.port.grpc={grpc['s3']}",
-            f"-s3.config={self.iam_file}", *_DISABLED_PORTS,
-            f"-volume.max={_VOLUME_SLOTS}", "-master.volumeSizeLimitMB=256",
+            str(weed_binary()),
+            "server",
+            f"-dir={self.data_dir}",
+            f"-ip={_LOCALHOST}",
+            f"-ip.bind={_LOCALHOST}",
+            f"-master.port={ports['master']}",
+            f"-master.port.grpc={grpc['master']}",
+            f"-volume.port={ports['volume']}",
+            f"-volume.port.grpc={grpc['volume']}",
+            f"-filer.port={ports['filer']}",
+            f"-filer.port.grpc={grpc['filer']}",
+            "-s3",
+            f"-s3.port={ports['s3']}",
+            f"-s3.port.grpc={grpc['s3']}",
+            f"-s3.config={self.iam_file}",
+            *_DISABLED_PORTS,
+            f"-volume.max={_VOLUME_SLOTS}",
+            "-master.volumeSizeLimitMB=256",
         ]
         log = open(self.log_file, "ab")
         process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
-            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, cwd=self.root,
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=self.root,
         )
         log.close()
-        self.state_file.write_text(json.dumps({"pid": process.pid, "s3_port": ports["s3"], "ports": ports}))
-        settings = StoreSettings(f"{_LOCALHOST}:{ports['s3']}", creds["access_key"], creds["secret_key"],
-                                 False, self.bucket)
+        self.state_file.write_text(
+            json.dumps({"pid": process.pid, "s3_port": ports["s3"], "ports": ports})
+        )
+        settings = StoreSettings(
+            f"{_LOCALHOST}:{ports['s3']}",
+            creds["access_key"],
+            creds["secret_key"],
+            False,
+            self.bucket,
+        )
         self._wait_ready(process, settings, timeout)
         logger.info("embedded store started on %s (pid %d)", settings.endpoint, process.pid)
         return settings
@@ -206,14 +243,18 @@ class EmbeddedStore:
         self.ports_file.write_text(json.dumps({"http": ports, "grpc": grpc}))
         return ports, grpc
 
-    def _wait_ready(self, process: subprocess.Popen, settings: StoreSettings, timeout: float) -> None:
+    def _wait_ready(
+        self, process: subprocess.Popen, settings: StoreSettings, timeout: float
+    ) -> None:
         from mlops.store import ObjectStore
 
         deadline = time.monotonic() + timeout
         last_error: Exception | None = None
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                raise _EarlyExit(f"embedded store exited with code {process.returncode}; see {self.log_file}")
+                raise _EarlyExit(
+                    f"embedded store exited with code {process.returncode}; see {self.log_file}"
+                )
             if _port_open(int(settings.endpoint.rsplit(":", 1)[1])):
                 try:
                     # Ready means a write and a read go through: after a restart the
@@ -227,7 +268,9 @@ class EmbeddedStore:
                     last_error = exc
             time.sleep(0.3)
         self.stop()
-        raise StoreError(f"embedded store not ready after {timeout:.0f}s ({last_error}); see {self.log_file}")
+        raise StoreError(
+            f"embedded store not ready after {timeout:.0f}s ({last_error}); see {self.log_file}"
+        )
 
     def stop(self, timeout: float = 3.0) -> bool:
         """Stops the server; returns whether one was running."""

@@ -22,8 +22,20 @@ PROJECT = "kfp-mlops"
 # What the predictor (``serving/``) imports at run time; the serving closure is
 # these and everything they pull in. A test checks that serving a model
 # imports nothing outside this closure.
-SERVING_ROOTS = ("kserve", "scikit-learn", "skops", "numpy", "scipy", "pandas", "pyarrow",
-                 "minio", "prometheus-client", "model-signing", "pyopenssl", "shap")
+SERVING_ROOTS = (
+    "kserve",
+    "scikit-learn",
+    "skops",
+    "numpy",
+    "scipy",
+    "pandas",
+    "pyarrow",
+    "minio",
+    "prometheus-client",
+    "model-signing",
+    "pyopenssl",
+    "shap",
+)
 
 
 def installed_closure(roots: tuple[str, ...]) -> dict[str, str]:
@@ -83,8 +95,12 @@ def pipeline_requirements() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mlops.environment", description=__doc__.split("\n")[0])
-    parser.add_argument("image", choices=("pipeline", "serving"), help="which image's pins to print")
+    parser = argparse.ArgumentParser(
+        prog="python -m mlops.environment", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "image", choices=("pipeline", "serving"), help="which image's pins to print"
+    )
     args = parser.parse_args(argv)
     sys.stdout.write(serving_requirements() if args.image == "serving" else pipeline_requirements())
     return 0

@@ -39,7 +39,9 @@ class GateResult:
     def from_json(cls, text: str) -> GateResult:
         """Parses a string written by :meth:`to_json`."""
         data = json.loads(text)
-        return cls(data["name"], bool(data["passed"]), str(data["detail"]), dict(data.get("metrics", {})))
+        return cls(
+            data["name"], bool(data["passed"]), str(data["detail"]), dict(data.get("metrics", {}))
+        )
 
 
 @dataclass
@@ -60,8 +62,9 @@ class Decision:
 
     def gates_json(self) -> str:
         """Returns gates, metrics and reason as one JSON string."""
-        return json.dumps({"gates": self.gates, "metrics": self.metrics, "reason": self.reason},
-                          sort_keys=True)
+        return json.dumps(
+            {"gates": self.gates, "metrics": self.metrics, "reason": self.reason}, sort_keys=True
+        )
 
 
 def decide(results: Iterable[GateResult], required: Iterable[str] = GATE_ORDER) -> Decision:

@@ -92,8 +92,9 @@ def _captured_stdout(reporter: _StepReporter) -> Iterator[None]:
         thread.join(timeout=10)
 
 
-def run_locally(pipeline: Any, arguments: dict[str, Any], pipeline_root: Path,
-                progress: IO[str] | None = None) -> LocalRun:
+def run_locally(
+    pipeline: Any, arguments: dict[str, Any], pipeline_root: Path, progress: IO[str] | None = None
+) -> LocalRun:
     """Runs ``pipeline`` with ``kfp.local``; returns its output, run folder and log.
 
     Args:
@@ -116,8 +117,11 @@ def run_locally(pipeline: Any, arguments: dict[str, Any], pipeline_root: Path,
     pipeline_root = Path(pipeline_root)
     pipeline_root.mkdir(parents=True, exist_ok=True)
     before = set(pipeline_root.iterdir())
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root),
-               raise_on_error=True)
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False),
+        pipeline_root=str(pipeline_root),
+        raise_on_error=True,
+    )
     log_file = pipeline_root / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
     started = time.monotonic()
     with open(log_file, "w") as log:
@@ -127,7 +131,9 @@ def run_locally(pipeline: Any, arguments: dict[str, Any], pipeline_root: Path,
                 task = pipeline(**arguments)
         except RuntimeError as exc:
             tail = "\n".join(line for line in reporter.tail if line.strip())[-3000:]
-            raise MlopsError(f"pipeline failed: {exc}\n--- last log lines ({log_file}) ---\n{tail}") from exc
+            raise MlopsError(
+                f"pipeline failed: {exc}\n--- last log lines ({log_file}) ---\n{tail}"
+            ) from exc
     run_dir = _new_dir(pipeline_root, before)
     output = task.output
     if isinstance(output, str):
@@ -137,6 +143,8 @@ def run_locally(pipeline: Any, arguments: dict[str, Any], pipeline_root: Path,
 
 
 def _new_dir(root: Path, before: set[Path]) -> Path:
-    created = sorted((p for p in root.iterdir() if p not in before and p.is_dir()),
-                     key=lambda p: p.stat().st_mtime)
+    created = sorted(
+        (p for p in root.iterdir() if p not in before and p.is_dir()),
+        key=lambda p: p.stat().st_mtime,
+    )
     return created[-1] if created else root

@@ -65,12 +65,27 @@ def push_drift_metrics(
     """
     registry = CollectorRegistry()
     try:
-        _model_gauge(registry, "mlops_drift_share", "Share of drifted columns", model_name,
-                     float(result.drift_share))
-        _model_gauge(registry, "mlops_drift_detected", "1 when dataset drift was detected",
-                     model_name, 1 if result.drift_detected else 0)
-        _model_gauge(registry, "mlops_drifted_columns", "Number of drifted columns", model_name,
-                     len(result.drifted_columns))
+        _model_gauge(
+            registry,
+            "mlops_drift_share",
+            "Share of drifted columns",
+            model_name,
+            float(result.drift_share),
+        )
+        _model_gauge(
+            registry,
+            "mlops_drift_detected",
+            "1 when dataset drift was detected",
+            model_name,
+            1 if result.drift_detected else 0,
+        )
+        _model_gauge(
+            registry,
+            "mlops_drifted_columns",
+            "Number of drifted columns",
+            model_name,
+            len(result.drifted_columns),
+        )
         score = Gauge(
             "mlops_feature_drift_score",
             "Per-feature drift score (p-value or distance, see the drift method)",
@@ -79,8 +94,13 @@ def push_drift_metrics(
         )
         for name, col in result.columns.items():
             score.labels(model=model_name, feature=str(name)).set(float(col.score))
-        _model_gauge(registry, "mlops_drift_last_check_timestamp_seconds",
-                     "Unix time of the last drift check", model_name, time.time())
+        _model_gauge(
+            registry,
+            "mlops_drift_last_check_timestamp_seconds",
+            "Unix time of the last drift check",
+            model_name,
+            time.time(),
+        )
     except Exception as exc:  # noqa: BLE001 - a malformed result must not fail the pipeline either
         log.warning("could not build drift metrics for model %r: %s", model_name, exc)
         return False
@@ -117,8 +137,13 @@ def push_release_decision(
     )
     for d in RELEASE_DECISIONS:
         gauge.labels(model=model_name, decision=d).set(1 if d == decision else 0)
-    _model_gauge(registry, "mlops_release_decision_timestamp_seconds",
-                 "Unix time of the last release decision", model_name, time.time())
+    _model_gauge(
+        registry,
+        "mlops_release_decision_timestamp_seconds",
+        "Unix time of the last release decision",
+        model_name,
+        time.time(),
+    )
     return _push(gateway, job, model_name, registry, timeout)
 
 

@@ -45,9 +45,11 @@ class DeployedModel:
 
     def recipe(self) -> dict[str, str]:
         """How it was trained, for retraining the same way."""
-        return {"target_column": self.metadata["target_column"],
-                "drop_columns": ",".join(self.metadata.get("drop_columns", [])),
-                "estimator": self.metadata["estimator"]}
+        return {
+            "target_column": self.metadata["target_column"],
+            "drop_columns": ",".join(self.metadata.get("drop_columns", [])),
+            "estimator": self.metadata["estimator"],
+        }
 
 
 def load_deployed_model(store: ObjectStore, model_name: str) -> DeployedModel:
@@ -71,8 +73,13 @@ def load_deployed_model(store: ObjectStore, model_name: str) -> DeployedModel:
     return DeployedModel(model_name, version, store.uri(prefix), metadata, reference)
 
 
-def current_data(store: ObjectStore, model_name: str, current_uri: str = "",
-                 window_hours: float = 24.0, now: datetime | None = None) -> tuple[pd.DataFrame, str]:
+def current_data(
+    store: ObjectStore,
+    model_name: str,
+    current_uri: str = "",
+    window_hours: float = 24.0,
+    now: datetime | None = None,
+) -> tuple[pd.DataFrame, str]:
     """Production data: ``current_uri`` when given, else the inference logs of the window.
 
     Raises:
@@ -102,10 +109,16 @@ def drift_payload(result: DriftResult) -> dict[str, Any]:
         ``drift_detected``, ``drift_share``, ``columns``, ``n_reference`` and ``n_current``.
     """
     data = result.to_dict()
-    return {"drift_detected": data["drift_detected"], "drift_share": data["drift_share"],
-            "columns": {name: {k: c[k] for k in ("drifted", "score", "method")}
-                        for name, c in data["columns"].items()},
-            "n_reference": data["n_reference"], "n_current": data["n_current"]}
+    return {
+        "drift_detected": data["drift_detected"],
+        "drift_share": data["drift_share"],
+        "columns": {
+            name: {k: c[k] for k in ("drifted", "score", "method")}
+            for name, c in data["columns"].items()
+        },
+        "n_reference": data["n_reference"],
+        "n_current": data["n_current"],
+    }
 
 
 @dataclass
@@ -121,18 +134,28 @@ class DriftCheck:
     def summary(self) -> dict[str, Any]:
         """The JSON written next to the report (``result.json``)."""
         return {
-            "model_name": self.model.name, "model_version": self.model.version,
+            "model_name": self.model.name,
+            "model_version": self.model.version,
             **drift_payload(self.result),
             "share_threshold": self.result.share_threshold,
             "drifted_columns": list(self.result.drifted_columns),
             "current_source": self.current_source,
-            "report_uri": self.report_uri, "result_uri": self.result_uri,
+            "report_uri": self.report_uri,
+            "result_uri": self.result_uri,
         }
 
 
-def check_drift(store: ObjectStore, model_name: str, *, reference_uri: str = "", current_uri: str = "",
-                window_hours: float = 24.0, drift_share_threshold: float = 0.5,
-                html_out: Path | None = None, min_rows: int = 30) -> DriftCheck:
+def check_drift(
+    store: ObjectStore,
+    model_name: str,
+    *,
+    reference_uri: str = "",
+    current_uri: str = "",
+    window_hours: float = 24.0,
+    drift_share_threshold: float = 0.5,
+    html_out: Path | None = None,
+    min_rows: int = 30,
+) -> DriftCheck:
     """Compares reference and production data, writes the HTML report and JSON result to the store.
 
     Raises:
@@ -149,15 +172,28 @@ def check_drift(store: ObjectStore, model_name: str, *, reference_uri: str = "",
     features = model.metadata["features"]
     columns = [f["name"] for f in features]
     categorical = [f["name"] for f in features if f["kind"] == "categorical"]
-    result = compute_drift(reference, current, columns=columns, categorical=categorical,
-                           drift_share_threshold=drift_share_threshold, min_rows=min_rows)
+    result = compute_drift(
+        reference,
+        current,
+        columns=columns,
+        categorical=categorical,
+        drift_share_threshold=drift_share_threshold,
+        min_rows=min_rows,
+    )
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     prefix = f"{REPORTS_PREFIX}/{model_name}/{stamp}"
     used = [c for c in columns if c in result.columns]
     with tempfile.TemporaryDirectory() as work:
         html_path = Path(html_out) if html_out else Path(work) / "report.html"
-        render_report_html(reference, current, used, [c for c in categorical if c in used], html_path,
-                           verdict=result, drift_share_threshold=drift_share_threshold)
+        render_report_html(
+            reference,
+            current,
+            used,
+            [c for c in categorical if c in used],
+            html_path,
+            verdict=result,
+            drift_share_threshold=drift_share_threshold,
+        )
         report_uri = store.put_file(f"{prefix}/report.html", html_path)
     check = DriftCheck(model, result, source, report_uri, store.uri(f"{prefix}/result.json"))
     store.put_json(f"{prefix}/result.json", check.summary())
@@ -166,5 +202,10 @@ def check_drift(store: ObjectStore, model_name: str, *, reference_uri: str = "",
         from mlops.metrics_push import push_drift_metrics
 
         push_drift_metrics(gateway, model_name, result)
-    logger.info("drift check %s: detected=%s share=%.2f", model_name, result.drift_detected, result.drift_share)
+    logger.info(
+        "drift check %s: detected=%s share=%.2f",
+        model_name,
+        result.drift_detected,
+        result.drift_share,
+    )
     return check

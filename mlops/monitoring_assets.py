@@ -25,28 +25,32 @@ from typing import Any
 ENV_DIR = "MLOPS_MONITORING_DIR"
 
 #: Series (sample names) the model server exposes on ``/metrics`` (``serving/metrics.py``).
-SERVING_METRICS: frozenset[str] = frozenset({
-    "mlops_requests_total",
-    "mlops_request_errors_total",
-    "mlops_predictions_total",
-    "mlops_input_out_of_range_total",
-    "mlops_model_info",
-    "mlops_inference_log_records_total",
-    "mlops_request_duration_seconds_bucket",
-    "mlops_request_duration_seconds_sum",
-    "mlops_request_duration_seconds_count",
-})
+SERVING_METRICS: frozenset[str] = frozenset(
+    {
+        "mlops_requests_total",
+        "mlops_request_errors_total",
+        "mlops_predictions_total",
+        "mlops_input_out_of_range_total",
+        "mlops_model_info",
+        "mlops_inference_log_records_total",
+        "mlops_request_duration_seconds_bucket",
+        "mlops_request_duration_seconds_sum",
+        "mlops_request_duration_seconds_count",
+    }
+)
 
 #: Series pushed to the Pushgateway by ``mlops.metrics_push``.
-PUSHED_METRICS: frozenset[str] = frozenset({
-    "mlops_drift_share",
-    "mlops_drift_detected",
-    "mlops_drifted_columns",
-    "mlops_feature_drift_score",
-    "mlops_drift_last_check_timestamp_seconds",
-    "mlops_release_decision",
-    "mlops_release_decision_timestamp_seconds",
-})
+PUSHED_METRICS: frozenset[str] = frozenset(
+    {
+        "mlops_drift_share",
+        "mlops_drift_detected",
+        "mlops_drifted_columns",
+        "mlops_feature_drift_score",
+        "mlops_drift_last_check_timestamp_seconds",
+        "mlops_release_decision",
+        "mlops_release_decision_timestamp_seconds",
+    }
+)
 
 #: Every ``mlops_*`` series Prometheus can have (besides recording rules).
 KNOWN_METRICS: frozenset[str] = SERVING_METRICS | PUSHED_METRICS

@@ -43,11 +43,22 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def write_model_dir(out_dir: Path, model: Any, *, model_name: str, version: str,
-                    schema: list[dict[str, Any]], target_column: str, estimator: str,
-                    drop_columns: list[str], metrics: dict[str, float],
-                    fingerprints: dict[str, str], train_features: pd.DataFrame,
-                    params: dict[str, Any], seed: int = 42) -> Path:
+def write_model_dir(
+    out_dir: Path,
+    model: Any,
+    *,
+    model_name: str,
+    version: str,
+    schema: list[dict[str, Any]],
+    target_column: str,
+    estimator: str,
+    drop_columns: list[str],
+    metrics: dict[str, float],
+    fingerprints: dict[str, str],
+    train_features: pd.DataFrame,
+    params: dict[str, Any],
+    seed: int = 42,
+) -> Path:
     """Writes everything but the signature into ``out_dir``.
 
     Args:
@@ -104,4 +115,6 @@ def read_metadata(model_dir: Path) -> dict[str, Any]:
 
 def write_metadata(model_dir: Path, metadata: dict[str, Any]) -> None:
     """Writes ``metadata.json`` (indented, sorted keys) into a model directory."""
-    (Path(model_dir) / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True, default=str))
+    (Path(model_dir) / METADATA_FILE).write_text(
+        json.dumps(metadata, indent=2, sort_keys=True, default=str)
+    )

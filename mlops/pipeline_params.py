@@ -37,7 +37,9 @@ def parse_params(pipeline: Any, pairs: list[str]) -> dict[str, Any]:
         if not sep or not name:
             raise UsageError(f"parameter {pair!r} is not key=value")
         if name not in inputs:
-            raise UsageError(f"unknown parameter {name!r}; parameters are: {', '.join(sorted(inputs))}")
+            raise UsageError(
+                f"unknown parameter {name!r}; parameters are: {', '.join(sorted(inputs))}"
+            )
         kind = inputs[name][0]
         try:
             arguments[name] = _CONVERTERS.get(kind, _CONVERTERS["String"])(name, value)
@@ -45,5 +47,7 @@ def parse_params(pipeline: Any, pairs: list[str]) -> dict[str, Any]:
             raise UsageError(f"parameter {name}={value!r} is not a valid {kind.lower()}") from exc
     missing = [name for name, (_, required) in inputs.items() if required and name not in arguments]
     if missing:
-        raise UsageError(f"missing required parameter(s): {', '.join(missing)} (pass -p NAME=VALUE)")
+        raise UsageError(
+            f"missing required parameter(s): {', '.join(missing)} (pass -p NAME=VALUE)"
+        )
     return arguments

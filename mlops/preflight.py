@@ -37,15 +37,21 @@ def check_training(arguments: dict[str, Any]) -> None:
     check_deploy(arguments.get("deploy", "none"), arguments.get("canary_percent", 10))
     target = arguments["target_column"]
     data = read_table(arguments["data_uri"])
-    prepared = prepare_frame(data, target, arguments.get("drop_columns", ""), source=arguments["data_uri"])
+    prepared = prepare_frame(
+        data, target, arguments.get("drop_columns", ""), source=arguments["data_uri"]
+    )
     holdout = read_table(arguments["holdout_uri"])
     if target not in holdout.columns:
-        raise UsageError(f"target column {target!r} not found in holdout {arguments['holdout_uri']!r}; "
-                         f"columns are: {', '.join(map(str, holdout.columns))}")
+        raise UsageError(
+            f"target column {target!r} not found in holdout {arguments['holdout_uri']!r}; "
+            f"columns are: {', '.join(map(str, holdout.columns))}"
+        )
     missing = [c for c in prepared.columns if c not in holdout.columns]
     if missing:
-        raise UsageError(f"holdout {arguments['holdout_uri']!r} lacks feature column(s) the model will "
-                         f"use: {', '.join(map(str, missing))}")
+        raise UsageError(
+            f"holdout {arguments['holdout_uri']!r} lacks feature column(s) the model will "
+            f"use: {', '.join(map(str, missing))}"
+        )
 
 
 def check_monitoring(arguments: dict[str, Any]) -> None:

@@ -31,7 +31,8 @@ def validate_model_name(name: str) -> str:
     if not _NAME.match(name or ""):
         raise UsageError(
             f"model_name {name!r} is invalid: use lowercase letters, digits and '-', "
-            "start and end alphanumeric, at most 63 characters")
+            "start and end alphanumeric, at most 63 characters"
+        )
     return name
 
 
@@ -62,7 +63,9 @@ def version_prefix(model_name: str, version: str) -> str:
     return f"{MODELS_PREFIX}/{model_name}/{version}"
 
 
-def publish_model_dir(store: ObjectStore, model_dir: Path, model_name: str, version: str) -> ModelRef:
+def publish_model_dir(
+    store: ObjectStore, model_dir: Path, model_name: str, version: str
+) -> ModelRef:
     """Uploads a model directory, then the completion marker listing every file's digest."""
     validate_model_name(model_name)
     prefix = version_prefix(model_name, version)
@@ -88,7 +91,7 @@ def list_versions(store: ObjectStore, model_name: str) -> list[str]:
     base = f"{MODELS_PREFIX}/{model_name}/"
     versions = set()
     for key in store.list(base, recursive=True):
-        relative = key[len(base):]
+        relative = key[len(base) :]
         version, _, rest = relative.partition("/")
         if rest == COMPLETE_MARKER:
             versions.add(version)

@@ -29,8 +29,9 @@ def _push_decision(model_name: str, decision: str) -> None:
         push_release_decision(gateway, model_name, decision)
 
 
-def _outcome(status: str, metadata: dict[str, Any], gates_json: str, model_uri: str = "",
-             trigger: str = "") -> dict[str, Any]:
+def _outcome(
+    status: str, metadata: dict[str, Any], gates_json: str, model_uri: str = "", trigger: str = ""
+) -> dict[str, Any]:
     """The run's outcome record: model, metrics (training's, then the gates'), gates and reason."""
     decision = json.loads(gates_json)
     metrics = {**metadata.get("metrics", {}), **decision.get("metrics", {})}
@@ -48,8 +49,9 @@ def _outcome(status: str, metadata: dict[str, Any], gates_json: str, model_uri: 
     }
 
 
-def publish_release(signed_dir: Path, gates_json: str, trigger: str = "",
-                    store: ObjectStore | None = None) -> dict[str, Any]:
+def publish_release(
+    signed_dir: Path, gates_json: str, trigger: str = "", store: ObjectStore | None = None
+) -> dict[str, Any]:
     """Verifies the signed model once more, then publishes it atomically.
 
     The second verification guards the hop between the signing task and this
@@ -80,8 +82,9 @@ def publish_release(signed_dir: Path, gates_json: str, trigger: str = "",
     return _outcome("released", metadata, gates_json, ref.uri, trigger)
 
 
-def record_rejection(model_dir: Path, gates_json: str, trigger: str = "",
-                     store: ObjectStore | None = None) -> dict[str, Any]:
+def record_rejection(
+    model_dir: Path, gates_json: str, trigger: str = "", store: ObjectStore | None = None
+) -> dict[str, Any]:
     """Writes ``rejections/<model>/<version>.json`` (status and reason); publishes nothing.
 
     Args:
@@ -101,8 +104,12 @@ def record_rejection(model_dir: Path, gates_json: str, trigger: str = "",
     store.ensure_bucket()
     key = f"{REJECTIONS_PREFIX}/{metadata['model_name']}/{metadata['version']}.json"
     outcome["record_uri"] = store.put_json(key, outcome)
-    logger.warning("release of %s %s rejected: %s", metadata["model_name"], metadata["version"],
-                   outcome["reason"])
+    logger.warning(
+        "release of %s %s rejected: %s",
+        metadata["model_name"],
+        metadata["version"],
+        outcome["reason"],
+    )
     _push_decision(metadata["model_name"], "rejected")
     return outcome
 
@@ -110,10 +117,14 @@ def record_rejection(model_dir: Path, gates_json: str, trigger: str = "",
 def no_drift_outcome(drift_summary: dict[str, Any]) -> dict[str, Any]:
     """The outcome of a monitoring pass that found no drift: nothing retrained or released."""
     _push_decision(drift_summary["model_name"], "no_drift")
-    return {"status": "no_drift", "model_name": drift_summary["model_name"],
-            "model_version": drift_summary["model_version"], "trigger": drift_summary,
-            "reason": f"drift share {drift_summary['drift_share']:.2f} below threshold "
-                      f"{drift_summary['share_threshold']:.2f}: production unchanged"}
+    return {
+        "status": "no_drift",
+        "model_name": drift_summary["model_name"],
+        "model_version": drift_summary["model_version"],
+        "trigger": drift_summary,
+        "reason": f"drift share {drift_summary['drift_share']:.2f} below threshold "
+        f"{drift_summary['share_threshold']:.2f}: production unchanged",
+    }
 
 
 def outcome_markdown(outcome: dict[str, Any]) -> str:
@@ -121,8 +132,12 @@ def outcome_markdown(outcome: dict[str, Any]) -> str:
     if outcome["status"] == "released":
         title = f"### Released {outcome['model_name']} {outcome['model_version']}\n\n`{outcome['model_uri']}`"
     else:
-        title = (f"### Rejected {outcome['model_name']} candidate {outcome['candidate_version']}\n\n"
-                 f"{outcome['reason']}")
-    rows = "\n".join(f"| {name} | {'passed' if g['passed'] else 'FAILED'} | {g['detail']} |"
-                     for name, g in outcome["gates"].items())
+        title = (
+            f"### Rejected {outcome['model_name']} candidate {outcome['candidate_version']}\n\n"
+            f"{outcome['reason']}"
+        )
+    rows = "\n".join(
+        f"| {name} | {'passed' if g['passed'] else 'FAILED'} | {g['detail']} |"
+        for name, g in outcome["gates"].items()
+    )
     return f"{title}\n\n| Gate | Result | Detail |\n|---|---|---|\n{rows}\n"

@@ -54,8 +54,9 @@ def _materialise(uri: str, work: Path) -> Path:
     return path
 
 
-def audit_gate(model_dir: Path, advisory_db_uri: str = "", allow_unknown: bool = False,
-               online: bool = False) -> tuple[GateResult, str]:
+def audit_gate(
+    model_dir: Path, advisory_db_uri: str = "", allow_unknown: bool = False, online: bool = False
+) -> tuple[GateResult, str]:
     """Audits the model's serving requirements.
 
     Args:
@@ -76,19 +77,29 @@ def audit_gate(model_dir: Path, advisory_db_uri: str = "", allow_unknown: bool =
             database = _materialise(advisory_db_uri, Path(work)) if advisory_db_uri else None
             result = audit_requirements(requirements, advisory_db=database, online=online)
         except MlopsError as exc:
-            return GateResult("dependency_audit", False, f"unknown: {exc}"), f"### Dependency audit: FAILED\n\n{exc}\n"
+            return GateResult(
+                "dependency_audit", False, f"unknown: {exc}"
+            ), f"### Dependency audit: FAILED\n\n{exc}\n"
     passed = gate_passes(result, allow_unknown)
     ids = ", ".join(sorted({f"{f.package}=={f.version} {f.id}" for f in result.findings}))
     detail = f"{result.state}: {result.detail}" + (f" ({ids})" if ids else "")
     if result.state == "unknown" and passed:
         detail = "WARNING allowed unknown audit result: " + detail
         logger.warning("dependency audit could not check; allowed explicitly: %s", result.detail)
-    lines = [f"### Dependency audit: {'PASSED' if passed else 'FAILED'} ({result.state})", "",
-             result.detail, "", f"Packages checked: {result.checked}", ""]
+    lines = [
+        f"### Dependency audit: {'PASSED' if passed else 'FAILED'} ({result.state})",
+        "",
+        result.detail,
+        "",
+        f"Packages checked: {result.checked}",
+        "",
+    ]
     if result.findings:
         lines += ["| Package | Version | Advisory | Fixed in |", "|---|---|---|---|"]
-        lines += [f"| {f.package} | {f.version} | {f.id} | {', '.join(f.fixed_versions) or '-'} |"
-                  for f in result.findings]
+        lines += [
+            f"| {f.package} | {f.version} | {f.id} | {', '.join(f.fixed_versions) or '-'} |"
+            for f in result.findings
+        ]
     return GateResult("dependency_audit", passed, detail), "\n".join(lines) + "\n"
 
 
@@ -140,7 +151,9 @@ def resolve_code_paths(paths: str) -> list[Path]:
     return resolved
 
 
-def quality_gate(paths: str = DEFAULT_QUALITY_PATHS, fail_on: str = "medium") -> tuple[GateResult, str]:
+def quality_gate(
+    paths: str = DEFAULT_QUALITY_PATHS, fail_on: str = "medium"
+) -> tuple[GateResult, str]:
     """Runs ruff and bandit over the code that ships with the model.
 
     Args:

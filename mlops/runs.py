@@ -22,16 +22,25 @@ def prepare_local_run(pipeline_name: str, arguments: dict[str, Any]) -> dict[str
     return arguments
 
 
-def finish_local_run(pipeline_name: str, arguments: dict[str, Any], run: LocalRun) -> dict[str, Any]:
+def finish_local_run(
+    pipeline_name: str, arguments: dict[str, Any], run: LocalRun
+) -> dict[str, Any]:
     """The outcome JSON: the pipeline's own output plus the run folder and deployment."""
-    outcome = dict(run.output) if isinstance(run.output, dict) else {"status": "unknown", "output": run.output}
+    outcome = (
+        dict(run.output)
+        if isinstance(run.output, dict)
+        else {"status": "unknown", "output": run.output}
+    )
     outcome["run_dir"] = str(run.run_dir)
     outcome["log_file"] = str(run.log_file)
     outcome["seconds"] = round(run.seconds, 1)
     trigger = outcome.get("trigger")
     if pipeline_name == "monitoring" and isinstance(trigger, dict):
-        outcome["drift"] = {"detected": trigger["drift_detected"], "share": trigger["drift_share"],
-                            "columns": trigger["columns"]}
+        outcome["drift"] = {
+            "detected": trigger["drift_detected"],
+            "share": trigger["drift_share"],
+            "columns": trigger["columns"],
+        }
         outcome["report_uri"] = trigger["report_uri"]
     deployed = arguments.get("deploy", "canary" if pipeline_name == "monitoring" else "none")
     if outcome.get("status") == "released" and deployed != "none":

@@ -15,8 +15,14 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["IMAGE_REPOSITORY", "IMAGE_TAG", "RUNTIME_IMAGE", "SERVING_IMAGE", "COMPONENT_KWARGS",
-           "PYTHON_BASE_IMAGE"]
+__all__ = [
+    "IMAGE_REPOSITORY",
+    "IMAGE_TAG",
+    "RUNTIME_IMAGE",
+    "SERVING_IMAGE",
+    "COMPONENT_KWARGS",
+    "PYTHON_BASE_IMAGE",
+]
 
 IMAGE_REPOSITORY = "ghcr.io/kfp-mlops/kfp-mlops"
 IMAGE_TAG = "0.1.0"

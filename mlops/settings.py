@@ -75,7 +75,7 @@ class StoreSettings:
         for scheme in ("https://", "http://"):
             if endpoint.startswith(scheme):
                 secure = scheme == "https://"
-                endpoint = endpoint[len(scheme):]
+                endpoint = endpoint[len(scheme) :]
         endpoint = endpoint.rstrip("/")
         missing = [v for v in (ACCESS_KEY_VAR, SECRET_KEY_VAR) if not env.get(v)]
         if missing:

@@ -30,7 +30,7 @@ class S3Uri:
     def parse(cls, uri: str) -> "S3Uri":
         if not uri.startswith("s3://"):
             raise UsageError(f"not an s3:// URI: {uri!r}")
-        bucket, _, key = uri[len("s3://"):].partition("/")
+        bucket, _, key = uri[len("s3://") :].partition("/")
         if not bucket:
             raise UsageError(f"s3 URI has no bucket: {uri!r}")
         return cls(bucket, key)
@@ -43,7 +43,12 @@ def _is_missing(exc: BaseException | None) -> bool:
     """Whether an S3 error says the object (or its bucket) does not exist."""
     from minio.error import S3Error
 
-    return isinstance(exc, S3Error) and exc.code in ("NoSuchKey", "NoSuchBucket", "NoSuchObject", "NotFound")
+    return isinstance(exc, S3Error) and exc.code in (
+        "NoSuchKey",
+        "NoSuchBucket",
+        "NoSuchObject",
+        "NotFound",
+    )
 
 
 class ObjectStore:
@@ -59,8 +64,9 @@ class ObjectStore:
         # pipeline step or the serving process's background log flushes.
         http = urllib3.PoolManager(
             timeout=urllib3.Timeout(connect=timeout, read=max(timeout, 30.0)),
-            retries=urllib3.Retry(total=2, backoff_factor=0.2,
-                                  status_forcelist=[500, 502, 503, 504]),
+            retries=urllib3.Retry(
+                total=2, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]
+            ),
             maxsize=16,
         )
         self.client = Minio(
@@ -99,10 +105,14 @@ class ObjectStore:
             raise self._wrap("create bucket", self.bucket, exc) from exc
 
     # -- objects ------------------------------------------------------------
-    def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> str:
+    def put_bytes(
+        self, key: str, data: bytes, content_type: str = "application/octet-stream"
+    ) -> str:
         bucket, name = self._locate(key)
         try:
-            self.client.put_object(bucket, name, io.BytesIO(data), len(data), content_type=content_type)
+            self.client.put_object(
+                bucket, name, io.BytesIO(data), len(data), content_type=content_type
+            )
         except Exception as exc:
             raise self._wrap("put", f"s3://{bucket}/{name}", exc) from exc
         return f"s3://{bucket}/{name}"
@@ -149,8 +159,9 @@ class ObjectStore:
                 return None
             raise
 
-    def put_if_unchanged(self, key: str, data: bytes, etag: str | None,
-                         content_type: str = "application/json") -> None:
+    def put_if_unchanged(
+        self, key: str, data: bytes, etag: str | None, content_type: str = "application/json"
+    ) -> None:
         """Writes only if the object still has ``etag`` (None: only if it does not exist).
 
         S3 conditional writes (``If-Match`` / ``If-None-Match: *``), honoured by
@@ -165,11 +176,17 @@ class ObjectStore:
         bucket, name = self._locate(key)
         condition = {"If-Match": etag} if etag else {"If-None-Match": "*"}
         try:
-            self.client._put_object(bucket, name, data,  # noqa: SLF001 - see docstring
-                                    headers={"Content-Type": content_type, **condition})
+            self.client._put_object(
+                bucket,
+                name,
+                data,  # noqa: SLF001 - see docstring
+                headers={"Content-Type": content_type, **condition},
+            )
         except S3Error as exc:
             if exc.code in ("PreconditionFailed", "ConditionalRequestConflict"):
-                raise WriteConflict(f"s3://{bucket}/{name} changed while it was being updated") from exc
+                raise WriteConflict(
+                    f"s3://{bucket}/{name} changed while it was being updated"
+                ) from exc
             raise self._wrap("put", f"s3://{bucket}/{name}", exc) from exc
         except Exception as exc:
             raise self._wrap("put", f"s3://{bucket}/{name}", exc) from exc
@@ -222,7 +239,7 @@ class ObjectStore:
         local_dir = Path(local_dir)
         fetched = []
         for key in self.list(f"s3://{bucket}/{name}"):
-            relative = key[len(name):]
+            relative = key[len(name) :]
             if not relative or ".." in Path(relative).parts:
                 continue
             target = local_dir / relative

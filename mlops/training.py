@@ -33,12 +33,18 @@ def check_fraction(name: str, value: float, inclusive: bool = False) -> float:
 
 def check_estimator(estimator: str) -> str:
     if estimator not in ESTIMATORS:
-        raise UsageError(f"estimator {estimator!r} is unknown; choose one of {', '.join(ESTIMATORS)}")
+        raise UsageError(
+            f"estimator {estimator!r} is unknown; choose one of {', '.join(ESTIMATORS)}"
+        )
     return estimator
 
 
-def prepare_frame(frame: pd.DataFrame, target_column: str, drop_columns: str | list[str] = "",
-                  source: str = "data") -> pd.DataFrame:
+def prepare_frame(
+    frame: pd.DataFrame,
+    target_column: str,
+    drop_columns: str | list[str] = "",
+    source: str = "data",
+) -> pd.DataFrame:
     """Checks the target and dropped columns and returns the frame without the dropped ones.
 
     Raises:
@@ -46,8 +52,10 @@ def prepare_frame(frame: pd.DataFrame, target_column: str, drop_columns: str | l
             missing values, or fewer than two classes.
     """
     if target_column not in frame.columns:
-        raise DataError(f"target column {target_column!r} not found in {source}; "
-                        f"columns are: {', '.join(map(str, frame.columns))}")
+        raise DataError(
+            f"target column {target_column!r} not found in {source}; "
+            f"columns are: {', '.join(map(str, frame.columns))}"
+        )
     drop = parse_columns(drop_columns)
     missing = [c for c in drop if c not in frame.columns]
     if missing:
@@ -56,19 +64,29 @@ def prepare_frame(frame: pd.DataFrame, target_column: str, drop_columns: str | l
         raise DataError(f"target column {target_column!r} cannot be dropped")
     frame = frame.drop(columns=drop)
     if frame[target_column].isna().any():
-        raise DataError(f"target column {target_column!r} in {source} has "
-                        f"{int(frame[target_column].isna().sum())} missing values")
+        raise DataError(
+            f"target column {target_column!r} in {source} has "
+            f"{int(frame[target_column].isna().sum())} missing values"
+        )
     classes = frame[target_column].nunique()
     if classes < 2:
-        raise DataError(f"target column {target_column!r} in {source} has a single class "
-                        f"({frame[target_column].iloc[0]!r}); a classifier needs at least two")
+        raise DataError(
+            f"target column {target_column!r} in {source} has a single class "
+            f"({frame[target_column].iloc[0]!r}); a classifier needs at least two"
+        )
     if frame.shape[1] < 2:
         raise DataError(f"{source} has no feature columns besides the target {target_column!r}")
     return frame
 
 
-def split_dataset(frame: pd.DataFrame, target_column: str, test_size: float = 0.2, seed: int = 42,
-                  drop_columns: str | list[str] = "", source: str = "data") -> tuple[pd.DataFrame, pd.DataFrame]:
+def split_dataset(
+    frame: pd.DataFrame,
+    target_column: str,
+    test_size: float = 0.2,
+    seed: int = 42,
+    drop_columns: str | list[str] = "",
+    source: str = "data",
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Stratified train/test split after dropping columns.
 
     Raises:
@@ -82,11 +100,14 @@ def split_dataset(frame: pd.DataFrame, target_column: str, test_size: float = 0.
     counts = frame[target_column].value_counts()
     rare = counts[counts < MIN_ROWS_PER_CLASS]
     if not rare.empty:
-        raise DataError(f"class(es) {', '.join(map(repr, rare.index.tolist()))} of {target_column!r} have "
-                        f"fewer than {MIN_ROWS_PER_CLASS} rows; cannot stratify the split")
+        raise DataError(
+            f"class(es) {', '.join(map(repr, rare.index.tolist()))} of {target_column!r} have "
+            f"fewer than {MIN_ROWS_PER_CLASS} rows; cannot stratify the split"
+        )
     try:
-        train, test = train_test_split(frame, test_size=test_size, random_state=seed,
-                                       stratify=frame[target_column])
+        train, test = train_test_split(
+            frame, test_size=test_size, random_state=seed, stratify=frame[target_column]
+        )
     except ValueError as exc:
         raise DataError(f"cannot split {source}: {exc}") from exc
     return train.reset_index(drop=True), test.reset_index(drop=True)
@@ -102,11 +123,14 @@ def feature_schema(features: pd.DataFrame) -> list[dict[str, Any]]:
             schema.append({"name": str(name), "kind": "categorical", "categories": categories})
         else:
             finite = column[np.isfinite(column.astype(float))]
-            schema.append({
-                "name": str(name), "kind": "numeric",
-                "min": float(finite.min()) if len(finite) else None,
-                "max": float(finite.max()) if len(finite) else None,
-            })
+            schema.append(
+                {
+                    "name": str(name),
+                    "kind": "numeric",
+                    "min": float(finite.min()) if len(finite) else None,
+                    "max": float(finite.max()) if len(finite) else None,
+                }
+            )
     return schema
 
 
@@ -134,21 +158,41 @@ def build_pipeline(schema: list[dict[str, Any]], estimator: str, seed: int = 42)
     categorical = [f["name"] for f in schema if f["kind"] == "categorical"]
     transformers = []
     if numeric:
-        transformers.append(("numeric", Pipeline([
-            ("impute", SimpleImputer(strategy="median")),
-            ("scale", StandardScaler()),
-        ]), numeric))
+        transformers.append(
+            (
+                "numeric",
+                Pipeline(
+                    [
+                        ("impute", SimpleImputer(strategy="median")),
+                        ("scale", StandardScaler()),
+                    ]
+                ),
+                numeric,
+            )
+        )
     if categorical:
-        transformers.append(("categorical", Pipeline([
-            ("impute", SimpleImputer(strategy="most_frequent")),
-            ("onehot", OneHotEncoder(handle_unknown="ignore")),
-        ]), categorical))
+        transformers.append(
+            (
+                "categorical",
+                Pipeline(
+                    [
+                        ("impute", SimpleImputer(strategy="most_frequent")),
+                        ("onehot", OneHotEncoder(handle_unknown="ignore")),
+                    ]
+                ),
+                categorical,
+            )
+        )
     models = {
         "logistic_regression": lambda: LogisticRegression(max_iter=2000),
-        "random_forest": lambda: RandomForestClassifier(n_estimators=200, random_state=seed, n_jobs=1),
+        "random_forest": lambda: RandomForestClassifier(
+            n_estimators=200, random_state=seed, n_jobs=1
+        ),
         "gradient_boosting": lambda: GradientBoostingClassifier(random_state=seed),
     }
-    return Pipeline([("preprocess", ColumnTransformer(transformers)), ("model", models[estimator]())])
+    return Pipeline(
+        [("preprocess", ColumnTransformer(transformers)), ("model", models[estimator]())]
+    )
 
 
 @dataclass
@@ -164,15 +208,23 @@ class Evaluation:
     roc_auc: float | None = None
 
     def metrics(self, prefix: str) -> dict[str, float]:
-        out = {f"{prefix}_accuracy": self.accuracy, f"{prefix}_f1_macro": self.f1_macro,
-               f"{prefix}_rows": float(self.rows)}
+        out = {
+            f"{prefix}_accuracy": self.accuracy,
+            f"{prefix}_f1_macro": self.f1_macro,
+            f"{prefix}_rows": float(self.rows),
+        }
         if self.roc_auc is not None:
             out[f"{prefix}_roc_auc"] = self.roc_auc
         return out
 
 
-def evaluate(model, frame: pd.DataFrame, target_column: str, schema: list[dict[str, Any]],
-             source: str = "data") -> Evaluation:
+def evaluate(
+    model,
+    frame: pd.DataFrame,
+    target_column: str,
+    schema: list[dict[str, Any]],
+    source: str = "data",
+) -> Evaluation:
     """Scores ``model`` on a labelled frame whose features follow ``schema``.
 
     Raises:
@@ -200,8 +252,11 @@ def evaluate(model, frame: pd.DataFrame, target_column: str, schema: list[dict[s
         scores = model.predict_proba(features)[:, 1]
         fpr, tpr, thresholds = roc_curve(truth, scores, pos_label=labels[1])
         finite = np.isfinite(thresholds)
-        evaluation.roc_curve = {"fpr": fpr[finite].tolist(), "tpr": tpr[finite].tolist(),
-                                "thresholds": thresholds[finite].tolist()}
+        evaluation.roc_curve = {
+            "fpr": fpr[finite].tolist(),
+            "tpr": tpr[finite].tolist(),
+            "thresholds": thresholds[finite].tolist(),
+        }
         evaluation.roc_auc = float(roc_auc_score(truth == labels[1], scores))
     return evaluation
 

@@ -14,18 +14,27 @@ SIGNING_MOUNT = "/etc/mlops/signing"
 PUBLIC_KEY_MOUNT = "/etc/mlops/keys"
 CONFIG_MAP = "mlops-config"
 CONFIG_ENV_KEYS = ("MLOPS_PUSHGATEWAY",)
-STORE_ENV_KEYS = ("MLOPS_S3_ENDPOINT", "MLOPS_S3_ACCESS_KEY", "MLOPS_S3_SECRET_KEY",
-                  "MLOPS_S3_SECURE", "MLOPS_BUCKET")
+STORE_ENV_KEYS = (
+    "MLOPS_S3_ENDPOINT",
+    "MLOPS_S3_ACCESS_KEY",
+    "MLOPS_S3_SECRET_KEY",
+    "MLOPS_S3_SECURE",
+    "MLOPS_BUCKET",
+)
 
 
 def uses_store(task: dsl.PipelineTask) -> dsl.PipelineTask:
     """Gives a task the object-store settings (store Secret) and optional ``mlops-config`` settings."""
-    kubernetes.use_secret_as_env(task, secret_name=STORE_SECRET,
-                                 secret_key_to_env={key: key for key in STORE_ENV_KEYS})
+    kubernetes.use_secret_as_env(
+        task, secret_name=STORE_SECRET, secret_key_to_env={key: key for key in STORE_ENV_KEYS}
+    )
     # Optional settings (the Pushgateway URL); tasks run without them when absent.
-    kubernetes.use_config_map_as_env(task, config_map_name=CONFIG_MAP,
-                                     config_map_key_to_env={key: key for key in CONFIG_ENV_KEYS},
-                                     optional=True)
+    kubernetes.use_config_map_as_env(
+        task,
+        config_map_name=CONFIG_MAP,
+        config_map_key_to_env={key: key for key in CONFIG_ENV_KEYS},
+        optional=True,
+    )
     return task
 
 
@@ -37,7 +46,9 @@ def uses_private_key(task: dsl.PipelineTask) -> dsl.PipelineTask:
 
 def uses_public_key(task: dsl.PipelineTask) -> dsl.PipelineTask:
     """Mounts the public key, for steps that verify signatures (sign, publish, deploy)."""
-    kubernetes.use_secret_as_volume(task, secret_name=PUBLIC_KEY_SECRET, mount_path=PUBLIC_KEY_MOUNT)
+    kubernetes.use_secret_as_volume(
+        task, secret_name=PUBLIC_KEY_SECRET, mount_path=PUBLIC_KEY_MOUNT
+    )
     return task
 
 

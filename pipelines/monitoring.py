@@ -11,8 +11,8 @@ from pipelines.training import training
 @dsl.pipeline(
     name="monitoring",
     description="Check production data for drift against the deployed model's training sample; on "
-                "drift, retrain with the model's recipe, run every gate, and release as a canary only "
-                "when all pass. Production stays untouched otherwise.",
+    "drift, retrain with the model's recipe, run every gate, and release as a canary only "
+    "when all pass. Production stays untouched otherwise.",
 )
 def monitoring(
     model_name: str,
@@ -32,18 +32,36 @@ def monitoring(
     serving_image: str = "",
 ) -> str:
     """Returns the outcome JSON: status no_drift, released or rejected, with the drift summary."""
-    drift = live(uses_store(check_drift(
-        model_name=model_name, current_uri=current_uri, window_hours=window_hours,
-        drift_share_threshold=drift_share_threshold)))
+    drift = live(
+        uses_store(
+            check_drift(
+                model_name=model_name,
+                current_uri=current_uri,
+                window_hours=window_hours,
+                drift_share_threshold=drift_share_threshold,
+            )
+        )
+    )
     with dsl.If(drift.outputs["drift_detected"] == True, name="drift-detected"):  # noqa: E712
         retrained = training(
-            data_uri=retrain_data_uri, target_column=drift.outputs["target_column"],
-            holdout_uri=holdout_uri, model_name=model_name, min_accuracy=min_accuracy,
-            drop_columns=drift.outputs["drop_columns"], estimator=drift.outputs["estimator"],
-            test_size=test_size, seed=seed, advisory_db_uri=advisory_db_uri,
-            allow_unknown_audit=allow_unknown_audit, deploy="canary", canary_percent=canary_percent,
-            deploy_target=deploy_target, namespace=namespace, serving_image=serving_image,
-            trigger=drift.outputs["summary"])
+            data_uri=retrain_data_uri,
+            target_column=drift.outputs["target_column"],
+            holdout_uri=holdout_uri,
+            model_name=model_name,
+            min_accuracy=min_accuracy,
+            drop_columns=drift.outputs["drop_columns"],
+            estimator=drift.outputs["estimator"],
+            test_size=test_size,
+            seed=seed,
+            advisory_db_uri=advisory_db_uri,
+            allow_unknown_audit=allow_unknown_audit,
+            deploy="canary",
+            canary_percent=canary_percent,
+            deploy_target=deploy_target,
+            namespace=namespace,
+            serving_image=serving_image,
+            trigger=drift.outputs["summary"],
+        )
     with dsl.Else(name="no-drift"):
         unchanged = live(uses_store(record_no_drift(drift_summary=drift.outputs["summary"])))
     return dsl.OneOf(retrained.output, unchanged.output)

@@ -19,7 +19,7 @@ from pipelines._cluster import live, uses_private_key, uses_public_key, uses_sto
 @dsl.pipeline(
     name="training",
     description="Train a scikit-learn model, validate it on an independent holdout, run the "
-                "trust gates, and publish (and optionally deploy) it only when every gate passes.",
+    "trust gates, and publish (and optionally deploy) it only when every gate passes.",
 )
 def training(
     data_uri: str,
@@ -50,38 +50,96 @@ def training(
     ``trigger`` is kept in the outcome: the monitoring pipeline passes its drift
     summary, so every retrained release records why it happened.
     """
-    split = live(uses_store(load_split(
-        data_uri=data_uri, target_column=target_column, drop_columns=drop_columns,
-        test_size=test_size, seed=seed)))
-    trained = live(train_model(
-        train_data=split.outputs["train_data"], test_data=split.outputs["test_data"],
-        target_column=target_column, model_name=model_name, estimator=estimator,
-        drop_columns=drop_columns, data_fingerprint=split.outputs["data_fingerprint"], seed=seed))
-    holdout = live(uses_store(validate_holdout(
-        model=trained.outputs["model"], train_data=split.outputs["train_data"],
-        holdout_uri=holdout_uri, min_accuracy=min_accuracy)))
-    audit = live(uses_store(audit_dependencies(
-        model=trained.outputs["model"], advisory_db_uri=advisory_db_uri,
-        allow_unknown_audit=allow_unknown_audit)))
+    split = live(
+        uses_store(
+            load_split(
+                data_uri=data_uri,
+                target_column=target_column,
+                drop_columns=drop_columns,
+                test_size=test_size,
+                seed=seed,
+            )
+        )
+    )
+    trained = live(
+        train_model(
+            train_data=split.outputs["train_data"],
+            test_data=split.outputs["test_data"],
+            target_column=target_column,
+            model_name=model_name,
+            estimator=estimator,
+            drop_columns=drop_columns,
+            data_fingerprint=split.outputs["data_fingerprint"],
+            seed=seed,
+        )
+    )
+    holdout = live(
+        uses_store(
+            validate_holdout(
+                model=trained.outputs["model"],
+                train_data=split.outputs["train_data"],
+                holdout_uri=holdout_uri,
+                min_accuracy=min_accuracy,
+            )
+        )
+    )
+    audit = live(
+        uses_store(
+            audit_dependencies(
+                model=trained.outputs["model"],
+                advisory_db_uri=advisory_db_uri,
+                allow_unknown_audit=allow_unknown_audit,
+            )
+        )
+    )
     scan = live(scan_model(model=trained.outputs["model"]))
     quality = live(check_code_quality(paths=quality_paths, fail_on=quality_fail_on))
     signed = live(uses_public_key(uses_private_key(sign_model(model=trained.outputs["model"]))))
-    decision = live(decide_release(
-        holdout_gate=holdout.outputs["gate"], audit_gate=audit.outputs["gate"],
-        scan_gate=scan.outputs["gate"], quality_gate=quality.outputs["gate"],
-        signature_gate=signed.outputs["gate"]))
+    decision = live(
+        decide_release(
+            holdout_gate=holdout.outputs["gate"],
+            audit_gate=audit.outputs["gate"],
+            scan_gate=scan.outputs["gate"],
+            quality_gate=quality.outputs["gate"],
+            signature_gate=signed.outputs["gate"],
+        )
+    )
 
     with dsl.If(decision.outputs["passed"] == True, name="all-gates-passed"):  # noqa: E712
-        published = live(uses_public_key(uses_store(publish_model(
-            signed_model=signed.outputs["signed_model"], gates=decision.outputs["gates"],
-            trigger=trigger))))
+        published = live(
+            uses_public_key(
+                uses_store(
+                    publish_model(
+                        signed_model=signed.outputs["signed_model"],
+                        gates=decision.outputs["gates"],
+                        trigger=trigger,
+                    )
+                )
+            )
+        )
         with dsl.If(deploy != "none", name="deploy-requested"):
-            live(uses_public_key(uses_store(deploy_model(
-                model_name=model_name, model_uri=published.outputs["model_uri"],
-                model_version=published.outputs["model_version"], mode=deploy,
-                canary_percent=canary_percent, target=deploy_target, namespace=namespace,
-                image=serving_image))))
+            live(
+                uses_public_key(
+                    uses_store(
+                        deploy_model(
+                            model_name=model_name,
+                            model_uri=published.outputs["model_uri"],
+                            model_version=published.outputs["model_version"],
+                            mode=deploy,
+                            canary_percent=canary_percent,
+                            target=deploy_target,
+                            namespace=namespace,
+                            image=serving_image,
+                        )
+                    )
+                )
+            )
     with dsl.Else(name="gate-failed"):
-        rejected = live(uses_store(record_rejection(
-            model=trained.outputs["model"], gates=decision.outputs["gates"], trigger=trigger)))
+        rejected = live(
+            uses_store(
+                record_rejection(
+                    model=trained.outputs["model"], gates=decision.outputs["gates"], trigger=trigger
+                )
+            )
+        )
     return dsl.OneOf(published.outputs["outcome"], rejected.outputs["Output"])

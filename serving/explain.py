@@ -41,15 +41,21 @@ logger = logging.getLogger(__name__)
 
 MAX_EXPLAIN_ROWS = 100
 
-LINEAR_DESCRIPTION = ("exact linear decomposition of the predicted class's decision value (logit): "
-                      "coef * (x_transformed - reference_mean), summed per input feature; "
-                      "base_value + sum(attributions) = decision value")
-TREE_SHAP_DESCRIPTION = ("TreeSHAP (shap.TreeExplainer, path-dependent): exact Shapley values of the tree "
-                         "ensemble's output for the predicted class (probability for random forests, "
-                         "log-odds or raw score for gradient boosting), one-hot columns summed per input "
-                         "feature; base_value + sum(attributions) = model output")
-OCCLUSION_DESCRIPTION = ("occlusion: drop in the predicted class's probability when the feature is "
-                         "replaced by its reference value (numeric median / categorical mode)")
+LINEAR_DESCRIPTION = (
+    "exact linear decomposition of the predicted class's decision value (logit): "
+    "coef * (x_transformed - reference_mean), summed per input feature; "
+    "base_value + sum(attributions) = decision value"
+)
+TREE_SHAP_DESCRIPTION = (
+    "TreeSHAP (shap.TreeExplainer, path-dependent): exact Shapley values of the tree "
+    "ensemble's output for the predicted class (probability for random forests, "
+    "log-odds or raw score for gradient boosting), one-hot columns summed per input "
+    "feature; base_value + sum(attributions) = model output"
+)
+OCCLUSION_DESCRIPTION = (
+    "occlusion: drop in the predicted class's probability when the feature is "
+    "replaced by its reference value (numeric median / categorical mode)"
+)
 
 
 def _json_value(value: Any) -> Any:
@@ -85,8 +91,13 @@ class Explainer:
         self.classes = list(model.classes_)
         self._linear = self._linear_parts(reference)
         self._tree = self._tree_parts() if self._linear is None else None
-        self.method = ("linear" if self._linear is not None
-                       else "tree_shap" if self._tree is not None else "occlusion")
+        self.method = (
+            "linear"
+            if self._linear is not None
+            else "tree_shap"
+            if self._tree is not None
+            else "occlusion"
+        )
         self._baseline: dict[str, Any] | None = None
         self._baseline_frame: pd.DataFrame | None = None
         if self.method == "occlusion":
@@ -94,8 +105,10 @@ class Explainer:
             # one-row frame scored for base_value.
             self._baseline = self._baseline_row(reference)
             self._baseline_frame = pd.DataFrame(
-                {name: [value] for name, value in self._baseline.items()}).astype(
-                {f.name: (np.float64 if f.kind == NUMERIC else object) for f in schema.features})
+                {name: [value] for name, value in self._baseline.items()}
+            ).astype(
+                {f.name: (np.float64 if f.kind == NUMERIC else object) for f in schema.features}
+            )
 
     # -- setup --------------------------------------------------------------------
     def _linear_parts(self, reference: pd.DataFrame | None):
@@ -125,7 +138,13 @@ class Explainer:
                 mean = np.zeros(mapping.shape[0])
         else:
             mean = np.zeros(mapping.shape[0])
-        return pre, np.asarray(coef, dtype=np.float64), np.asarray(intercept, dtype=np.float64), mean, mapping
+        return (
+            pre,
+            np.asarray(coef, dtype=np.float64),
+            np.asarray(intercept, dtype=np.float64),
+            mean,
+            mapping,
+        )
 
     def _tree_parts(self):
         """(preprocessing, shap.TreeExplainer, column mapping) for a tree ensemble, else None."""
@@ -168,8 +187,10 @@ class Explainer:
                 continue
             cols = [cols] if isinstance(cols, str) else list(cols)
             try:
-                features = [self.schema.index[str(c)] if not isinstance(c, (int, np.integer))
-                            else int(c) for c in cols]
+                features = [
+                    self.schema.index[str(c)] if not isinstance(c, (int, np.integer)) else int(c)
+                    for c in cols
+                ]
             except KeyError:
                 return None
             if width == len(features):
@@ -180,33 +201,43 @@ class Explainer:
             encoder = trans[-1] if isinstance(trans, Pipeline) else trans
             if not isinstance(encoder, OneHotEncoder):
                 return None
-            sizes = getattr(encoder, "_n_features_outs", None) or [len(c) for c in encoder.categories_]
+            sizes = getattr(encoder, "_n_features_outs", None) or [
+                len(c) for c in encoder.categories_
+            ]
             if sum(sizes) != width or len(sizes) != len(features):
                 return None
             start = indices.start
             for size, feature in zip(sizes, features, strict=True):
-                mapping[start:start + size, feature] = 1
+                mapping[start : start + size, feature] = 1
                 start += size
             covered += width
         return mapping if covered == n_out else None
 
     def _baseline_row(self, reference: pd.DataFrame | None) -> dict[str, Any]:
         baseline: dict[str, Any] = {}
-        usable = reference is not None and len(reference) and set(self.schema.names) <= set(reference.columns)
+        usable = (
+            reference is not None
+            and len(reference)
+            and set(self.schema.names) <= set(reference.columns)
+        )
         frame = coerce_reference(reference, self.schema) if usable else None
         for feature in self.schema.features:
             value: Any = np.nan  # the model's imputer then uses its training median / mode
             if frame is not None:
                 column = frame[feature.name].dropna()
                 if len(column):
-                    value = float(column.median()) if feature.kind == NUMERIC else column.mode().iloc[0]
+                    value = (
+                        float(column.median()) if feature.kind == NUMERIC else column.mode().iloc[0]
+                    )
             baseline[feature.name] = value
         return baseline
 
     # -- explaining -------------------------------------------------------------
     def explain(self, frame: pd.DataFrame) -> dict[str, Any]:
         if len(frame) > MAX_EXPLAIN_ROWS:
-            raise InvalidInput(f"explain takes at most {MAX_EXPLAIN_ROWS} instances, got {len(frame)}")
+            raise InvalidInput(
+                f"explain takes at most {MAX_EXPLAIN_ROWS} instances, got {len(frame)}"
+            )
         proba = self.model.predict_proba(frame)
         predicted = proba.argmax(axis=1)
         if self._linear is not None:
@@ -221,18 +252,27 @@ class Explainer:
         explanations = []
         records = frame.to_dict("records")
         for i, row in enumerate(records):
-            explanations.append({
-                "prediction": _json_value(self.classes[predicted[i]]),
-                "probability": float(proba[i, predicted[i]]),
-                "base_value": float(base[i]),
-                "attributions": [
-                    {"feature": name, "value": _json_value(row[name]),
-                     "attribution": float(attributions[i, j])}
-                    for j, name in enumerate(self.schema.names)
-                ],
-            })
-        return {"method": self.method, "method_description": description,
-                "feature_names": list(self.schema.names), "explanations": explanations}
+            explanations.append(
+                {
+                    "prediction": _json_value(self.classes[predicted[i]]),
+                    "probability": float(proba[i, predicted[i]]),
+                    "base_value": float(base[i]),
+                    "attributions": [
+                        {
+                            "feature": name,
+                            "value": _json_value(row[name]),
+                            "attribution": float(attributions[i, j]),
+                        }
+                        for j, name in enumerate(self.schema.names)
+                    ],
+                }
+            )
+        return {
+            "method": self.method,
+            "method_description": description,
+            "feature_names": list(self.schema.names),
+            "explanations": explanations,
+        }
 
     def _explain_linear(self, frame: pd.DataFrame, predicted: np.ndarray):
         pre, coef, intercept, mean, mapping = self._linear
@@ -248,7 +288,9 @@ class Explainer:
 
     def _explain_tree(self, frame: pd.DataFrame, predicted: np.ndarray):
         pre, explainer, mapping = self._tree
-        values = np.asarray(explainer.shap_values(_dense(pre.transform(frame)), check_additivity=False))
+        values = np.asarray(
+            explainer.shap_values(_dense(pre.transform(frame)), check_additivity=False)
+        )
         expected = np.atleast_1d(np.asarray(explainer.expected_value, dtype=np.float64))
         rows = np.arange(len(frame))
         if values.ndim == 2:  # one output (binary gradient boosting): log-odds of classes_[1]
@@ -263,7 +305,8 @@ class Explainer:
             position = repeated.columns.get_loc(feature.name)
             repeated.iloc[j::d, position] = self._baseline[feature.name]
         scored = self.model.predict_proba(
-            pd.concat([repeated, self._baseline_frame], ignore_index=True))
+            pd.concat([repeated, self._baseline_frame], ignore_index=True)
+        )
         occluded = scored[:-1].reshape(n, d, -1)
         rows = np.arange(n)
         chosen = proba[rows, predicted]

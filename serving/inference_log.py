@@ -50,8 +50,14 @@ class _Chunk:
     def tail(self, keep: int) -> "_Chunk":
         """The last ``keep`` rows of this chunk."""
         start = self.rows - keep
-        inputs = self.inputs.iloc[start:] if isinstance(self.inputs, pd.DataFrame) else self.inputs[start:]
-        return _Chunk(self.version, inputs, self.outputs[start:], self.timestamp, keep, self.columns)
+        inputs = (
+            self.inputs.iloc[start:]
+            if isinstance(self.inputs, pd.DataFrame)
+            else self.inputs[start:]
+        )
+        return _Chunk(
+            self.version, inputs, self.outputs[start:], self.timestamp, keep, self.columns
+        )
 
     def frame(self) -> pd.DataFrame:
         if isinstance(self.inputs, pd.DataFrame):
@@ -63,7 +69,9 @@ class _Chunk:
         else:
             frame = pd.DataFrame(list(self.inputs), columns=self.columns)
         frame = frame.drop(columns=[c for c in RESERVED_COLUMNS if c in frame.columns])
-        frame["prediction"] = self.outputs if isinstance(self.outputs, np.ndarray) else list(self.outputs)
+        frame["prediction"] = (
+            self.outputs if isinstance(self.outputs, np.ndarray) else list(self.outputs)
+        )
         frame["model_version"] = self.version
         frame["timestamp"] = pd.Timestamp(self.timestamp)
         return frame
@@ -84,7 +92,9 @@ def _batch_frame(chunks: list[_Chunk]) -> pd.DataFrame:
         rows = [c.rows for c in chunks]
         frame["prediction"] = np.concatenate([np.asarray(c.outputs) for c in chunks])
         frame["model_version"] = np.repeat([c.version for c in chunks], rows)
-        frame["timestamp"] = pd.DatetimeIndex([c.timestamp for c in chunks]).as_unit("us").repeat(rows)
+        frame["timestamp"] = (
+            pd.DatetimeIndex([c.timestamp for c in chunks]).as_unit("us").repeat(rows)
+        )
         return frame
     return pd.concat([c.frame() for c in chunks], ignore_index=True)
 
@@ -101,8 +111,15 @@ class InferenceLogger:
         columns: Column names for records given as lists of lists.
     """
 
-    def __init__(self, store, model_name: str, max_buffer_rows: int = 10_000, flush_rows: int = 1000,
-                 flush_seconds: float = 5.0, columns: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        store,
+        model_name: str,
+        max_buffer_rows: int = 10_000,
+        flush_rows: int = 1000,
+        flush_seconds: float = 5.0,
+        columns: Sequence[str] | None = None,
+    ) -> None:
         if max_buffer_rows < 1 or flush_rows < 1 or flush_seconds <= 0:
             raise ValueError("max_buffer_rows, flush_rows and flush_seconds must be positive")
         self.store = store
@@ -123,7 +140,9 @@ class InferenceLogger:
         self._closing = threading.Event()
         self._written_metric = metrics.INFERENCE_LOG_RECORDS.labels(model_name, "written")
         self._dropped_metric = metrics.INFERENCE_LOG_RECORDS.labels(model_name, "dropped")
-        self._thread = threading.Thread(target=self._run, name=f"inference-log-{model_name}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"inference-log-{model_name}", daemon=True
+        )
         self._thread.start()
 
     # -- request path ---------------------------------------------------------
@@ -220,9 +239,13 @@ class InferenceLogger:
                 with self._lock:
                     self._inflight = 0
                 self._requeue(unwritten)
-                logger.warning("inference log for %s: write failed (%d rows kept for retry, "
-                               "%d buffered): %s", self.model_name,
-                               sum(c.rows for c in unwritten), self._rows, exc)
+                logger.warning(
+                    "inference log for %s: write failed (%d rows kept for retry, %d buffered): %s",
+                    self.model_name,
+                    sum(c.rows for c in unwritten),
+                    self._rows,
+                    exc,
+                )
                 return False
             pending.pop(0)
             with self._lock:
@@ -264,8 +287,11 @@ class InferenceLogger:
                 self._chunks.clear()
             if lost:
                 self._count_dropped(lost)
-                logger.warning("inference log for %s: %d rows lost at shutdown (store unreachable)",
-                               self.model_name, lost)
+                logger.warning(
+                    "inference log for %s: %d rows lost at shutdown (store unreachable)",
+                    self.model_name,
+                    lost,
+                )
         return ok
 
 
@@ -282,12 +308,16 @@ def read_inference_logs(store, model_name: str, since: datetime | None = None) -
             since = since.replace(tzinfo=timezone.utc)
         since = since.astimezone(timezone.utc)
         first_day = since.date().isoformat()
-        keys = [k for k in keys if k[len(prefix):len(prefix) + 10] >= first_day]
+        keys = [k for k in keys if k[len(prefix) : len(prefix) + 10] >= first_day]
     frames = [pd.read_parquet(io.BytesIO(store.get_bytes(k))) for k in keys]
     if not frames:
-        return pd.DataFrame({"prediction": pd.Series(dtype=object),
-                             "model_version": pd.Series(dtype=object),
-                             "timestamp": pd.Series(dtype="datetime64[us, UTC]")})
+        return pd.DataFrame(
+            {
+                "prediction": pd.Series(dtype=object),
+                "model_version": pd.Series(dtype=object),
+                "timestamp": pd.Series(dtype="datetime64[us, UTC]"),
+            }
+        )
     frame = pd.concat(frames, ignore_index=True)
     if since is not None:
         frame = frame[frame["timestamp"] >= pd.Timestamp(since)]

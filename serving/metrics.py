@@ -23,29 +23,47 @@ import threading
 
 from prometheus_client import Counter, Gauge, Histogram
 
-REQUESTS = Counter("mlops_requests_total", "Inference and explain requests received.",
-                   ["model", "version", "protocol"])
-REQUEST_ERRORS = Counter("mlops_request_errors_total", "Requests answered with an error status.",
-                         ["model", "version", "code"])
-PREDICTIONS = Counter("mlops_predictions_total", "Predicted rows per class.",
-                      ["model", "version", "class"])
-OUT_OF_RANGE = Counter("mlops_input_out_of_range_total",
-                       "Input values outside the training range or unseen categories.",
-                       ["model", "version", "feature"])
-MODEL_INFO = Gauge("mlops_model_info", "1 while a model version is loaded and serving in a role.",
-                   ["model", "version", "role"])
-INFERENCE_LOG_RECORDS = Counter("mlops_inference_log_records_total",
-                                "Inference-log rows written to the store or dropped.",
-                                ["model", "result"])
-REQUEST_DURATION = Histogram("mlops_request_duration_seconds", "Request latency.",
-                             ["model", "version", "endpoint"],
-                             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
-                                      2.5, 5.0, 10.0))
+REQUESTS = Counter(
+    "mlops_requests_total",
+    "Inference and explain requests received.",
+    ["model", "version", "protocol"],
+)
+REQUEST_ERRORS = Counter(
+    "mlops_request_errors_total",
+    "Requests answered with an error status.",
+    ["model", "version", "code"],
+)
+PREDICTIONS = Counter(
+    "mlops_predictions_total", "Predicted rows per class.", ["model", "version", "class"]
+)
+OUT_OF_RANGE = Counter(
+    "mlops_input_out_of_range_total",
+    "Input values outside the training range or unseen categories.",
+    ["model", "version", "feature"],
+)
+MODEL_INFO = Gauge(
+    "mlops_model_info",
+    "1 while a model version is loaded and serving in a role.",
+    ["model", "version", "role"],
+)
+INFERENCE_LOG_RECORDS = Counter(
+    "mlops_inference_log_records_total",
+    "Inference-log rows written to the store or dropped.",
+    ["model", "result"],
+)
+REQUEST_DURATION = Histogram(
+    "mlops_request_duration_seconds",
+    "Request latency.",
+    ["model", "version", "endpoint"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
 
 UNKNOWN = "unknown"
 
 # Per-request scratch dict set by the middleware; the model writes the serving version into it.
-_REQUEST: contextvars.ContextVar[dict | None] = contextvars.ContextVar("mlops_request", default=None)
+_REQUEST: contextvars.ContextVar[dict | None] = contextvars.ContextVar(
+    "mlops_request", default=None
+)
 _info_lock = threading.Lock()
 _info: set[tuple[str, str, str]] = set()
 

@@ -63,8 +63,15 @@ class SklearnPredictor(Model):
         inference_logger: Optional :class:`serving.inference_log.InferenceLogger`.
     """
 
-    def __init__(self, name: str, model_uri_or_dir: Union[str, Path], public_key: Path,
-                 store=None, version: str = "", inference_logger=None) -> None:
+    def __init__(
+        self,
+        name: str,
+        model_uri_or_dir: Union[str, Path],
+        public_key: Path,
+        store=None,
+        version: str = "",
+        inference_logger=None,
+    ) -> None:
         super().__init__(name)
         self.model_uri = str(model_uri_or_dir)
         self.public_key = Path(public_key)
@@ -99,16 +106,26 @@ class SklearnPredictor(Model):
             self._load_dir(model_dir)
         except Exception as exc:  # fail closed on anything: store, signature, format
             self.not_ready_reason = f"{type(exc).__name__}: {exc}"
-            logger.error("model %s version %s from %s is NOT served: %s", self.name,
-                         self.version or "?", self.model_uri, self.not_ready_reason)
+            logger.error(
+                "model %s version %s from %s is NOT served: %s",
+                self.name,
+                self.version or "?",
+                self.model_uri,
+                self.not_ready_reason,
+            )
             return False
         finally:
             if workdir is not None:
                 shutil.rmtree(workdir, ignore_errors=True)
         self.not_ready_reason = None
         self.ready = True
-        logger.info("model %s version %s loaded from %s (verified, %s)", self.name, self.version,
-                    self.model_uri, self.explainer.method if self.explainer else "-")
+        logger.info(
+            "model %s version %s loaded from %s (verified, %s)",
+            self.name,
+            self.version,
+            self.model_uri,
+            self.explainer.method if self.explainer else "-",
+        )
         return True
 
     def _load_dir(self, model_dir: Path) -> None:
@@ -142,12 +159,16 @@ class SklearnPredictor(Model):
     def get_input_types(self):
         if self.schema is None:
             return []
-        return [{"name": f.name, "datatype": "FP64" if f.kind == NUMERIC else "BYTES", "shape": [-1]}
-                for f in self.schema.features]
+        return [
+            {"name": f.name, "datatype": "FP64" if f.kind == NUMERIC else "BYTES", "shape": [-1]}
+            for f in self.schema.features
+        ]
 
     def get_output_types(self):
-        return [{"name": "predict", "datatype": self._labels_datatype, "shape": [-1]},
-                {"name": "probabilities", "datatype": "FP64", "shape": [-1, len(self.classes)]}]
+        return [
+            {"name": "predict", "datatype": self._labels_datatype, "shape": [-1]},
+            {"name": "probabilities", "datatype": "FP64", "shape": [-1, len(self.classes)]},
+        ]
 
     # -- inference ----------------------------------------------------------------
     def _check_ready(self) -> None:
@@ -167,8 +188,9 @@ class SklearnPredictor(Model):
         return proba, labels
 
     def _observe(self, frame: pd.DataFrame, index: np.ndarray, labels: np.ndarray) -> None:
-        metrics.count_predictions(self.name, self.version, self.classes,
-                                  np.bincount(index, minlength=len(self.classes)))
+        metrics.count_predictions(
+            self.name, self.version, self.classes, np.bincount(index, minlength=len(self.classes))
+        )
         counts = out_of_range_counts(self.schema, frame)
         if counts:
             metrics.count_out_of_range(self.name, self.version, counts)
@@ -178,8 +200,12 @@ class SklearnPredictor(Model):
             except Exception:  # logging must never fail a prediction
                 logger.exception("inference log record failed")
 
-    def predict(self, payload: Union[Dict, InferRequest], headers: Dict[str, str] = None,
-                response_headers: Dict[str, str] = None) -> Union[Dict, InferResponse]:
+    def predict(
+        self,
+        payload: Union[Dict, InferRequest],
+        headers: Dict[str, str] = None,
+        response_headers: Dict[str, str] = None,
+    ) -> Union[Dict, InferResponse]:
         self._check_ready()
         metrics.note_version(self.version)
         if isinstance(payload, InferRequest):
@@ -197,11 +223,20 @@ class SklearnPredictor(Model):
         proba, labels = self._score(frame)
         outputs = []
         if want_predict:
-            outputs.append(InferOutput(name="predict", shape=[len(labels)],
-                                       datatype=self._labels_datatype, data=labels))
+            outputs.append(
+                InferOutput(
+                    name="predict", shape=[len(labels)], datatype=self._labels_datatype, data=labels
+                )
+            )
         if want_proba:
-            outputs.append(InferOutput(name="probabilities", shape=list(proba.shape), datatype="FP64",
-                                       data=np.ascontiguousarray(proba, dtype=np.float64)))
+            outputs.append(
+                InferOutput(
+                    name="probabilities",
+                    shape=list(proba.shape),
+                    datatype="FP64",
+                    data=np.ascontiguousarray(proba, dtype=np.float64),
+                )
+            )
         return InferResponse(
             response_id=request.id or str(uuid.uuid4()),
             model_name=self.name,
@@ -247,7 +282,9 @@ class FastPath:
         self.linear_head: Optional[tuple[np.ndarray, np.ndarray]] = None
 
     @classmethod
-    def build(cls, model, schema: FeatureSchema, reference: Optional[pd.DataFrame]) -> Optional["FastPath"]:
+    def build(
+        cls, model, schema: FeatureSchema, reference: Optional[pd.DataFrame]
+    ) -> Optional["FastPath"]:
         try:
             fast = cls._compile(model, schema)
             if fast is None or reference is None or not len(reference):
@@ -267,8 +304,11 @@ class FastPath:
 
     @staticmethod
     def _agrees(quick: np.ndarray, slow: np.ndarray) -> bool:
-        return quick.shape == slow.shape and np.allclose(quick, slow, rtol=1e-9, atol=1e-12) and \
-            bool((quick.argmax(axis=1) == slow.argmax(axis=1)).all())
+        return (
+            quick.shape == slow.shape
+            and np.allclose(quick, slow, rtol=1e-9, atol=1e-12)
+            and bool((quick.argmax(axis=1) == slow.argmax(axis=1)).all())
+        )
 
     @staticmethod
     def _linear_head(estimator) -> Optional[tuple[np.ndarray, np.ndarray]]:
@@ -276,8 +316,9 @@ class FastPath:
 
         if type(estimator) is not LogisticRegression:
             return None
-        return np.asarray(estimator.coef_, dtype=np.float64).T.copy(), \
-            np.asarray(estimator.intercept_, dtype=np.float64)
+        return np.asarray(estimator.coef_, dtype=np.float64).T.copy(), np.asarray(
+            estimator.intercept_, dtype=np.float64
+        )
 
     @staticmethod
     def _probe_frame(model, schema: FeatureSchema, reference: pd.DataFrame) -> pd.DataFrame:
@@ -286,7 +327,7 @@ class FastPath:
         frame = coerce_reference(reference, schema).head(200).reset_index(drop=True)
         odd = frame.head(min(len(frame), 8)).copy()
         for j, feature in enumerate(schema.features):
-            rows = odd.index[j % len(odd)::3] if len(odd) else []
+            rows = odd.index[j % len(odd) :: 3] if len(odd) else []
             odd.loc[rows, feature.name] = np.nan if feature.kind == NUMERIC else "__unseen__"
             odd.loc[odd.index[(j + 1) % len(odd)], feature.name] = np.nan
         return pd.concat([frame, odd], ignore_index=True)
@@ -317,7 +358,9 @@ class FastPath:
             if not steps or type(steps[0]) is not SimpleImputer or steps[0].add_indicator:
                 return None
             fill = np.asarray(steps[0].statistics_, dtype=object)
-            if len(fill) != len(cols) or any(isinstance(v, float) and not np.isfinite(v) for v in fill):
+            if len(fill) != len(cols) or any(
+                isinstance(v, float) and not np.isfinite(v) for v in fill
+            ):
                 return None
             out = ct.output_indices_[name]
             if len(steps) == 2 and type(steps[1]) is StandardScaler:
@@ -330,10 +373,15 @@ class FastPath:
                 width_here = len(cols)
             elif len(steps) == 2 and type(steps[1]) is OneHotEncoder:
                 encoder = steps[1]
-                if encoder.drop_idx_ is not None or encoder.handle_unknown != "ignore" or \
-                        getattr(encoder, "_infrequent_enabled", False):
+                if (
+                    encoder.drop_idx_ is not None
+                    or encoder.handle_unknown != "ignore"
+                    or getattr(encoder, "_infrequent_enabled", False)
+                ):
                     return None
-                lookups = [{value: i for i, value in enumerate(c.tolist())} for c in encoder.categories_]
+                lookups = [
+                    {value: i for i, value in enumerate(c.tolist())} for c in encoder.categories_
+                ]
                 if any(not all(isinstance(v, str) for v in lookup) for lookup in lookups):
                     return None
                 parts.append(("cat", positions, fill, lookups, None, out.start))
@@ -363,7 +411,7 @@ class FastPath:
                     block = block - a
                 if b is not None:
                     block = block / b
-                out[:, start:start + len(positions)] = block
+                out[:, start : start + len(positions)] = block
             else:
                 offset = start
                 for j, position in enumerate(positions):

@@ -69,8 +69,12 @@ class RoutedModel(Model):
     def route(self) -> Route:
         return self._route
 
-    def set_route(self, stable: Optional[SklearnPredictor], canary: Optional[SklearnPredictor] = None,
-                  canary_percent: int = 0) -> None:
+    def set_route(
+        self,
+        stable: Optional[SklearnPredictor],
+        canary: Optional[SklearnPredictor] = None,
+        canary_percent: int = 0,
+    ) -> None:
         """Atomically replaces the route and updates ``mlops_model_info``."""
         if canary is None:
             canary_percent = 0
@@ -89,8 +93,11 @@ class RoutedModel(Model):
 
     def _pick(self) -> SklearnPredictor:
         route = self._route
-        if route.canary is not None and route.canary_percent > 0 and \
-                random.random() * 100.0 < route.canary_percent:  # nosec B311
+        if (
+            route.canary is not None
+            and route.canary_percent > 0
+            and random.random() * 100.0 < route.canary_percent
+        ):  # nosec B311
             return route.canary
         if route.stable is None:
             raise ModelNotReady(self.name, self.not_ready_reason)
@@ -100,11 +107,17 @@ class RoutedModel(Model):
         stable = self._route.stable
         return stable is not None and stable.ready
 
-    def load(self) -> bool:  # the reconciler loads versions; KServe may call this on a not-ready model
+    def load(
+        self,
+    ) -> bool:  # the reconciler loads versions; KServe may call this on a not-ready model
         return self.ready
 
-    def predict(self, payload: Union[Dict, InferRequest], headers: Dict[str, str] = None,
-                response_headers: Dict[str, str] = None):
+    def predict(
+        self,
+        payload: Union[Dict, InferRequest],
+        headers: Dict[str, str] = None,
+        response_headers: Dict[str, str] = None,
+    ):
         return self._pick().predict(payload, headers)
 
     def explain(self, payload: Union[Dict, InferRequest], headers: Dict[str, str] = None) -> Dict:
@@ -153,7 +166,12 @@ def _env_float(name: str, default: float) -> float:
 
 def logger_factory_from_env(store) -> Optional[Callable[[str], object]]:
     """Builds InferenceLoggers configured by ``MLOPS_INFERENCE_LOG*`` (None when disabled or no store)."""
-    if store is None or os.environ.get("MLOPS_INFERENCE_LOG", "true").strip().lower() in ("0", "false", "no", "off"):
+    if store is None or os.environ.get("MLOPS_INFERENCE_LOG", "true").strip().lower() in (
+        "0",
+        "false",
+        "no",
+        "off",
+    ):
         return None
     from serving.inference_log import InferenceLogger
 
@@ -162,8 +180,13 @@ def logger_factory_from_env(store) -> Optional[Callable[[str], object]]:
     max_rows = int(_env_float("MLOPS_INFERENCE_LOG_MAX_ROWS", 10_000))
 
     def make(model_name: str):
-        return InferenceLogger(store, model_name, max_buffer_rows=max_rows, flush_rows=flush_rows,
-                               flush_seconds=flush_seconds)
+        return InferenceLogger(
+            store,
+            model_name,
+            max_buffer_rows=max_rows,
+            flush_rows=flush_rows,
+            flush_seconds=flush_seconds,
+        )
 
     return make
 
@@ -180,17 +203,26 @@ class Reconciler:
         logger_factory: ``model_name -> InferenceLogger`` or None for no inference logging.
     """
 
-    def __init__(self, store, public_key: Path, register: Callable[[RoutedModel], None],
-                 unregister: Callable[[str], None] | None = None, interval: float | None = None,
-                 logger_factory: Callable[[str], object] | None = None,
-                 retry_failed_seconds: float | None = None) -> None:
+    def __init__(
+        self,
+        store,
+        public_key: Path,
+        register: Callable[[RoutedModel], None],
+        unregister: Callable[[str], None] | None = None,
+        interval: float | None = None,
+        logger_factory: Callable[[str], object] | None = None,
+        retry_failed_seconds: float | None = None,
+    ) -> None:
         self.store = store
         self.public_key = Path(public_key)
         self.register = register
         self.unregister = unregister
         self.interval = interval if interval is not None else _env_float(RECONCILE_VAR, 2.0)
-        self.retry_failed_seconds = (retry_failed_seconds if retry_failed_seconds is not None
-                                     else _env_float(RETRY_FAILED_VAR, 60.0))
+        self.retry_failed_seconds = (
+            retry_failed_seconds
+            if retry_failed_seconds is not None
+            else _env_float(RETRY_FAILED_VAR, 60.0)
+        )
         self.logger_factory = logger_factory
         self.routers: dict[str, RoutedModel] = {}
         self.inference_loggers: dict[str, object] = {}
@@ -231,7 +263,9 @@ class Reconciler:
             try:
                 names = list_deployments(self.store)
             except Exception as exc:
-                logger.warning("reconcile: cannot list deployments (keeping current models): %s", exc)
+                logger.warning(
+                    "reconcile: cannot list deployments (keeping current models): %s", exc
+                )
                 return
             for name in names:
                 try:
@@ -266,9 +300,14 @@ class Reconciler:
         failed = self._failed.get(key)
         if failed is not None and time.monotonic() - failed[0] < self.retry_failed_seconds:
             return None, failed[1]
-        predictor = SklearnPredictor(name, release.model_uri, self.public_key, store=self.store,
-                                     version=release.version,
-                                     inference_logger=self.inference_loggers.get(name))
+        predictor = SklearnPredictor(
+            name,
+            release.model_uri,
+            self.public_key,
+            store=self.store,
+            version=release.version,
+            inference_logger=self.inference_loggers.get(name),
+        )
         if predictor.load():
             self._loaded[key] = predictor
             self._failed.pop(key, None)
@@ -284,9 +323,11 @@ class Reconciler:
         if state is None or state.stable is None:
             return
         router = self._router(name)
-        router.desired = {"stable": state.stable.version,
-                          "canary": state.canary.version if state.canary else None,
-                          "canary_percent": state.canary_percent if state.canary else 0}
+        router.desired = {
+            "stable": state.stable.version,
+            "canary": state.canary.version if state.canary else None,
+            "canary_percent": state.canary_percent if state.canary else 0,
+        }
         current = router.route
         reasons = []
         stable, reason = self._obtain(name, state.stable)
@@ -302,12 +343,20 @@ class Reconciler:
                 percent = state.canary_percent
         if canary is not None and stable is not None and canary is stable:
             canary, percent = None, 0
-        router.not_ready_reason = "; ".join(reasons) if reasons else (
-            None if stable is not None else "no version loaded yet")
+        router.not_ready_reason = (
+            "; ".join(reasons)
+            if reasons
+            else (None if stable is not None else "no version loaded yet")
+        )
         if (stable, canary, percent) != (current.stable, current.canary, current.canary_percent):
             router.set_route(stable, canary, percent)
-            logger.info("model %s now serves stable=%s canary=%s (%d%%)", name,
-                        stable.version if stable else None, canary.version if canary else None, percent)
+            logger.info(
+                "model %s now serves stable=%s canary=%s (%d%%)",
+                name,
+                stable.version if stable else None,
+                canary.version if canary else None,
+                percent,
+            )
 
     def _forget_unused(self) -> None:
         in_use = set()

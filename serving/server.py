@@ -40,8 +40,12 @@ logger = logging.getLogger(__name__)
 
 MAX_BODY_VAR = "MLOPS_MAX_BODY_BYTES"
 DEFAULT_MAX_BODY_BYTES = 1 << 20
-ALLOWED_CONTENT_TYPES = {b"application/json", b"application/cloudevents+json", b"application/ld+json",
-                         b"application/octet-stream"}
+ALLOWED_CONTENT_TYPES = {
+    b"application/json",
+    b"application/cloudevents+json",
+    b"application/ld+json",
+    b"application/octet-stream",
+}
 _V1_PATH = re.compile(r"^/v1/models/([^/:]+):(predict|explain)$")
 _V2_PATH = re.compile(r"^/v2/models/([^/]+)(?:/versions/[^/]+)?/infer$")
 
@@ -79,16 +83,25 @@ async def _send_json(send, status: int, message: str) -> None:
     import orjson
 
     body = orjson.dumps({"error": message})
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
 class RequestGuard:
     """ASGI middleware for the inference endpoints: size / content-type checks and request metrics."""
 
-    def __init__(self, app, max_body_bytes: int, version_of: Callable[[str], Optional[str]]) -> None:
+    def __init__(
+        self, app, max_body_bytes: int, version_of: Callable[[str], Optional[str]]
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.version_of = version_of
@@ -134,7 +147,9 @@ class RequestGuard:
             metrics.REQUESTS.labels(label, version, protocol).inc()
             if status[0] >= 400:
                 metrics.REQUEST_ERRORS.labels(label, version, str(status[0])).inc()
-            metrics.REQUEST_DURATION.labels(label, version, endpoint).observe(time.perf_counter() - started)
+            metrics.REQUEST_DURATION.labels(label, version, endpoint).observe(
+                time.perf_counter() - started
+            )
 
     def _check_headers(self, scope) -> Optional[tuple[int, str]]:
         content_type = None
@@ -147,16 +162,20 @@ class RequestGuard:
         if content_type is not None:
             base = content_type.split(b";", 1)[0].strip().lower()
             if base and base not in ALLOWED_CONTENT_TYPES:
-                return 415, (f"unsupported content type {base.decode('latin-1')!r}: "
-                             "send Content-Type: application/json")
+                return 415, (
+                    f"unsupported content type {base.decode('latin-1')!r}: "
+                    "send Content-Type: application/json"
+                )
         if length is not None:
             try:
                 size = int(length)
             except ValueError:
                 return 400, "invalid Content-Length header"
             if size > self.max_body_bytes:
-                return 413, (f"request body of {size} bytes exceeds the limit of "
-                             f"{self.max_body_bytes} bytes ({MAX_BODY_VAR})")
+                return 413, (
+                    f"request body of {size} bytes exceeds the limit of "
+                    f"{self.max_body_bytes} bytes ({MAX_BODY_VAR})"
+                )
         return None
 
 
@@ -165,7 +184,12 @@ def _version_lookup(registry) -> Callable[[str], Optional[str]]:
         model = registry.get_model(name)
         if model is None:
             return None
-        return getattr(model, "current_version", None) or getattr(model, "version", None) or metrics.UNKNOWN
+        return (
+            getattr(model, "current_version", None)
+            or getattr(model, "version", None)
+            or metrics.UNKNOWN
+        )
+
     return version_of
 
 
@@ -197,14 +221,19 @@ def install_http_hooks(app, registry, max_body_bytes: int | None = None) -> None
             if kind == "json_invalid":
                 text = "malformed JSON: " + str(error.get("ctx", {}).get("error", text))
             problems.append(f"{where}: {text}" if where else text)
-        return JSONResponse(status_code=400, content={"error": "invalid request: " + "; ".join(problems)})
+        return JSONResponse(
+            status_code=400, content={"error": "invalid request: " + "; ".join(problems)}
+        )
 
     async def body_too_large(_request, exc: BodyTooLarge):
         return JSONResponse(status_code=413, content={"error": str(exc)})
 
     async def http_error(_request, exc: StarletteHTTPException):
-        return JSONResponse(status_code=exc.status_code, content={"error": str(exc.detail)},
-                              headers=getattr(exc, "headers", None))
+        return JSONResponse(
+            status_code=exc.status_code,
+            content={"error": str(exc.detail)},
+            headers=getattr(exc, "headers", None),
+        )
 
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(BodyTooLarge, body_too_large)
@@ -213,14 +242,18 @@ def install_http_hooks(app, registry, max_body_bytes: int | None = None) -> None
     async def model_status(model_name: str):
         model = registry.get_model(model_name)
         if model is None:
-            return JSONResponse(status_code=404,
-                                  content={"error": f"Model with name {model_name} does not exist."})
+            return JSONResponse(
+                status_code=404, content={"error": f"Model with name {model_name} does not exist."}
+            )
         if hasattr(model, "status"):
             body = model.status()
         else:
-            body = {"name": model_name, "ready": bool(model.ready),
-                    "stable": getattr(model, "version", None),
-                    "not_ready_reason": getattr(model, "not_ready_reason", None)}
+            body = {
+                "name": model_name,
+                "ready": bool(model.ready),
+                "stable": getattr(model, "version", None),
+                "not_ready_reason": getattr(model, "not_ready_reason", None),
+            }
         ready = await model.healthy()
         body["ready"] = bool(ready)
         if not ready:
@@ -284,9 +317,14 @@ def _model_server_class():
             _quiet_request_logs()
             self._register_and_check_atleast_one_model_is_ready(models)
             self._rest_server = _QuietRESTServer(
-                FASTAPI_APP_IMPORT_STRING, self.dataplane, self.model_repository_extension,
-                self.http_port, access_log_format=self.access_log_format, workers=1,
-                grace_period=self.grace_period, event_loop=self.event_loop,
+                FASTAPI_APP_IMPORT_STRING,
+                self.dataplane,
+                self.model_repository_extension,
+                self.http_port,
+                access_log_format=self.access_log_format,
+                workers=1,
+                grace_period=self.grace_period,
+                event_loop=self.event_loop,
                 timeout_keep_alive=self.timeout_keep_alive,
             )
             self._rest_server.config.host = self.host  # KServe hard-codes 0.0.0.0
@@ -320,12 +358,16 @@ def _check_public_key(public_key: Path) -> Path:
 
     public_key = Path(public_key).expanduser()
     if not public_key.is_file():
-        raise UsageError(f"public key not found: {public_key} (pass --public-key, or create keys with "
-                         "the signing commands)")
+        raise UsageError(
+            f"public key not found: {public_key} (pass --public-key, or create keys with "
+            "the signing commands)"
+        )
     return public_key
 
 
-def run_server(host: str = "127.0.0.1", port: int = 8080, store=None, public_key: Path | None = None) -> int:
+def run_server(
+    host: str = "127.0.0.1", port: int = 8080, store=None, public_key: Path | None = None
+) -> int:
     """Serves every deployed model from the store until SIGINT/SIGTERM; returns the exit code."""
     from mlops.store import ObjectStore
     from serving.router import Reconciler, logger_factory_from_env
@@ -338,13 +380,23 @@ def run_server(host: str = "127.0.0.1", port: int = 8080, store=None, public_key
         if server.registered_models.get_model(name) is not None:
             server.registered_models.unload(name)
 
-    reconciler = Reconciler(store, public_key, register=server.register_model, unregister=unregister,
-                            logger_factory=logger_factory_from_env(store))
+    reconciler = Reconciler(
+        store,
+        public_key,
+        register=server.register_model,
+        unregister=unregister,
+        logger_factory=logger_factory_from_env(store),
+    )
     try:
         reconciler.reconcile_once()  # serve what is deployed from the first request on
         reconciler.start()
-        logger.info("mlops serve on http://%s:%d (%d model(s): %s)", host, port, len(reconciler.routers),
-                    ", ".join(sorted(reconciler.routers)) or "none yet")
+        logger.info(
+            "mlops serve on http://%s:%d (%d model(s): %s)",
+            host,
+            port,
+            len(reconciler.routers),
+            ", ".join(sorted(reconciler.routers)) or "none yet",
+        )
         server.start([])
     finally:
         reconciler.close()
@@ -357,8 +409,14 @@ def run_server(host: str = "127.0.0.1", port: int = 8080, store=None, public_key
 IN_POD_HOST = "0.0.0.0"  # nosec B104
 
 
-def serve_single(model_name: str, storage_uri: str, public_key: Path, host: str = IN_POD_HOST,
-                 port: int = 8080, store=None) -> int:
+def serve_single(
+    model_name: str,
+    storage_uri: str,
+    public_key: Path,
+    host: str = IN_POD_HOST,
+    port: int = 8080,
+    store=None,
+) -> int:
     """Serves one model version (s3:// URI or local directory); exit 4 when it fails verification."""
     from mlops.errors import EXIT_INVALID, EXIT_SYSTEM
     from mlops.registry import validate_model_name
@@ -379,8 +437,14 @@ def serve_single(model_name: str, storage_uri: str, public_key: Path, host: str 
         version = parse_model_uri(storage_uri)[2]
     factory = logger_factory_from_env(store)
     inference_logger = factory(model_name) if factory is not None else None
-    predictor = SklearnPredictor(model_name, storage_uri, public_key, store=store, version=version,
-                                 inference_logger=inference_logger)
+    predictor = SklearnPredictor(
+        model_name,
+        storage_uri,
+        public_key,
+        store=store,
+        version=version,
+        inference_logger=inference_logger,
+    )
     try:
         if not predictor.load():
             reason = predictor.not_ready_reason or ""
@@ -415,12 +479,18 @@ def _run_cli(body: Callable[[], int]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m serving.server [--host H] [--port P] [--public-key PEM]``: serve all deployments."""
-    parser = argparse.ArgumentParser(prog="python -m serving.server", description=run_server.__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m serving.server", description=run_server.__doc__
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--public-key", type=Path, default=None,
-                        help="PEM public key models must be signed with "
-                             "(default: $MLOPS_HOME/keys/signing-key.pub.pem)")
+    parser.add_argument(
+        "--public-key",
+        type=Path,
+        default=None,
+        help="PEM public key models must be signed with "
+        "(default: $MLOPS_HOME/keys/signing-key.pub.pem)",
+    )
     args = parser.parse_args(argv)
     _configure_logging()
     return _run_cli(lambda: run_server(args.host, args.port, public_key=args.public_key))
@@ -430,15 +500,21 @@ def main_single(argv: Sequence[str] | None = None) -> int:
     """``python -m serving --model-name N --storage-uri URI --public-key PEM [--http-port P]``."""
     parser = argparse.ArgumentParser(prog="python -m serving", description=serve_single.__doc__)
     parser.add_argument("--model-name", required=True)
-    parser.add_argument("--storage-uri", required=True,
-                        help="s3://<bucket>/models/<name>/<version> or a local model directory")
+    parser.add_argument(
+        "--storage-uri",
+        required=True,
+        help="s3://<bucket>/models/<name>/<version> or a local model directory",
+    )
     parser.add_argument("--public-key", type=Path, required=True)
     parser.add_argument("--http-port", type=int, default=8080)
     parser.add_argument("--host", default=IN_POD_HOST)
     args = parser.parse_args(argv)
     _configure_logging()
-    return _run_cli(lambda: serve_single(args.model_name, args.storage_uri, args.public_key,
-                                         host=args.host, port=args.http_port))
+    return _run_cli(
+        lambda: serve_single(
+            args.model_name, args.storage_uri, args.public_key, host=args.host, port=args.http_port
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -41,8 +41,19 @@ from kserve.errors import InvalidInput
 
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"
-_NUMERIC_V2 = {"FP16", "FP32", "FP64", "INT8", "INT16", "INT32", "INT64",
-               "UINT8", "UINT16", "UINT32", "UINT64"}
+_NUMERIC_V2 = {
+    "FP16",
+    "FP32",
+    "FP64",
+    "INT8",
+    "INT16",
+    "INT32",
+    "INT64",
+    "UINT8",
+    "UINT16",
+    "UINT32",
+    "UINT64",
+}
 _MAX_NAMES = 10  # names listed in one message before "..."
 
 
@@ -70,11 +81,16 @@ class FeatureSchema:
         # Built once: pandas re-validates a plain list of names on every DataFrame.
         self.columns = pd.Index(self.names)
         # Training ranges as arrays, so the per-request range check is two vector compares.
-        self.numeric_positions = np.array([i for i, f in enumerate(self.features) if f.kind == NUMERIC],
-                                          dtype=np.intp)
+        self.numeric_positions = np.array(
+            [i for i, f in enumerate(self.features) if f.kind == NUMERIC], dtype=np.intp
+        )
         bounded = [self.features[i] for i in self.numeric_positions]
-        self.numeric_min = np.array([-np.inf if f.min is None else f.min for f in bounded], dtype=np.float64)
-        self.numeric_max = np.array([np.inf if f.max is None else f.max for f in bounded], dtype=np.float64)
+        self.numeric_min = np.array(
+            [-np.inf if f.min is None else f.min for f in bounded], dtype=np.float64
+        )
+        self.numeric_max = np.array(
+            [np.inf if f.max is None else f.max for f in bounded], dtype=np.float64
+        )
 
     def __len__(self) -> int:
         return len(self.features)
@@ -91,8 +107,10 @@ class FeatureSchema:
             if kind not in (NUMERIC, CATEGORICAL):
                 raise ValueError(f"feature {entry.get('name')!r} has unknown kind {kind!r}")
             by_name[str(entry["name"])] = Feature(
-                name=str(entry["name"]), kind=kind,
-                min=_opt_float(entry.get("min")), max=_opt_float(entry.get("max")),
+                name=str(entry["name"]),
+                kind=kind,
+                min=_opt_float(entry.get("min")),
+                max=_opt_float(entry.get("max")),
                 categories=frozenset(str(c) for c in entry.get("categories") or ()),
             )
         order = metadata.get("feature_names") or list(by_name)
@@ -130,6 +148,7 @@ _NAN_WORDS = {"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infini
 
 # -- column conversion ---------------------------------------------------------
 
+
 def _numeric_column(feature: Feature, values: Sequence[Any]) -> np.ndarray:
     """JSON values -> float64 (NaN where null); rejects anything else."""
     if isinstance(values, np.ndarray) and values.dtype == np.float64:
@@ -147,14 +166,17 @@ def _numeric_column(feature: Feature, values: Sequence[Any]) -> np.ndarray:
         elif isinstance(value, str) and value.strip().lower() in _NAN_WORDS:
             raise InvalidInput(
                 f"feature {feature.name!r} row {row}: NaN/infinity is not allowed "
-                f"(got string {value!r}); send null for a missing value")
+                f"(got string {value!r}); send null for a missing value"
+            )
         else:
             raise InvalidInput(
-                f"feature {feature.name!r} row {row}: expected a number, got {_describe(value)}")
+                f"feature {feature.name!r} row {row}: expected a number, got {_describe(value)}"
+            )
         if not math.isfinite(out[row]):
             raise InvalidInput(
                 f"feature {feature.name!r} row {row}: NaN/infinity is not allowed; "
-                "send null for a missing value")
+                "send null for a missing value"
+            )
     return out
 
 
@@ -170,18 +192,23 @@ def _categorical_column(feature: Feature, values: Sequence[Any]) -> np.ndarray:
             out[row] = str(value)
         elif isinstance(value, float):
             if not math.isfinite(value):
-                raise InvalidInput(f"feature {feature.name!r} row {row}: NaN/infinity is not allowed")
+                raise InvalidInput(
+                    f"feature {feature.name!r} row {row}: NaN/infinity is not allowed"
+                )
             out[row] = str(value)
         else:
             raise InvalidInput(
-                f"feature {feature.name!r} row {row}: expected a string category, got {_describe(value)}")
+                f"feature {feature.name!r} row {row}: expected a string category, got {_describe(value)}"
+            )
     return out
 
 
 def _frame(schema: FeatureSchema, columns: Sequence[Sequence[Any]]) -> pd.DataFrame:
     if all(feature.kind == NUMERIC for feature in schema.features):
         # One float block: ~10x cheaper than a DataFrame built from a dict of columns.
-        block = np.column_stack([_numeric_column(f, v) for f, v in zip(schema.features, columns, strict=True)])
+        block = np.column_stack(
+            [_numeric_column(f, v) for f, v in zip(schema.features, columns, strict=True)]
+        )
         return pd.DataFrame(block, columns=schema.columns)
     data = {}
     for feature, values in zip(schema.features, columns, strict=True):
@@ -194,6 +221,7 @@ def _frame(schema: FeatureSchema, columns: Sequence[Sequence[Any]]) -> pd.DataFr
 
 # -- V1 ------------------------------------------------------------------------
 
+
 def parse_v1(payload: Any, schema: FeatureSchema) -> tuple[pd.DataFrame, bool]:
     """Validates a V1 body; returns the feature frame (schema order) and whether probabilities are asked.
 
@@ -203,7 +231,9 @@ def parse_v1(payload: Any, schema: FeatureSchema) -> tuple[pd.DataFrame, bool]:
     if isinstance(payload, (bytes, bytearray, str)):
         raise InvalidInput("request body must be a JSON object with an 'instances' list")
     if not isinstance(payload, dict):
-        raise InvalidInput(f"request body must be a JSON object with an 'instances' list, got {_describe(payload)}")
+        raise InvalidInput(
+            f"request body must be a JSON object with an 'instances' list, got {_describe(payload)}"
+        )
     if "instances" not in payload:
         raise InvalidInput("request body has no 'instances' list")
     instances = payload["instances"]
@@ -217,16 +247,22 @@ def parse_v1(payload: Any, schema: FeatureSchema) -> tuple[pd.DataFrame, bool]:
     if isinstance(first, list):
         for row, values in enumerate(instances):
             if not isinstance(values, list):
-                raise InvalidInput(f"row {row}: expected a list of {width} values like row 0, got {_describe(values)}")
+                raise InvalidInput(
+                    f"row {row}: expected a list of {width} values like row 0, got {_describe(values)}"
+                )
             if len(values) != width:
-                raise InvalidInput(f"row {row}: expected {width} values (one per feature), got {len(values)}")
+                raise InvalidInput(
+                    f"row {row}: expected {width} values (one per feature), got {len(values)}"
+                )
         columns = list(zip(*instances, strict=True))
     elif isinstance(first, dict):
         names = schema.name_set
         for row, values in enumerate(instances):
             if not isinstance(values, dict):
-                raise InvalidInput(f"row {row}: expected an object keyed by feature name like row 0, "
-                                   f"got {_describe(values)}")
+                raise InvalidInput(
+                    f"row {row}: expected an object keyed by feature name like row 0, "
+                    f"got {_describe(values)}"
+                )
             if values.keys() != names:
                 keys = set(values)
                 missing, extra = names - keys, keys - names
@@ -238,8 +274,10 @@ def parse_v1(payload: Any, schema: FeatureSchema) -> tuple[pd.DataFrame, bool]:
                 raise InvalidInput(f"row {row}: " + "; ".join(parts))
         columns = [[values[name] for values in instances] for name in schema.names]
     else:
-        raise InvalidInput(f"row 0: each instance must be a list of values or an object keyed by "
-                           f"feature name, got {_describe(first)}")
+        raise InvalidInput(
+            f"row 0: each instance must be a list of values or an object keyed by "
+            f"feature name, got {_describe(first)}"
+        )
     return _frame(schema, columns), want_proba
 
 
@@ -260,6 +298,7 @@ def wants_probabilities(parameters: Any) -> bool:
 
 # -- V2 ------------------------------------------------------------------------
 
+
 def _tensor(inp) -> np.ndarray:
     """An InferInput as a numpy array of its declared shape (object dtype for BYTES)."""
     shape = list(inp.shape or [])
@@ -278,14 +317,18 @@ def _tensor(inp) -> np.ndarray:
             raw = np.asarray(inp.data if inp.data is not None else [])
             if raw.dtype.kind in "USO":
                 bad = next((v for v in raw.ravel() if isinstance(v, str)), None)
-                raise InvalidInput(f"input {inp.name!r}: datatype {datatype} holds a string "
-                                   f"({bad!r}); send numbers, or use BYTES")
+                raise InvalidInput(
+                    f"input {inp.name!r}: datatype {datatype} holds a string "
+                    f"({bad!r}); send numbers, or use BYTES"
+                )
             array = raw
     else:
         raise InvalidInput(f"input {inp.name!r}: unsupported datatype {inp.datatype!r}")
     expected = int(np.prod(shape)) if shape else 1
     if array.size != expected:
-        raise InvalidInput(f"input {inp.name!r}: shape {shape} needs {expected} values, got {array.size}")
+        raise InvalidInput(
+            f"input {inp.name!r}: shape {shape} needs {expected} values, got {array.size}"
+        )
     return array.reshape(shape)
 
 
@@ -298,16 +341,22 @@ def _v2_values(feature: Feature, values: np.ndarray, datatype: str, source: str)
                 try:
                     value = value.decode("utf-8")
                 except UnicodeDecodeError as exc:
-                    raise InvalidInput(f"feature {feature.name!r} row {row}: not UTF-8 text") from exc
+                    raise InvalidInput(
+                        f"feature {feature.name!r} row {row}: not UTF-8 text"
+                    ) from exc
             if feature.kind == NUMERIC and isinstance(value, str):
                 text = value.strip()
                 try:
                     number = float(text)
                 except ValueError:
-                    raise InvalidInput(f"feature {feature.name!r} row {row}: expected a number, "
-                                       f"got string {value!r} ({source})") from None
+                    raise InvalidInput(
+                        f"feature {feature.name!r} row {row}: expected a number, "
+                        f"got string {value!r} ({source})"
+                    ) from None
                 if not math.isfinite(number):
-                    raise InvalidInput(f"feature {feature.name!r} row {row}: NaN/infinity is not allowed")
+                    raise InvalidInput(
+                        f"feature {feature.name!r} row {row}: NaN/infinity is not allowed"
+                    )
                 value = number
             out.append(value)
         return out
@@ -319,7 +368,9 @@ def _v2_values(feature: Feature, values: np.ndarray, datatype: str, source: str)
         numbers = values.astype(np.float64)
         bad = np.flatnonzero(~np.isfinite(numbers))
         if bad.size:
-            raise InvalidInput(f"feature {feature.name!r} row {int(bad[0])}: NaN/infinity is not allowed")
+            raise InvalidInput(
+                f"feature {feature.name!r} row {int(bad[0])}: NaN/infinity is not allowed"
+            )
         return numbers  # already checked: the converter's fast path takes floats
     return values.tolist()
 
@@ -341,8 +392,10 @@ def parse_v2(request, schema: FeatureSchema) -> tuple[pd.DataFrame, bool, bool]:
         names = [o.name for o in requested]
         unknown = [n for n in names if n not in ("predict", "probabilities")]
         if unknown:
-            raise InvalidInput(f"unknown requested output(s) {_names(unknown)}; "
-                               "available: 'predict', 'probabilities'")
+            raise InvalidInput(
+                f"unknown requested output(s) {_names(unknown)}; "
+                "available: 'predict', 'probabilities'"
+            )
         want_proba = want_proba or "probabilities" in names
         want_predict = "predict" in names
     width = len(schema)
@@ -350,16 +403,22 @@ def parse_v2(request, schema: FeatureSchema) -> tuple[pd.DataFrame, bool, bool]:
         inp = inputs[0]
         array = _tensor(inp)
         if array.ndim != 2:
-            raise InvalidInput(f"input {inp.name!r} is not a feature name, so it must be a 2-D tensor "
-                               f"[rows, {width}]; got shape {list(inp.shape)}")
+            raise InvalidInput(
+                f"input {inp.name!r} is not a feature name, so it must be a 2-D tensor "
+                f"[rows, {width}]; got shape {list(inp.shape)}"
+            )
         rows, got = array.shape
         if got != width:
-            raise InvalidInput(f"input {inp.name!r}: expected {width} columns (one per feature), got {got}")
+            raise InvalidInput(
+                f"input {inp.name!r}: expected {width} columns (one per feature), got {got}"
+            )
         if rows == 0:
             raise InvalidInput(f"input {inp.name!r} has no rows")
         datatype = inp.datatype.upper()
-        columns = [_v2_values(f, array[:, j], datatype, f"column {j} of {inp.name!r}")
-                   for j, f in enumerate(schema.features)]
+        columns = [
+            _v2_values(f, array[:, j], datatype, f"column {j} of {inp.name!r}")
+            for j, f in enumerate(schema.features)
+        ]
         return _frame(schema, columns), want_proba, want_predict
 
     by_name = {}
@@ -384,19 +443,24 @@ def parse_v2(request, schema: FeatureSchema) -> tuple[pd.DataFrame, bool, bool]:
         if array.ndim == 2 and array.shape[1] == 1:
             array = array[:, 0]
         if array.ndim != 1:
-            raise InvalidInput(f"input {inp.name!r}: expected shape [rows] or [rows, 1], got {list(inp.shape)}")
+            raise InvalidInput(
+                f"input {inp.name!r}: expected shape [rows] or [rows, 1], got {list(inp.shape)}"
+            )
         if rows is None:
             rows = array.shape[0]
             if rows == 0:
                 raise InvalidInput(f"input {inp.name!r} has no rows")
         elif array.shape[0] != rows:
-            raise InvalidInput(f"input {inp.name!r} has {array.shape[0]} rows, "
-                               f"expected {rows} like {schema.names[0]!r}")
+            raise InvalidInput(
+                f"input {inp.name!r} has {array.shape[0]} rows, "
+                f"expected {rows} like {schema.names[0]!r}"
+            )
         columns.append(_v2_values(feature, array, inp.datatype.upper(), f"input {inp.name!r}"))
     return _frame(schema, columns), want_proba, want_predict
 
 
 # -- monitoring -----------------------------------------------------------------
+
 
 def out_of_range_counts(schema: FeatureSchema, frame: pd.DataFrame) -> dict[str, int]:
     """Per feature: numeric values outside the training [min, max], or unseen categories (nulls ignored)."""
@@ -409,8 +473,9 @@ def out_of_range_counts(schema: FeatureSchema, frame: pd.DataFrame) -> dict[str,
     positions = schema.numeric_positions
     if len(positions):
         block = values[:, positions].astype(np.float64, copy=False)
-        outside = np.count_nonzero(block < schema.numeric_min, axis=0) + \
-            np.count_nonzero(block > schema.numeric_max, axis=0)  # NaN compares false: ignored
+        outside = np.count_nonzero(block < schema.numeric_min, axis=0) + np.count_nonzero(
+            block > schema.numeric_max, axis=0
+        )  # NaN compares false: ignored
         for j in np.flatnonzero(outside):
             counts[schema.names[positions[j]]] = int(outside[j])
     for i, feature in enumerate(schema.features):

@@ -47,16 +47,19 @@ def skip_unless_binaries(names: Sequence[str] = STACK_BINARIES) -> pytest.MarkDe
     """A ``skipif`` mark for a module that needs ``names`` -- never skips when ``CI`` is set
     (there ``require_binary`` fails the test instead)."""
     missing = missing_binaries(names)
-    return pytest.mark.skipif(bool(missing) and not os.environ.get("CI"),
-                              reason=f"not installed: {', '.join(missing)}")
+    return pytest.mark.skipif(
+        bool(missing) and not os.environ.get("CI"), reason=f"not installed: {', '.join(missing)}"
+    )
 
 
 def require_binary(name: str) -> str:
     """Absolute path of ``name`` on PATH; skips the test when absent (fails when ``CI`` is set)."""
     path = shutil.which(name)
     if path is None:
-        message = f"{name} is not installed (Debian package prometheus / prometheus-pushgateway / " \
-                  "prometheus-alertmanager)"
+        message = (
+            f"{name} is not installed (Debian package prometheus / prometheus-pushgateway / "
+            "prometheus-alertmanager)"
+        )
         if os.environ.get("CI"):
             pytest.fail(f"{message}; it is required in CI")
         pytest.skip(message)
@@ -66,8 +69,15 @@ def require_binary(name: str) -> str:
 class ManagedProcess:
     """A subprocess with its stdout+stderr in ``log``; ``stop()`` terminates, then kills."""
 
-    def __init__(self, name: str, argv: Sequence[str], log: Path, *, env: Mapping[str, str] | None = None,
-                 cwd: Path | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        log: Path,
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
         self.name = name
         self.argv = [str(a) for a in argv]
         self.log = Path(log)
@@ -79,9 +89,15 @@ class ManagedProcess:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log, "wb") as out:
             # own session: a Ctrl-C in the terminal reaches pytest only, teardown stops us by pid
-            self.process = subprocess.Popen(self.argv, cwd=self.cwd, env=self.env, stdout=out,
-                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            start_new_session=True)
+            self.process = subprocess.Popen(
+                self.argv,
+                cwd=self.cwd,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         return self
 
     @property
@@ -113,15 +129,21 @@ class ManagedProcess:
         return f"--- {self.name} ({' '.join(self.argv[:2])}...) log tail ---\n{text[-chars:]}"
 
 
-def wait_http_ready(url: str, process: ManagedProcess, timeout: float = 30.0,
-                    ok: Callable[[requests.Response], bool] = lambda r: r.status_code == 200) -> None:
+def wait_http_ready(
+    url: str,
+    process: ManagedProcess,
+    timeout: float = 30.0,
+    ok: Callable[[requests.Response], bool] = lambda r: r.status_code == 200,
+) -> None:
     """Polls ``url`` until ``ok(response)``; fails early when ``process`` exits, with its log."""
     deadline = time.monotonic() + timeout
     last = "no answer"
     while True:
         if not process.running:
-            raise AssertionError(f"{process.name} exited with {process.returncode} before {url} was "
-                                 f"ready\n{process.tail()}")
+            raise AssertionError(
+                f"{process.name} exited with {process.returncode} before {url} was "
+                f"ready\n{process.tail()}"
+            )
         try:
             response = requests.get(url, timeout=2)
             if ok(response):
@@ -130,13 +152,19 @@ def wait_http_ready(url: str, process: ManagedProcess, timeout: float = 30.0,
         except requests.RequestException as exc:
             last = repr(exc)
         if time.monotonic() > deadline:
-            raise AssertionError(f"{process.name} not ready at {url} within {timeout:.0f} s "
-                                 f"(last: {last})\n{process.tail()}")
+            raise AssertionError(
+                f"{process.name} not ready at {url} within {timeout:.0f} s "
+                f"(last: {last})\n{process.tail()}"
+            )
         time.sleep(0.2)
 
 
-def wait_until(condition: Callable[[], Any], timeout: float, interval: float = 0.5,
-               describe: Callable[[], str] = lambda: "") -> Any:
+def wait_until(
+    condition: Callable[[], Any],
+    timeout: float,
+    interval: float = 0.5,
+    describe: Callable[[], str] = lambda: "",
+) -> Any:
     """Calls ``condition`` until it returns something truthy (returned), at most ``timeout`` s."""
     deadline = time.monotonic() + timeout
     while True:
@@ -169,8 +197,14 @@ def fast_rules_copy(source: Path, dest: Path, *, for_: str = "0s", interval: str
         raise AssertionError(f"no 'for:' in {source}; the rule file format changed?")
     # sanity: the rewrite must leave a rule file with the same rules
     before, after = yaml.safe_load(Path(source).read_text(encoding="utf-8")), yaml.safe_load(text)
-    names = lambda doc: [(r.get("alert") or r.get("record"), r["expr"])  # noqa: E731
-                         for g in doc["groups"] for r in g["rules"]]
+
+    def names(doc):
+        return [
+            (r.get("alert") or r.get("record"), r["expr"])
+            for g in doc["groups"]
+            for r in g["rules"]
+        ]
+
     assert names(before) == names(after), "rewriting for:/interval: changed the rules"
     Path(dest).write_text(text, encoding="utf-8")
     return Path(dest)
@@ -178,25 +212,43 @@ def fast_rules_copy(source: Path, dest: Path, *, for_: str = "0s", interval: str
 
 def promtool_check_rules(path: Path) -> None:
     promtool = require_binary(PROMTOOL)
-    done = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run(
+        [promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, f"promtool check rules {path}:\n{done.stdout}\n{done.stderr}"
 
 
-def prometheus_config(*, serving_targets: Sequence[str], pushgateway: str, alertmanager: str,
-                      rule_files: Sequence[Path], serving_job: str = "mlops-serving",
-                      interval: str = "1s") -> dict[str, Any]:
+def prometheus_config(
+    *,
+    serving_targets: Sequence[str],
+    pushgateway: str,
+    alertmanager: str,
+    rule_files: Sequence[Path],
+    serving_job: str = "mlops-serving",
+    interval: str = "1s",
+) -> dict[str, Any]:
     """A Prometheus config shaped like deploy/monitoring/prometheus.yml, with fast intervals."""
     return {
-        "global": {"scrape_interval": interval, "scrape_timeout": interval,
-                   "evaluation_interval": interval, "external_labels": {"environment": "test"}},
+        "global": {
+            "scrape_interval": interval,
+            "scrape_timeout": interval,
+            "evaluation_interval": interval,
+            "external_labels": {"environment": "test"},
+        },
         "rule_files": [str(p) for p in rule_files],
         "alerting": {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]},
         "scrape_configs": [
-            {"job_name": serving_job, "metrics_path": "/metrics",
-             "static_configs": [{"targets": list(serving_targets)}]},
-            {"job_name": "mlops-pushgateway", "honor_labels": True, "metrics_path": "/metrics",
-             "static_configs": [{"targets": [pushgateway]}]},
+            {
+                "job_name": serving_job,
+                "metrics_path": "/metrics",
+                "static_configs": [{"targets": list(serving_targets)}],
+            },
+            {
+                "job_name": "mlops-pushgateway",
+                "honor_labels": True,
+                "metrics_path": "/metrics",
+                "static_configs": [{"targets": [pushgateway]}],
+            },
         ],
     }
 
@@ -258,8 +310,12 @@ class WebhookReceiver:
         self.server = ThreadingHTTPServer((LOCALHOST, free_port()), Handler)
         self.server.daemon_threads = True
         self.url = f"http://{LOCALHOST}:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2},
-                                        name="webhook-receiver", daemon=True)
+        self._thread = threading.Thread(
+            target=self.server.serve_forever,
+            kwargs={"poll_interval": 0.2},
+            name="webhook-receiver",
+            daemon=True,
+        )
 
     def start(self) -> "WebhookReceiver":
         self._thread.start()
@@ -273,18 +329,31 @@ class WebhookReceiver:
     def alerts(self) -> list[tuple[str, dict[str, Any]]]:
         """(path, alert) for every alert of every payload received so far."""
         with self._lock:
-            return [(path, alert) for path, payload in self.payloads for alert in payload.get("alerts", [])]
+            return [
+                (path, alert)
+                for path, payload in self.payloads
+                for alert in payload.get("alerts", [])
+            ]
 
     def find(self, alertname: str, status: str = "firing", **labels: str) -> list[tuple[str, dict]]:
-        return [(path, alert) for path, alert in self.alerts()
-                if alert.get("status") == status
-                and alert.get("labels", {}).get("alertname") == alertname
-                and all(alert["labels"].get(k) == v for k, v in labels.items())]
+        return [
+            (path, alert)
+            for path, alert in self.alerts()
+            if alert.get("status") == status
+            and alert.get("labels", {}).get("alertname") == alertname
+            and all(alert["labels"].get(k) == v for k, v in labels.items())
+        ]
 
     def summary(self) -> str:
         return "received: " + json.dumps(
-            sorted({(p, a.get("status"), json.dumps(a.get("labels"), sort_keys=True))
-                    for p, a in self.alerts()}), indent=1)
+            sorted(
+                {
+                    (p, a.get("status"), json.dumps(a.get("labels"), sort_keys=True))
+                    for p, a in self.alerts()
+                }
+            ),
+            indent=1,
+        )
 
 
 # --------------------------------------------------------------------------- Prometheus API

@@ -29,8 +29,16 @@ def iris_frame(seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
     return features, pd.Series(load_iris().target, name="species")
 
 
-def build_model_dir(dest: Path, private_key: Path, *, model_name: str = "iris", version: str = "v1",
-                    estimator: str = "logistic_regression", seed: int = 0, binary: bool = False):
+def build_model_dir(
+    dest: Path,
+    private_key: Path,
+    *,
+    model_name: str = "iris",
+    version: str = "v1",
+    estimator: str = "logistic_regression",
+    seed: int = 0,
+    binary: bool = False,
+):
     """Trains, writes (as the training step does) and signs a model directory.
 
     ``binary`` trains on "virginica or not" (labels 0/1) instead of the three species.
@@ -48,10 +56,21 @@ def build_model_dir(dest: Path, private_key: Path, *, model_name: str = "iris", 
     schema = feature_schema(features)
     model = build_pipeline(schema, estimator, seed).fit(features, target)
     accuracy = float((model.predict(features) == target).mean())
-    write_model_dir(dest, model, model_name=model_name, version=version, schema=schema,
-                    target_column="species", estimator=estimator, drop_columns=[],
-                    metrics={"train_accuracy": accuracy}, fingerprints={}, train_features=features,
-                    params={}, seed=seed)
+    write_model_dir(
+        dest,
+        model,
+        model_name=model_name,
+        version=version,
+        schema=schema,
+        target_column="species",
+        estimator=estimator,
+        drop_columns=[],
+        metrics={"train_accuracy": accuracy},
+        fingerprints={},
+        train_features=features,
+        params={},
+        seed=seed,
+    )
     sign_model_dir(dest, private_key)
     return Path(dest), model, features
 

@@ -26,8 +26,14 @@ MODEL_NAME = "breast-cancer"
 # Keys of the outcome JSON a `mlops run training --json` prints.
 OUTCOME_KEYS = {"status", "model_name", "model_version", "model_uri", "metrics", "gates", "run_dir"}
 GATE_NAMES = {"holdout_accuracy", "dependency_audit", "model_scan", "code_quality", "signature"}
-PUBLISHED_FILES = {"model.skops", "metadata.json", "reference.parquet", "requirements.txt",
-                   "model.sig", "_COMPLETE"}
+PUBLISHED_FILES = {
+    "model.skops",
+    "metadata.json",
+    "reference.parquet",
+    "requirements.txt",
+    "model.sig",
+    "_COMPLETE",
+}
 
 
 # -- data ---------------------------------------------------------------------------------------
@@ -113,16 +119,42 @@ def cli_env(home: Path, store=None, **extra: str) -> dict[str, str]:
     return env
 
 
-def run_cli(args: list[str], env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(cli_command(*args), env=env, cwd=REPO_ROOT, capture_output=True,
-                          text=True, timeout=timeout, check=False)
+def run_cli(
+    args: list[str], env: dict[str, str], timeout: float = 300
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        cli_command(*args),
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
-def training_args(data: Path | str, holdout: Path | str, *, model_name: str = MODEL_NAME,
-                  target: str = TARGET, **params: Any) -> list[str]:
+def training_args(
+    data: Path | str,
+    holdout: Path | str,
+    *,
+    model_name: str = MODEL_NAME,
+    target: str = TARGET,
+    **params: Any,
+) -> list[str]:
     """``run training --json -p ...`` arguments."""
-    args = ["run", "training", "--json", "-p", f"data_uri={data}", "-p", f"holdout_uri={holdout}",
-            "-p", f"target_column={target}", "-p", f"model_name={model_name}"]
+    args = [
+        "run",
+        "training",
+        "--json",
+        "-p",
+        f"data_uri={data}",
+        "-p",
+        f"holdout_uri={holdout}",
+        "-p",
+        f"target_column={target}",
+        "-p",
+        f"model_name={model_name}",
+    ]
     for name, value in params.items():
         args += ["-p", f"{name}={value}"]
     return args

@@ -69,7 +69,9 @@ def _check_published(store, model_name: str, model_uri: str, model_version: str)
     if uri_name != model_name:
         raise UsageError(f"model_uri {model_uri!r} is for model {uri_name!r}, not {model_name!r}")
     if model_version and model_version != uri_version:
-        raise UsageError(f"model_uri {model_uri!r} is version {uri_version!r}, not {model_version!r}")
+        raise UsageError(
+            f"model_uri {model_uri!r} is version {uri_version!r}, not {model_version!r}"
+        )
     if not store.exists(f"s3://{parsed.bucket}/{parsed.key}/{COMPLETE_MARKER}"):
         raise UsageError(f"{model_uri} is not a complete published model version")
     return uri_version
@@ -135,8 +137,13 @@ def deploy_action(
     if mode not in MODES:
         raise UsageError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     _check_target(target)
-    summary: dict[str, Any] = {"action": "deploy", "target": target, "model_name": model_name,
-                               "mode": mode, "deployed": False}
+    summary: dict[str, Any] = {
+        "action": "deploy",
+        "target": target,
+        "model_name": model_name,
+        "mode": mode,
+        "deployed": False,
+    }
     if mode == "none":
         summary["reason"] = "mode is 'none'"
         return summary
@@ -176,17 +183,30 @@ def deploy_action(
         requested = deployment_mode or os.environ.get(DEPLOYMENT_MODE_ENV_VAR, "").strip()
         live_mode = deployment_mode_of(live) if live else None
         if requested and live_mode and is_raw_mode(requested) != is_raw_mode(live_mode):
-            raise UsageError(f"InferenceService {namespace}/{model_name} runs in {live_mode} mode; "
-                             f"it cannot switch to {requested} (delete it first)")
+            raise UsageError(
+                f"InferenceService {namespace}/{model_name} runs in {live_mode} mode; "
+                f"it cannot switch to {requested} (delete it first)"
+            )
         kserve_mode = requested or live_mode or "Serverless"
         manifest = build_inferenceservice(
-            model_name, version, model_uri, namespace=namespace, image=image or SERVING_IMAGE,
-            deployment_mode=kserve_mode, canary_percent=percent, previous=live)  # type: ignore[arg-type]
+            model_name,
+            version,
+            model_uri,
+            namespace=namespace,
+            image=image or SERVING_IMAGE,
+            deployment_mode=kserve_mode,
+            canary_percent=percent,
+            previous=live,
+        )  # type: ignore[arg-type]
         summary["schema_validated"] = _validate_if_configured(manifest)
-        ready = apply_inferenceservice(manifest, client=client, timeout_seconds=timeout_seconds,
-                                       poll_seconds=poll_seconds)
-        summary.update(namespace=namespace, deployment_mode=kserve_mode,
-                       url=(ready.get("status") or {}).get("url"))
+        ready = apply_inferenceservice(
+            manifest, client=client, timeout_seconds=timeout_seconds, poll_seconds=poll_seconds
+        )
+        summary.update(
+            namespace=namespace,
+            deployment_mode=kserve_mode,
+            url=(ready.get("status") or {}).get("url"),
+        )
 
     state = desired.deploy(store, model_name, desired.Release(version, model_uri), percent)
     summary["deployed"] = True
@@ -194,8 +214,17 @@ def deploy_action(
     return summary
 
 
-def _change(kind: str, model_name: str, target: str, namespace: str, *, store, client,
-            timeout_seconds: float, poll_seconds: float) -> dict[str, Any]:
+def _change(
+    kind: str,
+    model_name: str,
+    target: str,
+    namespace: str,
+    *,
+    store,
+    client,
+    timeout_seconds: float,
+    poll_seconds: float,
+) -> dict[str, Any]:
     from mlops.deployment import state as desired
 
     _check_target(target)
@@ -206,8 +235,10 @@ def _change(kind: str, model_name: str, target: str, namespace: str, *, store, c
     if kind == "promote" and (current is None or current.canary is None):
         raise UsageError(f"model {model_name!r} has no canary to promote")
     if kind == "rollback" and target == "kserve" and (current is None or current.canary is None):
-        raise UsageError(f"model {model_name!r} has no canary to roll back on KServe; "
-                         "deploy the previous version to go further back")
+        raise UsageError(
+            f"model {model_name!r} has no canary to roll back on KServe; "
+            "deploy the previous version to go further back"
+        )
     if target == "kserve":
         from mlops.deployment.kube import (
             default_client,
@@ -216,29 +247,56 @@ def _change(kind: str, model_name: str, target: str, namespace: str, *, store, c
         )
 
         change = promote_inferenceservice if kind == "promote" else rollback_inferenceservice
-        ready = change(model_name, namespace, client or default_client(),
-                       timeout_seconds=timeout_seconds, poll_seconds=poll_seconds)
+        ready = change(
+            model_name,
+            namespace,
+            client or default_client(),
+            timeout_seconds=timeout_seconds,
+            poll_seconds=poll_seconds,
+        )
         summary.update(namespace=namespace, url=(ready.get("status") or {}).get("url"))
     state = (desired.promote if kind == "promote" else desired.rollback)(store, model_name)
     summary["state"] = _state_summary(state)
     return summary
 
 
-def promote_action(model_name: str, target: str = "local", namespace: str = "kubeflow-user", *,
-                   store=None, client=None, timeout_seconds: float = 300,
-                   poll_seconds: float = 5) -> dict[str, Any]:
+def promote_action(
+    model_name: str,
+    target: str = "local",
+    namespace: str = "kubeflow-user",
+    *,
+    store=None,
+    client=None,
+    timeout_seconds: float = 300,
+    poll_seconds: float = 5,
+) -> dict[str, Any]:
     """Makes the canary the stable release (cluster first for ``kserve``, then the state).
 
     Raises:
         UsageError: no canary, or a bad target. MlopsError: the cluster change failed.
     """
-    return _change("promote", model_name, target, namespace, store=store, client=client,
-                   timeout_seconds=timeout_seconds, poll_seconds=poll_seconds)
+    return _change(
+        "promote",
+        model_name,
+        target,
+        namespace,
+        store=store,
+        client=client,
+        timeout_seconds=timeout_seconds,
+        poll_seconds=poll_seconds,
+    )
 
 
-def rollback_action(model_name: str, target: str = "local", namespace: str = "kubeflow-user", *,
-                    store=None, client=None, timeout_seconds: float = 300,
-                    poll_seconds: float = 5) -> dict[str, Any]:
+def rollback_action(
+    model_name: str,
+    target: str = "local",
+    namespace: str = "kubeflow-user",
+    *,
+    store=None,
+    client=None,
+    timeout_seconds: float = 300,
+    poll_seconds: float = 5,
+) -> dict[str, Any]:
     """Drops the canary (cluster first for ``kserve``, then the state).
 
     Locally, with no canary, returns to the previous stable release
@@ -248,5 +306,13 @@ def rollback_action(model_name: str, target: str = "local", namespace: str = "ku
     Raises:
         UsageError: nothing to roll back, or a bad target. MlopsError: the cluster change failed.
     """
-    return _change("rollback", model_name, target, namespace, store=store, client=client,
-                   timeout_seconds=timeout_seconds, poll_seconds=poll_seconds)
+    return _change(
+        "rollback",
+        model_name,
+        target,
+        namespace,
+        store=store,
+        client=client,
+        timeout_seconds=timeout_seconds,
+        poll_seconds=poll_seconds,
+    )

@@ -91,7 +91,8 @@ def _check_isvc_name(name: str) -> str:
     if not _DNS1035.match(name or "") or len(name) > _MAX_ISVC_NAME:
         raise UsageError(
             f"InferenceService name {name!r} is invalid: use lowercase letters, digits and '-', "
-            f"start with a letter, end alphanumeric, at most {_MAX_ISVC_NAME} characters")
+            f"start with a letter, end alphanumeric, at most {_MAX_ISVC_NAME} characters"
+        )
     return name
 
 
@@ -103,8 +104,10 @@ def _check_namespace(namespace: str) -> str:
 
 def _check_label_value(value: str, what: str) -> str:
     if not _LABEL_VALUE.match(value or "") or len(value) > 63 or not value:
-        raise UsageError(f"{what} {value!r} cannot be a Kubernetes label value "
-                         "(alphanumerics, '-', '_', '.', at most 63 characters)")
+        raise UsageError(
+            f"{what} {value!r} cannot be a Kubernetes label value "
+            "(alphanumerics, '-', '_', '.', at most 63 characters)"
+        )
     return value
 
 
@@ -150,18 +153,30 @@ def _secret_env(store_secret: str) -> list[dict]:
     return env
 
 
-def _predictor(model_name: str, version: str, storage_uri: str, *, image: str,
-               service_account: str, resources: dict | None, public_key_secret: str,
-               store_secret: str) -> dict:
+def _predictor(
+    model_name: str,
+    version: str,
+    storage_uri: str,
+    *,
+    image: str,
+    service_account: str,
+    resources: dict | None,
+    public_key_secret: str,
+    store_secret: str,
+) -> dict:
     container = {
         "name": CONTAINER_NAME,
         "image": image,
         "command": ["python", "-m", "serving"],
         "args": [
-            "--model-name", model_name,
-            "--storage-uri", storage_uri,
-            "--public-key", f"{PUBLIC_KEY_MOUNT}/{PUBLIC_KEY_FILE}",
-            "--http-port", str(HTTP_PORT),
+            "--model-name",
+            model_name,
+            "--storage-uri",
+            storage_uri,
+            "--public-key",
+            f"{PUBLIC_KEY_MOUNT}/{PUBLIC_KEY_FILE}",
+            "--http-port",
+            str(HTTP_PORT),
         ],
         "env": _secret_env(store_secret),
         "ports": [{"name": "http1", "containerPort": HTTP_PORT, "protocol": "TCP"}],
@@ -173,8 +188,9 @@ def _predictor(model_name: str, version: str, storage_uri: str, *, image: str,
             "failureThreshold": 6,
         },
         "resources": _resources(resources),
-        "volumeMounts": [{"name": "signing-public-key", "mountPath": PUBLIC_KEY_MOUNT,
-                          "readOnly": True}],
+        "volumeMounts": [
+            {"name": "signing-public-key", "mountPath": PUBLIC_KEY_MOUNT, "readOnly": True}
+        ],
         "securityContext": {
             "runAsNonRoot": True,
             "runAsUser": 10001,
@@ -186,13 +202,15 @@ def _predictor(model_name: str, version: str, storage_uri: str, *, image: str,
         "serviceAccountName": service_account,
         "labels": {LABEL_MODEL: model_name, LABEL_VERSION: version},
         "containers": [container],
-        "volumes": [{
-            "name": "signing-public-key",
-            "secret": {
-                "secretName": public_key_secret,
-                "items": [{"key": PUBLIC_KEY_FILE, "path": PUBLIC_KEY_FILE}],
-            },
-        }],
+        "volumes": [
+            {
+                "name": "signing-public-key",
+                "secret": {
+                    "secretName": public_key_secret,
+                    "items": [{"key": PUBLIC_KEY_FILE, "path": PUBLIC_KEY_FILE}],
+                },
+            }
+        ],
     }
 
 
@@ -239,17 +257,28 @@ def build_inferenceservice(
     _check_namespace(namespace)
     _check_label_value(version, "version")
     if deployment_mode not in _MODES:
-        raise UsageError(f"deployment_mode must be one of {', '.join(_MODES)}, got {deployment_mode!r}")
+        raise UsageError(
+            f"deployment_mode must be one of {', '.join(_MODES)}, got {deployment_mode!r}"
+        )
     if not storage_uri.startswith("s3://"):
         raise UsageError(f"storage_uri must be an s3:// URI, got {storage_uri!r}")
     if canary_percent is not None and not 0 <= int(canary_percent) <= 100:
         raise UsageError(f"canary percent must be between 0 and 100, got {canary_percent}")
 
-    predictor = _predictor(model_name, version, storage_uri, image=image,
-                           service_account=service_account, resources=resources,
-                           public_key_secret=public_key_secret, store_secret=store_secret)
+    predictor = _predictor(
+        model_name,
+        version,
+        storage_uri,
+        image=image,
+        service_account=service_account,
+        resources=resources,
+        public_key_secret=public_key_secret,
+        store_secret=store_secret,
+    )
     live_predictor = ((previous or {}).get("spec") or {}).get("predictor") or {}
-    is_canary = canary_percent is not None and 0 < int(canary_percent) < 100 and bool(live_predictor)
+    is_canary = (
+        canary_percent is not None and 0 < int(canary_percent) < 100 and bool(live_predictor)
+    )
 
     spec: dict[str, Any]
     if deployment_mode == "Serverless":
@@ -299,6 +328,7 @@ def build_inferenceservice(
 
 
 # -- promote / rollback (pure: live object in, desired manifest out) -----------
+
 
 def is_raw_mode(mode: str | None) -> bool:
     """Whether a deployment mode is RawDeployment/Standard (``spec.canary``, no revisions)."""

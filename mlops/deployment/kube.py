@@ -121,8 +121,15 @@ def ready_condition(isvc: dict) -> dict | None:
     return None
 
 
-def _wait_ready(client, name: str, namespace: str, generation: int | None, timeout_seconds: float,
-                poll_seconds: float, sleep: Callable[[float], None]) -> dict:
+def _wait_ready(
+    client,
+    name: str,
+    namespace: str,
+    generation: int | None,
+    timeout_seconds: float,
+    poll_seconds: float,
+    sleep: Callable[[float], None],
+) -> dict:
     """Polls until Ready=True for ``generation``; raises ``_NotReady`` otherwise."""
     deadline = time.monotonic() + timeout_seconds
     false_polls = 0
@@ -143,8 +150,11 @@ def _wait_ready(client, name: str, namespace: str, generation: int | None, timeo
             else:
                 false_polls = 0
         if time.monotonic() >= deadline:
-            reason = _condition_text(condition, "no Ready condition") if current else (
-                f"generation {generation} not observed by the controller")
+            reason = (
+                _condition_text(condition, "no Ready condition")
+                if current
+                else (f"generation {generation} not observed by the controller")
+            )
             raise _NotReady(f"not Ready after {timeout_seconds:g}s ({reason})")
         sleep(poll_seconds)
 
@@ -220,14 +230,16 @@ def apply_inferenceservice(
             result = client.create(_to_sdk(manifest), namespace=namespace)
         else:
             logger.info("replacing InferenceService %s/%s", namespace, name)
-            result = client.replace(name, _to_sdk(_replace_body(manifest, previous)),
-                                    namespace=namespace)
+            result = client.replace(
+                name, _to_sdk(_replace_body(manifest, previous)), namespace=namespace
+            )
     except Exception as exc:
         raise MlopsError(f"the API refused InferenceService {namespace}/{name}: {exc}") from exc
     generation = ((result or {}).get("metadata") or {}).get("generation")
     try:
-        return _wait_ready(client, name, namespace, generation, timeout_seconds,
-                           poll_seconds, sleep)
+        return _wait_ready(
+            client, name, namespace, generation, timeout_seconds, poll_seconds, sleep
+        )
     except _NotReady as exc:
         outcome = _restore(client, name, namespace, previous)
         raise MlopsError(f"InferenceService {namespace}/{name} failed: {exc}; {outcome}") from None
@@ -243,9 +255,15 @@ def _change(name: str, namespace: str, client, make: Callable[[dict], dict], **w
     return apply_inferenceservice(desired, client=client, **wait)
 
 
-def promote_inferenceservice(name: str, namespace: str, client=None, *,
-                             timeout_seconds: float = 300, poll_seconds: float = 5,
-                             sleep: Callable[[float], None] = time.sleep) -> dict:
+def promote_inferenceservice(
+    name: str,
+    namespace: str,
+    client=None,
+    *,
+    timeout_seconds: float = 300,
+    poll_seconds: float = 5,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict:
     """Sends all traffic to the canary and makes it the stable release.
 
     Serverless: ``canaryTrafficPercent`` removed. Raw/Standard: the canary's
@@ -255,13 +273,26 @@ def promote_inferenceservice(name: str, namespace: str, client=None, *,
     Raises:
         UsageError: there is no canary. MlopsError: as ``apply_inferenceservice``.
     """
-    return _change(name, namespace, client, promoted_manifest, timeout_seconds=timeout_seconds,
-                   poll_seconds=poll_seconds, sleep=sleep)
+    return _change(
+        name,
+        namespace,
+        client,
+        promoted_manifest,
+        timeout_seconds=timeout_seconds,
+        poll_seconds=poll_seconds,
+        sleep=sleep,
+    )
 
 
-def rollback_inferenceservice(name: str, namespace: str, client=None, *,
-                              timeout_seconds: float = 300, poll_seconds: float = 5,
-                              sleep: Callable[[float], None] = time.sleep) -> dict:
+def rollback_inferenceservice(
+    name: str,
+    namespace: str,
+    client=None,
+    *,
+    timeout_seconds: float = 300,
+    poll_seconds: float = 5,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict:
     """Sends all traffic back to the stable release.
 
     Serverless: ``canaryTrafficPercent: 0`` (KServe routes to the previous
@@ -270,5 +301,12 @@ def rollback_inferenceservice(name: str, namespace: str, client=None, *,
     Raises:
         UsageError: there is no canary. MlopsError: as ``apply_inferenceservice``.
     """
-    return _change(name, namespace, client, rolled_back_manifest, timeout_seconds=timeout_seconds,
-                   poll_seconds=poll_seconds, sleep=sleep)
+    return _change(
+        name,
+        namespace,
+        client,
+        rolled_back_manifest,
+        timeout_seconds=timeout_seconds,
+        poll_seconds=poll_seconds,
+        sleep=sleep,
+    )

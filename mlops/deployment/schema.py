@@ -25,15 +25,35 @@ from typing import Any
 
 from mlops.errors import UsageError
 
-__all__ = ["load_crd", "crd_schema", "schema_problems", "validate_inferenceservice", "validate_manifest"]
+__all__ = [
+    "load_crd",
+    "crd_schema",
+    "schema_problems",
+    "validate_inferenceservice",
+    "validate_manifest",
+]
 
 _SCHEMA_LIST_KEYS = ("anyOf", "allOf", "oneOf")
 _OBJECT_META_FIELDS = {
-    "name", "generateName", "namespace", "labels", "annotations", "uid", "resourceVersion",
-    "generation", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
-    "finalizers", "ownerReferences", "managedFields", "selfLink",
+    "name",
+    "generateName",
+    "namespace",
+    "labels",
+    "annotations",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "finalizers",
+    "ownerReferences",
+    "managedFields",
+    "selfLink",
 }
-_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_DNS1123_SUBDOMAIN = re.compile(
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+)
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
@@ -74,6 +94,7 @@ def crd_schema(crd_path: Path, version: str = "v1beta1") -> dict:
 
 # -- OpenAPI v3 (+ Kubernetes extensions) -> JSON Schema ------------------------
 
+
 def _to_jsonschema(node: Any) -> Any:
     """A JSON Schema equivalent of one CRD schema node (a fresh copy)."""
     if not isinstance(node, dict):
@@ -94,7 +115,9 @@ def _to_jsonschema(node: Any) -> Any:
         out.pop("type", None)
         out.setdefault("anyOf", [{"type": "integer"}, {"type": "string"}])
     if node.get("nullable") and "type" in out:
-        out["type"] = [out["type"], "null"] if isinstance(out["type"], str) else [*out["type"], "null"]
+        out["type"] = (
+            [out["type"], "null"] if isinstance(out["type"], str) else [*out["type"], "null"]
+        )
     return out
 
 
@@ -130,8 +153,9 @@ def _unknown_fields(value: Any, schema: dict, parts: list, problems: list[str]) 
                 _unknown_fields(sub, additional, [*parts, key], problems)
             elif properties and not preserve and additional is not True:
                 allowed = ", ".join(sorted(properties))
-                problems.append(f"{_json_path([*parts, key])}: unknown field {key!r} "
-                                f"(allowed: {allowed})")
+                problems.append(
+                    f"{_json_path([*parts, key])}: unknown field {key!r} (allowed: {allowed})"
+                )
     elif isinstance(value, list) and isinstance(schema.get("items"), dict):
         for index, item in enumerate(value):
             _unknown_fields(item, schema["items"], [*parts, index], problems)
@@ -149,8 +173,9 @@ def _metadata_problems(manifest: dict) -> list[str]:
     if not isinstance(name, str) or not _DNS1123_SUBDOMAIN.match(name) or len(name) > 253:
         problems.append(f"$.metadata.name: {name!r} is not a DNS-1123 subdomain")
     namespace = meta.get("namespace")
-    if namespace is not None and (not isinstance(namespace, str)
-                                  or not _DNS1123_LABEL.match(namespace) or len(namespace) > 63):
+    if namespace is not None and (
+        not isinstance(namespace, str) or not _DNS1123_LABEL.match(namespace) or len(namespace) > 63
+    ):
         problems.append(f"$.metadata.namespace: {namespace!r} is not a DNS-1123 label")
     for key in ("labels", "annotations"):
         mapping = meta.get(key)
@@ -161,7 +186,9 @@ def _metadata_problems(manifest: dict) -> list[str]:
             continue
         for item_key, item_value in mapping.items():
             if not isinstance(item_value, str):
-                problems.append(f"$.metadata.{key}.{item_key}: {item_value!r} is not of type 'string'")
+                problems.append(
+                    f"$.metadata.{key}.{item_key}: {item_value!r} is not of type 'string'"
+                )
     return problems
 
 
@@ -186,7 +213,9 @@ def schema_problems(manifest: dict, crd_path: Path, version: str | None = None) 
 
     path = Path(crd_path).resolve()
     validator = _validator_for(str(path), path.stat().st_mtime_ns, version)
-    for error in sorted(validator.iter_errors(manifest), key=lambda e: list(map(str, e.absolute_path))):
+    for error in sorted(
+        validator.iter_errors(manifest), key=lambda e: list(map(str, e.absolute_path))
+    ):
         if list(error.absolute_path)[:1] == ["metadata"]:
             continue  # the CRD leaves metadata untyped; checked below
         problems.append(f"{_json_path(error.absolute_path)}: {error.message}")
@@ -209,9 +238,11 @@ def validate_manifest(manifest: dict, crd_path: Path, version: str | None = None
     problems = schema_problems(manifest, crd_path, version)
     if problems:
         kind = manifest.get("kind", "manifest") if isinstance(manifest, dict) else "manifest"
-        name = ((manifest.get("metadata") or {}).get("name") if isinstance(manifest, dict) else None)
+        name = (manifest.get("metadata") or {}).get("name") if isinstance(manifest, dict) else None
         lines = "\n".join(f"  - {problem}" for problem in problems)
-        raise UsageError(f"{kind} {name!r} does not match {os.path.basename(str(crd_path))}:\n{lines}")
+        raise UsageError(
+            f"{kind} {name!r} does not match {os.path.basename(str(crd_path))}:\n{lines}"
+        )
 
 
 def validate_inferenceservice(manifest: dict, crd_path: Path) -> None:

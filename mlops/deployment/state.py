@@ -58,9 +58,11 @@ class DeploymentState:
 
     def summary(self) -> dict:
         """Versions only: what a person (or the CLI's JSON) needs to see."""
-        return {"stable": self.stable.version if self.stable else None,
-                "canary": self.canary.version if self.canary else None,
-                "canary_percent": self.canary_percent}
+        return {
+            "stable": self.stable.version if self.stable else None,
+            "canary": self.canary.version if self.canary else None,
+            "canary_percent": self.canary_percent,
+        }
 
     @classmethod
     def from_dict(cls, data: dict) -> "DeploymentState":
@@ -89,8 +91,9 @@ def _parse(current: tuple[bytes, str] | None) -> DeploymentState | None:
     return DeploymentState.from_dict(json.loads(current[0])) if current else None
 
 
-def update_state(store: ObjectStore, model_name: str,
-                 change: Callable[[DeploymentState | None], DeploymentState]) -> DeploymentState:
+def update_state(
+    store: ObjectStore, model_name: str, change: Callable[[DeploymentState | None], DeploymentState]
+) -> DeploymentState:
     """Applies ``change`` to the current state and writes it back atomically.
 
     The write is conditional on the state not having changed since it was read;
@@ -113,8 +116,10 @@ def update_state(store: ObjectStore, model_name: str,
         except WriteConflict:
             logger.info("deployment state of %s changed meanwhile; retrying", model_name)
             time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))  # noqa: S311 - jitter only
-    raise StoreError(f"deployment state of {model_name!r} kept changing; gave up after "
-                     f"{_UPDATE_ATTEMPTS} attempts")
+    raise StoreError(
+        f"deployment state of {model_name!r} kept changing; gave up after "
+        f"{_UPDATE_ATTEMPTS} attempts"
+    )
 
 
 def list_deployments(store: ObjectStore) -> list[str]:
@@ -132,7 +137,9 @@ def _validate_percent(percent: int) -> int:
     return int(percent)
 
 
-def deploy(store: ObjectStore, model_name: str, release: Release, canary_percent: int | None = None) -> DeploymentState:
+def deploy(
+    store: ObjectStore, model_name: str, release: Release, canary_percent: int | None = None
+) -> DeploymentState:
     """Records a new desired release.
 
     With ``canary_percent`` (1-99) the release becomes the canary next to the
@@ -152,9 +159,13 @@ def deploy(store: ObjectStore, model_name: str, release: Release, canary_percent
         return state
 
     state = update_state(store, model_name, change)
-    logger.info("deployment %s: stable=%s canary=%s (%d%%)", model_name,
-                state.stable and state.stable.version, state.canary and state.canary.version,
-                state.canary_percent)
+    logger.info(
+        "deployment %s: stable=%s canary=%s (%d%%)",
+        model_name,
+        state.stable and state.stable.version,
+        state.canary and state.canary.version,
+        state.canary_percent,
+    )
     return state
 
 
@@ -183,7 +194,9 @@ def rollback(store: ObjectStore, model_name: str) -> DeploymentState:
         elif state.history:
             state.stable = state.history.pop()
         else:
-            raise UsageError(f"model {model_name!r} has no canary and no previous release to roll back to")
+            raise UsageError(
+                f"model {model_name!r} has no canary and no previous release to roll back to"
+            )
         return state
 
     return update_state(store, model_name, change)

@@ -456,8 +456,10 @@ def _run_audit(
         )
     # pip-audit silently drops requirements whose environment marker is false
     # here; the model may be served elsewhere, so those are not "clean".
-    skipped += [f"{name} (not audited, e.g. excluded by an environment marker)"
-                for name in sorted(set(pinned) - audited)]
+    skipped += [
+        f"{name} (not audited, e.g. excluded by an environment marker)"
+        for name in sorted(set(pinned) - audited)
+    ]
     if skipped:
         return AuditResult(
             "unknown",

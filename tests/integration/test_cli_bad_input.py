@@ -31,9 +31,16 @@ def files(tmp_path_factory):
     pd.read_csv(holdout_csv).drop(columns=[TARGET]).to_csv(unlabelled, index=False)
     narrow = root / "narrow-holdout.csv"
     pd.read_csv(holdout_csv).drop(columns=["mean_radius"]).to_csv(narrow, index=False)
-    return {"training": training_csv, "holdout": holdout_csv, "empty": empty, "header": header_only,
-            "single": single, "unlabelled": unlabelled, "narrow": narrow,
-            "missing": root / "does-not-exist.csv"}
+    return {
+        "training": training_csv,
+        "holdout": holdout_csv,
+        "empty": empty,
+        "header": header_only,
+        "single": single,
+        "unlabelled": unlabelled,
+        "narrow": narrow,
+        "missing": root / "does-not-exist.csv",
+    }
 
 
 @pytest.fixture
@@ -67,22 +74,37 @@ def args_for(files, data="training", holdout="holdout", **params) -> list[str]:
 
 CASES = {
     # name: (args builder kwargs, fragments the message must hold)
-    "missing target column": (dict(target="label"), ["target column 'label' not found", "diagnosis"]),
+    "missing target column": (
+        dict(target="label"),
+        ["target column 'label' not found", "diagnosis"],
+    ),
     "unreadable data uri": (dict(data="missing"), ["does-not-exist.csv", "no such file"]),
     "empty file": (dict(data="empty"), ["empty.csv", "is empty"]),
     "header-only file": (dict(data="header"), ["header.csv", "no rows"]),
     "single-class data": (dict(data="single"), ["single class", "'benign'", "at least two"]),
-    "holdout without target": (dict(holdout="unlabelled"), ["not found in holdout", "unlabelled.csv"]),
+    "holdout without target": (
+        dict(holdout="unlabelled"),
+        ["not found in holdout", "unlabelled.csv"],
+    ),
     "unreadable holdout": (dict(holdout="missing"), ["does-not-exist.csv"]),
     "holdout lacks a feature": (dict(holdout="narrow"), ["narrow-holdout.csv", "mean_radius"]),
-    "min_accuracy out of range": (dict(min_accuracy=1.5), ["min_accuracy must be in [0, 1], got 1.5"]),
+    "min_accuracy out of range": (
+        dict(min_accuracy=1.5),
+        ["min_accuracy must be in [0, 1], got 1.5"],
+    ),
     "negative min_accuracy": (dict(min_accuracy=-0.1), ["min_accuracy", "-0.1"]),
     "test_size of one": (dict(test_size=1.0), ["test_size must be in (0, 1), got 1.0"]),
     "test_size zero": (dict(test_size=0), ["test_size", "got 0.0"]),
     "unknown estimator": (dict(estimator="svm"), ["estimator 'svm' is unknown", "random_forest"]),
     "bad model_name": (dict(model_name="Breast_Cancer"), ["model_name 'Breast_Cancer' is invalid"]),
-    "missing drop column": (dict(drop_columns="no_such_column"), ["drop_columns", "no_such_column"]),
-    "non-numeric min_accuracy": (dict(min_accuracy="high"), ["min_accuracy='high' is not a valid float"]),
+    "missing drop column": (
+        dict(drop_columns="no_such_column"),
+        ["drop_columns", "no_such_column"],
+    ),
+    "non-numeric min_accuracy": (
+        dict(min_accuracy="high"),
+        ["min_accuracy='high' is not a valid float"],
+    ),
     "non-integer seed": (dict(seed="abc"), ["seed='abc' is not a valid integer"]),
     "bad boolean": (dict(allow_unknown_audit="perhaps"), ["allow_unknown_audit", "not a boolean"]),
     "bad deploy mode": (dict(deploy="sideways"), ["deploy must be one of none, canary, full"]),
@@ -97,28 +119,51 @@ def test_bad_training_input(case, files, home, capfd):
 
 def test_unsupported_scheme_names_the_uri(files, home, capfd):
     argv = training_args("http://example.com/training.csv", files["holdout"])
-    check_usage_error(*run_main(argv, capfd), home, "http://example.com/training.csv", "unsupported scheme")
+    check_usage_error(
+        *run_main(argv, capfd), home, "http://example.com/training.csv", "unsupported scheme"
+    )
 
 
 def test_unknown_parameter_lists_valid_ones(files, home, capfd):
     argv = args_for(files) + ["-p", "learning_rate=0.1"]
-    check_usage_error(*run_main(argv, capfd), home, "unknown parameter 'learning_rate'",
-                      "data_uri", "min_accuracy", "estimator")
+    check_usage_error(
+        *run_main(argv, capfd),
+        home,
+        "unknown parameter 'learning_rate'",
+        "data_uri",
+        "min_accuracy",
+        "estimator",
+    )
 
 
 def test_missing_required_parameter_is_named(files, home, capfd):
-    argv = ["run", "training", "--json", "-p", f"data_uri={files['training']}",
-            "-p", f"target_column={TARGET}", "-p", "model_name=breast-cancer"]
+    argv = [
+        "run",
+        "training",
+        "--json",
+        "-p",
+        f"data_uri={files['training']}",
+        "-p",
+        f"target_column={TARGET}",
+        "-p",
+        "model_name=breast-cancer",
+    ]
     check_usage_error(*run_main(argv, capfd), home, "missing required parameter", "holdout_uri")
 
 
 def test_malformed_parameter(files, home, capfd):
-    check_usage_error(*run_main(args_for(files) + ["-p", "seed"], capfd), home, "'seed' is not key=value")
+    check_usage_error(
+        *run_main(args_for(files) + ["-p", "seed"], capfd), home, "'seed' is not key=value"
+    )
 
 
 def test_unknown_pipeline_lists_pipelines(home, capfd):
-    check_usage_error(*run_main(["run", "trainig", "-p", "x=1"], capfd), home,
-                      "unknown pipeline 'trainig'", "training")
+    check_usage_error(
+        *run_main(["run", "trainig", "-p", "x=1"], capfd),
+        home,
+        "unknown pipeline 'trainig'",
+        "training",
+    )
 
 
 def test_argparse_usage_errors_exit_2(home, capfd):
@@ -132,7 +177,9 @@ def test_without_json_the_error_is_the_same(files, home, capfd):
 
 
 # -- the same through a real process ------------------------------------------------------------
-@pytest.mark.parametrize("case", ["missing target column", "min_accuracy out of range", "unknown estimator"])
+@pytest.mark.parametrize(
+    "case", ["missing target column", "min_accuracy out of range", "unknown estimator"]
+)
 def test_bad_input_in_a_subprocess(case, files, store, tmp_path):
     kwargs, fragments = CASES[case]
     home = tmp_path / "home"
@@ -145,17 +192,30 @@ def test_bad_input_in_a_subprocess(case, files, store, tmp_path):
 
 
 def test_unknown_parameter_in_a_subprocess(files, store, tmp_path):
-    result = run_cli(args_for(files) + ["-p", "foo=1"], cli_env(tmp_path / "home", store), timeout=120)
+    result = run_cli(
+        args_for(files) + ["-p", "foo=1"], cli_env(tmp_path / "home", store), timeout=120
+    )
     assert result.returncode == 2 and result.stdout == ""
     assert "unknown parameter 'foo'" in result.stderr and "holdout_uri" in result.stderr
 
 
-@pytest.mark.parametrize("param, fragment", [
-    ("retrain_data_uri", "does-not-exist.csv"), ("holdout_uri", "does-not-exist.csv"),
-    ("current_uri", "does-not-exist.csv")])
+@pytest.mark.parametrize(
+    "param, fragment",
+    [
+        ("retrain_data_uri", "does-not-exist.csv"),
+        ("holdout_uri", "does-not-exist.csv"),
+        ("current_uri", "does-not-exist.csv"),
+    ],
+)
 def test_monitoring_missing_table_exits_2_before_running(files, home, capfd, param, fragment):
-    params = {"model_name": "breast-cancer", "retrain_data_uri": str(files["training"]),
-              "holdout_uri": str(files["holdout"]), param: str(files["missing"])}
-    argv = ["run", "monitoring", "--json"] + [arg for k, v in params.items() for arg in ("-p", f"{k}={v}")]
+    params = {
+        "model_name": "breast-cancer",
+        "retrain_data_uri": str(files["training"]),
+        "holdout_uri": str(files["holdout"]),
+        param: str(files["missing"]),
+    }
+    argv = ["run", "monitoring", "--json"] + [
+        arg for k, v in params.items() for arg in ("-p", f"{k}={v}")
+    ]
     code, out, err = run_main(argv, capfd)
     check_usage_error(code, out, err, home, fragment, "no such file")

@@ -25,8 +25,13 @@ MODEL = "bc-monitor"
 
 
 def mlops(env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mlops.cli", *args], env=env, capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "mlops.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -47,20 +52,57 @@ def world(tmp_path_factory, store_settings):
     pd.read_csv(holdout_csv).drop(columns=[TARGET]).to_csv(steady, index=False)
     drifted = root / "data" / "drifted.csv"
     large_tumour_traffic(training).to_csv(drifted, index=False)
-    released = mlops(env, "run", "training", "--json", "-p", f"data_uri={training_csv}",
-                     "-p", f"holdout_uri={holdout_csv}", "-p", f"target_column={TARGET}",
-                     "-p", f"model_name={MODEL}", "-p", "allow_unknown_audit=true", "-p", "deploy=full")
+    released = mlops(
+        env,
+        "run",
+        "training",
+        "--json",
+        "-p",
+        f"data_uri={training_csv}",
+        "-p",
+        f"holdout_uri={holdout_csv}",
+        "-p",
+        f"target_column={TARGET}",
+        "-p",
+        f"model_name={MODEL}",
+        "-p",
+        "allow_unknown_audit=true",
+        "-p",
+        "deploy=full",
+    )
     assert released.returncode == 0, released.stdout + released.stderr[-3000:]
-    return {"env": env, "store": store, "training": training_csv, "holdout": holdout_csv,
-            "steady": steady, "drifted": drifted, "root": root,
-            "first_version": json.loads(released.stdout)["model_version"]}
+    return {
+        "env": env,
+        "store": store,
+        "training": training_csv,
+        "holdout": holdout_csv,
+        "steady": steady,
+        "drifted": drifted,
+        "root": root,
+        "first_version": json.loads(released.stdout)["model_version"],
+    }
 
 
 def monitoring(world, current: Path, *extra: str) -> tuple[int, dict]:
-    result = mlops(world["env"], "run", "monitoring", "--json", "-p", f"model_name={MODEL}",
-                   "-p", f"current_uri={current}", "-p", f"retrain_data_uri={world['training']}",
-                   "-p", f"holdout_uri={world['holdout']}", "-p", "allow_unknown_audit=true",
-                   "-p", "canary_percent=20", *extra)
+    result = mlops(
+        world["env"],
+        "run",
+        "monitoring",
+        "--json",
+        "-p",
+        f"model_name={MODEL}",
+        "-p",
+        f"current_uri={current}",
+        "-p",
+        f"retrain_data_uri={world['training']}",
+        "-p",
+        f"holdout_uri={world['holdout']}",
+        "-p",
+        "allow_unknown_audit=true",
+        "-p",
+        "canary_percent=20",
+        *extra,
+    )
     assert result.stdout.count("\n") == 1, result.stderr[-3000:]
     return result.returncode, json.loads(result.stdout)
 
@@ -102,9 +144,15 @@ def test_drift_retrains_and_releases_a_canary(world):
     assert "<html" in html.lower()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--reference", "/nonexistent/ref.csv", "--current", "/nonexistent/cur.csv"], "no such file"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["--reference", "/nonexistent/ref.csv", "--current", "/nonexistent/cur.csv"],
+            "no such file",
+        ),
+    ],
+)
 def test_drift_cli_missing_file(world, args, message):
     result = mlops(world["env"], "drift", *args)
     assert result.returncode == 2 and message in result.stderr
@@ -126,8 +174,17 @@ def test_drift_cli_empty_window(world):
 
 def test_drift_cli_json(world, tmp_path):
     report = tmp_path / "report.html"
-    result = mlops(world["env"], "drift", "--reference", str(world["training"]), "--current",
-                   str(world["drifted"]), "--report", str(report), "--json")
+    result = mlops(
+        world["env"],
+        "drift",
+        "--reference",
+        str(world["training"]),
+        "--current",
+        str(world["drifted"]),
+        "--report",
+        str(report),
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     payload = json.loads(result.stdout)
     assert payload["drift_detected"] is True

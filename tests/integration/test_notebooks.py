@@ -35,8 +35,20 @@ def kernel_for_this_interpreter(tmp_path: Path, monkeypatch) -> str:
     if argv and os.path.abspath(argv[0]) == os.path.abspath(sys.executable):
         return "python3"
     prefix = tmp_path / "kernel-prefix"
-    subprocess.run([sys.executable, "-m", "ipykernel", "install", "--prefix", str(prefix),
-                    "--name", "python3"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ipykernel",
+            "install",
+            "--prefix",
+            str(prefix),
+            "--name",
+            "python3",
+        ],
+        check=True,
+        capture_output=True,
+    )
     monkeypatch.setenv("JUPYTER_PATH", str(prefix / "share" / "jupyter"))
     spec = KernelSpecManager().get_kernel_spec("python3")
     assert os.path.abspath(spec.argv[0]) == os.path.abspath(sys.executable), spec.argv
@@ -62,8 +74,9 @@ def test_notebook_is_clean(path):
     notebook = nbformat.read(path, as_version=4)
     nbformat.validate(notebook)
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
-    assert code and all(not cell.get("outputs") and cell.get("execution_count") is None for cell in code), \
-        "commit the notebook without outputs"
+    assert code and all(
+        not cell.get("outputs") and cell.get("execution_count") is None for cell in code
+    ), "commit the notebook without outputs"
     assert notebook.metadata["kernelspec"]["name"] == "python3"
 
 
@@ -80,8 +93,9 @@ def test_training_notebook_releases_locally(store_env, tmp_path, monkeypatch):
     kernel = kernel_for_this_interpreter(tmp_path, monkeypatch)
 
     notebook = nbformat.read(NOTEBOOK, as_version=4)
-    client = NotebookClient(notebook, kernel_name=kernel, timeout=300,
-                            resources={"metadata": {"path": str(REPO_ROOT)}})
+    client = NotebookClient(
+        notebook, kernel_name=kernel, timeout=300, resources={"metadata": {"path": str(REPO_ROOT)}}
+    )
     client.execute()
 
     text = outputs_text(notebook)
@@ -91,7 +105,9 @@ def test_training_notebook_releases_locally(store_env, tmp_path, monkeypatch):
     assert "holdout_accuracy" in text and "test_accuracy" in text
     for gate in ("holdout_accuracy", "dependency_audit", "model_scan", "code_quality", "signature"):
         assert gate in text
-    versions = sorted(key for key in store_env.list("models/breast-cancer/") if key.endswith("_COMPLETE"))
+    versions = sorted(
+        key for key in store_env.list("models/breast-cancer/") if key.endswith("_COMPLETE")
+    )
     assert len(versions) == 1
     assert (tmp_path / "home" / "keys" / "signing-key.pem").is_file()
 
@@ -111,16 +127,35 @@ def test_monitoring_notebook_runs_one_pass_locally(store_env, tmp_path, monkeypa
     for name in ("MLOPS_SIGNING_KEY", "MLOPS_SIGNING_PUBLIC_KEY"):
         monkeypatch.delenv(name, raising=False)
     training_csv, holdout_csv = write_breast_cancer(tmp_path / "data")
-    deployed = subprocess.run(cli_command(
-        "run", "training", "--json", "-p", f"data_uri={training_csv}", "-p", f"holdout_uri={holdout_csv}",
-        "-p", "target_column=diagnosis", "-p", "model_name=breast-cancer", "-p", "deploy=full",
-        "-p", "allow_unknown_audit=true"), capture_output=True, text=True, env=os.environ.copy())
+    deployed = subprocess.run(
+        cli_command(
+            "run",
+            "training",
+            "--json",
+            "-p",
+            f"data_uri={training_csv}",
+            "-p",
+            f"holdout_uri={holdout_csv}",
+            "-p",
+            "target_column=diagnosis",
+            "-p",
+            "model_name=breast-cancer",
+            "-p",
+            "deploy=full",
+            "-p",
+            "allow_unknown_audit=true",
+        ),
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+    )
     assert deployed.returncode == 0, deployed.stderr[-3000:]
 
     kernel = kernel_for_this_interpreter(tmp_path, monkeypatch)
     notebook = nbformat.read(MONITORING_NOTEBOOK, as_version=4)
-    NotebookClient(notebook, kernel_name=kernel, timeout=300,
-                   resources={"metadata": {"path": str(REPO_ROOT)}}).execute()
+    NotebookClient(
+        notebook, kernel_name=kernel, timeout=300, resources={"metadata": {"path": str(REPO_ROOT)}}
+    ).execute()
     text = outputs_text(notebook)
     assert "drift detected: True" in text, text[-3000:]
     assert "status: released" in text

@@ -60,8 +60,11 @@ class Env:
     http: requests.Session
 
     def predict(self, instances, **extra) -> requests.Response:
-        return self.http.post(f"{self.serving}/v1/models/{MODEL}:predict",
-                              json={"instances": instances, **extra}, timeout=10)
+        return self.http.post(
+            f"{self.serving}/v1/models/{MODEL}:predict",
+            json={"instances": instances, **extra},
+            timeout=10,
+        )
 
     def logs(self) -> str:
         return self.stack.logs()
@@ -71,11 +74,23 @@ def _v2_body(frame) -> dict:
     inputs = []
     for name in FEATURES:
         if name in NUMERIC:
-            inputs.append({"name": name, "shape": [len(frame)], "datatype": "FP64",
-                           "data": frame[name].astype(float).tolist()})
+            inputs.append(
+                {
+                    "name": name,
+                    "shape": [len(frame)],
+                    "datatype": "FP64",
+                    "data": frame[name].astype(float).tolist(),
+                }
+            )
         else:
-            inputs.append({"name": name, "shape": [len(frame)], "datatype": "BYTES",
-                           "data": frame[name].astype(str).tolist()})
+            inputs.append(
+                {
+                    "name": name,
+                    "shape": [len(frame)],
+                    "datatype": "BYTES",
+                    "data": frame[name].astype(str).tolist(),
+                }
+            )
     return {"inputs": inputs}
 
 
@@ -85,26 +100,41 @@ def _send_traffic(env: Env) -> None:
     response = env.predict(v1_list_rows(rows))
     assert response.status_code == 200, response.text
     assert len(set(response.json()["predictions"])) >= 2, response.json()
-    assert env.predict(v1_object_rows(rows[:5]), parameters={"probabilities": True}).status_code == 200
+    assert (
+        env.predict(v1_object_rows(rows[:5]), parameters={"probabilities": True}).status_code == 200
+    )
 
     # beyond the training max (sepal_length max is 7.9) and an unseen category
     out_of_range = [[100.0, 3.5, 1.4, 0.2, "red"], [5.1, 3.5, 1.4, 0.2, "purple"]]
     response = env.predict(out_of_range)
     assert response.status_code == 200, response.text
 
-    v2 = env.http.post(f"{env.serving}/v2/models/{MODEL}/infer", json=_v2_body(rows[:4]), timeout=10)
+    v2 = env.http.post(
+        f"{env.serving}/v2/models/{MODEL}/infer", json=_v2_body(rows[:4]), timeout=10
+    )
     assert v2.status_code == 200, v2.text
-    explain = env.http.post(f"{env.serving}/v1/models/{MODEL}:explain",
-                            json={"instances": v1_list_rows(rows[:2])}, timeout=10)
+    explain = env.http.post(
+        f"{env.serving}/v1/models/{MODEL}:explain",
+        json={"instances": v1_list_rows(rows[:2])},
+        timeout=10,
+    )
     assert explain.status_code == 200, explain.text
 
     url = f"{env.serving}/v1/models/{MODEL}:predict"
     bad = [
-        env.http.post(url, data=b'{"instances": [[5.1, ', headers={"Content-Type": "application/json"},
-                      timeout=10),
+        env.http.post(
+            url,
+            data=b'{"instances": [[5.1, ',
+            headers={"Content-Type": "application/json"},
+            timeout=10,
+        ),
         env.http.post(url, json={"instances": [{"sepal_length": 5.1}]}, timeout=10),
-        env.http.post(url, data=b"instances=1",
-                      headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=10),
+        env.http.post(
+            url,
+            data=b"instances=1",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+            timeout=10,
+        ),
         env.http.post(f"{env.serving}/v2/models/{MODEL}/infer", json={"id": "1"}, timeout=10),
     ]
     assert [r.status_code for r in bad] == [400, 400, 415, 400], [r.text for r in bad]
@@ -142,38 +172,88 @@ def env(store_settings):
         publish(store, model_dir, MODEL, "v1")
         deploy(store, MODEL, Release("v1", store.uri(f"models/{MODEL}/v1")))
 
-        ports = {name: ms.free_port() for name in ("serving", "pushgateway", "alertmanager", "prometheus")}
+        ports = {
+            name: ms.free_port()
+            for name in ("serving", "pushgateway", "alertmanager", "prometheus")
+        }
         addr = {name: f"{LOCAL}:{port}" for name, port in ports.items()}
 
         # --- configs
         rules = ms.fast_rules_copy(rules_path(), work / "alerts.fast.yaml")
         ms.promtool_check_rules(rules)
-        am_config = ms.write_yaml(work / "alertmanager.yml",
-                                  ms.alertmanager_config(alertmanager_config_path(), receiver.url))
-        prom_config = ms.write_yaml(work / "prometheus.yml", ms.prometheus_config(
-            serving_targets=[addr["serving"]], pushgateway=addr["pushgateway"],
-            alertmanager=addr["alertmanager"], rule_files=[rules], serving_job=SERVING_JOB))
+        am_config = ms.write_yaml(
+            work / "alertmanager.yml",
+            ms.alertmanager_config(alertmanager_config_path(), receiver.url),
+        )
+        prom_config = ms.write_yaml(
+            work / "prometheus.yml",
+            ms.prometheus_config(
+                serving_targets=[addr["serving"]],
+                pushgateway=addr["pushgateway"],
+                alertmanager=addr["alertmanager"],
+                rule_files=[rules],
+                serving_job=SERVING_JOB,
+            ),
+        )
 
         # --- processes (all started first, then waited for, to overlap their start-up)
-        server_env = {**os.environ, **store.settings.to_env(), "MLOPS_HOME": str(work / "home"),
-                      "MLOPS_RECONCILE_SECONDS": "0.5", "MLOPS_INFERENCE_LOG_FLUSH_SECONDS": "0.5",
-                      "PYTHONUNBUFFERED": "1"}
-        serving = stack.start("model-server", [sys.executable, "-m", "serving.server", "--host", LOCAL,
-                                               "--port", ports["serving"], "--public-key", public],
-                              env=server_env, cwd=REPO)
-        pushgateway = stack.start("pushgateway", [ms.require_binary(ms.PUSHGATEWAY),
-                                                  f"--web.listen-address={addr['pushgateway']}"])
-        alertmanager = stack.start("alertmanager", [
-            ms.require_binary(ms.ALERTMANAGER), f"--config.file={am_config}",
-            f"--storage.path={work / 'alertmanager-data'}", f"--web.listen-address={addr['alertmanager']}",
-            "--cluster.listen-address="])
-        prometheus = stack.start("prometheus", [
-            ms.require_binary(ms.PROMETHEUS), f"--config.file={prom_config}",
-            f"--storage.tsdb.path={work / 'prometheus-data'}", f"--web.listen-address={addr['prometheus']}"])
+        server_env = {
+            **os.environ,
+            **store.settings.to_env(),
+            "MLOPS_HOME": str(work / "home"),
+            "MLOPS_RECONCILE_SECONDS": "0.5",
+            "MLOPS_INFERENCE_LOG_FLUSH_SECONDS": "0.5",
+            "PYTHONUNBUFFERED": "1",
+        }
+        serving = stack.start(
+            "model-server",
+            [
+                sys.executable,
+                "-m",
+                "serving.server",
+                "--host",
+                LOCAL,
+                "--port",
+                ports["serving"],
+                "--public-key",
+                public,
+            ],
+            env=server_env,
+            cwd=REPO,
+        )
+        pushgateway = stack.start(
+            "pushgateway",
+            [ms.require_binary(ms.PUSHGATEWAY), f"--web.listen-address={addr['pushgateway']}"],
+        )
+        alertmanager = stack.start(
+            "alertmanager",
+            [
+                ms.require_binary(ms.ALERTMANAGER),
+                f"--config.file={am_config}",
+                f"--storage.path={work / 'alertmanager-data'}",
+                f"--web.listen-address={addr['alertmanager']}",
+                "--cluster.listen-address=",
+            ],
+        )
+        prometheus = stack.start(
+            "prometheus",
+            [
+                ms.require_binary(ms.PROMETHEUS),
+                f"--config.file={prom_config}",
+                f"--storage.tsdb.path={work / 'prometheus-data'}",
+                f"--web.listen-address={addr['prometheus']}",
+            ],
+        )
 
-        env = Env(serving=f"http://{addr['serving']}", pushgateway=f"http://{addr['pushgateway']}",
-                  alertmanager=f"http://{addr['alertmanager']}", prometheus=f"http://{addr['prometheus']}",
-                  receiver=receiver, stack=stack, http=http)
+        env = Env(
+            serving=f"http://{addr['serving']}",
+            pushgateway=f"http://{addr['pushgateway']}",
+            alertmanager=f"http://{addr['alertmanager']}",
+            prometheus=f"http://{addr['prometheus']}",
+            receiver=receiver,
+            stack=stack,
+            http=http,
+        )
         ms.wait_http_ready(f"{env.pushgateway}/-/ready", pushgateway)
         ms.wait_http_ready(f"{env.alertmanager}/-/ready", alertmanager)
         ms.wait_http_ready(f"{env.prometheus}/-/ready", prometheus)
@@ -183,9 +263,14 @@ def env(store_settings):
         # at N has rate() 0 (no increase inside the window), so send one round, wait until
         # Prometheus has scraped it, and send another: every counter then has a real rate.
         _send_traffic(env)
-        ms.wait_until(lambda: ms.prom_query(
-            env.prometheus, f'mlops_request_errors_total{{job="{SERVING_JOB}",model="{MODEL}"}}'),
-            timeout=30, interval=0.3, describe=stack.logs)
+        ms.wait_until(
+            lambda: ms.prom_query(
+                env.prometheus, f'mlops_request_errors_total{{job="{SERVING_JOB}",model="{MODEL}"}}'
+            ),
+            timeout=30,
+            interval=0.3,
+            describe=stack.logs,
+        )
         _send_traffic(env)
         from mlops.metrics_push import push_drift_metrics, push_release_decision
 
@@ -222,35 +307,58 @@ def test_every_dashboard_query_returns_data(env):
             time.sleep(1.0)
     if empty:
         targets = ms.prom_targets_up(env.prometheus)
-        pytest.fail(f"{len(empty)} of {len(queries)} dashboard queries returned no data after 60 s:\n  "
-                    + "\n  ".join(empty) + f"\ntargets: {targets}\n{env.logs()}")
+        pytest.fail(
+            f"{len(empty)} of {len(queries)} dashboard queries returned no data after 60 s:\n  "
+            + "\n  ".join(empty)
+            + f"\ntargets: {targets}\n{env.logs()}"
+        )
 
     # the 4xx requests show up as a real error ratio (not just a 0 rate) in the recording rule
-    ratio = ms.wait_until(lambda: ms.prom_query(
-        env.prometheus, f'model:mlops_request_error_ratio:rate5m{{model="{MODEL}"}} > 0.05'),
-        timeout=30, describe=lambda: str(ms.prom_query(
-            env.prometheus, "model:mlops_request_error_ratio:rate5m")))
+    ratio = ms.wait_until(
+        lambda: ms.prom_query(
+            env.prometheus, f'model:mlops_request_error_ratio:rate5m{{model="{MODEL}"}} > 0.05'
+        ),
+        timeout=30,
+        describe=lambda: str(
+            ms.prom_query(env.prometheus, "model:mlops_request_error_ratio:rate5m")
+        ),
+    )
     assert len(ratio) == 1, ratio
 
     # the data is about the served model, from the expected jobs
-    info = ms.prom_query(env.prometheus, 'mlops_model_info == 1')
-    assert {(s["metric"]["model"], s["metric"]["job"]) for s in info} == {(MODEL, SERVING_JOB)}, info
+    info = ms.prom_query(env.prometheus, "mlops_model_info == 1")
+    assert {(s["metric"]["model"], s["metric"]["job"]) for s in info} == {(MODEL, SERVING_JOB)}, (
+        info
+    )
     drift = ms.prom_query(env.prometheus, "mlops_drift_detected")
-    assert [(s["metric"]["model"], s["metric"]["job"], s["value"][1]) for s in drift] == \
-        [(MODEL, "mlops_drift", "1")], drift
-    classes = ms.prom_query(env.prometheus, f'sum by (class) (mlops_predictions_total{{model="{MODEL}"}})')
+    assert [(s["metric"]["model"], s["metric"]["job"], s["value"][1]) for s in drift] == [
+        (MODEL, "mlops_drift", "1")
+    ], drift
+    classes = ms.prom_query(
+        env.prometheus, f'sum by (class) (mlops_predictions_total{{model="{MODEL}"}})'
+    )
     assert len(classes) >= 2, classes
-    features = {s["metric"]["feature"] for s in ms.prom_query(
-        env.prometheus, f'mlops_input_out_of_range_total{{model="{MODEL}"}}')}
+    features = {
+        s["metric"]["feature"]
+        for s in ms.prom_query(env.prometheus, f'mlops_input_out_of_range_total{{model="{MODEL}"}}')
+    }
     assert {"sepal_length", "color"} <= features, features
-    codes = {s["metric"]["code"] for s in ms.prom_query(
-        env.prometheus, f'mlops_request_errors_total{{model="{MODEL}"}}')}
+    codes = {
+        s["metric"]["code"]
+        for s in ms.prom_query(env.prometheus, f'mlops_request_errors_total{{model="{MODEL}"}}')
+    }
     assert {"400", "415"} <= codes, codes
-    protocols = {s["metric"]["protocol"] for s in ms.prom_query(
-        env.prometheus, f'mlops_requests_total{{model="{MODEL}"}}')}
+    protocols = {
+        s["metric"]["protocol"]
+        for s in ms.prom_query(env.prometheus, f'mlops_requests_total{{model="{MODEL}"}}')
+    }
     assert {"v1", "v2"} <= protocols, protocols
-    endpoints = {s["metric"]["endpoint"] for s in ms.prom_query(
-        env.prometheus, f'mlops_request_duration_seconds_count{{model="{MODEL}"}}')}
+    endpoints = {
+        s["metric"]["endpoint"]
+        for s in ms.prom_query(
+            env.prometheus, f'mlops_request_duration_seconds_count{{model="{MODEL}"}}'
+        )
+    }
     assert "explain" in endpoints, endpoints
 
 
@@ -258,23 +366,30 @@ def test_alerts_reach_the_webhook(env):
     receiver = env.receiver
 
     def describe() -> str:
-        alerts = requests.get(f"{env.prometheus}/api/v1/alerts", timeout=10).json()["data"]["alerts"]
-        firing = sorted((a["labels"]["alertname"], a["labels"].get("model"), a["state"]) for a in alerts)
+        alerts = requests.get(f"{env.prometheus}/api/v1/alerts", timeout=10).json()["data"][
+            "alerts"
+        ]
+        firing = sorted(
+            (a["labels"]["alertname"], a["labels"].get("model"), a["state"]) for a in alerts
+        )
         return f"prometheus alerts: {firing}\n{receiver.summary()}\n{env.logs()}"
 
-    drift = ms.wait_until(lambda: receiver.find("MlopsDatasetDrift", model=MODEL), timeout=60,
-                          describe=describe)
+    drift = ms.wait_until(
+        lambda: receiver.find("MlopsDatasetDrift", model=MODEL), timeout=60, describe=describe
+    )
     path, alert = drift[0]
     assert path == "/alerts", path  # the repo's mlops-default receiver
     assert alert["labels"]["severity"] == "warning" and alert["labels"]["team"] == "mlops", alert
     assert alert["labels"]["environment"] == "test", alert  # came through our Prometheus
     assert MODEL in alert["annotations"]["summary"], alert
 
-    rejected = ms.wait_until(lambda: receiver.find("MlopsRetrainingRejected", model=MODEL), timeout=30,
-                             describe=describe)
+    rejected = ms.wait_until(
+        lambda: receiver.find("MlopsRetrainingRejected", model=MODEL), timeout=30, describe=describe
+    )
     assert rejected[0][0] == "/alerts", rejected
     # 4 of every ~10 requests failed: > 5% errors, routed to the critical receiver
-    errors = ms.wait_until(lambda: receiver.find("MlopsServingErrorRate", model=MODEL), timeout=30,
-                           describe=describe)
+    errors = ms.wait_until(
+        lambda: receiver.find("MlopsServingErrorRate", model=MODEL), timeout=30, describe=describe
+    )
     assert errors[0][0] == "/alerts/critical", errors
     assert errors[0][1]["labels"]["severity"] == "critical", errors

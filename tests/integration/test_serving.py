@@ -50,8 +50,11 @@ class Served:
         self.http = requests.Session()
 
     def predict(self, instances, **extra):
-        return self.http.post(f"{self.base}/v1/models/{MODEL}:predict",
-                              json={"instances": instances, **extra}, timeout=10)
+        return self.http.post(
+            f"{self.base}/v1/models/{MODEL}:predict",
+            json={"instances": instances, **extra},
+            timeout=10,
+        )
 
     def status(self) -> dict:
         return self.http.get(f"{self.base}/v1/models/{MODEL}", timeout=5).json()
@@ -96,7 +99,9 @@ def served(store_settings, tmp_path_factory):
     private, public = make_keypair(work / "keys")
     models = {}
     for version, estimator in (("v1", "logistic_regression"), ("v2", "random_forest")):
-        model_dir, model, _ = build_model_dir(work / version, private, version=version, estimator=estimator)
+        model_dir, model, _ = build_model_dir(
+            work / version, private, version=version, estimator=estimator
+        )
         publish(store, model_dir, MODEL, version)
         models[version] = model
     tampered, _, _ = build_model_dir(work / "v3", private, version="v3")
@@ -105,15 +110,34 @@ def served(store_settings, tmp_path_factory):
     deploy(store, MODEL, Release("v1", store.uri(f"models/{MODEL}/v1")))
 
     port = free_port()
-    env = {**os.environ, **store.settings.to_env(), "MLOPS_HOME": str(work / "home"),
-           "MLOPS_RECONCILE_SECONDS": "0.3", "MLOPS_INFERENCE_LOG_FLUSH_SECONDS": "0.5",
-           "MLOPS_MAX_BODY_BYTES": "65536", "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        **store.settings.to_env(),
+        "MLOPS_HOME": str(work / "home"),
+        "MLOPS_RECONCILE_SECONDS": "0.3",
+        "MLOPS_INFERENCE_LOG_FLUSH_SECONDS": "0.5",
+        "MLOPS_MAX_BODY_BYTES": "65536",
+        "PYTHONUNBUFFERED": "1",
+    }
     log = work / "server.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "serving.server", "--host", "127.0.0.1", "--port", str(port),
-             "--public-key", str(public)],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "serving.server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--public-key",
+                str(public),
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     served = Served(f"http://127.0.0.1:{port}", store, models, log, process)
     try:
         deadline = time.monotonic() + 60
@@ -121,7 +145,10 @@ def served(store_settings, tmp_path_factory):
             if process.poll() is not None:
                 raise AssertionError(f"server exited with {process.returncode}:\n{served.tail()}")
             try:
-                if served.http.get(f"{served.base}/v2/models/{MODEL}/ready", timeout=2).status_code == 200:
+                if (
+                    served.http.get(f"{served.base}/v2/models/{MODEL}/ready", timeout=2).status_code
+                    == 200
+                ):
                     break
             except requests.ConnectionError:
                 pass
@@ -156,16 +183,26 @@ def test_tritonclient_v2_matches_in_process(served):
             tensor = httpclient.InferInput(name, [len(rows)], "BYTES")
             tensor.set_data_from_numpy(rows[name].to_numpy(object), binary_data=False)
         inputs.append(tensor)
-    result = client.infer(MODEL, inputs, parameters={"probabilities": True},
-                          outputs=[httpclient.InferRequestedOutput("predict"),
-                                   httpclient.InferRequestedOutput("probabilities", binary_data=False)])
+    result = client.infer(
+        MODEL,
+        inputs,
+        parameters={"probabilities": True},
+        outputs=[
+            httpclient.InferRequestedOutput("predict"),
+            httpclient.InferRequestedOutput("probabilities", binary_data=False),
+        ],
+    )
     expected = served.models["v1"]
     assert result.as_numpy("predict").tolist() == expected.predict(rows).tolist()
-    np.testing.assert_allclose(result.as_numpy("probabilities"), expected.predict_proba(rows), rtol=1e-9)
+    np.testing.assert_allclose(
+        result.as_numpy("probabilities"), expected.predict_proba(rows), rtol=1e-9
+    )
     assert result.get_response()["model_version"] == "v1"
 
     matrix = httpclient.InferInput("input-0", [len(rows), len(FEATURES)], "BYTES")
-    matrix.set_data_from_numpy(np.array([[str(v) for v in r] for r in v1_list_rows(rows)], dtype=object))
+    matrix.set_data_from_numpy(
+        np.array([[str(v) for v in r] for r in v1_list_rows(rows)], dtype=object)
+    )
     result = client.infer(MODEL, [matrix])
     assert result.as_numpy("predict").tolist() == expected.predict(rows).tolist()
     metadata = client.get_model_metadata(MODEL)
@@ -182,12 +219,17 @@ def test_v1_http_matches_in_process(served):
     body = response.json()
     assert body["predictions"] == expected
     np.testing.assert_allclose(body["probabilities"], served.models["v1"].predict_proba(rows))
-    explained = served.http.post(f"{served.base}/v1/models/{MODEL}:explain",
-                                 json={"instances": v1_list_rows(rows[:2])}, timeout=10).json()
+    explained = served.http.post(
+        f"{served.base}/v1/models/{MODEL}:explain",
+        json={"instances": v1_list_rows(rows[:2])},
+        timeout=10,
+    ).json()
     assert explained["method"] == "linear" and explained["model_version"] == "v1"
     assert [a["feature"] for a in explained["explanations"][0]["attributions"]] == FEATURES
     status = served.status()
-    assert status["ready"] is True and status["stable"] == "v1" and status["not_ready_reason"] is None
+    assert (
+        status["ready"] is True and status["stable"] == "v1" and status["not_ready_reason"] is None
+    )
 
 
 def _bad_requests(base: str):
@@ -197,30 +239,111 @@ def _bad_requests(base: str):
     obj = dict(zip(FEATURES, row, strict=True))
     json_type = {"Content-Type": "application/json"}
     return [
-        ("malformed JSON", url, b'{"instances": [[5.1, ', json_type, 400, "Unrecognized request format"),
+        (
+            "malformed JSON",
+            url,
+            b'{"instances": [[5.1, ',
+            json_type,
+            400,
+            "Unrecognized request format",
+        ),
         ("malformed V2 JSON", v2, b'{"inputs": [', json_type, 400, "malformed JSON"),
         ("V2 without inputs", v2, b'{"id": "1"}', json_type, 400, "inputs"),
-        ("wrong content type", url, b"instances=1", {"Content-Type": "application/x-www-form-urlencoded"},
-         415, "unsupported content type"),
-        ("text/plain", url, json.dumps({"instances": [row]}).encode(), {"Content-Type": "text/plain"},
-         415, "application/json"),
-        ("missing feature", url, {"instances": [{k: v for k, v in obj.items() if k != "color"}]}, None,
-         400, "missing feature(s) 'color'"),
-        ("extra feature", url, {"instances": [{**obj, "weight": 1}]}, None, 400, "unknown feature(s) 'weight'"),
+        (
+            "wrong content type",
+            url,
+            b"instances=1",
+            {"Content-Type": "application/x-www-form-urlencoded"},
+            415,
+            "unsupported content type",
+        ),
+        (
+            "text/plain",
+            url,
+            json.dumps({"instances": [row]}).encode(),
+            {"Content-Type": "text/plain"},
+            415,
+            "application/json",
+        ),
+        (
+            "missing feature",
+            url,
+            {"instances": [{k: v for k, v in obj.items() if k != "color"}]},
+            None,
+            400,
+            "missing feature(s) 'color'",
+        ),
+        (
+            "extra feature",
+            url,
+            {"instances": [{**obj, "weight": 1}]},
+            None,
+            400,
+            "unknown feature(s) 'weight'",
+        ),
         ("wrong width", url, {"instances": [row, row[:3]]}, None, 400, "row 1: expected 5 values"),
-        ("string number", url, {"instances": [[5.1, "3.5", 1.4, 0.2, "red"]]}, None, 400,
-         "feature 'sepal_width' row 0: expected a number"),
+        (
+            "string number",
+            url,
+            {"instances": [[5.1, "3.5", 1.4, 0.2, "red"]]},
+            None,
+            400,
+            "feature 'sepal_width' row 0: expected a number",
+        ),
         ("empty instances", url, {"instances": []}, None, 400, "empty"),
-        ("NaN literal", url, b'{"instances": [[NaN, 3.5, 1.4, 0.2, "red"]]}', json_type, 400,
-         "Unrecognized request format"),
-        ("NaN string", url, {"instances": [["NaN", 3.5, 1.4, 0.2, "red"]]}, None, 400, "NaN/infinity"),
+        (
+            "NaN literal",
+            url,
+            b'{"instances": [[NaN, 3.5, 1.4, 0.2, "red"]]}',
+            json_type,
+            400,
+            "Unrecognized request format",
+        ),
+        (
+            "NaN string",
+            url,
+            {"instances": [["NaN", 3.5, 1.4, 0.2, "red"]]},
+            None,
+            400,
+            "NaN/infinity",
+        ),
         ("instances not a list", url, {"instances": "abc"}, None, 400, "list"),
         ("no instances", url, {"rows": [row]}, None, 400, "instances"),
         ("oversize body", url, {"instances": [row] * 5000}, None, 413, "exceeds the limit"),
-        ("V2 wrong width", v2, {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "BYTES",
-                                            "data": ["1", "2", "3", "4"]}]}, None, 400, "expected 5 columns"),
-        ("V2 NaN", v2, {"inputs": [{"name": "x", "shape": [1, 5], "datatype": "BYTES",
-                                    "data": ["nan", "2", "3", "4", "red"]}]}, None, 400, "NaN/infinity"),
+        (
+            "V2 wrong width",
+            v2,
+            {
+                "inputs": [
+                    {
+                        "name": "x",
+                        "shape": [1, 4],
+                        "datatype": "BYTES",
+                        "data": ["1", "2", "3", "4"],
+                    }
+                ]
+            },
+            None,
+            400,
+            "expected 5 columns",
+        ),
+        (
+            "V2 NaN",
+            v2,
+            {
+                "inputs": [
+                    {
+                        "name": "x",
+                        "shape": [1, 5],
+                        "datatype": "BYTES",
+                        "data": ["nan", "2", "3", "4", "red"],
+                    }
+                ]
+            },
+            None,
+            400,
+            "NaN/infinity",
+        ),
     ]
 
 
@@ -235,14 +358,19 @@ def test_bad_requests_get_4xx_json(served):
         assert response.status_code == status, f"{name}: {response.status_code} {response.text}"
         assert response.headers["content-type"].startswith("application/json"), name
         assert message in response.json()["error"], f"{name}: {response.json()}"
-    chunked = served.http.post(f"{served.base}/v1/models/{MODEL}:predict",
-                               data=iter([b'{"instances": [', b"[1, 2, 3, 4, \"red\"], " * 5000, b"]}"]),
-                               headers={"Content-Type": "application/json"}, timeout=10)
+    chunked = served.http.post(
+        f"{served.base}/v1/models/{MODEL}:predict",
+        data=iter([b'{"instances": [', b'[1, 2, 3, 4, "red"], ' * 5000, b"]}"]),
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    )
     assert chunked.status_code == 413, chunked.text
     after = served.metrics()
-    errors = sum(_sample(after, "mlops_request_errors_total", model=MODEL, code=str(code))
-                 - _sample(before, "mlops_request_errors_total", model=MODEL, code=str(code))
-                 for code in (400, 413, 415))
+    errors = sum(
+        _sample(after, "mlops_request_errors_total", model=MODEL, code=str(code))
+        - _sample(before, "mlops_request_errors_total", model=MODEL, code=str(code))
+        for code in (400, 413, 415)
+    )
     assert errors == len(cases) + 1
 
 
@@ -284,8 +412,9 @@ def test_canary_split_promote_and_rollback(served):
     assert 150 <= counts["v2"] <= 250, counts
     after = served.metrics()
     for version in ("v1", "v2"):
-        sent = (_sample(after, "mlops_requests_total", model=MODEL, version=version, protocol="v1")
-                - _sample(before, "mlops_requests_total", model=MODEL, version=version, protocol="v1"))
+        sent = _sample(
+            after, "mlops_requests_total", model=MODEL, version=version, protocol="v1"
+        ) - _sample(before, "mlops_requests_total", model=MODEL, version=version, protocol="v1")
         assert sent == counts[version]
     assert _sample(after, "mlops_model_info", model=MODEL, version="v2", role="canary") == 1
     assert _sample(after, "mlops_model_info", model=MODEL, version="v1", role="stable") == 1
@@ -294,8 +423,13 @@ def test_canary_split_promote_and_rollback(served):
     promote(store, MODEL)
     served.wait_status(lambda s: s["stable"] == "v2" and s["canary"] is None)
     assert _versions(served, 50) == {"v2": 50}
-    assert "method" in served.http.post(f"{served.base}/v1/models/{MODEL}:explain",
-                                        json={"instances": v1_list_rows(sample_rows(1))}).json()
+    assert (
+        "method"
+        in served.http.post(
+            f"{served.base}/v1/models/{MODEL}:explain",
+            json={"instances": v1_list_rows(sample_rows(1))},
+        ).json()
+    )
     metrics = served.metrics()
     assert _sample(metrics, "mlops_model_info", model=MODEL, version="v1") == 0
     assert _sample(metrics, "mlops_model_info", model=MODEL, version="v2", role="stable") == 1
@@ -311,10 +445,13 @@ def test_out_of_range_inputs_are_counted(served):
     assert served.predict([row, row]).status_code == 200
     after = served.metrics()
     for feature in ("sepal_length", "color"):
-        delta = (_sample(after, "mlops_input_out_of_range_total", model=MODEL, feature=feature)
-                 - _sample(before, "mlops_input_out_of_range_total", model=MODEL, feature=feature))
+        delta = _sample(
+            after, "mlops_input_out_of_range_total", model=MODEL, feature=feature
+        ) - _sample(before, "mlops_input_out_of_range_total", model=MODEL, feature=feature)
         assert delta == 2, feature
-    assert _sample(after, "mlops_request_duration_seconds_count", model=MODEL, endpoint="predict") > 0
+    assert (
+        _sample(after, "mlops_request_duration_seconds_count", model=MODEL, endpoint="predict") > 0
+    )
 
 
 def test_inference_logs_reach_the_store(served):
@@ -342,7 +479,9 @@ def test_inference_logs_reach_the_store(served):
     tail = frame.tail(7).reset_index(drop=True)
     assert tail["prediction"].tolist() == served.models["v1"].predict(rows).tolist()
     assert set(tail["model_version"]) == {"v1"}
-    assert list(frame.columns[:len(FEATURES)]) == FEATURES
+    assert list(frame.columns[: len(FEATURES)]) == FEATURES
     assert set(frame["model_version"]) >= {"v1", "v2"}
-    written = _sample(served.metrics(), "mlops_inference_log_records_total", model=MODEL, result="written")
+    written = _sample(
+        served.metrics(), "mlops_inference_log_records_total", model=MODEL, result="written"
+    )
     assert written == len(frame)

@@ -28,7 +28,7 @@ MODEL = "iris"
 
 # Installs an import hook that refuses any module whose file belongs to a
 # distribution outside the serving lock, records who asked, then runs the entry point.
-BOOTSTRAP = textwrap.dedent('''
+BOOTSTRAP = textwrap.dedent("""
     import importlib.abc, importlib.machinery, importlib.metadata as md, json, os, runpy, sys
     from packaging.utils import canonicalize_name
 
@@ -57,7 +57,7 @@ BOOTSTRAP = textwrap.dedent('''
     sys.meta_path.insert(0, OutsideTheServingImage())
     sys.argv = ["serving", *sys.argv[4:]]
     runpy.run_module("serving", run_name="__main__", alter_sys=True)
-''')
+""")
 
 
 def test_the_serving_lock_is_enough_to_serve(store, tmp_path):
@@ -72,17 +72,41 @@ def test_the_serving_lock_is_enough_to_serve(store, tmp_path):
     record = tmp_path / "refused.jsonl"
     record.touch()
     port = free_port()
-    env = {**os.environ, **store.settings.to_env(), "MLOPS_INFERENCE_LOG_FLUSH_SECONDS": "60",
-           "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        **store.settings.to_env(),
+        "MLOPS_INFERENCE_LOG_FLUSH_SECONDS": "60",
+        "PYTHONUNBUFFERED": "1",
+    }
     log = tmp_path / "server.log"
     # The project's own code; an import refused there is a missing serving dependency.
-    project = os.pathsep.join(str((REPO_ROOT / package).resolve()) + os.sep for package in ("mlops", "serving"))
+    project = os.pathsep.join(
+        str((REPO_ROOT / package).resolve()) + os.sep for package in ("mlops", "serving")
+    )
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [sys.executable, str(bootstrap), str(REPO_ROOT / "requirements-serving.lock"), str(record),
-             project, "--model-name", MODEL, "--storage-uri", uri, "--public-key", str(public),
-             "--http-port", str(port), "--host", "127.0.0.1"],
-            cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                str(bootstrap),
+                str(REPO_ROOT / "requirements-serving.lock"),
+                str(record),
+                project,
+                "--model-name",
+                MODEL,
+                "--storage-uri",
+                uri,
+                "--public-key",
+                str(public),
+                "--http-port",
+                str(port),
+                "--host",
+                "127.0.0.1",
+            ],
+            cwd=tmp_path,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     base = f"http://127.0.0.1:{port}"
     http = requests.Session()
     try:
@@ -99,21 +123,41 @@ def test_the_serving_lock_is_enough_to_serve(store, tmp_path):
 
         rows = sample_rows(5)
         expected = model.predict(rows).tolist()
-        v1 = http.post(f"{base}/v1/models/{MODEL}:predict", json={"instances": v1_list_rows(rows)}, timeout=10)
+        v1 = http.post(
+            f"{base}/v1/models/{MODEL}:predict", json={"instances": v1_list_rows(rows)}, timeout=10
+        )
         assert v1.status_code == 200 and v1.json()["predictions"] == expected
         numeric = rows.drop(columns=["color"])
-        v2_inputs = [{"name": name, "shape": [len(rows)], "datatype": "FP64", "data": numeric[name].tolist()}
-                     for name in numeric.columns]
-        v2_inputs.append({"name": "color", "shape": [len(rows)], "datatype": "BYTES",
-                          "data": rows["color"].tolist()})
+        v2_inputs = [
+            {"name": name, "shape": [len(rows)], "datatype": "FP64", "data": numeric[name].tolist()}
+            for name in numeric.columns
+        ]
+        v2_inputs.append(
+            {
+                "name": "color",
+                "shape": [len(rows)],
+                "datatype": "BYTES",
+                "data": rows["color"].tolist(),
+            }
+        )
         v2 = http.post(f"{base}/v2/models/{MODEL}/infer", json={"inputs": v2_inputs}, timeout=10)
         assert v2.status_code == 200, v2.text
         assert next(o for o in v2.json()["outputs"] if o["name"] == "predict")["data"] == expected
-        explained = http.post(f"{base}/v1/models/{MODEL}:explain",
-                              json={"instances": v1_list_rows(rows.head(1))}, timeout=30)
+        explained = http.post(
+            f"{base}/v1/models/{MODEL}:explain",
+            json={"instances": v1_list_rows(rows.head(1))},
+            timeout=30,
+        )
         assert explained.status_code == 200 and explained.json()["method"] == "tree_shap"
-        assert http.post(f"{base}/v1/models/{MODEL}:predict", data=b"{oops",
-                         headers={"Content-Type": "application/json"}, timeout=10).status_code == 400
+        assert (
+            http.post(
+                f"{base}/v1/models/{MODEL}:predict",
+                data=b"{oops",
+                headers={"Content-Type": "application/json"},
+                timeout=10,
+            ).status_code
+            == 400
+        )
         assert "mlops_predictions_total" in http.get(f"{base}/metrics", timeout=5).text
     finally:
         process.terminate()
@@ -123,5 +167,9 @@ def test_the_serving_lock_is_enough_to_serve(store, tmp_path):
     assert len(read_inference_logs(store, MODEL)) == 2 * len(rows)
     # Libraries may probe optional modules (and carry on without them); the project may not.
     refused = [json.loads(line) for line in record.read_text().splitlines()]
-    assert not [r for r in refused if r["ours"]], f"project code imports outside the serving lock: {refused}"
-    assert "httptools" not in {r["module"] for r in refused}, "uvicorn's fast HTTP parser is in the image"
+    assert not [r for r in refused if r["ours"]], (
+        f"project code imports outside the serving lock: {refused}"
+    )
+    assert "httptools" not in {r["module"] for r in refused}, (
+        "uvicorn's fast HTTP parser is in the image"
+    )

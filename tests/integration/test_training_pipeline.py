@@ -86,15 +86,26 @@ def cli_runs(store_settings, data, advisory_db, tmp_path_factory):
     runs: dict[str, CliRun] = {}
     # The released run uses every default (the documented example); the rejected one narrows
     # the code-quality gate to components/ so that only the holdout gate decides it.
-    for name, extra in (("released", {}),
-                        ("rejected", {"min_accuracy": "0.999", "quality_paths": "components"})):
+    for name, extra in (
+        ("released", {}),
+        ("rejected", {"min_accuracy": "0.999", "quality_paths": "components"}),
+    ):
         root = tmp_path_factory.mktemp(f"cli-{name}")
         store = fresh_store(store_settings)
-        args = training_args(data["training"], data["holdout"], advisory_db_uri=advisory_db, **extra)
+        args = training_args(
+            data["training"], data["holdout"], advisory_db_uri=advisory_db, **extra
+        )
         out, err = root / "stdout.txt", root / "stderr.txt"
         with open(out, "w") as stdout, open(err, "w") as stderr:
-            process = subprocess.Popen(cli_command(*args), env=cli_env(root / "home", store), cwd=REPO_ROOT,
-                                       stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL, text=True)
+            process = subprocess.Popen(
+                cli_command(*args),
+                env=cli_env(root / "home", store),
+                cwd=REPO_ROOT,
+                stdout=stdout,
+                stderr=stderr,
+                stdin=subprocess.DEVNULL,
+                text=True,
+            )
         runs[name] = CliRun(process, root / "home", store, out, err)
     yield runs
     for run in runs.values():
@@ -103,8 +114,9 @@ def cli_runs(store_settings, data, advisory_db, tmp_path_factory):
             run.process.wait()
 
 
-def test_run_locally_publishes_a_complete_signed_model(cli_runs, store_settings, data, advisory_db,
-                                                       tmp_path, monkeypatch):
+def test_run_locally_publishes_a_complete_signed_model(
+    cli_runs, store_settings, data, advisory_db, tmp_path, monkeypatch
+):
     from mlops.data import fingerprint
     from mlops.local_run import run_locally
     from mlops.pipeline_params import parse_params
@@ -117,10 +129,18 @@ def test_run_locally_publishes_a_complete_signed_model(cli_runs, store_settings,
         monkeypatch.setenv(key, value)
     _, public_key = use_signing_keys(monkeypatch, tmp_path / "keys")
     training = PIPELINES["training"]
-    arguments = parse_params(training, [f"data_uri={data['training']}", f"holdout_uri={data['holdout']}",
-                                        f"target_column={TARGET}", f"model_name={MODEL_NAME}",
-                                        f"advisory_db_uri={advisory_db}", "estimator=random_forest",
-                                        "quality_paths=components"])
+    arguments = parse_params(
+        training,
+        [
+            f"data_uri={data['training']}",
+            f"holdout_uri={data['holdout']}",
+            f"target_column={TARGET}",
+            f"model_name={MODEL_NAME}",
+            f"advisory_db_uri={advisory_db}",
+            "estimator=random_forest",
+            "quality_paths=components",
+        ],
+    )
     arguments = prepare_local_run("training", arguments)
     # kfp.local writes its logs to ``sys.stdout``; run_locally captures fd 1. In the CLI
     # process they are the same stream; under pytest sys.stdout is a capture object, so
@@ -144,14 +164,16 @@ def test_run_locally_publishes_a_complete_signed_model(cli_runs, store_settings,
     assert outcome["model_uri"] == store.uri(f"models/{MODEL_NAME}/{version}")
 
     prefix = f"models/{MODEL_NAME}/{version}/"
-    assert {key[len(prefix):] for key in keys_under(store, prefix)} == PUBLISHED_FILES
+    assert {key[len(prefix) :] for key in keys_under(store, prefix)} == PUBLISHED_FILES
     assert list_versions(store, MODEL_NAME) == [version]
     assert keys_under(store, "rejections/") == []
 
     local = fetch_model(store, outcome["model_uri"], tmp_path / "fetched")
     manifest = store.get_json(prefix + COMPLETE_MARKER)
     assert manifest["version"] == version
-    assert manifest["files"] == {name: sha256_file(local / name) for name in PUBLISHED_FILES - {COMPLETE_MARKER}}
+    assert manifest["files"] == {
+        name: sha256_file(local / name) for name in PUBLISHED_FILES - {COMPLETE_MARKER}
+    }
 
     metadata = json.loads((local / "metadata.json").read_text())
     assert metadata["model_name"] == MODEL_NAME and metadata["version"] == version
@@ -165,17 +187,24 @@ def test_run_locally_publishes_a_complete_signed_model(cli_runs, store_settings,
     assert metadata["metrics"]["test_accuracy"] == outcome["metrics"]["test_accuracy"] > 0.9
     assert set(metadata["data_fingerprints"]) == {"data", "train", "test"}
     assert metadata["data_fingerprints"]["data"] == fingerprint(training_frame)
-    assert {"python", "scikit-learn", "skops", "numpy", "pandas"} <= set(metadata["library_versions"])
+    assert {"python", "scikit-learn", "skops", "numpy", "pandas"} <= set(
+        metadata["library_versions"]
+    )
 
     reference = pd.read_parquet(local / "reference.parquet")
-    assert list(reference.columns) == features and len(reference) == metadata["reference_sample"]["rows"]
+    assert (
+        list(reference.columns) == features
+        and len(reference) == metadata["reference_sample"]["rows"]
+    )
     requirements = (local / "requirements.txt").read_text().splitlines()
     assert requirements and all("==" in line for line in requirements)
     assert any(line.startswith("scikit-learn==") for line in requirements)
     verify_model_dir(local, public_key, "model.sig")  # raises when the signature does not match
 
     assert outcome["metrics"]["holdout_accuracy"] > 0.9
-    assert set(outcome["gates"]) == GATE_NAMES and all(g["passed"] for g in outcome["gates"].values())
+    assert set(outcome["gates"]) == GATE_NAMES and all(
+        g["passed"] for g in outcome["gates"].values()
+    )
 
 
 def test_cli_release_prints_one_json_object(cli_runs):
@@ -194,7 +223,9 @@ def test_cli_release_prints_one_json_object(cli_runs):
     version = outcome["model_version"]
     assert outcome["model_uri"] == run.store.uri(f"models/{MODEL_NAME}/{version}")
     assert run.store.exists(f"models/{MODEL_NAME}/{version}/{COMPLETE_MARKER}")
-    assert Path(outcome["run_dir"]).is_dir() and Path(outcome["run_dir"]).parent == run.home / "runs"
+    assert (
+        Path(outcome["run_dir"]).is_dir() and Path(outcome["run_dir"]).parent == run.home / "runs"
+    )
     assert (run.home / "keys" / "signing-key.pem").is_file(), "the CLI creates the signing keys"
     log = Path(outcome["log_file"]).read_text()
     assert "publish-model" in log and "Executing task" not in stdout, "task logs stay off stdout"

@@ -39,7 +39,9 @@ class FakeKfpClient:
         return SimpleNamespace(recurring_run_id="rr-1")
 
     def create_run_from_pipeline_func(self, pipeline, arguments, **kwargs):
-        self.calls.append(("create_run", {"pipeline": pipeline.name, "arguments": arguments, **kwargs}))
+        self.calls.append(
+            ("create_run", {"pipeline": pipeline.name, "arguments": arguments, **kwargs})
+        )
         return SimpleNamespace(run_id="run-1")
 
 
@@ -60,9 +62,13 @@ def test_cron_needs_six_fields():
 
 def test_schedule_creates_recurring_run_with_compiled_monitoring_pipeline(fake_kfp):
     client = FakeKfpClient()
-    run_id = schedule_pipeline(client, "monitoring", "0 0 3 * * *",
-                               {"model_name": "m", "retrain_data_uri": "s3://b/d.csv",
-                                "holdout_uri": "s3://b/h.csv"}, "mlops")
+    run_id = schedule_pipeline(
+        client,
+        "monitoring",
+        "0 0 3 * * *",
+        {"model_name": "m", "retrain_data_uri": "s3://b/d.csv", "holdout_uri": "s3://b/h.csv"},
+        "mlops",
+    )
     assert run_id == "rr-1"
     name, kwargs = client.calls[-1]
     assert name == "create_recurring_run" and kwargs["cron_expression"] == "0 0 3 * * *"
@@ -71,27 +77,76 @@ def test_schedule_creates_recurring_run_with_compiled_monitoring_pipeline(fake_k
 
 
 def test_schedule_cli_rejects_five_field_cron(fake_kfp, capsys):
-    code = cli.main(["schedule", "monitoring", "--host", "http://kfp.invalid", "--cron", "0 * * * *",
-                     "-p", "model_name=m", "-p", "retrain_data_uri=x", "-p", "holdout_uri=y"])
+    code = cli.main(
+        [
+            "schedule",
+            "monitoring",
+            "--host",
+            "http://kfp.invalid",
+            "--cron",
+            "0 * * * *",
+            "-p",
+            "model_name=m",
+            "-p",
+            "retrain_data_uri=x",
+            "-p",
+            "holdout_uri=y",
+        ]
+    )
     assert code == 2 and "KFP needs 6" in capsys.readouterr().err
     assert not fake_kfp.instances
 
 
 def test_schedule_cli_json(fake_kfp, capsys):
-    code = cli.main(["schedule", "monitoring", "--host", "http://kfp.invalid", "--cron", "0 0 * * * *",
-                     "-p", "model_name=m", "-p", "retrain_data_uri=x", "-p", "holdout_uri=y", "--json"])
+    code = cli.main(
+        [
+            "schedule",
+            "monitoring",
+            "--host",
+            "http://kfp.invalid",
+            "--cron",
+            "0 0 * * * *",
+            "-p",
+            "model_name=m",
+            "-p",
+            "retrain_data_uri=x",
+            "-p",
+            "holdout_uri=y",
+            "--json",
+        ]
+    )
     assert code == 0
     assert json.loads(capsys.readouterr().out) == {
-        "status": "scheduled", "recurring_run_id": "rr-1", "cron": "0 0 * * * *", "pipeline": "monitoring"}
+        "status": "scheduled",
+        "recurring_run_id": "rr-1",
+        "cron": "0 0 * * * *",
+        "pipeline": "monitoring",
+    }
 
 
 def test_run_with_host_submits_instead_of_running(fake_kfp, capsys, monkeypatch):
     monkeypatch.delenv("MLOPS_S3_ENDPOINT", raising=False)
-    code = cli.main(["run", "training", "--host", "http://kfp.invalid", "--json",
-                     "-p", "data_uri=s3://b/d.csv", "-p", "holdout_uri=s3://b/h.csv",
-                     "-p", "target_column=y", "-p", "model_name=m", "-p", "min_accuracy=0.9"])
+    code = cli.main(
+        [
+            "run",
+            "training",
+            "--host",
+            "http://kfp.invalid",
+            "--json",
+            "-p",
+            "data_uri=s3://b/d.csv",
+            "-p",
+            "holdout_uri=s3://b/h.csv",
+            "-p",
+            "target_column=y",
+            "-p",
+            "model_name=m",
+            "-p",
+            "min_accuracy=0.9",
+        ]
+    )
     assert code == 0
     assert json.loads(capsys.readouterr().out)["run_id"] == "run-1"
-    (name, call), = fake_kfp.instances[-1].calls
+    ((name, call),) = fake_kfp.instances[-1].calls
     assert call["pipeline"] == "training" and call["arguments"]["min_accuracy"] == 0.9
     assert call["enable_caching"] is False

@@ -17,7 +17,9 @@ def published(store_env, tmp_path, monkeypatch):
     monkeypatch.setenv("MLOPS_HOME", str(tmp_path / "home"))
     private, _ = use_signing_keys(monkeypatch, tmp_path / "keys")
     for version in ("v1", "v2"):
-        model_dir, _, _ = build_model_dir(tmp_path / version, private, model_name="iris", version=version)
+        model_dir, _, _ = build_model_dir(
+            tmp_path / version, private, model_name="iris", version=version
+        )
         publish(store_env, model_dir, "iris", version)
     return store_env
 
@@ -73,11 +75,25 @@ def test_deploy_to_kserve_runs_the_serving_image_or_the_one_given(published, cap
     monkeypatch.delenv("MLOPS_KSERVE_CRD", raising=False)
 
     def image() -> str:
-        return fake.objects[("kubeflow-user", "iris")]["spec"]["predictor"]["containers"][0]["image"]
+        return fake.objects[("kubeflow-user", "iris")]["spec"]["predictor"]["containers"][0][
+            "image"
+        ]
 
-    code, summary, _ = run(capsys, "deploy", "iris", "--version", "v1", "--target", "kserve", "--json")
+    code, summary, _ = run(
+        capsys, "deploy", "iris", "--version", "v1", "--target", "kserve", "--json"
+    )
     assert code == 0 and summary["deployed"] and image() == SERVING_IMAGE
-    code, summary, _ = run(capsys, "deploy", "iris", "--version", "v2", "--target", "kserve",
-                           "--image", "registry.example/mlops-serving:1", "--json")
+    code, summary, _ = run(
+        capsys,
+        "deploy",
+        "iris",
+        "--version",
+        "v2",
+        "--target",
+        "kserve",
+        "--image",
+        "registry.example/mlops-serving:1",
+        "--json",
+    )
     assert code == 0 and image() == "registry.example/mlops-serving:1"
     assert read_state(published, "iris").stable.version == "v2"

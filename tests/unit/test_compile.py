@@ -63,6 +63,7 @@ def executors(path: Path) -> dict[str, dict]:
 
 def normalise(text: str) -> str:
     """The compiled YAML without what changes with the kfp release: ``sdkVersion`` and kfp pins."""
+
     def strip(node):
         if isinstance(node, dict):
             return {k: strip(v) for k, v in node.items() if k != "sdkVersion"}
@@ -96,10 +97,20 @@ def test_compiled_training_loads_as_a_component(compiled):
 
 def test_training_tasks_and_gates(compiled):
     root = documents(compiled["training"])[0]["root"]["dag"]["tasks"]
-    for task in ("load-split", "train-model", "validate-holdout", "audit-dependencies", "scan-model",
-                 "check-code-quality", "sign-model", "decide-release"):
+    for task in (
+        "load-split",
+        "train-model",
+        "validate-holdout",
+        "audit-dependencies",
+        "scan-model",
+        "check-code-quality",
+        "sign-model",
+        "decide-release",
+    ):
         assert task in root, task
-        assert not root[task].get("cachingOptions", {}).get("enableCache", False), f"{task} is cached"
+        assert not root[task].get("cachingOptions", {}).get("enableCache", False), (
+            f"{task} is cached"
+        )
     assert any(name.startswith("condition-branches") for name in root), "release/reject branches"
 
 
@@ -108,8 +119,9 @@ def test_every_executor_uses_the_runtime_image(compiled):
         specs = executors(path)
         assert {e["container"]["image"] for e in specs.values()} == {RUNTIME_IMAGE}, name
         for executor in specs.values():
-            assert "pip install" not in " ".join(executor["container"].get("command", [])), \
+            assert "pip install" not in " ".join(executor["container"].get("command", [])), (
                 "components must not install packages at start-up"
+            )
 
 
 def test_compilation_is_deterministic(compiler, compiled, tmp_path):
@@ -146,25 +158,42 @@ def test_no_credentials_in_the_yaml_only_secret_refs(compiled):
         for executor in documents(path)[0]["deploymentSpec"]["executors"].values():
             env = {e["name"]: e.get("value") for e in executor["container"].get("env", [])}
             assert not any(k.startswith("MLOPS_S3_") for k in env), env
-    platform = documents(compiled["training"])[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
-    secret_names = {s["secretName"] for spec in platform.values() for s in spec.get("secretAsEnv", [])}
-    secret_keys = {m["secretKey"] for spec in platform.values() for s in spec.get("secretAsEnv", [])
-                   for m in s["keyToEnv"]}
+    platform = documents(compiled["training"])[1]["platforms"]["kubernetes"]["deploymentSpec"][
+        "executors"
+    ]
+    secret_names = {
+        s["secretName"] for spec in platform.values() for s in spec.get("secretAsEnv", [])
+    }
+    secret_keys = {
+        m["secretKey"]
+        for spec in platform.values()
+        for s in spec.get("secretAsEnv", [])
+        for m in s["keyToEnv"]
+    }
     assert secret_names == {"mlops-s3-credentials"}
     assert {"MLOPS_S3_ACCESS_KEY", "MLOPS_S3_SECRET_KEY"} <= secret_keys
-    mounted = {v["secretName"] for spec in platform.values() for v in spec.get("secretAsVolume", [])}
+    mounted = {
+        v["secretName"] for spec in platform.values() for v in spec.get("secretAsVolume", [])
+    }
     assert mounted == {"mlops-signing-key", "mlops-signing-public-key"}
 
 
 def test_private_signing_key_reaches_only_the_sign_step(compiled):
     for name, path in compiled.items():
         platform = documents(path)[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
-        holders = {executor for executor, spec in platform.items()
-                   for volume in spec.get("secretAsVolume", []) if volume["secretName"] == "mlops-signing-key"}
+        holders = {
+            executor
+            for executor, spec in platform.items()
+            for volume in spec.get("secretAsVolume", [])
+            if volume["secretName"] == "mlops-signing-key"
+        }
         assert holders == {"exec-sign-model"}, name
-        verifiers = {executor for executor, spec in platform.items()
-                     for volume in spec.get("secretAsVolume", [])
-                     if volume["secretName"] == "mlops-signing-public-key"}
+        verifiers = {
+            executor
+            for executor, spec in platform.items()
+            for volume in spec.get("secretAsVolume", [])
+            if volume["secretName"] == "mlops-signing-public-key"
+        }
         assert {"exec-sign-model", "exec-publish-model", "exec-deploy-model"} <= verifiers, name
 
 
@@ -178,7 +207,8 @@ def test_training_matches_the_golden(compiled):
         pytest.fail(f"{GOLDEN} is missing; create it with UPDATE_GOLDEN=1")
     assert actual == GOLDEN.read_text(), (
         "compiled training pipeline differs from tests/golden/training.yaml; if the change is "
-        "intended, regenerate it with UPDATE_GOLDEN=1")
+        "intended, regenerate it with UPDATE_GOLDEN=1"
+    )
 
 
 def _tasks(node):
@@ -198,6 +228,12 @@ def test_the_serving_image_parameter_reaches_the_deploy_step(compiled):
         root = documents(compiled[name])[0]
         parameters = root["root"]["inputDefinitions"]["parameters"]
         assert parameters["serving_image"]["defaultValue"] == "", f"{name}: no image baked in"
-    deploys = [task for name, task in _tasks(documents(compiled["training"])[0]) if name == "deploy-model"]
-    assert deploys and all(task["inputs"]["parameters"]["image"]["componentInputParameter"]
-                           .startswith("pipelinechannel--serving_image") for task in deploys)
+    deploys = [
+        task for name, task in _tasks(documents(compiled["training"])[0]) if name == "deploy-model"
+    ]
+    assert deploys and all(
+        task["inputs"]["parameters"]["image"]["componentInputParameter"].startswith(
+            "pipelinechannel--serving_image"
+        )
+        for task in deploys
+    )

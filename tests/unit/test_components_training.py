@@ -56,8 +56,14 @@ def data(work):
 def split(work, data):
     train_data = artifact(Dataset, work / "split" / "train_data")
     test_data = artifact(Dataset, work / "split" / "test_data")
-    outputs = load_split.python_func(data_uri=str(data["training"]), target_column=TARGET,
-                                     train_data=train_data, test_data=test_data, test_size=0.2, seed=42)
+    outputs = load_split.python_func(
+        data_uri=str(data["training"]),
+        target_column=TARGET,
+        train_data=train_data,
+        test_data=test_data,
+        test_size=0.2,
+        seed=42,
+    )
     return {"train": train_data, "test": test_data, "outputs": outputs}
 
 
@@ -66,18 +72,31 @@ def trained(work, split):
     model = artifact(Model, work / "train" / "model")
     metrics = artifact(Metrics, work / "train" / "metrics")
     accuracy = train_model.python_func(
-        train_data=split["train"], test_data=split["test"], target_column=TARGET, model_name=MODEL_NAME,
-        model=model, metrics=metrics, estimator="logistic_regression", drop_columns="",
-        data_fingerprint=split["outputs"].data_fingerprint, seed=42)
+        train_data=split["train"],
+        test_data=split["test"],
+        target_column=TARGET,
+        model_name=MODEL_NAME,
+        model=model,
+        metrics=metrics,
+        estimator="logistic_regression",
+        drop_columns="",
+        data_fingerprint=split["outputs"].data_fingerprint,
+        seed=42,
+    )
     return {"model": model, "metrics": metrics, "accuracy": accuracy}
 
 
 def holdout_gate(work, split, trained, data, min_accuracy: float, name: str):
     metrics = artifact(Metrics, work / name / "metrics")
     classification = artifact(ClassificationMetrics, work / name / "classification")
-    outputs = validate_holdout.python_func(model=trained["model"], train_data=split["train"],
-                                           holdout_uri=str(data["holdout"]), metrics=metrics,
-                                           classification=classification, min_accuracy=min_accuracy)
+    outputs = validate_holdout.python_func(
+        model=trained["model"],
+        train_data=split["train"],
+        holdout_uri=str(data["holdout"]),
+        metrics=metrics,
+        classification=classification,
+        min_accuracy=min_accuracy,
+    )
     return outputs, metrics, classification
 
 
@@ -102,15 +121,29 @@ def test_load_split_writes_parquet_splits(split, data):
 def test_load_split_drops_columns_and_reports_bad_input(work, data):
     train_data = artifact(Dataset, work / "split-drop" / "train")
     test_data = artifact(Dataset, work / "split-drop" / "test")
-    load_split.python_func(data_uri=data["training"].as_uri(), target_column=TARGET, train_data=train_data,
-                           test_data=test_data, drop_columns="mean_radius,worst_area")
+    load_split.python_func(
+        data_uri=data["training"].as_uri(),
+        target_column=TARGET,
+        train_data=train_data,
+        test_data=test_data,
+        drop_columns="mean_radius,worst_area",
+    )
     assert "mean_radius" not in pd.read_parquet(train_data.path).columns
     with pytest.raises(DataError, match="'label' not found"):
-        load_split.python_func(data_uri=str(data["training"]), target_column="label",
-                               train_data=train_data, test_data=test_data)
+        load_split.python_func(
+            data_uri=str(data["training"]),
+            target_column="label",
+            train_data=train_data,
+            test_data=test_data,
+        )
     with pytest.raises(UsageError, match="test_size"):
-        load_split.python_func(data_uri=str(data["training"]), target_column=TARGET,
-                               train_data=train_data, test_data=test_data, test_size=1.0)
+        load_split.python_func(
+            data_uri=str(data["training"]),
+            target_column=TARGET,
+            train_data=train_data,
+            test_data=test_data,
+            test_size=1.0,
+        )
 
 
 # -- train_model --------------------------------------------------------------------------------
@@ -122,20 +155,34 @@ def test_train_model_writes_the_model_directory(trained, split):
     assert metadata["model_name"] == MODEL_NAME and metadata["estimator"] == "logistic_regression"
     assert metadata["version"] == trained["model"].metadata["version"]
     assert metadata["data_fingerprints"]["data"] == split["outputs"].data_fingerprint
-    assert metadata["data_fingerprints"]["train"] == fingerprint(pd.read_parquet(split["train"].path))
+    assert metadata["data_fingerprints"]["train"] == fingerprint(
+        pd.read_parquet(split["train"].path)
+    )
     assert metadata["classes"] == ["benign", "malignant"]
     assert trained["model"].metadata["framework"] == "scikit-learn"
     assert trained["accuracy"] == trained["metrics"].metadata["test_accuracy"] > 0.9
-    assert set(trained["metrics"].metadata) == {"test_accuracy", "test_f1_macro", "test_rows", "test_roc_auc"}
+    assert set(trained["metrics"].metadata) == {
+        "test_accuracy",
+        "test_f1_macro",
+        "test_rows",
+        "test_roc_auc",
+    }
     reference = pd.read_parquet(f"{model_dir}/reference.parquet")
-    assert TARGET not in reference.columns and len(reference) == len(pd.read_parquet(split["train"].path))
+    assert TARGET not in reference.columns and len(reference) == len(
+        pd.read_parquet(split["train"].path)
+    )
 
 
 def test_train_model_rejects_bad_name_and_estimator(work, split):
     model = artifact(Model, work / "train-bad" / "model")
     metrics = artifact(Metrics, work / "train-bad" / "metrics")
-    common = dict(train_data=split["train"], test_data=split["test"], target_column=TARGET,
-                  model=model, metrics=metrics)
+    common = dict(
+        train_data=split["train"],
+        test_data=split["test"],
+        target_column=TARGET,
+        model=model,
+        metrics=metrics,
+    )
     with pytest.raises(UsageError, match="model_name 'Bad_Name' is invalid"):
         train_model.python_func(model_name="Bad_Name", **common)
     with pytest.raises(UsageError, match="estimator 'svm' is unknown"):
@@ -173,13 +220,16 @@ def test_release_chain_publishes_a_signed_model(work, split, trained, data, stor
     assert scan.passed is True and "PASSED" in open(scan_report.path).read()
 
     audit_report = artifact(Markdown, work / "chain" / "audit.md")
-    audit = audit_dependencies.python_func(model=trained["model"], report=audit_report,
-                                           advisory_db_uri=str(advisory_db))
+    audit = audit_dependencies.python_func(
+        model=trained["model"], report=audit_report, advisory_db_uri=str(advisory_db)
+    )
     assert audit.passed is True, GateResult.from_json(audit.gate).detail
     assert "Dependency audit: PASSED (clean)" in open(audit_report.path).read()
 
     quality_report = artifact(Markdown, work / "chain" / "quality.md")
-    quality = check_code_quality.python_func(report=quality_report, paths="components", fail_on="medium")
+    quality = check_code_quality.python_func(
+        report=quality_report, paths="components", fail_on="medium"
+    )
     assert quality.passed is True, GateResult.from_json(quality.gate).detail
 
     signed = artifact(Model, work / "chain" / "signed_model")
@@ -189,24 +239,33 @@ def test_release_chain_publishes_a_signed_model(work, split, trained, data, stor
     assert (work / "chain" / "signed_model" / "model.sig").is_file()
     assert not (work / "train" / "model" / "model.sig").exists(), "the input model stays unsigned"
 
-    decision = decide_release.python_func(holdout_gate=holdout.gate, audit_gate=audit.gate,
-                                          scan_gate=scan.gate, quality_gate=quality.gate,
-                                          signature_gate=sign.gate)
+    decision = decide_release.python_func(
+        holdout_gate=holdout.gate,
+        audit_gate=audit.gate,
+        scan_gate=scan.gate,
+        quality_gate=quality.gate,
+        signature_gate=sign.gate,
+    )
     assert decision.passed is True, decision.gates
     gates = json.loads(decision.gates)
     assert set(gates["gates"]) == set(GATE_ORDER) and gates["reason"] == "all gates passed"
 
     summary = artifact(Markdown, work / "chain" / "summary.md")
-    published = publish_model.python_func(signed_model=signed, gates=decision.gates, summary=summary)
+    published = publish_model.python_func(
+        signed_model=signed, gates=decision.gates, summary=summary
+    )
     outcome = json.loads(published.outcome)
     version = trained["model"].metadata["version"]
-    assert outcome["status"] == "released" and outcome["model_version"] == version == published.model_version
+    assert (
+        outcome["status"] == "released"
+        and outcome["model_version"] == version == published.model_version
+    )
     assert published.model_uri == f"s3://{store_env.bucket}/models/{MODEL_NAME}/{version}"
     assert outcome["metrics"]["holdout_accuracy"] == holdout.accuracy
     assert outcome["metrics"]["test_accuracy"] == trained["accuracy"]
     assert f"### Released {MODEL_NAME} {version}" in open(summary.path).read()
     prefix = f"models/{MODEL_NAME}/{version}/"
-    assert {key[len(prefix):] for key in keys_under(store_env, prefix)} == PUBLISHED_FILES
+    assert {key[len(prefix) :] for key in keys_under(store_env, prefix)} == PUBLISHED_FILES
     assert list_versions(store_env, MODEL_NAME) == [version]
     assert keys_under(store_env, "rejections/") == []
 
@@ -219,8 +278,11 @@ def test_publish_refuses_a_tampered_model(work, trained, store_env, monkeypatch)
         handle.write("evil==6.6.6\n")
     gates = json.dumps({"gates": {}, "metrics": {}, "reason": "all gates passed"})
     with pytest.raises(VerificationError):
-        publish_model.python_func(signed_model=signed, gates=gates,
-                                  summary=artifact(Markdown, work / "tamper" / "summary.md"))
+        publish_model.python_func(
+            signed_model=signed,
+            gates=gates,
+            summary=artifact(Markdown, work / "tamper" / "summary.md"),
+        )
     assert keys_under(store_env, "models/") == []
 
 
@@ -238,8 +300,9 @@ def test_sign_model_fails_closed_with_a_mismatched_public_key(work, trained, mon
     _, other_public = use_signing_keys(monkeypatch, work / "other-keys")
     monkeypatch.setenv("MLOPS_SIGNING_KEY", str(private))
     monkeypatch.setenv("MLOPS_SIGNING_PUBLIC_KEY", str(other_public))
-    outputs = sign_model.python_func(model=trained["model"],
-                                     signed_model=artifact(Model, work / "mismatch" / "signed_model"))
+    outputs = sign_model.python_func(
+        model=trained["model"], signed_model=artifact(Model, work / "mismatch" / "signed_model")
+    )
     assert outputs.passed is False
     assert "wrong key" in GateResult.from_json(outputs.gate).detail
 
@@ -260,20 +323,28 @@ def test_scan_model_flags_a_pickle(work, trained):
 
 def test_audit_without_a_database_fails_closed(work, trained):
     report = artifact(Markdown, work / "audit-none.md")
-    outputs = audit_dependencies.python_func(model=trained["model"], report=report, advisory_db_uri="",
-                                             allow_unknown_audit=False)
+    outputs = audit_dependencies.python_func(
+        model=trained["model"], report=report, advisory_db_uri="", allow_unknown_audit=False
+    )
     assert outputs.passed is False
     assert GateResult.from_json(outputs.gate).detail.startswith("unknown")
-    missing = audit_dependencies.python_func(model=trained["model"], report=report,
-                                             advisory_db_uri=str(work / "no-db"))
-    assert missing.passed is False and "advisory database not found" in GateResult.from_json(missing.gate).detail
+    missing = audit_dependencies.python_func(
+        model=trained["model"], report=report, advisory_db_uri=str(work / "no-db")
+    )
+    assert (
+        missing.passed is False
+        and "advisory database not found" in GateResult.from_json(missing.gate).detail
+    )
 
 
 def test_decide_release_names_failed_gates():
     decision = decide_release.python_func(
-        holdout_gate=gate_json("holdout_accuracy", False), audit_gate=gate_json("dependency_audit"),
-        scan_gate=gate_json("model_scan"), quality_gate=gate_json("code_quality"),
-        signature_gate=gate_json("signature", False))
+        holdout_gate=gate_json("holdout_accuracy", False),
+        audit_gate=gate_json("dependency_audit"),
+        scan_gate=gate_json("model_scan"),
+        quality_gate=gate_json("code_quality"),
+        signature_gate=gate_json("signature", False),
+    )
     assert decision.passed is False
     reason = json.loads(decision.gates)["reason"]
     assert "holdout_accuracy: holdout_accuracy failed" in reason and "signature:" in reason
@@ -282,11 +353,16 @@ def test_decide_release_names_failed_gates():
 
 def test_record_rejection_publishes_nothing(work, trained, store_env):
     gates = decide_release.python_func(
-        holdout_gate=gate_json("holdout_accuracy", False), audit_gate=gate_json("dependency_audit"),
-        scan_gate=gate_json("model_scan"), quality_gate=gate_json("code_quality"),
-        signature_gate=gate_json("signature")).gates
+        holdout_gate=gate_json("holdout_accuracy", False),
+        audit_gate=gate_json("dependency_audit"),
+        scan_gate=gate_json("model_scan"),
+        quality_gate=gate_json("code_quality"),
+        signature_gate=gate_json("signature"),
+    ).gates
     summary = artifact(Markdown, work / "reject" / "summary.md")
-    outcome = json.loads(record_rejection.python_func(model=trained["model"], gates=gates, summary=summary))
+    outcome = json.loads(
+        record_rejection.python_func(model=trained["model"], gates=gates, summary=summary)
+    )
     version = trained["model"].metadata["version"]
     assert outcome["status"] == "rejected" and outcome["model_version"] is None
     assert outcome["candidate_version"] == version and outcome["model_uri"] is None

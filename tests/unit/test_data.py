@@ -81,8 +81,9 @@ def test_blank_uri():
             read_table(uri)
 
 
-@pytest.mark.parametrize("uri", ["http://example.com/data.csv", "gs://bucket/data.csv",
-                                 "ftp://host/data.parquet"])
+@pytest.mark.parametrize(
+    "uri", ["http://example.com/data.csv", "gs://bucket/data.csv", "ftp://host/data.parquet"]
+)
 def test_unsupported_scheme_names_the_uri(uri):
     with pytest.raises(DataError, match="unsupported scheme") as info:
         read_table(uri)
@@ -135,8 +136,11 @@ def test_check_readable_finds_missing_sources_without_reading(tmp_path, store_en
     check_readable(f"file://{present}")
     store_env.put_bytes("tables/t.csv", b"a\n1\n")
     check_readable(store_env.uri("tables/t.csv"))
-    for uri, message in ((str(tmp_path / "absent.csv"), "no such file"),
-                         (store_env.uri("tables/absent.csv"), "no such object"),
-                         ("http://example.invalid/t.csv", "unsupported scheme"), ("  ", "empty")):
+    for uri, message in (
+        (str(tmp_path / "absent.csv"), "no such file"),
+        (store_env.uri("tables/absent.csv"), "no such object"),
+        ("http://example.invalid/t.csv", "unsupported scheme"),
+        ("  ", "empty"),
+    ):
         with pytest.raises(DataError, match=message):
             check_readable(uri)

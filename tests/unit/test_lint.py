@@ -14,9 +14,26 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_ruff_clean_with_project_config():
     result = subprocess.run(
-        [sys.executable, "-m", "ruff", "check", "--no-cache", "mlops", "components", "pipelines",
-         "serving", "tests", "bench", "deploy", "compile.py"],
-        cwd=ROOT, capture_output=True, text=True, check=False)
+        [
+            sys.executable,
+            "-m",
+            "ruff",
+            "check",
+            "--no-cache",
+            "mlops",
+            "components",
+            "pipelines",
+            "serving",
+            "tests",
+            "bench",
+            "deploy",
+            "compile.py",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
 
 
@@ -24,6 +41,18 @@ def test_pickle_loading_is_banned(tmp_path):
     offender = tmp_path / "offender.py"
     offender.write_text("import pickle\n\n\ndef load(f):\n    return pickle.load(f)\n")
     result = subprocess.run(
-        [sys.executable, "-m", "ruff", "check", "--no-cache", "--config", str(ROOT / "pyproject.toml"),
-         str(offender)], capture_output=True, text=True, check=False)
+        [
+            sys.executable,
+            "-m",
+            "ruff",
+            "check",
+            "--no-cache",
+            "--config",
+            str(ROOT / "pyproject.toml"),
+            str(offender),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 1 and "TID251" in result.stdout

@@ -30,8 +30,11 @@ def gateway_process(tmp_path_factory) -> Iterator[str]:
     address = f"{LOCALHOST}:{free_port()}"
     process = ms.ManagedProcess(
         "pushgateway",
-        [ms.require_binary(ms.PUSHGATEWAY), f"--web.listen-address={address}",
-         "--web.enable-admin-api"],
+        [
+            ms.require_binary(ms.PUSHGATEWAY),
+            f"--web.listen-address={address}",
+            "--web.enable-admin-api",
+        ],
         tmp_path_factory.mktemp("pushgateway") / "pushgateway.log",
     ).start()
     try:
@@ -52,14 +55,17 @@ def gateway(gateway_process: str) -> str:
 def pushed(gateway: str) -> list[Sample]:
     """The ``mlops_*`` samples the gateway serves to Prometheus."""
     text = requests.get(f"http://{gateway}/metrics", timeout=10).text
-    return [sample for family in text_string_to_metric_families(text)
-            for sample in family.samples if sample.name.startswith("mlops_")]
+    return [
+        sample
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name.startswith("mlops_")
+    ]
 
 
 def value(samples: list[Sample], name: str, **labels: str) -> float:
     """The value of the one sample ``name`` whose labels include ``labels``."""
-    (found,) = [s.value for s in samples
-                if s.name == name and labels.items() <= s.labels.items()]
+    (found,) = [s.value for s in samples if s.name == name and labels.items() <= s.labels.items()]
     return found
 
 
@@ -97,8 +103,9 @@ def test_push_release_decision(gateway):
     assert push_release_decision(f"http://{gateway}", "iris", "rejected") is True
     samples = pushed(gateway)
     group = {"job": "mlops_release", "model": "iris"}
-    decisions = {s.labels["decision"]: s.value for s in samples
-                 if s.name == "mlops_release_decision"}
+    decisions = {
+        s.labels["decision"]: s.value for s in samples if s.name == "mlops_release_decision"
+    }
     assert decisions == {"rejected": 1.0, "released": 0.0, "no_drift": 0.0}
     assert value(samples, "mlops_release_decision_timestamp_seconds", **group) > 0
 

@@ -28,8 +28,11 @@ EXPECTED_ALERTS = {
 }
 
 # Sample names of each metric type (``_created`` is left out: no rule or panel uses it).
-_SAMPLE_SUFFIXES = {"counter": ("_total",), "gauge": ("",),
-                    "histogram": ("_bucket", "_sum", "_count")}
+_SAMPLE_SUFFIXES = {
+    "counter": ("_total",),
+    "gauge": ("",),
+    "histogram": ("_bucket", "_sum", "_count"),
+}
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -91,7 +94,9 @@ def test_rules_only_use_known_metrics():
     recorded = {rule["record"] for rule in rules if "record" in rule}
     for rule in rules:
         for name in re.findall(r"\b[a-z_:]*mlops_[a-z0-9_:]+", rule["expr"]):
-            assert name in assets.KNOWN_METRICS | recorded, f"unknown metric {name!r} in {rule['expr']!r}"
+            assert name in assets.KNOWN_METRICS | recorded, (
+                f"unknown metric {name!r} in {rule['expr']!r}"
+            )
 
 
 def test_every_alert_has_firing_and_quiet_unit_tests():

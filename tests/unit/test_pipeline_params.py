@@ -22,9 +22,19 @@ def test_inputs_types_and_required():
 
 
 def test_typed_values():
-    args = parse_params(training, REQUIRED + ["min_accuracy=0.9", "seed=7", "allow_unknown_audit=yes",
-                                              "test_size=0.25", "canary_percent=20",
-                                              "drop_columns=a,b", "quality_paths=x=y"])
+    args = parse_params(
+        training,
+        REQUIRED
+        + [
+            "min_accuracy=0.9",
+            "seed=7",
+            "allow_unknown_audit=yes",
+            "test_size=0.25",
+            "canary_percent=20",
+            "drop_columns=a,b",
+            "quality_paths=x=y",
+        ],
+    )
     assert args["data_uri"] == "/d.csv" and args["model_name"] == "m"
     assert args["min_accuracy"] == 0.9 and isinstance(args["min_accuracy"], float)
     assert args["seed"] == 7 and isinstance(args["seed"], int)
@@ -35,14 +45,23 @@ def test_typed_values():
     assert "estimator" not in args  # defaults stay with the pipeline
 
 
-@pytest.mark.parametrize("text,expected", [("true", True), ("False", False), ("1", True), ("off", False)])
+@pytest.mark.parametrize(
+    "text,expected", [("true", True), ("False", False), ("1", True), ("off", False)]
+)
 def test_booleans(text, expected):
-    assert parse_params(training, REQUIRED + [f"allow_unknown_audit={text}"])["allow_unknown_audit"] is expected
+    assert (
+        parse_params(training, REQUIRED + [f"allow_unknown_audit={text}"])["allow_unknown_audit"]
+        is expected
+    )
 
 
 def test_only_required():
-    assert parse_params(training, REQUIRED) == {"data_uri": "/d.csv", "target_column": "y",
-                                                "holdout_uri": "/h.csv", "model_name": "m"}
+    assert parse_params(training, REQUIRED) == {
+        "data_uri": "/d.csv",
+        "target_column": "y",
+        "holdout_uri": "/h.csv",
+        "model_name": "m",
+    }
 
 
 def test_unknown_name_lists_valid_ones():
@@ -59,12 +78,15 @@ def test_missing_required_are_named():
     assert "data_uri" not in str(info.value).split(":", 1)[1]
 
 
-@pytest.mark.parametrize("pair,match", [
-    ("seed=four", r"seed='four' is not a valid integer"),
-    ("seed=1.5", r"seed='1.5' is not a valid integer"),
-    ("min_accuracy=high", r"min_accuracy='high' is not a valid float"),
-    ("allow_unknown_audit=maybe", r"allow_unknown_audit='maybe' is not a boolean"),
-])
+@pytest.mark.parametrize(
+    "pair,match",
+    [
+        ("seed=four", r"seed='four' is not a valid integer"),
+        ("seed=1.5", r"seed='1.5' is not a valid integer"),
+        ("min_accuracy=high", r"min_accuracy='high' is not a valid float"),
+        ("allow_unknown_audit=maybe", r"allow_unknown_audit='maybe' is not a boolean"),
+    ],
+)
 def test_bad_values_are_named(pair, match):
     with pytest.raises(UsageError, match=match):
         parse_params(training, REQUIRED + [pair])

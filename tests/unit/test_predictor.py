@@ -38,8 +38,9 @@ def linear(tmp_path_factory, keys):
 
 @pytest.fixture(scope="module")
 def forest(tmp_path_factory, keys):
-    model_dir, model, _ = build_model_dir(tmp_path_factory.mktemp("rf") / "model", keys[0],
-                                          estimator="random_forest", version="v2")
+    model_dir, model, _ = build_model_dir(
+        tmp_path_factory.mktemp("rf") / "model", keys[0], estimator="random_forest", version="v2"
+    )
     return model_dir, model
 
 
@@ -62,11 +63,18 @@ def _v2_per_feature(frame, **kwargs) -> InferRequest:
 def _v2_matrix(frame, datatype="BYTES") -> InferRequest:
     rows = [[str(v) for v in row] for row in v1_list_rows(frame)]
     flat = [v for row in rows for v in row]
-    return InferRequest(model_name="iris", infer_inputs=[
-        InferInput(name="input-0", shape=[len(rows), len(FEATURES)], datatype=datatype, data=flat)])
+    return InferRequest(
+        model_name="iris",
+        infer_inputs=[
+            InferInput(
+                name="input-0", shape=[len(rows), len(FEATURES)], datatype=datatype, data=flat
+            )
+        ],
+    )
 
 
 # -- loading --------------------------------------------------------------------------
+
 
 def test_load_verifies_and_becomes_ready(predictor):
     assert predictor.ready and predictor.not_ready_reason is None
@@ -111,17 +119,23 @@ def test_load_from_store_uri(store, linear, keys):
     p = SklearnPredictor("iris", ref.uri, keys[1], store=store, version="v1")
     assert p.load(), p.not_ready_reason
     rows = sample_rows(5)
-    assert p.predict({"instances": v1_list_rows(rows)})["predictions"] == linear[1].predict(rows).tolist()
+    assert (
+        p.predict({"instances": v1_list_rows(rows)})["predictions"]
+        == linear[1].predict(rows).tolist()
+    )
 
 
 # -- predictions ------------------------------------------------------------------------
+
 
 def test_v1_list_and_object_rows_match_sklearn(predictor, linear):
     rows = sample_rows(20)
     expected = linear[1].predict(rows).tolist()
     listed = predictor.predict({"instances": v1_list_rows(rows)})
     assert listed == {"predictions": expected, "model_version": "v1"}
-    objects = predictor.predict({"instances": v1_object_rows(rows), "parameters": {"probabilities": True}})
+    objects = predictor.predict(
+        {"instances": v1_object_rows(rows), "parameters": {"probabilities": True}}
+    )
     assert objects["predictions"] == expected
     assert objects["classes"] == [0, 1, 2]
     np.testing.assert_allclose(objects["probabilities"], linear[1].predict_proba(rows))
@@ -135,7 +149,10 @@ def test_v1_null_is_imputed(predictor, linear):
     frame = rows.copy()
     frame.loc[0, "sepal_length"] = np.nan
     frame.loc[1, "color"] = np.nan
-    assert predictor.predict({"instances": payload})["predictions"] == linear[1].predict(frame).tolist()
+    assert (
+        predictor.predict({"instances": payload})["predictions"]
+        == linear[1].predict(frame).tolist()
+    )
 
 
 def test_v2_per_feature_inputs_match_sklearn(predictor, linear):
@@ -167,18 +184,46 @@ BAD_V1 = [
     ({"instances": []}, "empty"),
     ({"instances": [5.1, 3.5]}, "row 0"),
     ({"instances": [[5.1, 3.5, 1.4, 0.2]]}, "expected 5 values"),
-    ({"instances": [[5.1, 3.5, 1.4, 0.2, "red"], [5.1, 3.5, 1.4]]}, "row 1: expected 5 values (one per feature), got 3"),
-    ({"instances": [[5.1, "3.5", 1.4, 0.2, "red"]]}, "feature 'sepal_width' row 0: expected a number, got string '3.5'"),
+    (
+        {"instances": [[5.1, 3.5, 1.4, 0.2, "red"], [5.1, 3.5, 1.4]]},
+        "row 1: expected 5 values (one per feature), got 3",
+    ),
+    (
+        {"instances": [[5.1, "3.5", 1.4, 0.2, "red"]]},
+        "feature 'sepal_width' row 0: expected a number, got string '3.5'",
+    ),
     ({"instances": [[5.1, "NaN", 1.4, 0.2, "red"]]}, "NaN/infinity is not allowed"),
     ({"instances": [[5.1, "inf", 1.4, 0.2, "red"]]}, "NaN/infinity is not allowed"),
     ({"instances": [[5.1, float("nan"), 1.4, 0.2, "red"]]}, "NaN/infinity is not allowed"),
     ({"instances": [[5.1, float("inf"), 1.4, 0.2, "red"]]}, "NaN/infinity is not allowed"),
     ({"instances": [[5.1, True, 1.4, 0.2, "red"]]}, "expected a number, got boolean"),
-    ({"instances": [[5.1, 3.5, 1.4, 0.2, ["red"]]]}, "feature 'color' row 0: expected a string category"),
-    ({"instances": [{"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "color": "red"}]},
-     "missing feature(s) 'petal_width'"),
-    ({"instances": [{"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2,
-                     "color": "red", "weight": 3}]}, "unknown feature(s) 'weight'"),
+    (
+        {"instances": [[5.1, 3.5, 1.4, 0.2, ["red"]]]},
+        "feature 'color' row 0: expected a string category",
+    ),
+    (
+        {
+            "instances": [
+                {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "color": "red"}
+            ]
+        },
+        "missing feature(s) 'petal_width'",
+    ),
+    (
+        {
+            "instances": [
+                {
+                    "sepal_length": 5.1,
+                    "sepal_width": 3.5,
+                    "petal_length": 1.4,
+                    "petal_width": 0.2,
+                    "color": "red",
+                    "weight": 3,
+                }
+            ]
+        },
+        "unknown feature(s) 'weight'",
+    ),
     ({"instances": [[5.1, 3.5, 1.4, 0.2, "red"], {"sepal_length": 1}]}, "row 1: expected a list"),
     ({"instances": ["abc"]}, "row 0: each instance must be a list"),
     ([1, 2], "JSON object"),
@@ -216,18 +261,26 @@ def test_bad_v2_inputs_name_the_problem(predictor):
         predictor.predict(strings)
 
     nan = _v2_per_feature(rows)
-    nan.inputs[0] = InferInput(name="sepal_length", shape=[2], datatype="FP64", data=[float("nan"), 1.0])
+    nan.inputs[0] = InferInput(
+        name="sepal_length", shape=[2], datatype="FP64", data=[float("nan"), 1.0]
+    )
     with pytest.raises(InvalidInput, match="'sepal_length' row 0: NaN"):
         predictor.predict(nan)
 
-    narrow = InferRequest(model_name="iris", infer_inputs=[
-        InferInput(name="input-0", shape=[1, 4], datatype="BYTES", data=["1", "2", "3", "4"])])
+    narrow = InferRequest(
+        model_name="iris",
+        infer_inputs=[
+            InferInput(name="input-0", shape=[1, 4], datatype="BYTES", data=["1", "2", "3", "4"])
+        ],
+    )
     with pytest.raises(InvalidInput, match="expected 5 columns .*got 4"):
         predictor.predict(narrow)
 
     word = _v2_matrix(rows)
     word.inputs[0].data[1] = "wide"
-    with pytest.raises(InvalidInput, match="'sepal_width' row 0: expected a number, got string 'wide'"):
+    with pytest.raises(
+        InvalidInput, match="'sepal_width' row 0: expected a number, got string 'wide'"
+    ):
         predictor.predict(word)
 
     with pytest.raises(InvalidInput, match="no inputs"):
@@ -235,6 +288,7 @@ def test_bad_v2_inputs_name_the_problem(predictor):
 
 
 # -- explanations -------------------------------------------------------------------------
+
 
 def test_linear_explanation_is_exact(predictor, linear):
     rows = sample_rows(4)
@@ -245,7 +299,9 @@ def test_linear_explanation_is_exact(predictor, linear):
         assert [a["feature"] for a in explanation["attributions"]] == FEATURES
         predicted = explanation["prediction"]
         assert predicted == linear[1].predict(rows)[i]
-        total = explanation["base_value"] + sum(a["attribution"] for a in explanation["attributions"])
+        total = explanation["base_value"] + sum(
+            a["attribution"] for a in explanation["attributions"]
+        )
         assert total == pytest.approx(decision[i, predicted], abs=1e-8)
 
 
@@ -261,15 +317,18 @@ def test_tree_explanation_is_exact_tree_shap(forest, keys):
         assert [a["feature"] for a in explanation["attributions"]] == FEATURES
         assert explanation["probability"] == pytest.approx(proba[i].max())
         # Shapley values add up to the forest's probability of the predicted class.
-        total = explanation["base_value"] + sum(a["attribution"] for a in explanation["attributions"])
+        total = explanation["base_value"] + sum(
+            a["attribution"] for a in explanation["attributions"]
+        )
         assert total == pytest.approx(proba[i].max(), abs=1e-6)
     with pytest.raises(InvalidInput, match="at most"):
         p.explain({"instances": v1_list_rows(sample_rows(101, seed=3))})
 
 
 def test_binary_gradient_boosting_shap_adds_up_to_the_log_odds(tmp_path, keys):
-    model_dir, model, _ = build_model_dir(tmp_path / "gb", keys[0], estimator="gradient_boosting",
-                                          version="v3", binary=True)
+    model_dir, model, _ = build_model_dir(
+        tmp_path / "gb", keys[0], estimator="gradient_boosting", version="v3", binary=True
+    )
     p = SklearnPredictor("iris", model_dir, keys[1], version="v3")
     assert p.load(), p.not_ready_reason
     rows = sample_rows(4)
@@ -278,7 +337,9 @@ def test_binary_gradient_boosting_shap_adds_up_to_the_log_odds(tmp_path, keys):
     decision = model.decision_function(rows)
     for i, explanation in enumerate(result["explanations"]):
         sign = 1.0 if explanation["prediction"] == model.classes_[1] else -1.0
-        total = explanation["base_value"] + sum(a["attribution"] for a in explanation["attributions"])
+        total = explanation["base_value"] + sum(
+            a["attribution"] for a in explanation["attributions"]
+        )
         assert total == pytest.approx(sign * decision[i], abs=1e-6)
 
 
@@ -318,10 +379,14 @@ def test_fast_path_matches_the_pipeline_and_falls_back(predictor, linear, forest
         p = SklearnPredictor("iris", directory, keys[1])
         assert p.load() and p.fast_path is not None
         assert (p.fast_path.linear_head is not None) == linear_head
-        np.testing.assert_allclose(p.fast_path.predict_proba(frame), model.predict_proba(frame), rtol=1e-9)
+        np.testing.assert_allclose(
+            p.fast_path.predict_proba(frame), model.predict_proba(frame), rtol=1e-9
+        )
         assert p.predict({"instances": payload})["predictions"] == model.predict(frame).tolist()
         shuffled = frame[list(reversed(frame.columns))]
-        np.testing.assert_allclose(p.fast_path.predict_proba(shuffled), model.predict_proba(frame), rtol=1e-9)
+        np.testing.assert_allclose(
+            p.fast_path.predict_proba(shuffled), model.predict_proba(frame), rtol=1e-9
+        )
 
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import FunctionTransformer
@@ -338,36 +403,48 @@ def test_out_of_range_counts_per_feature_ignoring_nulls():
     from serving.validation import CATEGORICAL, Feature, FeatureSchema, out_of_range_counts
     from serving.validation import NUMERIC as NUMBER
 
-    schema = FeatureSchema([
-        Feature("age", NUMBER, min=18.0, max=90.0, categories=frozenset()),
-        Feature("colour", CATEGORICAL, min=None, max=None, categories=frozenset({"red", "blue"})),
-        Feature("score", NUMBER, min=None, max=1.0, categories=frozenset()),
-        Feature("free", NUMBER, min=None, max=None, categories=frozenset()),
-    ])
-    frame = pd.DataFrame({
-        "age": [17.0, 18.0, 95.0, np.nan],
-        "colour": ["red", "green", None, "pink"],
-        "score": [-5.0, 1.5, 1.0, 2.0],
-        "free": [1e9, -1e9, 0.0, np.nan],
-    })
+    schema = FeatureSchema(
+        [
+            Feature("age", NUMBER, min=18.0, max=90.0, categories=frozenset()),
+            Feature(
+                "colour", CATEGORICAL, min=None, max=None, categories=frozenset({"red", "blue"})
+            ),
+            Feature("score", NUMBER, min=None, max=1.0, categories=frozenset()),
+            Feature("free", NUMBER, min=None, max=None, categories=frozenset()),
+        ]
+    )
+    frame = pd.DataFrame(
+        {
+            "age": [17.0, 18.0, 95.0, np.nan],
+            "colour": ["red", "green", None, "pink"],
+            "score": [-5.0, 1.5, 1.0, 2.0],
+            "free": [1e9, -1e9, 0.0, np.nan],
+        }
+    )
     expected = {"age": 2, "colour": 2, "score": 2}
     assert out_of_range_counts(schema, frame) == expected
     assert out_of_range_counts(schema, frame[list(reversed(schema.names))]) == expected
     assert out_of_range_counts(schema, frame.iloc[[1]]) == {"colour": 1, "score": 1}
 
 
-def test_linear_head_that_disagrees_is_dropped_but_the_fast_transform_stays(predictor, linear, monkeypatch):
+def test_linear_head_that_disagrees_is_dropped_but_the_fast_transform_stays(
+    predictor, linear, monkeypatch
+):
     from serving.predictor import FastPath
 
     features = sample_rows(30, seed=2)
     model = linear[1]
     real_head = FastPath._linear_head
 
-    def skewed_head(estimator):  # stands in for a linear model whose probabilities are not a softmax
+    def skewed_head(
+        estimator,
+    ):  # stands in for a linear model whose probabilities are not a softmax
         weights, intercept = real_head(estimator)
         return weights * 2.0, intercept
 
     monkeypatch.setattr(FastPath, "_linear_head", staticmethod(skewed_head))
     fast = FastPath.build(model, predictor.schema, features)
     assert fast is not None and fast.linear_head is None
-    np.testing.assert_allclose(fast.predict_proba(features), model.predict_proba(features), rtol=1e-9)
+    np.testing.assert_allclose(
+        fast.predict_proba(features), model.predict_proba(features), rtol=1e-9
+    )

@@ -55,12 +55,17 @@ def test_publish_writes_every_file_then_the_marker(store, model_dir):
     assert ref.name == "iris" and ref.version == "v1"
     assert ref.uri == f"s3://{store.bucket}/models/iris/v1"
     assert recording.writes[-1] == f"models/iris/v1/{COMPLETE_MARKER}"
-    assert sorted(recording.writes[:-1]) == ["models/iris/v1/metadata.json", "models/iris/v1/model.skops",
-                                             "models/iris/v1/sub/notes.txt"]
+    assert sorted(recording.writes[:-1]) == [
+        "models/iris/v1/metadata.json",
+        "models/iris/v1/model.skops",
+        "models/iris/v1/sub/notes.txt",
+    ]
     manifest = store.get_json(f"models/iris/v1/{COMPLETE_MARKER}")
     assert manifest["model_name"] == "iris" and manifest["version"] == "v1"
-    assert manifest["files"] == {name: sha256_file(model_dir / name)
-                                 for name in ("metadata.json", "model.skops", "sub/notes.txt")}
+    assert manifest["files"] == {
+        name: sha256_file(model_dir / name)
+        for name in ("metadata.json", "model.skops", "sub/notes.txt")
+    }
     assert store.get_bytes("models/iris/v1/model.skops") == b"weights" * 100
 
 
@@ -103,7 +108,9 @@ def test_versions_without_the_marker_are_invisible(store, model_dir):
 
 def test_fetch_refuses_an_incomplete_version(store, model_dir, tmp_path):
     store.upload_dir(model_dir, "models/iris/v2")
-    with pytest.raises(StoreError, match=f"not a complete published model \\(no {COMPLETE_MARKER}\\)"):
+    with pytest.raises(
+        StoreError, match=f"not a complete published model \\(no {COMPLETE_MARKER}\\)"
+    ):
         fetch_model(store, store.uri("models/iris/v2"), tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
@@ -116,7 +123,9 @@ def test_fetch_downloads_a_complete_version(store, model_dir, tmp_path):
     assert (dest / "model.skops").read_bytes() == (model_dir / "model.skops").read_bytes()
 
 
-@pytest.mark.parametrize("uri", ["s3://b/models/iris", "s3://b/other/iris/v1", "s3://b/models/iris/v1/x"])
+@pytest.mark.parametrize(
+    "uri", ["s3://b/models/iris", "s3://b/other/iris/v1", "s3://b/models/iris/v1/x"]
+)
 def test_parse_model_uri_rejects_other_keys(uri):
     with pytest.raises(UsageError, match="is not a model URI"):
         parse_model_uri(uri)
@@ -132,8 +141,21 @@ def test_valid_model_names(name):
     assert validate_model_name(name) == name
 
 
-@pytest.mark.parametrize("name", ["", "Iris", "iris_model", "-iris", "iris-", "a" * 64, "iris.v1",
-                                  "iris/v1", "iris model", None])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "",
+        "Iris",
+        "iris_model",
+        "-iris",
+        "iris-",
+        "a" * 64,
+        "iris.v1",
+        "iris/v1",
+        "iris model",
+        None,
+    ],
+)
 def test_invalid_model_names(name):
     with pytest.raises(UsageError, match="model_name .* is invalid: use lowercase letters"):
         validate_model_name(name)

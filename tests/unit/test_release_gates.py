@@ -21,8 +21,9 @@ def test_audit_gate_reads_an_advisory_db_from_the_store(store_env, tmp_path):
     for package in ("requests", "urllib3"):
         for advisory in (database / "vulns" / package).glob("*.yaml"):
             store_env.put_file(f"advisories/vulns/{package}/{advisory.name}", advisory)
-    gate, report = audit_gate(_model_dir(tmp_path, "requests==2.19.1\nurllib3==2.2.3\n"),
-                              store_env.uri("advisories"))
+    gate, report = audit_gate(
+        _model_dir(tmp_path, "requests==2.19.1\nurllib3==2.2.3\n"), store_env.uri("advisories")
+    )
     assert not gate.passed and gate.detail.startswith("vulnerable")
     assert "PYSEC-2018-28" in gate.detail and "PYSEC-2018-28" in report
 
@@ -31,7 +32,9 @@ def test_audit_gate_fails_closed_without_a_source(tmp_path):
     gate, _ = audit_gate(_model_dir(tmp_path, "requests==2.32.3\n"))
     assert not gate.passed and gate.detail.startswith("unknown")
     (tmp_path / "again").mkdir()
-    allowed, _ = audit_gate(_model_dir(tmp_path / "again", "requests==2.32.3\n"), allow_unknown=True)
+    allowed, _ = audit_gate(
+        _model_dir(tmp_path / "again", "requests==2.32.3\n"), allow_unknown=True
+    )
     assert allowed.passed and allowed.detail.startswith("WARNING allowed unknown")
 
 

@@ -1,4 +1,3 @@
-
 import pytest
 
 from mlops.errors import StoreError, UsageError
@@ -14,17 +13,27 @@ def test_settings_from_env_requires_endpoint_and_keys():
 
 
 def test_settings_scheme_sets_secure_and_secret_stays_out_of_repr():
-    settings = StoreSettings.from_env({
-        "MLOPS_S3_ENDPOINT": "https://minio.example:9000/",
-        "MLOPS_S3_ACCESS_KEY": "ak", "MLOPS_S3_SECRET_KEY": "topsecret"})
+    settings = StoreSettings.from_env(
+        {
+            "MLOPS_S3_ENDPOINT": "https://minio.example:9000/",
+            "MLOPS_S3_ACCESS_KEY": "ak",
+            "MLOPS_S3_SECRET_KEY": "topsecret",
+        }
+    )
     assert settings.endpoint == "minio.example:9000" and settings.secure
     assert "topsecret" not in repr(settings) and settings.bucket == "mlops"
 
 
 def test_bad_secure_flag_is_named():
     with pytest.raises(UsageError, match="MLOPS_S3_SECURE"):
-        StoreSettings.from_env({"MLOPS_S3_ENDPOINT": "h:1", "MLOPS_S3_ACCESS_KEY": "a",
-                                "MLOPS_S3_SECRET_KEY": "b", "MLOPS_S3_SECURE": "maybe"})
+        StoreSettings.from_env(
+            {
+                "MLOPS_S3_ENDPOINT": "h:1",
+                "MLOPS_S3_ACCESS_KEY": "a",
+                "MLOPS_S3_SECRET_KEY": "b",
+                "MLOPS_S3_SECURE": "maybe",
+            }
+        )
 
 
 def test_s3_uri_parse():

@@ -38,8 +38,11 @@ def cancer() -> pd.DataFrame:
 def test_split_is_stratified_and_disjoint(iris):
     train_frame, test_frame = split_dataset(iris, "species", test_size=0.2, seed=1)
     assert len(train_frame) == 120 and len(test_frame) == 30
-    assert test_frame["species"].value_counts().to_dict() == {"setosa": 10, "versicolor": 10,
-                                                              "virginica": 10}
+    assert test_frame["species"].value_counts().to_dict() == {
+        "setosa": 10,
+        "versicolor": 10,
+        "virginica": 10,
+    }
     assert list(train_frame.index) == list(range(len(train_frame)))
     assert list(train_frame.columns) == list(iris.columns)
     # Same seed, same split; another seed, another split.
@@ -137,18 +140,24 @@ def test_check_estimator_lists_choices():
 
 # -- feature_schema / coerce_features -----------------------------------------------------------
 def test_feature_schema_kinds_ranges_and_categories():
-    frame = pd.DataFrame({
-        "size": [1.0, 2.5, np.inf, np.nan, -3.0],
-        "count": [1, 2, 3, 4, 5],
-        "flag": [True, False, True, True, False],
-        "color": ["red", "blue", None, "red", "green"],
-        "empty": [np.nan] * 5,
-    })
+    frame = pd.DataFrame(
+        {
+            "size": [1.0, 2.5, np.inf, np.nan, -3.0],
+            "count": [1, 2, 3, 4, 5],
+            "flag": [True, False, True, True, False],
+            "color": ["red", "blue", None, "red", "green"],
+            "empty": [np.nan] * 5,
+        }
+    )
     schema = {f["name"]: f for f in feature_schema(frame)}
     assert [f["name"] for f in feature_schema(frame)] == list(frame.columns)
     assert schema["size"] == {"name": "size", "kind": "numeric", "min": -3.0, "max": 2.5}
     assert schema["count"] == {"name": "count", "kind": "numeric", "min": 1.0, "max": 5.0}
-    assert schema["flag"] == {"name": "flag", "kind": "categorical", "categories": ["False", "True"]}
+    assert schema["flag"] == {
+        "name": "flag",
+        "kind": "categorical",
+        "categories": ["False", "True"],
+    }
     assert schema["color"]["categories"] == ["blue", "green", "red"]
     assert schema["empty"] == {"name": "empty", "kind": "numeric", "min": None, "max": None}
 
@@ -172,8 +181,11 @@ def test_every_estimator_trains_and_ignores_unseen_categories(iris, estimator):
     train_frame, test_frame = split_dataset(iris, "species", seed=3)
     model, schema = train(train_frame, "species", estimator, seed=3)
     assert [f["kind"] for f in schema] == ["numeric"] * 4 + ["categorical"]
-    expected = {"logistic_regression": "LogisticRegression", "random_forest": "RandomForestClassifier",
-                "gradient_boosting": "GradientBoostingClassifier"}[estimator]
+    expected = {
+        "logistic_regression": "LogisticRegression",
+        "random_forest": "RandomForestClassifier",
+        "gradient_boosting": "GradientBoostingClassifier",
+    }[estimator]
     assert type(model.named_steps["model"]).__name__ == expected
     assert sorted(model.classes_) == ["setosa", "versicolor", "virginica"]
     result = evaluate(model, test_frame, "species", schema)
@@ -232,7 +244,9 @@ def test_evaluate_names_missing_columns(iris):
 
 
 def test_evaluate_integer_labels_are_plain_python(iris):
-    numbered = iris.assign(species=iris["species"].map({"setosa": 0, "versicolor": 1, "virginica": 2}))
+    numbered = iris.assign(
+        species=iris["species"].map({"setosa": 0, "versicolor": 1, "virginica": 2})
+    )
     train_frame, test_frame = split_dataset(numbered, "species")
     model, schema = train(train_frame, "species", "logistic_regression")
     result = evaluate(model, test_frame, "species", schema)

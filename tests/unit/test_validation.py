@@ -32,10 +32,19 @@ def candidate(tmp_path_factory):
     model, schema = train(train_frame, TARGET, "logistic_regression")
     scores = evaluate(model, test_frame, TARGET, schema).metrics("test")
     model_dir = write_model_dir(
-        root / "model", model, model_name=MODEL_NAME, version="v1", schema=schema,
-        target_column=TARGET, estimator="logistic_regression", drop_columns=[], metrics=scores,
+        root / "model",
+        model,
+        model_name=MODEL_NAME,
+        version="v1",
+        schema=schema,
+        target_column=TARGET,
+        estimator="logistic_regression",
+        drop_columns=[],
+        metrics=scores,
         fingerprints={"data": fingerprint(frame), "train": fingerprint(train_frame)},
-        train_features=train_frame.drop(columns=[TARGET]), params={"seed": 42})
+        train_features=train_frame.drop(columns=[TARGET]),
+        params={"seed": 42},
+    )
     return {"dir": model_dir, "train": train_frame, "holdout": holdout_csv, "root": root}
 
 
@@ -50,8 +59,9 @@ def test_model_dir_contents(candidate):
 
 
 def test_passes_above_threshold(candidate):
-    gate, evaluation = validate_on_holdout(candidate["dir"], candidate["train"],
-                                           str(candidate["holdout"]), 0.8)
+    gate, evaluation = validate_on_holdout(
+        candidate["dir"], candidate["train"], str(candidate["holdout"]), 0.8
+    )
     assert gate.name == "holdout_accuracy" and gate.passed
     assert ">= min_accuracy 0.8000 on 143 rows" in gate.detail
     assert gate.metrics["holdout_accuracy"] == evaluation.accuracy > 0.9
@@ -61,16 +71,20 @@ def test_passes_above_threshold(candidate):
 
 
 def test_fails_below_threshold(candidate):
-    gate, evaluation = validate_on_holdout(candidate["dir"], candidate["train"],
-                                           candidate["holdout"].as_uri(), 0.999)
+    gate, evaluation = validate_on_holdout(
+        candidate["dir"], candidate["train"], candidate["holdout"].as_uri(), 0.999
+    )
     assert not gate.passed
     assert f"holdout accuracy {evaluation.accuracy:.4f} < min_accuracy 0.9990" in gate.detail
 
 
 def test_thresholds_at_the_bounds(candidate):
-    assert validate_on_holdout(candidate["dir"], candidate["train"], str(candidate["holdout"]), 0)[0].passed
-    assert not validate_on_holdout(candidate["dir"], candidate["train"],
-                                   str(candidate["holdout"]), 1)[0].passed
+    assert validate_on_holdout(candidate["dir"], candidate["train"], str(candidate["holdout"]), 0)[
+        0
+    ].passed
+    assert not validate_on_holdout(
+        candidate["dir"], candidate["train"], str(candidate["holdout"]), 1
+    )[0].passed
 
 
 def test_overlapping_holdout_is_not_independent(candidate):
