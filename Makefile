@@ -36,8 +36,8 @@ compile: install
 # Exact pins of the two images (see Dockerfile), from the installed environment.
 # To upgrade: install without the constraint (pip install -U -e '.[test]'), test, then lock.
 lock: install
-	$(PY) -m mlops.environment pipeline > requirements.lock
-	$(PY) -m mlops.environment serving > requirements-serving.lock
+	$(PY) -m mlops.core.environment pipeline > requirements.lock
+	$(PY) -m mlops.core.environment serving > requirements-serving.lock
 
 lint: install
 	$(PY) -m ruff check mlops components pipelines serving compile.py tests

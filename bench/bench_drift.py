@@ -1,4 +1,4 @@
-"""Benchmark: mlops.drift.compute_drift vs Evidently's DataDriftPreset.
+"""Benchmark: mlops.monitoring.drift.compute_drift vs Evidently's DataDriftPreset.
 
     python bench/bench_drift.py [--rows 1000000] [--cols 20] [--no-evidently]
 
@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from mlops.drift import compute_drift, evidently_drift, render_report_html  # noqa: E402
+from mlops.monitoring.drift import compute_drift, evidently_drift, render_report_html  # noqa: E402
 
 PEAK_LIMIT_BYTES = 2 * 1024**3
 SPEEDUP_TARGET = 10.0

@@ -32,13 +32,13 @@ CEILING = "ceiling: trivial kserve.Model on the same server"
 
 def publish_model(home: Path) -> None:
     """Train, package, sign, publish and deploy with the project's own functions."""
-    from mlops.demo_data import TARGET, breast_cancer_frame
+    from mlops.core.embedded_store import EmbeddedStore
+    from mlops.core.store import ObjectStore
+    from mlops.demo.data import TARGET, breast_cancer_frame
     from mlops.deployment.state import Release, deploy
-    from mlops.embedded_store import EmbeddedStore
-    from mlops.packaging import write_model_dir
-    from mlops.registry import publish_model_dir
-    from mlops.store import ObjectStore
-    from mlops.training import split_dataset, train
+    from mlops.model.packaging import write_model_dir
+    from mlops.model.registry import publish_model_dir
+    from mlops.model.training import split_dataset, train
     from mlops.trust.signing import default_key_paths, generate_keypair, sign_model_dir
 
     settings = EmbeddedStore(home).start()
@@ -125,9 +125,9 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--connections", type=int, nargs="+", default=[1, 4])
     args = parser.parse_args()
-    from mlops.demo_data import TARGET, breast_cancer_frame
-    from mlops.embedded_store import EmbeddedStore
-    from mlops.socketutil import free_port
+    from mlops.core.embedded_store import EmbeddedStore
+    from mlops.core.net import free_port
+    from mlops.demo.data import TARGET, breast_cancer_frame
 
     with tempfile.TemporaryDirectory(prefix="mlops-bench-") as work:
         home = Path(work)

@@ -27,7 +27,7 @@ def audit_dependencies(
     import logging
     from collections import namedtuple
 
-    from mlops.release_gates import audit_gate
+    from mlops.release.gates import audit_gate
 
     logging.basicConfig(level=logging.INFO)
     gate, markdown = audit_gate(model.path, advisory_db_uri, allow_unknown_audit)

@@ -25,7 +25,7 @@ def check_code_quality(
     import logging
     from collections import namedtuple
 
-    from mlops.release_gates import quality_gate
+    from mlops.release.gates import quality_gate
 
     logging.basicConfig(level=logging.INFO)
     gate, markdown = quality_gate(paths, fail_on)

@@ -46,8 +46,8 @@ def check_drift(
     import logging
     from collections import namedtuple
 
-    from mlops.monitoring import check_drift as run_check
-    from mlops.store import ObjectStore
+    from mlops.core.store import ObjectStore
+    from mlops.monitoring.check import check_drift as run_check
 
     logging.basicConfig(level=logging.INFO)
     check = run_check(

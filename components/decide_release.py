@@ -27,7 +27,7 @@ def decide_release(
     """
     from collections import namedtuple
 
-    from mlops.gates import GateResult, decide
+    from mlops.release.decision import GateResult, decide
 
     decision = decide(
         GateResult.from_json(g)

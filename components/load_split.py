@@ -33,8 +33,8 @@ def load_split(
     import logging
     from collections import namedtuple
 
-    from mlops.data import fingerprint, read_table
-    from mlops.training import split_dataset
+    from mlops.core.data import fingerprint, read_table
+    from mlops.model.training import split_dataset
 
     logging.basicConfig(level=logging.INFO)
     frame = read_table(data_uri)

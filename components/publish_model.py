@@ -31,7 +31,7 @@ def publish_model(
     import logging
     from collections import namedtuple
 
-    from mlops.release import outcome_markdown, publish_release
+    from mlops.release.publish import outcome_markdown, publish_release
 
     logging.basicConfig(level=logging.INFO)
     outcome = publish_release(signed_model.path, gates, trigger)

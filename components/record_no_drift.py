@@ -15,6 +15,6 @@ def record_no_drift(drift_summary: str) -> str:
     """
     import json
 
-    from mlops.release import no_drift_outcome
+    from mlops.release.publish import no_drift_outcome
 
     return json.dumps(no_drift_outcome(json.loads(drift_summary)), sort_keys=True)

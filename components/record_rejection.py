@@ -25,8 +25,8 @@ def record_rejection(
     import json
     import logging
 
-    from mlops.release import outcome_markdown
-    from mlops.release import record_rejection as record
+    from mlops.release.publish import outcome_markdown
+    from mlops.release.publish import record_rejection as record
 
     logging.basicConfig(level=logging.INFO)
     outcome = record(model.path, gates, trigger)

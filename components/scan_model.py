@@ -23,7 +23,7 @@ def scan_model(
     import logging
     from collections import namedtuple
 
-    from mlops.release_gates import scan_gate
+    from mlops.release.gates import scan_gate
 
     logging.basicConfig(level=logging.INFO)
     gate, markdown = scan_gate(model.path)

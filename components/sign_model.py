@@ -26,7 +26,7 @@ def sign_model(
     import logging
     from collections import namedtuple
 
-    from mlops.release_gates import signature_gate
+    from mlops.release.gates import signature_gate
 
     logging.basicConfig(level=logging.INFO)
     gate = signature_gate(model.path, signed_model.path)

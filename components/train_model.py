@@ -39,10 +39,10 @@ def train_model(
 
     import pandas as pd
 
-    from mlops.data import fingerprint, parse_columns
-    from mlops.packaging import write_model_dir
-    from mlops.registry import new_version, validate_model_name
-    from mlops.training import check_estimator, evaluate, train
+    from mlops.core.data import fingerprint, parse_columns
+    from mlops.model.packaging import write_model_dir
+    from mlops.model.registry import new_version, validate_model_name
+    from mlops.model.training import check_estimator, evaluate, train
 
     logging.basicConfig(level=logging.INFO)
     validate_model_name(model_name)

@@ -37,7 +37,7 @@ def validate_holdout(
 
     import pandas as pd
 
-    from mlops.validation import validate_on_holdout
+    from mlops.release.holdout import validate_on_holdout
 
     logging.basicConfig(level=logging.INFO)
     gate, evaluation = validate_on_holdout(

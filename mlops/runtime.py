@@ -1,4 +1,4 @@
-"""Where everything runs: the one place naming the project's images and their pins.
+"""Where everything runs: the one place naming the project's images and its cluster objects.
 
 The ``Dockerfile`` at the repository root builds two images. The pipeline image
 (``--target pipeline``) installs this package with the exact pins of
@@ -7,22 +7,13 @@ The ``Dockerfile`` at the repository root builds two images. The pipeline image
 --image`` swaps in the image a user built and pushed; local runs
 (``kfp.local.SubprocessRunner``) ignore the image and use the current environment.
 The serving image (``--target serving``) holds only the predictor's closure
-(``requirements-serving.lock``, see :mod:`mlops.environment`); InferenceServices
+(``requirements-serving.lock``, see :mod:`mlops.core.environment`); InferenceServices
 run it.
 """
 
 from __future__ import annotations
 
 from typing import Any
-
-__all__ = [
-    "IMAGE_REPOSITORY",
-    "IMAGE_TAG",
-    "RUNTIME_IMAGE",
-    "SERVING_IMAGE",
-    "COMPONENT_KWARGS",
-    "PYTHON_BASE_IMAGE",
-]
 
 IMAGE_REPOSITORY = "ghcr.io/kfp-mlops/kfp-mlops"
 IMAGE_TAG = "0.1.0"
@@ -36,3 +27,13 @@ COMPONENT_KWARGS: dict[str, Any] = {
     # The image already has kfp; installing it at start-up would need a package index.
     "install_kfp_package": False,
 }
+
+# -- cluster objects (deploy/k8s/): credentials reach tasks and predictors only through these.
+STORE_SECRET = "mlops-s3-credentials"  # the MLOPS_S3_* keys and MLOPS_BUCKET
+SIGNING_SECRET = "mlops-signing-key"  # PRIVATE_KEY_FILE; mounted only into the sign step
+PUBLIC_KEY_SECRET = "mlops-signing-public-key"  # PUBLIC_KEY_FILE; wherever signatures are checked
+CONFIG_MAP = "mlops-config"  # optional non-secret settings (MLOPS_PUSHGATEWAY)
+SIGNING_MOUNT = "/etc/mlops/signing"
+PUBLIC_KEY_MOUNT = "/etc/mlops/keys"
+PRIVATE_KEY_FILE = "signing-key.pem"
+PUBLIC_KEY_FILE = "signing-key.pub.pem"

@@ -7,12 +7,15 @@ CLI exports the same variables for local runs instead.
 
 from kfp import dsl, kubernetes
 
-STORE_SECRET = "mlops-s3-credentials"
-SIGNING_SECRET = "mlops-signing-key"  # signing-key.pem
-PUBLIC_KEY_SECRET = "mlops-signing-public-key"  # signing-key.pub.pem
-SIGNING_MOUNT = "/etc/mlops/signing"
-PUBLIC_KEY_MOUNT = "/etc/mlops/keys"
-CONFIG_MAP = "mlops-config"
+from mlops.runtime import (
+    CONFIG_MAP,
+    PUBLIC_KEY_MOUNT,
+    PUBLIC_KEY_SECRET,
+    SIGNING_MOUNT,
+    SIGNING_SECRET,
+    STORE_SECRET,
+)
+
 CONFIG_ENV_KEYS = ("MLOPS_PUSHGATEWAY",)
 STORE_ENV_KEYS = (
     "MLOPS_S3_ENDPOINT",

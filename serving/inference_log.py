@@ -12,8 +12,8 @@ buffer to be retried on the next flush, and whatever exceeds
 ``mlops_inference_log_records_total{result="dropped"}``. The buffer therefore
 never grows past ``max_buffer_rows`` rows and a request never waits for the store.
 
-Each row holds the feature columns plus ``prediction``, ``model_version`` and
-``timestamp`` (UTC). :func:`read_inference_logs` reads them back for the drift step.
+The format (key layout, reserved columns) and its reader are
+:mod:`mlops.monitoring.inference_log`, which the drift step uses.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from __future__ import annotations
 import io
 import logging
 import threading
-import uuid
 from collections import deque
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -30,12 +29,10 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from mlops.monitoring.inference_log import RESERVED_COLUMNS, log_key
 from serving import metrics
 
 logger = logging.getLogger(__name__)
-
-LOGS_PREFIX = "inference-logs"
-RESERVED_COLUMNS = ("prediction", "model_version", "timestamp")
 
 
 @dataclass
@@ -265,7 +262,7 @@ class InferenceLogger:
         buffer = io.BytesIO()
         frame.to_parquet(buffer, index=False)
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-        key = f"{LOGS_PREFIX}/{self.model_name}/{day.isoformat()}/{stamp}-{uuid.uuid4().hex[:12]}.parquet"
+        key = log_key(self.model_name, day, stamp)
         self.store.put_bytes(key, buffer.getvalue(), "application/vnd.apache.parquet")
         self.written_rows += len(frame)
         self.written_keys.append(key)
@@ -293,32 +290,3 @@ class InferenceLogger:
                     lost,
                 )
         return ok
-
-
-def read_inference_logs(store, model_name: str, since: datetime | None = None) -> pd.DataFrame:
-    """All logged rows of a model (optionally only those at or after ``since``), oldest first.
-
-    A naive ``since`` is taken as UTC. Returns an empty frame with the
-    ``prediction``, ``model_version`` and ``timestamp`` columns when nothing is logged.
-    """
-    prefix = f"{LOGS_PREFIX}/{model_name}/"
-    keys = sorted(k for k in store.list(prefix) if k.endswith(".parquet"))
-    if since is not None:
-        if since.tzinfo is None:
-            since = since.replace(tzinfo=timezone.utc)
-        since = since.astimezone(timezone.utc)
-        first_day = since.date().isoformat()
-        keys = [k for k in keys if k[len(prefix) : len(prefix) + 10] >= first_day]
-    frames = [pd.read_parquet(io.BytesIO(store.get_bytes(k))) for k in keys]
-    if not frames:
-        return pd.DataFrame(
-            {
-                "prediction": pd.Series(dtype=object),
-                "model_version": pd.Series(dtype=object),
-                "timestamp": pd.Series(dtype="datetime64[us, UTC]"),
-            }
-        )
-    frame = pd.concat(frames, ignore_index=True)
-    if since is not None:
-        frame = frame[frame["timestamp"] >= pd.Timestamp(since)]
-    return frame.sort_values("timestamp", kind="stable").reset_index(drop=True)

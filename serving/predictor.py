@@ -4,9 +4,9 @@ Shaped like KServe's own sklearnserver (``load()`` then ``predict()``), with the
 project's trust rules on the load path:
 
 1. ``load()`` fetches the model directory (``s3://.../models/<name>/<version>``
-   through :func:`mlops.registry.fetch_model`, or a local folder), verifies its
+   through :func:`mlops.model.registry.fetch_model`, or a local folder), verifies its
    signature with :func:`mlops.trust.signing.verify_model_dir` and only then
-   loads ``model.skops`` with :func:`mlops.trust.modelio.load_model` (skops with a
+   loads ``model.skops`` with :func:`mlops.model.modelio.load_model` (skops with a
    trusted-type allow-list, never pickle). Any failure fails closed: the model
    never becomes ready and ``not_ready_reason`` says why.
 2. ``predict()`` validates the request strictly (:mod:`serving.validation`), runs
@@ -32,7 +32,7 @@ from kserve import Model
 from kserve.errors import ModelNotReady
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
-from mlops.packaging import METADATA_FILE, MODEL_FILE, REFERENCE_FILE, SIGNATURE_FILE
+from mlops.model.packaging import METADATA_FILE, MODEL_FILE, REFERENCE_FILE, SIGNATURE_FILE
 from serving import metrics
 from serving.explain import Explainer
 from serving.validation import NUMERIC, FeatureSchema, out_of_range_counts, parse_v1, parse_v2
@@ -97,7 +97,7 @@ class SklearnPredictor(Model):
             if self.model_uri.startswith("s3://"):
                 if self.store is None:
                     raise ValueError(f"{self.model_uri} needs an object store (MLOPS_S3_* not set)")
-                from mlops.registry import fetch_model
+                from mlops.model.registry import fetch_model
 
                 workdir = Path(tempfile.mkdtemp(prefix=f"mlops-{self.name}-"))
                 model_dir = fetch_model(self.store, self.model_uri, workdir / "model")
@@ -129,7 +129,7 @@ class SklearnPredictor(Model):
         return True
 
     def _load_dir(self, model_dir: Path) -> None:
-        from mlops.trust.modelio import load_model
+        from mlops.model.modelio import load_model
         from mlops.trust.signing import verify_model_dir
 
         # Verify first: nothing in the folder is read before the signature checks out.

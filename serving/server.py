@@ -62,7 +62,7 @@ def max_body_bytes_from_env() -> int:
     try:
         limit = int(value)
     except ValueError:
-        from mlops.errors import UsageError
+        from mlops.core.errors import UsageError
 
         raise UsageError(f"{MAX_BODY_VAR}={value!r} is not a whole number of bytes") from None
     return limit if limit > 0 else DEFAULT_MAX_BODY_BYTES
@@ -348,13 +348,14 @@ def _model_server_class():
 
 
 def _default_public_key() -> Path:
-    from mlops.settings import mlops_home
+    from mlops.core.settings import mlops_home
+    from mlops.trust.signing import default_key_paths
 
-    return mlops_home() / "keys" / "signing-key.pub.pem"
+    return default_key_paths(mlops_home())[1]
 
 
 def _check_public_key(public_key: Path) -> Path:
-    from mlops.errors import UsageError
+    from mlops.core.errors import UsageError
 
     public_key = Path(public_key).expanduser()
     if not public_key.is_file():
@@ -369,7 +370,7 @@ def run_server(
     host: str = "127.0.0.1", port: int = 8080, store=None, public_key: Path | None = None
 ) -> int:
     """Serves every deployed model from the store until SIGINT/SIGTERM; returns the exit code."""
-    from mlops.store import ObjectStore
+    from mlops.core.store import ObjectStore
     from serving.router import Reconciler, logger_factory_from_env
 
     public_key = _check_public_key(public_key or _default_public_key())
@@ -418,21 +419,21 @@ def serve_single(
     store=None,
 ) -> int:
     """Serves one model version (s3:// URI or local directory); exit 4 when it fails verification."""
-    from mlops.errors import EXIT_INVALID, EXIT_SYSTEM
-    from mlops.registry import validate_model_name
-    from mlops.settings import ENDPOINT_VAR
+    from mlops.core.errors import EXIT_INVALID, EXIT_SYSTEM
+    from mlops.core.settings import ENDPOINT_VAR
+    from mlops.model.registry import validate_model_name
     from serving.predictor import SklearnPredictor
     from serving.router import logger_factory_from_env
 
     validate_model_name(model_name)
     public_key = _check_public_key(public_key)
     if store is None and os.environ.get(ENDPOINT_VAR):
-        from mlops.store import ObjectStore
+        from mlops.core.store import ObjectStore
 
         store = ObjectStore.from_env()
     version = ""
     if storage_uri.startswith("s3://"):
-        from mlops.registry import parse_model_uri
+        from mlops.model.registry import parse_model_uri
 
         version = parse_model_uri(storage_uri)[2]
     factory = logger_factory_from_env(store)
@@ -466,7 +467,7 @@ def _configure_logging() -> None:
 
 
 def _run_cli(body: Callable[[], int]) -> int:
-    from mlops.errors import MlopsError
+    from mlops.core.errors import MlopsError
 
     try:
         return body()

@@ -34,7 +34,7 @@ def store_home(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def store_settings(store_home):
     """Settings of a real SeaweedFS S3 server for the whole session."""
-    from mlops.embedded_store import EmbeddedStore
+    from mlops.core.embedded_store import EmbeddedStore
 
     embedded = EmbeddedStore(store_home)
     settings = embedded.start()
@@ -47,7 +47,7 @@ def store(store_settings):
     """An ObjectStore on its own fresh bucket, so tests never see each other's objects."""
     from dataclasses import replace
 
-    from mlops.store import ObjectStore
+    from mlops.core.store import ObjectStore
 
     bucket = "t-" + uuid.uuid4().hex[:12]
     store = ObjectStore(replace(store_settings, bucket=bucket))

@@ -27,7 +27,7 @@ import pytest
 import requests
 import yaml
 
-from mlops.socketutil import LOCALHOST, free_port
+from mlops.core.net import LOCALHOST, free_port
 
 PROMETHEUS = "prometheus"
 PUSHGATEWAY = "prometheus-pushgateway"

@@ -1,8 +1,8 @@
 """Shared helpers for the serving tests: a tiny signed model directory trained in-process.
 
 The directory is made the way the training step makes it -- the schema, the
-pipeline and the files all come from :mod:`mlops.training` and
-:mod:`mlops.packaging` -- so the served model follows the project's contract:
+pipeline and the files all come from :mod:`mlops.model.training` and
+:mod:`mlops.model.packaging` -- so the served model follows the project's contract:
 ``model.skops`` (ColumnTransformer(numeric impute+scale, categorical
 impute+one-hot) + classifier), ``metadata.json``, ``reference.parquet``,
 ``requirements.txt`` and ``model.sig``.
@@ -46,8 +46,8 @@ def build_model_dir(
     Returns:
         (model_dir, fitted pipeline, feature frame used for training)
     """
-    from mlops.packaging import write_model_dir
-    from mlops.training import build_pipeline, feature_schema
+    from mlops.model.packaging import write_model_dir
+    from mlops.model.training import build_pipeline, feature_schema
     from mlops.trust.signing import sign_model_dir
 
     features, target = iris_frame(seed)
@@ -76,7 +76,7 @@ def build_model_dir(
 
 
 def publish(store, model_dir: Path, model_name: str, version: str):
-    from mlops.registry import publish_model_dir
+    from mlops.model.registry import publish_model_dir
 
     return publish_model_dir(store, model_dir, model_name, version)
 

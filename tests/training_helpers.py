@@ -39,7 +39,7 @@ PUBLISHED_FILES = {
 # -- data ---------------------------------------------------------------------------------------
 def demo_data(directory: Path) -> tuple[Path, Path]:
     """The breast-cancer demo split: (training.csv, holdout.csv), target ``diagnosis``."""
-    from mlops.demo_data import write_breast_cancer
+    from mlops.demo.data import write_breast_cancer
 
     return write_breast_cancer(Path(directory))
 
@@ -61,7 +61,7 @@ def iris_with_color(seed: int = 0) -> pd.DataFrame:
 
 
 def breast_cancer() -> pd.DataFrame:
-    from mlops.demo_data import breast_cancer_frame
+    from mlops.demo.data import breast_cancer_frame
 
     return breast_cancer_frame()
 
@@ -81,7 +81,7 @@ def make_keypair(directory: Path) -> tuple[Path, Path]:
 
 def use_signing_keys(monkeypatch, directory: Path) -> tuple[Path, Path]:
     """Generates a key pair and exports MLOPS_SIGNING_KEY / MLOPS_SIGNING_PUBLIC_KEY."""
-    from mlops.release_gates import PUBLIC_KEY_VAR, SIGNING_KEY_VAR
+    from mlops.core.settings import PUBLIC_KEY_VAR, SIGNING_KEY_VAR
 
     private, public = make_keypair(directory)
     monkeypatch.setenv(SIGNING_KEY_VAR, str(private))

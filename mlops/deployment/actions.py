@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from mlops.errors import UsageError
+from mlops.core.errors import UsageError
 
 __all__ = [
     "CRD_ENV_VAR",
@@ -56,14 +56,14 @@ def _state_summary(state) -> dict[str, Any]:
 def _store(store):
     if store is not None:
         return store
-    from mlops.store import ObjectStore
+    from mlops.core.store import ObjectStore
 
     return ObjectStore.from_env()
 
 
 def _check_published(store, model_name: str, model_uri: str, model_version: str) -> str:
     """The version named by ``model_uri``, after checking it matches and is complete."""
-    from mlops.registry import COMPLETE_MARKER, parse_model_uri
+    from mlops.model.registry import COMPLETE_MARKER, parse_model_uri
 
     parsed, uri_name, uri_version = parse_model_uri(model_uri)
     if uri_name != model_name:
@@ -153,9 +153,10 @@ def deploy_action(
         if not 0 < percent < 100:
             raise UsageError(f"canary_percent must be between 1 and 99, got {canary_percent}")
 
+    from mlops.core.settings import signing_key_paths
     from mlops.deployment import state as desired
-    from mlops.registry import validate_model_name, verify_published
-    from mlops.release_gates import signing_key_paths
+    from mlops.model.registry import validate_model_name
+    from mlops.trust.signing import verify_published
 
     validate_model_name(model_name)
     store = _store(store)

@@ -35,9 +35,15 @@ import hashlib
 import re
 from typing import Any, Literal
 
-from mlops.errors import UsageError
-from mlops.runtime import SERVING_IMAGE
-from mlops.settings import ACCESS_KEY_VAR, BUCKET_VAR, ENDPOINT_VAR, SECRET_KEY_VAR, SECURE_VAR
+from mlops.core.errors import UsageError
+from mlops.core.settings import ACCESS_KEY_VAR, BUCKET_VAR, ENDPOINT_VAR, SECRET_KEY_VAR, SECURE_VAR
+from mlops.runtime import (
+    PUBLIC_KEY_FILE,
+    PUBLIC_KEY_MOUNT,
+    PUBLIC_KEY_SECRET,
+    SERVING_IMAGE,
+    STORE_SECRET,
+)
 
 __all__ = [
     "API_VERSION",
@@ -57,8 +63,6 @@ API_VERSION = "serving.kserve.io/v1beta1"
 KIND = "InferenceService"
 CONTAINER_NAME = "kserve-container"  # the name KServe expects for a custom predictor
 HTTP_PORT = 8080
-PUBLIC_KEY_MOUNT = "/etc/mlops/keys"
-PUBLIC_KEY_FILE = "signing-key.pub.pem"
 
 LABEL_NAME = "app.kubernetes.io/name"
 LABEL_PART_OF = "app.kubernetes.io/part-of"
@@ -226,8 +230,8 @@ def build_inferenceservice(
     canary_percent: int | None = None,
     previous: dict | None = None,
     resources: dict | None = None,
-    public_key_secret: str = "mlops-signing-public-key",
-    store_secret: str = "mlops-s3-credentials",
+    public_key_secret: str = PUBLIC_KEY_SECRET,
+    store_secret: str = STORE_SECRET,
 ) -> dict:
     """An InferenceService serving ``storage_uri`` with the project's predictor.
 

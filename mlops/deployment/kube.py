@@ -19,6 +19,7 @@ import logging
 import time
 from typing import Any, Callable
 
+from mlops.core.errors import MlopsError
 from mlops.deployment.inferenceservice import (
     API_VERSION,
     KIND,
@@ -26,7 +27,6 @@ from mlops.deployment.inferenceservice import (
     promoted_manifest,
     rolled_back_manifest,
 )
-from mlops.errors import MlopsError
 
 __all__ = [
     "default_client",

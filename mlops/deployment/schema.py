@@ -23,7 +23,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from mlops.errors import UsageError
+from mlops.core.errors import UsageError
 
 __all__ = [
     "load_crd",

@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
 
-from mlops.errors import StoreError, UsageError, WriteConflict
-from mlops.store import ObjectStore
+from mlops.core.errors import StoreError, UsageError, WriteConflict
+from mlops.core.store import ObjectStore
 
 logger = logging.getLogger(__name__)
 

@@ -2,8 +2,6 @@
 
 Submodules (imported lazily by callers, so importing ``mlops.trust`` stays cheap):
 
-* :mod:`mlops.trust.modelio` -- save / load sklearn models with skops and an
-  explicit type allow-list (no pickle on the load path).
 * :mod:`mlops.trust.signing` -- ECDSA P-256 signing and verification of model
   directories with ``model-signing``.
 * :mod:`mlops.trust.audit` -- dependency vulnerability audit (pip-audit with an
@@ -14,4 +12,4 @@ Submodules (imported lazily by callers, so importing ``mlops.trust`` stays cheap
 
 from __future__ import annotations
 
-__all__ = ["audit", "modelio", "quality", "scan", "signing"]
+__all__ = ["audit", "quality", "scan", "signing"]

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from mlops.errors import UsageError
+from mlops.core.errors import UsageError
 
 if TYPE_CHECKING:
     from packaging.version import Version

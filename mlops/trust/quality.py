@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlops.errors import UsageError
+from mlops.core.errors import UsageError
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@
   make the file unsafe (fail closed).
 * ``.skops`` files must be a zip holding only ``schema.json``-style JSON and
   ``.npy`` members with non-object dtypes, and every type skops would need to
-  trust must be on :mod:`mlops.trust.modelio`'s allow-list.
+  trust must be on :mod:`mlops.model.modelio`'s allow-list.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlops.errors import UsageError
+from mlops.core.errors import UsageError
 
 logger = logging.getLogger(__name__)
 
@@ -217,8 +217,8 @@ def _check_npy_member(zf: Any, name: str) -> str | None:
 def _scan_skops(path: Path) -> list[dict[str, str]]:
     import zipfile
 
-    from mlops.errors import VerificationError
-    from mlops.trust.modelio import untrusted_types
+    from mlops.core.errors import VerificationError
+    from mlops.model.modelio import untrusted_types
 
     findings: list[dict[str, str]] = []
     try:

@@ -17,16 +17,18 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlops.errors import UsageError, VerificationError
+from mlops.core.errors import UsageError, VerificationError
+from mlops.runtime import PRIVATE_KEY_FILE, PUBLIC_KEY_FILE
+
+if TYPE_CHECKING:
+    from mlops.core.store import ObjectStore
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_SIGNATURE_NAME = "model.sig"
 #: File names of the key pair, under ``$MLOPS_HOME/keys`` and in the cluster Secret.
-PRIVATE_KEY_FILE = "signing-key.pem"
-PUBLIC_KEY_FILE = "signing-key.pub.pem"
 
 
 def default_key_paths(home: Path) -> tuple[Path, Path]:
@@ -270,3 +272,18 @@ def verify_model_dir(
             f"ignored paths={ignored}); expected only {signature_name} to be excluded"
         )
     logger.info("verified %s with %s", model_dir, public_key)
+
+
+def verify_published(store: ObjectStore, model_uri: str, public_key: Path) -> None:
+    """Downloads a published version and verifies its signature, as serving does before loading.
+
+    Raises:
+        VerificationError: missing signature, wrong key, or any changed, added or removed file.
+        StoreError: the version is not complete.
+    """
+    import tempfile
+
+    from mlops.model.registry import fetch_model
+
+    with tempfile.TemporaryDirectory() as work:
+        verify_model_dir(fetch_model(store, model_uri, Path(work)), Path(public_key))

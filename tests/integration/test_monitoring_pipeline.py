@@ -16,9 +16,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mlops.demo_data import TARGET, large_tumour_traffic, write_breast_cancer
+from mlops.demo.data import TARGET, large_tumour_traffic, write_breast_cancer
 from mlops.deployment.state import read_state
-from mlops.registry import list_versions
+from mlops.model.registry import list_versions
 
 pytestmark = pytest.mark.slow
 MODEL = "bc-monitor"
@@ -39,7 +39,7 @@ def world(tmp_path_factory, store_settings):
     """A released, deployed model in its own bucket, and the scenario data."""
     from dataclasses import replace
 
-    from mlops.store import ObjectStore
+    from mlops.core.store import ObjectStore
 
     root = tmp_path_factory.mktemp("monitoring")
     store = ObjectStore(replace(store_settings, bucket="monitoring-scenarios"))

@@ -117,7 +117,7 @@ def test_monitoring_notebook_runs_one_pass_locally(store_env, tmp_path, monkeypa
     import nbformat
     from nbclient import NotebookClient
 
-    from mlops.demo_data import write_breast_cancer
+    from mlops.demo.data import write_breast_cancer
     from tests.training_helpers import cli_command
 
     home = tmp_path / "home"

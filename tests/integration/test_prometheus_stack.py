@@ -2,7 +2,7 @@
 
 The model server serves a signed, deployed model from the real test store and gets a mix
 of traffic (V1/V2 predictions, out-of-range inputs, 4xx requests, an explanation); the
-drift and release metrics are pushed with ``mlops.metrics_push``. Prometheus scrapes both
+drift and release metrics are pushed with ``mlops.monitoring.push``. Prometheus scrapes both
 with a config shaped like deploy/monitoring/prometheus.yml and loads a copy of
 deploy/monitoring/alerts.yaml in which only the ``for:`` durations (-> 0s) and the group
 ``interval:`` (-> 1s) are shortened -- the production durations are unit-tested with
@@ -142,7 +142,7 @@ def _send_traffic(env: Env) -> None:
 
 def _drift_result():
     """A real drift check: every numeric column shifted far beyond the reference."""
-    from mlops.drift import compute_drift
+    from mlops.monitoring.drift import compute_drift
 
     reference, _ = iris_frame(seed=0)
     current, _ = iris_frame(seed=1)
@@ -155,9 +155,9 @@ def _drift_result():
 def env(store_settings):
     for binary in ms.STACK_BINARIES:
         ms.require_binary(binary)
+    from mlops.core.store import ObjectStore
     from mlops.deployment.state import Release, deploy
-    from mlops.monitoring_assets import alertmanager_config_path, rules_path
-    from mlops.store import ObjectStore
+    from tests.monitoring_assets import alertmanager_config_path, rules_path
 
     work = Path(tempfile.mkdtemp(prefix="mlops-prom-stack-"))
     stack = ms.Stack(work / "logs")
@@ -272,7 +272,7 @@ def env(store_settings):
             describe=stack.logs,
         )
         _send_traffic(env)
-        from mlops.metrics_push import push_drift_metrics, push_release_decision
+        from mlops.monitoring.push import push_drift_metrics, push_release_decision
 
         drift = _drift_result()
         assert drift.drift_detected and len(drift.drifted_columns) >= 4, drift.to_dict()
@@ -291,7 +291,7 @@ def env(store_settings):
 
 
 def test_every_dashboard_query_returns_data(env):
-    from mlops.monitoring_assets import dashboard_queries
+    from tests.monitoring_assets import dashboard_queries
 
     queries = dashboard_queries(render=True)
     assert len(queries) >= 10, queries

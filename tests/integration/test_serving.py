@@ -89,9 +89,9 @@ def _sample(text: str, name: str, **labels) -> float:
 
 @pytest.fixture(scope="module")
 def served(store_settings, tmp_path_factory):
+    from mlops.core.net import free_port
+    from mlops.core.store import ObjectStore
     from mlops.deployment.state import Release, deploy
-    from mlops.socketutil import free_port
-    from mlops.store import ObjectStore
 
     store = ObjectStore(replace(store_settings, bucket="t-" + uuid.uuid4().hex[:12]))
     store.ensure_bucket()
@@ -455,7 +455,7 @@ def test_out_of_range_inputs_are_counted(served):
 
 
 def test_inference_logs_reach_the_store(served):
-    from serving.inference_log import read_inference_logs
+    from mlops.monitoring.inference_log import read_inference_logs
 
     def logged() -> int:
         return len(read_inference_logs(served.store, MODEL))

@@ -61,8 +61,8 @@ BOOTSTRAP = textwrap.dedent("""
 
 
 def test_the_serving_lock_is_enough_to_serve(store, tmp_path):
-    from mlops.socketutil import free_port
-    from serving.inference_log import read_inference_logs
+    from mlops.core.net import free_port
+    from mlops.monitoring.inference_log import read_inference_logs
 
     private, public = make_keypair(tmp_path / "keys")
     model_dir, model, _ = build_model_dir(tmp_path / "model", private, estimator="random_forest")

@@ -25,8 +25,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mlops.registry import COMPLETE_MARKER, fetch_model, list_versions, sha256_file
-from mlops.store import ObjectStore
+from mlops.core.store import ObjectStore
+from mlops.model.registry import COMPLETE_MARKER, fetch_model, list_versions, sha256_file
 from tests.conftest import shared_path
 from tests.training_helpers import (
     GATE_NAMES,
@@ -117,10 +117,10 @@ def cli_runs(store_settings, data, advisory_db, tmp_path_factory):
 def test_run_locally_publishes_a_complete_signed_model(
     cli_runs, store_settings, data, advisory_db, tmp_path, monkeypatch
 ):
-    from mlops.data import fingerprint
-    from mlops.local_run import run_locally
-    from mlops.pipeline_params import parse_params
-    from mlops.runs import prepare_local_run
+    from mlops.core.data import fingerprint
+    from mlops.runs.lifecycle import prepare_local_run
+    from mlops.runs.local import run_locally
+    from mlops.runs.params import parse_params
     from mlops.trust.signing import verify_model_dir
     from pipelines import PIPELINES
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mlops.errors import UsageError
-from mlops.socketutil import free_port
+from mlops.core.errors import UsageError
+from mlops.core.net import free_port
 from mlops.trust import audit
 from mlops.trust.audit import AuditResult, audit_requirements, gate_passes
 

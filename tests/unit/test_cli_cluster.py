@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from mlops import cli
-from mlops.cli_monitoring import parse_cron, schedule_pipeline
-from mlops.errors import UsageError
+from mlops.cli.schedule import parse_cron, schedule_pipeline
+from mlops.core.errors import UsageError
 
 
 class FakeKfpClient:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from mlops.cli import main
-from mlops.embedded_store import EmbeddedStore
+from mlops.core.embedded_store import EmbeddedStore
 
 
 def test_store_lifecycle(tmp_path, monkeypatch, capsys):

@@ -1,8 +1,7 @@
-"""Tests for mlops.cli_trust through register() on a fresh ArgumentParser."""
+"""Tests for the trust subcommands (mlops.cli.trust) through the CLI entry point."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import pickle
@@ -11,18 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from mlops import cli_trust
+from mlops.cli import main as cli_main
 from mlops.trust import signing
 
 SHARED_DB = Path(__file__).resolve().parents[2].parent / "shared" / "advisory-db"
 
 
 def _run(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="mlops")
-    sub = parser.add_subparsers(dest="command", required=True)
-    cli_trust.register(sub)
-    args = parser.parse_args(list(argv))
-    return int(args.func(args))
+    return cli_main(list(argv))
 
 
 @pytest.fixture

@@ -25,10 +25,10 @@ from components.scan_model import scan_model
 from components.sign_model import sign_model
 from components.train_model import train_model
 from components.validate_holdout import validate_holdout
-from mlops.data import fingerprint, read_table
-from mlops.errors import DataError, UsageError, VerificationError
-from mlops.gates import GATE_ORDER, GateResult
-from mlops.registry import COMPLETE_MARKER, list_versions
+from mlops.core.data import fingerprint, read_table
+from mlops.core.errors import DataError, UsageError, VerificationError
+from mlops.model.registry import COMPLETE_MARKER, list_versions
+from mlops.release.decision import GATE_ORDER, GateResult
 from tests.conftest import shared_path
 from tests.training_helpers import (
     MODEL_NAME,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from mlops.data import fingerprint, parse_columns, read_table
-from mlops.errors import DataError, UsageError
+from mlops.core.data import fingerprint, parse_columns, read_table
+from mlops.core.errors import DataError, UsageError
 from tests.training_helpers import iris_with_color
 
 
@@ -128,7 +128,7 @@ def test_parse_columns():
 
 
 def test_check_readable_finds_missing_sources_without_reading(tmp_path, store_env):
-    from mlops.data import check_readable
+    from mlops.core.data import check_readable
 
     present = tmp_path / "present.csv"
     present.write_text("a\n1\n")

@@ -11,10 +11,10 @@ import json
 
 import pytest
 
+from mlops.core.errors import MlopsError, UsageError, VerificationError
 from mlops.deployment import state as desired
 from mlops.deployment.actions import deploy_action, promote_action, rollback_action
-from mlops.errors import MlopsError, UsageError, VerificationError
-from mlops.registry import publish_model_dir
+from mlops.model.registry import publish_model_dir
 from mlops.trust.signing import sign_model_dir
 from tests.training_helpers import use_signing_keys
 from tests.unit.test_kube_apply import FakeKServe

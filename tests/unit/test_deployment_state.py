@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
+from mlops.core.errors import UsageError, WriteConflict
 from mlops.deployment import state as desired
-from mlops.errors import UsageError, WriteConflict
 
 
 def _release(version: str) -> desired.Release:

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops.drift import (
+from mlops.core.errors import DataError, UsageError
+from mlops.monitoring.drift import (
     CHI_SQUARE,
     JENSEN_SHANNON,
     KS,
@@ -20,7 +21,6 @@ from mlops.drift import (
     evidently_drift,
     render_report_html,
 )
-from mlops.errors import DataError, UsageError
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mlops.environment import SERVING_ROOTS, pipeline_requirements, serving_requirements
+from mlops.core.environment import SERVING_ROOTS, pipeline_requirements, serving_requirements
 from tests.conftest import REPO_ROOT
 
 # Build, audit and analysis tools: needed by pipeline steps, never by the predictor.
@@ -60,7 +60,7 @@ def test_serving_lock_is_part_of_the_pipeline_lock_without_its_tools():
 
 def test_the_model_audit_covers_the_serving_lock(tmp_path):
     """The dependency-audit gate checks the model's requirements.txt: the serving image's pins."""
-    from mlops.packaging import REQUIREMENTS_FILE
+    from mlops.model.packaging import REQUIREMENTS_FILE
     from tests.serving_helpers import build_model_dir, make_keypair
 
     private, _ = make_keypair(tmp_path)
@@ -71,7 +71,7 @@ def test_the_model_audit_covers_the_serving_lock(tmp_path):
 
 
 def test_closure_follows_the_extras_a_dependency_asks_for():
-    from mlops.environment import installed_closure
+    from mlops.core.environment import installed_closure
 
     # kserve requires uvicorn[standard]; plain uvicorn does not need httptools.
     assert "httptools" in installed_closure(("kserve",))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from mlops.gates import GATE_ORDER, Decision, GateResult, decide
+from mlops.release.decision import GATE_ORDER, Decision, GateResult, decide
 
 
 def passing(name: str, **metrics: float) -> GateResult:

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 from prometheus_client import REGISTRY
 
-from serving.inference_log import InferenceLogger, read_inference_logs
+from mlops.monitoring.inference_log import read_inference_logs
+from serving.inference_log import InferenceLogger
 from tests.serving_helpers import sample_rows
 
 
@@ -103,8 +104,8 @@ def test_flush_on_close(store):
 
 
 def test_store_down_never_blocks_and_drops_are_bounded_and_counted(tmp_path):
-    from mlops.embedded_store import EmbeddedStore
-    from mlops.store import ObjectStore
+    from mlops.core.embedded_store import EmbeddedStore
+    from mlops.core.store import ObjectStore
 
     embedded = EmbeddedStore(tmp_path / "second-store")
     settings = embedded.start()
@@ -140,10 +141,10 @@ def test_rows_are_retried_when_the_store_comes_back(tmp_path):
     """The store is down first (nothing listens on its port), then a real one starts there."""
     import json
 
-    from mlops.embedded_store import EmbeddedStore
-    from mlops.settings import StoreSettings
-    from mlops.socketutil import LOCALHOST, free_port
-    from mlops.store import ObjectStore
+    from mlops.core.embedded_store import EmbeddedStore
+    from mlops.core.net import LOCALHOST, free_port
+    from mlops.core.settings import StoreSettings
+    from mlops.core.store import ObjectStore
 
     embedded = EmbeddedStore(tmp_path / "late-store", bucket="logs-retry")
     embedded.root.mkdir(parents=True)

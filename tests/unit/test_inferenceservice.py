@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mlops.core.errors import UsageError
+from mlops.core.settings import StoreSettings
 from mlops.deployment.inferenceservice import (
     LABEL_VERSION,
     build_inferenceservice,
@@ -18,9 +20,7 @@ from mlops.deployment.inferenceservice import (
     variant_name,
 )
 from mlops.deployment.schema import schema_problems, validate_inferenceservice
-from mlops.errors import UsageError
 from mlops.runtime import SERVING_IMAGE
-from mlops.settings import StoreSettings
 from tests.conftest import REPO_ROOT, shared_path
 
 MODEL = "iris"

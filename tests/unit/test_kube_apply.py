@@ -15,6 +15,7 @@ import itertools
 import pytest
 from kubernetes.client import ApiClient
 
+from mlops.core.errors import MlopsError, UsageError
 from mlops.deployment.inferenceservice import build_inferenceservice
 from mlops.deployment.kube import (
     apply_inferenceservice,
@@ -22,7 +23,6 @@ from mlops.deployment.kube import (
     promote_inferenceservice,
     rollback_inferenceservice,
 )
-from mlops.errors import MlopsError, UsageError
 
 NS = "kubeflow-user"
 MODEL = "iris"

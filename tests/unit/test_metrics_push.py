@@ -17,10 +17,10 @@ from prometheus_client import CollectorRegistry, Summary, push_to_gateway
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from mlops import monitoring_assets as assets
-from mlops.drift import ColumnDrift, DriftResult
-from mlops.metrics_push import push_drift_metrics, push_release_decision
-from mlops.socketutil import LOCALHOST, free_port
+from mlops.core.net import LOCALHOST, free_port
+from mlops.monitoring.drift import ColumnDrift, DriftResult
+from mlops.monitoring.push import push_drift_metrics, push_release_decision
+from tests import monitoring_assets as assets
 from tests import monitoring_stack as ms
 
 
@@ -125,7 +125,7 @@ def test_models_do_not_replace_each_other(gateway):
 
 
 def test_unknown_decision_is_not_pushed(gateway, caplog):
-    with caplog.at_level(logging.WARNING, logger="mlops.metrics_push"):
+    with caplog.at_level(logging.WARNING, logger="mlops.monitoring.push"):
         assert push_release_decision(gateway, "iris", "maybe") is False
     assert pushed(gateway) == []
     assert "maybe" in caplog.text
@@ -133,7 +133,7 @@ def test_unknown_decision_is_not_pushed(gateway, caplog):
 
 def test_unreachable_gateway_returns_false(caplog):
     address = f"{LOCALHOST}:{free_port()}"  # nothing listens there
-    with caplog.at_level(logging.WARNING, logger="mlops.metrics_push"):
+    with caplog.at_level(logging.WARNING, logger="mlops.monitoring.push"):
         assert push_drift_metrics(address, "iris", _result(), timeout=2) is False
         assert push_release_decision(address, "iris", "released", timeout=2) is False
     assert "could not push metrics" in caplog.text
@@ -144,13 +144,13 @@ def test_rejected_push_returns_false(gateway, caplog):
     registry = CollectorRegistry()
     Summary("mlops_drift_share", "conflicting type", registry=registry).observe(1)
     push_to_gateway(gateway, job="other", registry=registry)
-    with caplog.at_level(logging.WARNING, logger="mlops.metrics_push"):
+    with caplog.at_level(logging.WARNING, logger="mlops.monitoring.push"):
         assert push_drift_metrics(gateway, "iris", _result()) is False
     assert "400" in caplog.text
 
 
 def test_wrong_gateway_path_returns_false(gateway, caplog):
-    with caplog.at_level(logging.WARNING, logger="mlops.metrics_push"):
+    with caplog.at_level(logging.WARNING, logger="mlops.monitoring.push"):
         assert push_drift_metrics(f"{gateway}/not-a-gateway", "iris", _result()) is False
     assert "404" in caplog.text
     assert pushed(gateway) == []

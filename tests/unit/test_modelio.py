@@ -1,4 +1,4 @@
-"""Tests for mlops.trust.modelio: skops round-trips and the type allow-list."""
+"""Tests for mlops.model.modelio: skops round-trips and the type allow-list."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from mlops.errors import UsageError, VerificationError
-from mlops.trust import modelio
+from mlops.core.errors import UsageError, VerificationError
+from mlops.model import modelio
 
 
 class Doubler(BaseEstimator, TransformerMixin):

@@ -19,7 +19,7 @@ import pytest
 import yaml
 from jsonschema import Draft7Validator
 
-from mlops import monitoring_assets as assets
+from tests import monitoring_assets as assets
 from tests.conftest import shared_path
 from tests.monitoring_stack import require_binary
 

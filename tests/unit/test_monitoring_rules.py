@@ -3,7 +3,7 @@
 Runs ``promtool check rules`` / ``promtool test rules`` / ``promtool check config`` and
 ``amtool check-config``; those tests skip when the tool is not installed locally and fail
 when ``CI`` is set. The structural checks need only PyYAML; the metric names they allow
-are ``mlops.monitoring_assets.KNOWN_METRICS``, checked here against the model server's
+are ``tests.monitoring_assets.KNOWN_METRICS``, checked here against the model server's
 registered metrics (the pushed ones are checked in test_metrics_push.py).
 """
 
@@ -15,7 +15,7 @@ import subprocess
 import pytest
 import yaml
 
-from mlops import monitoring_assets as assets
+from tests import monitoring_assets as assets
 from tests.monitoring_stack import require_binary
 
 EXPECTED_ALERTS = {

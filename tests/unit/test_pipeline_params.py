@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mlops.errors import UsageError
-from mlops.pipeline_params import parse_params, pipeline_inputs
+from mlops.core.errors import UsageError
+from mlops.runs.params import parse_params, pipeline_inputs
 from pipelines.training import training
 
 REQUIRED = ["data_uri=/d.csv", "target_column=y", "holdout_uri=/h.csv", "model_name=m"]

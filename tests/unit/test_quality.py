@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops.errors import UsageError
+from mlops.core.errors import UsageError
 from mlops.trust import quality
 from mlops.trust.quality import check_code_quality
 

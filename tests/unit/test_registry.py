@@ -7,8 +7,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from mlops.errors import StoreError, UsageError
-from mlops.registry import (
+from mlops.core.errors import StoreError, UsageError
+from mlops.core.store import ObjectStore
+from mlops.model.registry import (
     COMPLETE_MARKER,
     fetch_model,
     latest_version,
@@ -20,7 +21,6 @@ from mlops.registry import (
     sha256_file,
     validate_model_name,
 )
-from mlops.store import ObjectStore
 
 
 class RecordingStore(ObjectStore):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mlops.release_gates import audit_gate
+from mlops.release.gates import audit_gate
 from tests.conftest import shared_path
 
 

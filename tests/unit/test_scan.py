@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from mlops.errors import UsageError
-from mlops.trust import modelio, scan
+from mlops.core.errors import UsageError
+from mlops.model import modelio
+from mlops.trust import scan
 from mlops.trust.scan import scan_path
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops.errors import UsageError, VerificationError
+from mlops.core.errors import UsageError, VerificationError
 from mlops.trust import signing
 
 

@@ -1,8 +1,8 @@
 import pytest
 
-from mlops.errors import StoreError, UsageError
-from mlops.settings import StoreSettings
-from mlops.store import ObjectStore, S3Uri
+from mlops.core.errors import StoreError, UsageError
+from mlops.core.settings import StoreSettings
+from mlops.core.store import ObjectStore, S3Uri
 
 
 def test_settings_from_env_requires_endpoint_and_keys():
@@ -59,7 +59,7 @@ def test_round_trip_and_folders(store, tmp_path):
 
 
 def test_unreachable_store_raises_store_error():
-    from mlops.socketutil import free_port
+    from mlops.core.net import free_port
 
     settings = StoreSettings(f"127.0.0.1:{free_port()}", "a", "b", False, "mlops")
     with pytest.raises(StoreError, match="failed"):
@@ -72,7 +72,7 @@ def test_each_new_bucket_reserves_one_volume_so_many_buckets_stay_writable(store
     import json
     import urllib.request
 
-    from mlops.embedded_store import EmbeddedStore
+    from mlops.core.embedded_store import EmbeddedStore
 
     store.put_bytes("first", b"1")
     master = json.loads(EmbeddedStore(store_home).state_file.read_text())["ports"]["master"]

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops.errors import DataError, UsageError
-from mlops.training import (
+from mlops.core.errors import DataError, UsageError
+from mlops.model.training import (
     ESTIMATORS,
     build_pipeline,
     check_estimator,

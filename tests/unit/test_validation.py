@@ -7,9 +7,9 @@ import json
 import pandas as pd
 import pytest
 
-from mlops.data import fingerprint, read_table
-from mlops.errors import DataError, UsageError
-from mlops.packaging import (
+from mlops.core.data import fingerprint, read_table
+from mlops.core.errors import DataError, UsageError
+from mlops.model.packaging import (
     METADATA_FILE,
     MODEL_FILE,
     REFERENCE_FILE,
@@ -17,8 +17,8 @@ from mlops.packaging import (
     read_metadata,
     write_model_dir,
 )
-from mlops.training import evaluate, split_dataset, train
-from mlops.validation import MAX_HOLDOUT_OVERLAP, overlap_share, validate_on_holdout
+from mlops.model.training import evaluate, split_dataset, train
+from mlops.release.holdout import MAX_HOLDOUT_OVERLAP, overlap_share, validate_on_holdout
 from tests.training_helpers import MODEL_NAME, TARGET, demo_data
 
 

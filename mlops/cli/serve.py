@@ -1,0 +1,41 @@
+"""``mlops serve``: the embedded KServe model server for every deployed model.
+
+``needs_store``: the CLI points ``MLOPS_S3_*`` at the store before the server starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    """Adds ``serve [--host 127.0.0.1] [--port 8080] [--public-key PEM]``."""
+    parser = subparsers.add_parser(
+        "serve",
+        help="serve the deployed models (KServe V1/V2 REST, canary routing, /metrics)",
+        description="Serves every model deployed in the object store with KServe's model server: "
+        "V1 and V2 REST inference, explanations, canary traffic splitting, signature "
+        "verification before any model is served, Prometheus metrics and inference "
+        "logs. Follows deploy / promote / rollback without a restart.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8080, help="HTTP port (default: 8080)")
+    parser.add_argument(
+        "--public-key",
+        type=Path,
+        default=None,
+        help="PEM public key every served model must be signed with "
+        "(default: $MLOPS_HOME/keys/signing-key.pub.pem)",
+    )
+    parser.set_defaults(func=cmd_serve, needs_store=True)
+    return parser
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Runs the server until SIGINT/SIGTERM; returns the exit code."""
+    from serving.server import run_server
+
+    # None lets run_server apply its default key ($MLOPS_HOME/keys/signing-key.pub.pem).
+    return run_server(host=args.host, port=args.port, public_key=args.public_key)

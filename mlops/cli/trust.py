@@ -1,0 +1,152 @@
+"""``mlops`` CLI subcommands for trust checks: keys, verify, audit, scan.
+
+:func:`register` adds the subcommands to an existing argparse subparsers
+object. Every subcommand sets ``func``, a callable taking the parsed
+namespace and returning the process exit code; :func:`mlops.cli.main` turns
+errors raised on purpose into their exit code.
+
+Exit codes: 0 ok, 2 usage error, 4 verification failed (invalid signature,
+vulnerable or unknown audit, unsafe file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from mlops.cli.common import emit_json, ensure_store_env
+from mlops.core.errors import EXIT_INVALID, EXIT_OK
+
+ADVISORY_DB_VAR = "MLOPS_ADVISORY_DB"
+
+
+def _home() -> Path:
+    from mlops.core.settings import mlops_home
+
+    return mlops_home()
+
+
+def _cmd_keys_init(args: argparse.Namespace) -> int:
+    from mlops.trust.signing import default_key_paths, generate_keypair
+
+    private_path, public_path = default_key_paths(_home())
+    generate_keypair(private_path, public_path, overwrite=args.force)
+    print(f"private key: {private_path}")
+    print(f"public key:  {public_path}")
+    return EXIT_OK
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from mlops.core.errors import VerificationError
+    from mlops.trust.signing import default_key_paths, verify_model_dir
+
+    public_key = args.public_key or default_key_paths(_home())[1]
+    try:
+        if args.model_dir.startswith("s3://"):
+            _verify_published(args.model_dir, Path(public_key))
+        else:
+            verify_model_dir(Path(args.model_dir), Path(public_key))
+    except VerificationError as exc:
+        print(f"INVALID: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    print(f"OK: {args.model_dir} is signed by {public_key}")
+    return EXIT_OK
+
+
+def _verify_published(model_uri: str, public_key: Path) -> None:
+    from mlops.core.store import ObjectStore
+    from mlops.trust.signing import verify_published
+
+    ensure_store_env()
+    verify_published(ObjectStore.from_env(), model_uri, public_key)
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from mlops.trust.audit import audit_requirements
+
+    advisory_db = args.advisory_db or os.environ.get(ADVISORY_DB_VAR) or None
+    result = audit_requirements(
+        Path(args.requirements),
+        advisory_db=Path(advisory_db) if advisory_db else None,
+        online=args.online,
+        timeout=args.timeout,
+    )
+    if args.json:
+        emit_json(result.to_dict())
+    else:
+        print(f"audit: {result.state} ({result.checked} package(s) checked)")
+        for f in result.findings:
+            fixed = ", ".join(f.fixed_versions) or "no fix"
+            print(f"  {f.package}=={f.version}  {f.id}  fixed in: {fixed}")
+        if result.detail:
+            stream = sys.stdout if result.state == "clean" else sys.stderr
+            print(result.detail, file=stream)
+    return EXIT_OK if result.state == "clean" else EXIT_INVALID
+
+
+def _cmd_scan(args: argparse.Namespace) -> int:
+    from mlops.trust.scan import scan_path
+
+    result = scan_path(Path(args.path))
+    if args.json:
+        emit_json(result.to_dict())
+    else:
+        print(
+            f"scan: {'safe' if result.safe else 'UNSAFE'} ({len(result.scanned)} file(s) scanned)"
+        )
+        for f in result.findings:
+            print(f"  [{f['severity']}] {f['file']}: {f['detail']}", file=sys.stderr)
+    return EXIT_OK if result.safe else EXIT_INVALID
+
+
+def register(subparsers: Any) -> None:
+    """Adds ``keys init``, ``verify``, ``audit`` and ``scan`` subcommands.
+
+    Args:
+        subparsers: The object returned by ``ArgumentParser.add_subparsers()``.
+    """
+    keys = subparsers.add_parser("keys", help="manage the model signing key pair")
+    keys_sub = keys.add_subparsers(dest="keys_command", metavar="COMMAND")
+    keys_sub.required = True
+    init = keys_sub.add_parser("init", help="create an ECDSA P-256 key pair under $MLOPS_HOME/keys")
+    init.add_argument("--force", action="store_true", help="replace existing key files")
+    init.set_defaults(func=_cmd_keys_init, needs_store=False)
+
+    verify = subparsers.add_parser(
+        "verify", help="verify a signed model (local folder or published s3:// URI)"
+    )
+    verify.add_argument(
+        "model_dir",
+        metavar="MODEL_URI",
+        help="local model folder or s3://<bucket>/models/<name>/<version>",
+    )
+    verify.add_argument(
+        "--public-key",
+        metavar="PEM",
+        default=None,
+        help="public key (default: $MLOPS_HOME/keys/signing-key.pub.pem)",
+    )
+    verify.set_defaults(func=_cmd_verify, needs_store=False)
+
+    audit = subparsers.add_parser(
+        "audit", help="audit an exactly pinned requirements file for known vulnerabilities"
+    )
+    audit.add_argument("-r", "--requirements", required=True, metavar="REQUIREMENTS")
+    audit.add_argument(
+        "--advisory-db",
+        metavar="DIR",
+        default=None,
+        help=f"PyPA advisory-database checkout (default: ${ADVISORY_DB_VAR})",
+    )
+    audit.add_argument("--online", action="store_true", help="also query the OSV web service")
+    audit.add_argument("--timeout", type=float, default=10.0, help=argparse.SUPPRESS)
+    audit.add_argument("--json", action="store_true", help="print one JSON object")
+    audit.set_defaults(func=_cmd_audit, needs_store=False)
+
+    scan = subparsers.add_parser("scan", help="statically scan pickle / joblib / skops files")
+    scan.add_argument("path", metavar="PATH", help="file or directory")
+    scan.add_argument("--json", action="store_true", help="print one JSON object")
+    scan.set_defaults(func=_cmd_scan, needs_store=False)

@@ -1,0 +1,1 @@
+"""``make demo``: the whole loop on real data (see :mod:`mlops.demo.story`)."""

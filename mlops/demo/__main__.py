@@ -1,0 +1,7 @@
+"""``python -m mlops.demo`` (``make demo``)."""
+
+import sys
+
+from mlops.demo.story import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""The model: feature schema, training, the model folder and its file format, the registry, the holdout check."""

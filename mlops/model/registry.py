@@ -1,0 +1,139 @@
+"""Model registry in the object store.
+
+Layout: ``models/<model_name>/<version>/`` holds the model directory's files;
+``_COMPLETE`` is written last, so a version exists for readers only once every
+file is in place (S3 has no atomic multi-object write). Readers ignore versions
+without the marker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from mlops.core.errors import StoreError, UsageError
+from mlops.core.store import ObjectStore, S3Uri
+
+logger = logging.getLogger(__name__)
+
+COMPLETE_MARKER = "_COMPLETE"
+MODELS_PREFIX = "models"
+_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def validate_model_name(name: str) -> str:
+    """Model names become S3 prefixes, metric labels and Kubernetes names: DNS-1123 labels."""
+    if not _NAME.match(name or ""):
+        raise UsageError(
+            f"model_name {name!r} is invalid: use lowercase letters, digits and '-', "
+            "start and end alphanumeric, at most 63 characters"
+        )
+    return name
+
+
+def new_version(now: datetime | None = None) -> str:
+    """A sortable, unique version id such as ``v20261128-183800-a1b2``."""
+    now = now or datetime.now(timezone.utc)
+    return now.strftime("v%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A published model version."""
+
+    name: str
+    version: str
+    uri: str
+
+
+def version_prefix(model_name: str, version: str) -> str:
+    return f"{MODELS_PREFIX}/{model_name}/{version}"
+
+
+def publish_model_dir(
+    store: ObjectStore, model_dir: Path, model_name: str, version: str
+) -> ModelRef:
+    """Uploads a model directory, then the completion marker listing every file's digest."""
+    validate_model_name(model_name)
+    prefix = version_prefix(model_name, version)
+    if store.exists(f"{prefix}/{COMPLETE_MARKER}"):
+        raise UsageError(f"model {model_name} version {version} is already published")
+    files = store.upload_dir(Path(model_dir), prefix, exclude=(COMPLETE_MARKER,))
+    if not files:
+        raise UsageError(f"model directory {model_dir} is empty")
+    manifest = {
+        "model_name": model_name,
+        "version": version,
+        "published_at": datetime.now(timezone.utc).isoformat(),
+        "files": {name: sha256_file(Path(model_dir) / name) for name in files},
+    }
+    store.put_json(f"{prefix}/{COMPLETE_MARKER}", manifest)
+    uri = store.uri(prefix)
+    logger.info("published %s", uri)
+    return ModelRef(model_name, version, uri)
+
+
+def list_versions(store: ObjectStore, model_name: str) -> list[str]:
+    """Complete versions of a model, oldest first."""
+    base = f"{MODELS_PREFIX}/{model_name}/"
+    versions = set()
+    for key in store.list(base, recursive=True):
+        relative = key[len(base) :]
+        version, _, rest = relative.partition("/")
+        if rest == COMPLETE_MARKER:
+            versions.add(version)
+    return sorted(versions)
+
+
+def latest_version(store: ObjectStore, model_name: str) -> str:
+    versions = list_versions(store, model_name)
+    if not versions:
+        raise UsageError(f"model {model_name!r} has no published version")
+    return versions[-1]
+
+
+def resolve(store: ObjectStore, model_name: str, version: str | None = None) -> ModelRef:
+    """The published version (latest when not given) of a model."""
+    version = version or latest_version(store, model_name)
+    prefix = version_prefix(model_name, version)
+    if not store.exists(f"{prefix}/{COMPLETE_MARKER}"):
+        raise UsageError(f"model {model_name!r} has no published version {version!r}")
+    return ModelRef(model_name, version, store.uri(prefix))
+
+
+def parse_model_uri(uri: str) -> tuple[S3Uri, str, str]:
+    """Splits ``s3://bucket/models/<name>/<version>`` into (uri, name, version)."""
+    parsed = S3Uri.parse(uri.rstrip("/"))
+    parts = parsed.key.split("/")
+    if len(parts) != 3 or parts[0] != MODELS_PREFIX:
+        raise UsageError(f"{uri!r} is not a model URI (s3://<bucket>/models/<name>/<version>)")
+    return parsed, parts[1], parts[2]
+
+
+def fetch_model(store: ObjectStore, model_uri: str, dest: Path) -> Path:
+    """Downloads a complete published version into ``dest`` (marker excluded).
+
+    Raises:
+        StoreError: the version is not complete (still uploading, or broken).
+    """
+    parsed, _, _ = parse_model_uri(model_uri)
+    marker = f"s3://{parsed.bucket}/{parsed.key}/{COMPLETE_MARKER}"
+    if not store.exists(marker):
+        raise StoreError(f"{model_uri} is not a complete published model (no {COMPLETE_MARKER})")
+    dest = Path(dest)
+    store.download_dir(str(parsed), dest)
+    (dest / COMPLETE_MARKER).unlink(missing_ok=True)
+    return dest

@@ -1,0 +1,143 @@
+"""Publishing a release or recording its rejection; both return the run's outcome."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from mlops.core.store import ObjectStore
+from mlops.model.packaging import SIGNATURE_FILE, read_metadata
+from mlops.model.registry import publish_model_dir, validate_model_name
+
+logger = logging.getLogger(__name__)
+
+REJECTIONS_PREFIX = "rejections"
+
+
+def _push_decision(model_name: str, decision: str) -> None:
+    """Reports the release decision to the Pushgateway named by MLOPS_PUSHGATEWAY, if any."""
+    from mlops.monitoring.check import PUSHGATEWAY_VAR
+
+    gateway = os.environ.get(PUSHGATEWAY_VAR)
+    if gateway:
+        from mlops.monitoring.push import push_release_decision
+
+        push_release_decision(gateway, model_name, decision)
+
+
+def _outcome(
+    status: str, metadata: dict[str, Any], gates_json: str, model_uri: str = "", trigger: str = ""
+) -> dict[str, Any]:
+    """The run's outcome record: model, metrics (training's, then the gates'), gates and reason."""
+    decision = json.loads(gates_json)
+    metrics = {**metadata.get("metrics", {}), **decision.get("metrics", {})}
+    return {
+        "status": status,
+        "model_name": metadata["model_name"],
+        "model_version": metadata["version"] if status == "released" else None,
+        "candidate_version": metadata["version"],
+        "model_uri": model_uri or None,
+        "metrics": metrics,
+        "gates": decision["gates"],
+        "reason": decision["reason"],
+        # Why this run happened (e.g. the drift check that started a retraining).
+        "trigger": json.loads(trigger) if trigger else None,
+    }
+
+
+def publish_release(
+    signed_dir: Path, gates_json: str, trigger: str = "", store: ObjectStore | None = None
+) -> dict[str, Any]:
+    """Verifies the signed model once more, then publishes it atomically.
+
+    The second verification guards the hop between the signing task and this
+    one (a different pod on a cluster): what is published is what was signed.
+
+    Args:
+        signed_dir: The signed model directory.
+        gates_json: Decision JSON from :meth:`mlops.release.decision.Decision.gates_json`.
+        trigger: JSON saying why this run happened, or empty.
+        store: The object store (default: from the environment).
+
+    Returns:
+        The ``released`` outcome.
+
+    Raises:
+        VerificationError: The signature does not verify; nothing is published.
+    """
+    from mlops.core.settings import signing_key_paths
+    from mlops.trust.signing import verify_model_dir
+
+    store = store or ObjectStore.from_env()
+    metadata = read_metadata(signed_dir)
+    validate_model_name(metadata["model_name"])
+    verify_model_dir(Path(signed_dir), signing_key_paths()[1], SIGNATURE_FILE)
+    store.ensure_bucket()
+    ref = publish_model_dir(store, Path(signed_dir), metadata["model_name"], metadata["version"])
+    _push_decision(metadata["model_name"], "released")
+    return _outcome("released", metadata, gates_json, ref.uri, trigger)
+
+
+def record_rejection(
+    model_dir: Path, gates_json: str, trigger: str = "", store: ObjectStore | None = None
+) -> dict[str, Any]:
+    """Writes ``rejections/<model>/<version>.json`` (status and reason); publishes nothing.
+
+    Args:
+        model_dir: The rejected candidate's model directory.
+        gates_json: Decision JSON from :meth:`mlops.release.decision.Decision.gates_json`.
+        trigger: JSON saying why this run happened, or empty.
+        store: The object store (default: from the environment).
+
+    Returns:
+        The ``rejected`` outcome, with ``rejected_at`` and ``record_uri``.
+    """
+    store = store or ObjectStore.from_env()
+    metadata = read_metadata(model_dir)
+    validate_model_name(metadata["model_name"])  # it becomes part of the record's key
+    outcome = _outcome("rejected", metadata, gates_json, trigger=trigger)
+    outcome["rejected_at"] = datetime.now(timezone.utc).isoformat()
+    store.ensure_bucket()
+    key = f"{REJECTIONS_PREFIX}/{metadata['model_name']}/{metadata['version']}.json"
+    outcome["record_uri"] = store.put_json(key, outcome)
+    logger.warning(
+        "release of %s %s rejected: %s",
+        metadata["model_name"],
+        metadata["version"],
+        outcome["reason"],
+    )
+    _push_decision(metadata["model_name"], "rejected")
+    return outcome
+
+
+def no_drift_outcome(drift_summary: dict[str, Any]) -> dict[str, Any]:
+    """The outcome of a monitoring pass that found no drift: nothing retrained or released."""
+    _push_decision(drift_summary["model_name"], "no_drift")
+    return {
+        "status": "no_drift",
+        "model_name": drift_summary["model_name"],
+        "model_version": drift_summary["model_version"],
+        "trigger": drift_summary,
+        "reason": f"drift share {drift_summary['drift_share']:.2f} below threshold "
+        f"{drift_summary['share_threshold']:.2f}: production unchanged",
+    }
+
+
+def outcome_markdown(outcome: dict[str, Any]) -> str:
+    """The outcome as Markdown for the Kubeflow UI: verdict, reason and a gate table."""
+    if outcome["status"] == "released":
+        title = f"### Released {outcome['model_name']} {outcome['model_version']}\n\n`{outcome['model_uri']}`"
+    else:
+        title = (
+            f"### Rejected {outcome['model_name']} candidate {outcome['candidate_version']}\n\n"
+            f"{outcome['reason']}"
+        )
+    rows = "\n".join(
+        f"| {name} | {'passed' if g['passed'] else 'FAILED'} | {g['detail']} |"
+        for name, g in outcome["gates"].items()
+    )
+    return f"{title}\n\n| Gate | Result | Detail |\n|---|---|---|\n{rows}\n"
