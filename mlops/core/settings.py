@@ -1,38 +1,241 @@
-"""Settings read from the environment.
+"""Every ``MLOPS_*`` setting, read here and only here, as a typed value.
 
-Only the CLI, ``compile.py`` and component bodies at run time call these: on a
-cluster the variables come from a Kubernetes Secret (see ``pipelines/_cluster.py``),
-locally the CLI exports them for the pipeline's subprocesses.
+:data:`VARIABLES` is the one table of the project's environment variables: name,
+type, default and meaning. The README's configuration table is tested against it.
+Code asks for a value with :func:`get` (or one of the grouped readers below:
+:class:`StoreSettings`, :class:`ServingSettings`); a value that does not parse is a
+:class:`~mlops.core.errors.UsageError` naming the variable, never a silent default.
+
+Who reads them: the CLI, ``compile.py`` (nothing is baked into YAML), component
+bodies at run time and the model server. On a cluster the variables come from the
+Secrets and ConfigMap named in :mod:`mlops.runtime`; locally the CLI exports them
+for the pipeline's subprocesses.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Any
 
 from mlops.core.errors import UsageError
 from mlops.runtime import PRIVATE_KEY_FILE, PUBLIC_KEY_FILE, PUBLIC_KEY_MOUNT, SIGNING_MOUNT
 
-ENDPOINT_VAR = "MLOPS_S3_ENDPOINT"
-ACCESS_KEY_VAR = "MLOPS_S3_ACCESS_KEY"
-SECRET_KEY_VAR = "MLOPS_S3_SECRET_KEY"
-SECURE_VAR = "MLOPS_S3_SECURE"
-BUCKET_VAR = "MLOPS_BUCKET"
-HOME_VAR = "MLOPS_HOME"
-SIGNING_KEY_VAR = "MLOPS_SIGNING_KEY"
-PUBLIC_KEY_VAR = "MLOPS_SIGNING_PUBLIC_KEY"
 DEFAULT_BUCKET = "mlops"
 
 _TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
+_FALSE = {"0", "false", "no", "off"}
+
+
+# -- parsers: one per type, each naming the variable on a bad value -------------------------
+def parse_bool(value: str, name: str) -> bool:
+    """Parses a boolean setting (1/0, true/false, yes/no, on/off; empty is false)."""
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE or lowered == "":
+        return False
+    raise UsageError(f"{name}={value!r} is not a boolean (use true or false)")
+
+
+def parse_positive_int(value: str, name: str) -> int:
+    """Parses a whole number greater than zero."""
+    try:
+        number = int(value.strip())
+    except ValueError:
+        raise UsageError(f"{name}={value!r} is not a whole number") from None
+    if number <= 0:
+        raise UsageError(f"{name}={value!r} must be greater than 0")
+    return number
+
+
+def parse_positive_float(value: str, name: str) -> float:
+    """Parses a finite number greater than zero."""
+    try:
+        number = float(value.strip())
+    except ValueError:
+        raise UsageError(f"{name}={value!r} is not a number") from None
+    if not 0 < number < float("inf"):
+        raise UsageError(f"{name}={value!r} must be a finite number greater than 0")
+    return number
+
+
+def parse_text(value: str, name: str) -> str:
+    """A string setting, surrounding blanks removed."""
+    return value.strip()
+
+
+def parse_path(value: str, name: str) -> Path:
+    """A filesystem path (``~`` expanded)."""
+    return Path(value.strip()).expanduser()
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable of the project.
+
+    Attributes:
+        name: The variable, ``MLOPS_*``.
+        parse: Turns the raw text into the typed value (raises ``UsageError``).
+        default: The value when the variable is unset or empty (``None``: unset).
+        description: What it means, for the README table.
+        secret: Never logged or shown.
+    """
+
+    name: str
+    parse: Callable[[str, str], Any] = field(repr=False)
+    default: Any
+    description: str
+    secret: bool = False
+
+
+def _var(
+    name: str,
+    parse: Callable[[str, str], Any],
+    default: Any,
+    description: str,
+    secret: bool = False,
+) -> str:
+    VARIABLES[name] = Variable(name, parse, default, description, secret)
+    return name
+
+
+VARIABLES: dict[str, Variable] = {}
+
+# Object store
+ENDPOINT_VAR = _var(
+    "MLOPS_S3_ENDPOINT",
+    parse_text,
+    None,
+    "S3 API `host:port` (or `https://host`) of your MinIO / S3; unset: the embedded store",
+)
+ACCESS_KEY_VAR = _var(
+    "MLOPS_S3_ACCESS_KEY", parse_text, None, "S3 access key (generated for the embedded store)"
+)
+SECRET_KEY_VAR = _var(
+    "MLOPS_S3_SECRET_KEY",
+    parse_text,
+    None,
+    "S3 secret key (generated for the embedded store)",
+    secret=True,
+)
+SECURE_VAR = _var("MLOPS_S3_SECURE", parse_bool, False, "TLS to the store")
+BUCKET_VAR = _var(
+    "MLOPS_BUCKET", parse_text, DEFAULT_BUCKET, "bucket for everything the project owns"
+)
+# Local state and trust
+HOME_VAR = _var(
+    "MLOPS_HOME", parse_path, None, "embedded store data, keys, local runs (default `~/.mlops`)"
+)
+SIGNING_KEY_VAR = _var(
+    "MLOPS_SIGNING_KEY",
+    parse_path,
+    None,
+    "private key of the sign step (locally `$MLOPS_HOME/keys/signing-key.pem`; "
+    f"on a cluster `{SIGNING_MOUNT}/{PRIVATE_KEY_FILE}`, sign step only)",
+)
+PUBLIC_KEY_VAR = _var(
+    "MLOPS_SIGNING_PUBLIC_KEY",
+    parse_path,
+    None,
+    "public key signatures are checked with (locally `$MLOPS_HOME/keys/signing-key.pub.pem`; "
+    f"on a cluster `{PUBLIC_KEY_MOUNT}/{PUBLIC_KEY_FILE}`)",
+)
+ADVISORY_DB_VAR = _var(
+    "MLOPS_ADVISORY_DB",
+    parse_text,
+    None,
+    "offline advisory database (path or `s3://` prefix) for `mlops audit` and, as their "
+    "`advisory_db_uri`, every local `mlops run`",
+)
+PUSHGATEWAY_VAR = _var(
+    "MLOPS_PUSHGATEWAY",
+    parse_text,
+    None,
+    "Prometheus Pushgateway URL for drift and release metrics",
+)
+# Deployment
+KSERVE_CRD_VAR = _var(
+    "MLOPS_KSERVE_CRD",
+    parse_path,
+    None,
+    "InferenceService CRD file: manifests are validated against its schema before they are applied",
+)
+KSERVE_DEPLOYMENT_MODE_VAR = _var(
+    "MLOPS_KSERVE_DEPLOYMENT_MODE",
+    parse_text,
+    None,
+    "KServe deployment mode of new InferenceServices (`Serverless`, `RawDeployment`, ...)",
+)
+# Model server
+RECONCILE_SECONDS_VAR = _var(
+    "MLOPS_RECONCILE_SECONDS",
+    parse_positive_float,
+    2.0,
+    "how often `mlops serve` reads the deployment state",
+)
+RETRY_FAILED_SECONDS_VAR = _var(
+    "MLOPS_RETRY_FAILED_SECONDS",
+    parse_positive_float,
+    60.0,
+    "how long `mlops serve` waits before loading a failed version again",
+)
+INFERENCE_LOG_VAR = _var(
+    "MLOPS_INFERENCE_LOG", parse_bool, True, "log requests and predictions to the store"
+)
+INFERENCE_LOG_FLUSH_SECONDS_VAR = _var(
+    "MLOPS_INFERENCE_LOG_FLUSH_SECONDS",
+    parse_positive_float,
+    5.0,
+    "inference log: write at least this often",
+)
+INFERENCE_LOG_FLUSH_ROWS_VAR = _var(
+    "MLOPS_INFERENCE_LOG_FLUSH_ROWS",
+    parse_positive_int,
+    1000,
+    "inference log: write when this many rows wait",
+)
+INFERENCE_LOG_MAX_ROWS_VAR = _var(
+    "MLOPS_INFERENCE_LOG_MAX_ROWS",
+    parse_positive_int,
+    10_000,
+    "inference log: rows kept while the store is down (oldest dropped, counted)",
+)
+MAX_BODY_BYTES_VAR = _var(
+    "MLOPS_MAX_BODY_BYTES",
+    parse_positive_int,
+    1 << 20,
+    "largest request body the model server reads (bytes)",
+)
+ACCESS_LOG_VAR = _var("MLOPS_ACCESS_LOG", parse_bool, False, "model server: log every request")
+LOG_LEVEL_VAR = _var("MLOPS_LOG_LEVEL", parse_text, "INFO", "model server log level")
+
+#: What a task needs to reach the store: on a cluster, the keys of the store Secret.
+STORE_ENV_VARS = (ENDPOINT_VAR, ACCESS_KEY_VAR, SECRET_KEY_VAR, SECURE_VAR, BUCKET_VAR)
+#: Optional, non-secret settings a cluster provides in the ``mlops-config`` ConfigMap.
+CONFIG_MAP_VARS = (PUSHGATEWAY_VAR,)
+
+
+def get(name: str, env: Mapping[str, str] | None = None) -> Any:
+    """The typed value of one ``MLOPS_*`` variable (its default when unset or empty).
+
+    Raises:
+        UsageError: the value does not parse (the message names the variable).
+        KeyError: ``name`` is not one of :data:`VARIABLES`.
+    """
+    variable = VARIABLES[name]
+    raw = (os.environ if env is None else env).get(name, "")
+    if raw.strip() == "":
+        return variable.default
+    return variable.parse(raw, name)
 
 
 def mlops_home(env: Mapping[str, str] | None = None) -> Path:
     """Where the embedded store, keys and local state live (``MLOPS_HOME``, default ``~/.mlops``)."""
-    env = os.environ if env is None else env
-    return Path(env.get(HOME_VAR) or Path.home() / ".mlops").expanduser()
+    home = get(HOME_VAR, env)
+    return home if home is not None else Path.home() / ".mlops"
 
 
 def signing_key_paths(env: Mapping[str, str] | None = None) -> tuple[Path, Path]:
@@ -42,20 +245,9 @@ def signing_key_paths(env: Mapping[str, str] | None = None) -> tuple[Path, Path]
     Returns:
         ``(private, public)`` PEM key paths.
     """
-    env = os.environ if env is None else env
-    private = Path(env.get(SIGNING_KEY_VAR) or Path(SIGNING_MOUNT) / PRIVATE_KEY_FILE)
-    public = Path(env.get(PUBLIC_KEY_VAR) or Path(PUBLIC_KEY_MOUNT) / PUBLIC_KEY_FILE)
+    private = get(SIGNING_KEY_VAR, env) or Path(SIGNING_MOUNT) / PRIVATE_KEY_FILE
+    public = get(PUBLIC_KEY_VAR, env) or Path(PUBLIC_KEY_MOUNT) / PUBLIC_KEY_FILE
     return private, public
-
-
-def parse_bool(value: str, name: str) -> bool:
-    """Parses a boolean setting, naming the variable when the value is not one."""
-    lowered = value.strip().lower()
-    if lowered in _TRUE:
-        return True
-    if lowered in _FALSE:
-        return False
-    raise UsageError(f"{name}={value!r} is not a boolean (use true or false)")
 
 
 @dataclass(frozen=True)
@@ -77,31 +269,35 @@ class StoreSettings:
     bucket: str = DEFAULT_BUCKET
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "StoreSettings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> StoreSettings:
         """Reads ``MLOPS_S3_*`` and ``MLOPS_BUCKET``.
 
         Raises:
             UsageError: the endpoint or credentials are not set.
         """
-        env = os.environ if env is None else env
-        endpoint = env.get(ENDPOINT_VAR, "").strip()
+        endpoint = get(ENDPOINT_VAR, env)
         if not endpoint:
             raise UsageError(f"{ENDPOINT_VAR} is not set: no object store configured")
-        secure = parse_bool(env.get(SECURE_VAR, "false"), SECURE_VAR)
+        secure = get(SECURE_VAR, env)
         for scheme in ("https://", "http://"):
             if endpoint.startswith(scheme):
                 secure = scheme == "https://"
                 endpoint = endpoint[len(scheme) :]
         endpoint = endpoint.rstrip("/")
-        missing = [v for v in (ACCESS_KEY_VAR, SECRET_KEY_VAR) if not env.get(v)]
+        access_key, secret_key = get(ACCESS_KEY_VAR, env), get(SECRET_KEY_VAR, env)
+        missing = [
+            name
+            for name, value in ((ACCESS_KEY_VAR, access_key), (SECRET_KEY_VAR, secret_key))
+            if not value
+        ]
         if missing:
             raise UsageError(f"{', '.join(missing)} not set for store {endpoint}")
         return cls(
             endpoint=endpoint,
-            access_key=env[ACCESS_KEY_VAR],
-            secret_key=env[SECRET_KEY_VAR],
+            access_key=access_key,
+            secret_key=secret_key,
             secure=secure,
-            bucket=env.get(BUCKET_VAR) or DEFAULT_BUCKET,
+            bucket=get(BUCKET_VAR, env),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -113,3 +309,37 @@ class StoreSettings:
             SECURE_VAR: "true" if self.secure else "false",
             BUCKET_VAR: self.bucket,
         }
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    """The model server's settings (``mlops serve`` and the predictor container)."""
+
+    reconcile_seconds: float = VARIABLES[RECONCILE_SECONDS_VAR].default
+    retry_failed_seconds: float = VARIABLES[RETRY_FAILED_SECONDS_VAR].default
+    inference_log: bool = VARIABLES[INFERENCE_LOG_VAR].default
+    inference_log_flush_seconds: float = VARIABLES[INFERENCE_LOG_FLUSH_SECONDS_VAR].default
+    inference_log_flush_rows: int = VARIABLES[INFERENCE_LOG_FLUSH_ROWS_VAR].default
+    inference_log_max_rows: int = VARIABLES[INFERENCE_LOG_MAX_ROWS_VAR].default
+    max_body_bytes: int = VARIABLES[MAX_BODY_BYTES_VAR].default
+    access_log: bool = VARIABLES[ACCESS_LOG_VAR].default
+    log_level: str = VARIABLES[LOG_LEVEL_VAR].default
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ServingSettings:
+        """Reads the ``MLOPS_*`` serving variables.
+
+        Raises:
+            UsageError: a value that does not parse, named.
+        """
+        return cls(
+            reconcile_seconds=get(RECONCILE_SECONDS_VAR, env),
+            retry_failed_seconds=get(RETRY_FAILED_SECONDS_VAR, env),
+            inference_log=get(INFERENCE_LOG_VAR, env),
+            inference_log_flush_seconds=get(INFERENCE_LOG_FLUSH_SECONDS_VAR, env),
+            inference_log_flush_rows=get(INFERENCE_LOG_FLUSH_ROWS_VAR, env),
+            inference_log_max_rows=get(INFERENCE_LOG_MAX_ROWS_VAR, env),
+            max_body_bytes=get(MAX_BODY_BYTES_VAR, env),
+            access_log=get(ACCESS_LOG_VAR, env),
+            log_level=get(LOG_LEVEL_VAR, env).upper(),
+        )
