@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast bench compile lock lint clean
+.PHONY: install demo test test-fast bench compile lock lint fmt clean
 
 install: $(STAMP)
 
@@ -39,8 +39,17 @@ lock: install
 	$(PY) -m mlops.core.environment pipeline > requirements.lock
 	$(PY) -m mlops.core.environment serving > requirements-serving.lock
 
+# What each tool covers is configured once, in pyproject.toml ([tool.ruff], [tool.mypy]
+# files), so no command names paths. tests/unit/test_lint.py runs this recipe's lines too.
 lint: install
-	$(PY) -m ruff check mlops components pipelines serving compile.py tests
+	$(PY) -m ruff check
+	$(PY) -m ruff format --check
+	$(PY) -m mypy
+
+# Fixes what ruff can (imports, pyupgrade...), then formats; `make lint` reports the rest.
+fmt: install
+	$(PY) -m ruff check --fix-only
+	$(PY) -m ruff format
 
 clean:
-	rm -rf $(VENV) compiled .pytest_cache
+	rm -rf $(VENV) compiled .pytest_cache .mypy_cache .ruff_cache

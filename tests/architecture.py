@@ -155,38 +155,45 @@ def find_cycles(edges: list[Import]) -> list[list[str]]:
     for edge in edges:
         graph.setdefault(edge.importer, set()).add(edge.imported)
         graph.setdefault(edge.imported, set())
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    cycles: list[list[str]] = []
-    counter = 0
+    return [sorted(c) for c in _StronglyConnected(graph).components() if len(c) > 1]
 
-    def strongconnect(node: str) -> None:
-        nonlocal counter
-        index[node] = low[node] = counter
-        counter += 1
-        stack.append(node)
-        on_stack.add(node)
-        for succ in sorted(graph[node]):
-            if succ not in index:
-                strongconnect(succ)
-                low[node] = min(low[node], low[succ])
-            elif succ in on_stack:
-                low[node] = min(low[node], index[succ])
-        if low[node] == index[node]:
-            component = []
-            while True:
-                top = stack.pop()
-                on_stack.discard(top)
-                component.append(top)
-                if top == node:
-                    break
-            if len(component) > 1:
-                cycles.append(sorted(component))
 
-    sys.setrecursionlimit(max(sys.getrecursionlimit(), 10000))
-    for node in sorted(graph):
-        if node not in index:
-            strongconnect(node)
-    return cycles
+class _StronglyConnected:
+    """Tarjan's algorithm over ``{module: modules it imports}``, nodes visited in sorted order."""
+
+    def __init__(self, graph: dict[str, set[str]]) -> None:
+        self.graph = graph
+        self.index: dict[str, int] = {}
+        self.low: dict[str, int] = {}
+        self.stack: list[str] = []
+        self.on_stack: set[str] = set()
+        self.found: list[list[str]] = []
+
+    def components(self) -> list[list[str]]:
+        sys.setrecursionlimit(max(sys.getrecursionlimit(), 10000))
+        for node in sorted(self.graph):
+            if node not in self.index:
+                self._visit(node)
+        return self.found
+
+    def _visit(self, node: str) -> None:
+        self.index[node] = self.low[node] = len(self.index)
+        self.stack.append(node)
+        self.on_stack.add(node)
+        for succ in sorted(self.graph[node]):
+            if succ not in self.index:
+                self._visit(succ)
+                self.low[node] = min(self.low[node], self.low[succ])
+            elif succ in self.on_stack:
+                self.low[node] = min(self.low[node], self.index[succ])
+        if self.low[node] == self.index[node]:
+            self.found.append(self._pop_component(node))
+
+    def _pop_component(self, root: str) -> list[str]:
+        component = []
+        while True:
+            top = self.stack.pop()
+            self.on_stack.discard(top)
+            component.append(top)
+            if top == root:
+                return component

@@ -44,8 +44,10 @@ def missing_binaries(names: Sequence[str] = STACK_BINARIES) -> list[str]:
 
 
 def skip_unless_binaries(names: Sequence[str] = STACK_BINARIES) -> pytest.MarkDecorator:
-    """A ``skipif`` mark for a module that needs ``names`` -- never skips when ``CI`` is set
-    (there ``require_binary`` fails the test instead)."""
+    """A ``skipif`` mark for a module that needs ``names``.
+
+    It never skips when ``CI`` is set: there ``require_binary`` fails the test instead.
+    """
     missing = missing_binaries(names)
     return pytest.mark.skipif(
         bool(missing) and not os.environ.get("CI"), reason=f"not installed: {', '.join(missing)}"
@@ -85,7 +87,7 @@ class ManagedProcess:
         self.cwd = cwd
         self.process: subprocess.Popen | None = None
 
-    def start(self) -> "ManagedProcess":
+    def start(self) -> ManagedProcess:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log, "wb") as out:
             # own session: a Ctrl-C in the terminal reaches pytest only, teardown stops us by pid
@@ -184,8 +186,10 @@ _INTERVAL = re.compile(r"^(\s*)interval:\s*\S+\s*$", re.MULTILINE)
 
 
 def fast_rules_copy(source: Path, dest: Path, *, for_: str = "0s", interval: str = "1s") -> Path:
-    """Writes ``source`` (a Prometheus rule file) to ``dest`` with every ``for:`` set to ``for_``
-    and every group ``interval:`` set to ``interval``; every other line is unchanged.
+    """Writes the Prometheus rule file ``source`` to ``dest`` with shorter durations.
+
+    Every ``for:`` is set to ``for_`` and every group ``interval:`` to ``interval``;
+    every other line is unchanged.
 
     The production durations are covered by ``promtool test rules`` (deploy/monitoring/tests);
     an end-to-end test cannot wait minutes for them.
@@ -262,9 +266,12 @@ def _route_fast(route: dict[str, Any], wait: str) -> None:
 
 
 def alertmanager_config(source: Path, webhook_base: str, wait: str = "1s") -> dict[str, Any]:
-    """The repo's alertmanager.yml with webhook hosts pointed at ``webhook_base`` (paths kept)
-    and every route's group_wait/group_interval set to ``wait``. Routing, receivers and
-    inhibit rules are otherwise the repo's."""
+    """The repo's alertmanager.yml, pointed at local webhooks and quick to fire.
+
+    Webhook hosts become ``webhook_base`` (paths kept) and every route's
+    group_wait/group_interval becomes ``wait``. Routing, receivers and inhibit rules
+    are otherwise the repo's.
+    """
     config = yaml.safe_load(Path(source).read_text(encoding="utf-8"))
     for receiver in config.get("receivers") or []:
         for hook in receiver.get("webhook_configs") or []:
@@ -317,7 +324,7 @@ class WebhookReceiver:
             daemon=True,
         )
 
-    def start(self) -> "WebhookReceiver":
+    def start(self) -> WebhookReceiver:
         self._thread.start()
         return self
 
@@ -370,7 +377,7 @@ def prom_query(base: str, expr: str, timeout: float = 10.0) -> list[dict[str, An
 
 
 def prom_targets_up(base: str) -> dict[str, str]:
-    """job -> health of the active scrape targets."""
+    """Job -> health of the active scrape targets."""
     body = requests.get(f"{base}/api/v1/targets", timeout=10).json()
     return {t["labels"]["job"]: t["health"] for t in body["data"]["activeTargets"]}
 

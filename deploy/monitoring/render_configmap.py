@@ -98,6 +98,7 @@ def render_all() -> dict[Path, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Writes (or with ``--check`` compares) the dashboard ConfigMap; returns the exit code."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

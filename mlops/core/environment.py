@@ -95,6 +95,7 @@ def pipeline_requirements() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Prints one image's pins (``pipeline`` or ``serving``) to stdout; returns the exit code."""
     parser = argparse.ArgumentParser(
         prog="python -m mlops.core.environment", description=__doc__.split("\n")[0]
     )

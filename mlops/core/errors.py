@@ -9,6 +9,7 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_SYSTEM = 1
 EXIT_USAGE = 2
+#: A release gate said no: an outcome, not an error (``mlops run`` returns it).
 EXIT_REJECTED = 3
 EXIT_INVALID = 4
 
@@ -37,12 +38,6 @@ class StoreError(MlopsError):
 
 class WriteConflict(StoreError):
     """A conditional write lost: the object changed (or appeared) since it was read."""
-
-
-class GateRejected(MlopsError):
-    """A release gate did not pass; nothing was published."""
-
-    exit_code = EXIT_REJECTED
 
 
 class VerificationError(MlopsError):

@@ -15,6 +15,7 @@ def free_port() -> int:
 
 
 def port_open(port: int, host: str = LOCALHOST) -> bool:
+    """Whether something accepts TCP connections on ``host:port`` (0.3 s to answer)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.3)
         return sock.connect_ex((host, port)) == 0

@@ -6,12 +6,14 @@ name objects in any bucket the credentials reach.
 
 from __future__ import annotations
 
+import builtins
 import io
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from mlops.core.errors import StoreError, UsageError, WriteConflict
 from mlops.core.settings import StoreSettings
@@ -27,7 +29,12 @@ class S3Uri:
     key: str
 
     @classmethod
-    def parse(cls, uri: str) -> "S3Uri":
+    def parse(cls, uri: str) -> S3Uri:
+        """Splits ``s3://bucket/key`` into its bucket and key.
+
+        Raises:
+            UsageError: ``uri`` is not an ``s3://`` URI or names no bucket.
+        """
         if not uri.startswith("s3://"):
             raise UsageError(f"not an s3:// URI: {uri!r}")
         bucket, _, key = uri[len("s3://") :].partition("/")
@@ -78,12 +85,13 @@ class ObjectStore:
         )
 
     @classmethod
-    def from_env(cls) -> "ObjectStore":
+    def from_env(cls) -> ObjectStore:
         """Store configured by ``MLOPS_S3_*`` variables."""
         return cls(StoreSettings.from_env())
 
     # -- naming -------------------------------------------------------------
     def uri(self, key: str) -> str:
+        """The ``s3://`` URI of ``key`` in this store's bucket."""
         return f"s3://{self.bucket}/{key}"
 
     def _locate(self, key_or_uri: str) -> tuple[str, str]:
@@ -108,6 +116,11 @@ class ObjectStore:
     def put_bytes(
         self, key: str, data: bytes, content_type: str = "application/octet-stream"
     ) -> str:
+        """Writes ``data`` to ``key`` (a key in the bucket or an ``s3://`` URI).
+
+        Returns:
+            The object's ``s3://`` URI.
+        """
         bucket, name = self._locate(key)
         try:
             self.client.put_object(
@@ -118,10 +131,12 @@ class ObjectStore:
         return f"s3://{bucket}/{name}"
 
     def put_json(self, key: str, payload: Any) -> str:
+        """Writes ``payload`` as indented, key-sorted JSON; returns the object's URI."""
         data = json.dumps(payload, indent=2, sort_keys=True, default=str).encode()
         return self.put_bytes(key, data, "application/json")
 
     def put_file(self, key: str, path: Path) -> str:
+        """Uploads the local file ``path`` to ``key``; returns the object's URI."""
         bucket, name = self._locate(key)
         try:
             self.client.fput_object(bucket, name, str(path))
@@ -144,9 +159,15 @@ class ObjectStore:
                 response.release_conn()
 
     def get_bytes(self, key: str) -> bytes:
+        """The object's bytes.
+
+        Raises:
+            StoreError: the object does not exist or cannot be read.
+        """
         return self._read(key)[0]
 
     def get_json(self, key: str) -> Any:
+        """The object parsed as JSON."""
         return json.loads(self.get_bytes(key))
 
     # -- optimistic concurrency ------------------------------------------------
@@ -176,10 +197,11 @@ class ObjectStore:
         bucket, name = self._locate(key)
         condition = {"If-Match": etag} if etag else {"If-None-Match": "*"}
         try:
+            # Private minio-py member on purpose: see the docstring.
             self.client._put_object(
                 bucket,
                 name,
-                data,  # noqa: SLF001 - see docstring
+                data,
                 headers={"Content-Type": content_type, **condition},
             )
         except S3Error as exc:
@@ -192,7 +214,7 @@ class ObjectStore:
             raise self._wrap("put", f"s3://{bucket}/{name}", exc) from exc
 
     def exists(self, key: str) -> bool:
-
+        """Whether the object exists (any other store error raises :class:`StoreError`)."""
         bucket, name = self._locate(key)
         try:
             self.client.stat_object(bucket, name)
@@ -212,7 +234,10 @@ class ObjectStore:
             raise self._wrap("list", f"s3://{bucket}/{name}", exc) from exc
 
     # -- folders ------------------------------------------------------------
-    def upload_dir(self, local_dir: Path, prefix: str, exclude: tuple[str, ...] = ()) -> list[str]:
+    # (``builtins.list`` below: inside this class, ``list`` is the method above.)
+    def upload_dir(
+        self, local_dir: Path, prefix: str, exclude: tuple[str, ...] = ()
+    ) -> builtins.list[str]:
         """Uploads every file below ``local_dir`` to ``prefix/<relative path>``.
 
         Returns:
@@ -228,7 +253,7 @@ class ObjectStore:
             uploaded.append(relative)
         return uploaded
 
-    def download_dir(self, prefix: str, local_dir: Path) -> list[str]:
+    def download_dir(self, prefix: str, local_dir: Path) -> builtins.list[str]:
         """Downloads every object under ``prefix/`` into ``local_dir``.
 
         Raises:

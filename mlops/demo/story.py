@@ -4,63 +4,58 @@
 2. Serve it with the KServe model server and send it real requests (V1, V2, explain).
 3. Send drifted production traffic, run the monitoring pipeline: drift is detected,
    the model is retrained, passes the gates and goes out as a canary.
+
+Every step goes through the ``mlops`` CLI, as a user would type it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import subprocess
 import sys
 import time
 import urllib.request
-from datetime import datetime, timezone
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
+from mlops.cli.common import ensure_signing_keys, ensure_store_env
+from mlops.core import settings
+from mlops.core.net import free_port
+from mlops.core.store import ObjectStore
+from mlops.demo.data import TARGET, large_tumour_traffic, write_breast_cancer
+from mlops.monitoring.inference_log import read_inference_logs
+
 MODEL = "breast-cancer"
-
-
-def banner(text: str) -> None:
-    print(f"\n=== {text} ===", flush=True)
-
-
-def cli(*args: str, capture: bool = False) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "mlops.cli", *args]
-    print("$ mlops " + " ".join(args), flush=True)
-    return subprocess.run(command, text=True, capture_output=capture, check=False)
-
-
-def http(method: str, url: str, payload: Any = None) -> Any:
-    data = json.dumps(payload).encode() if payload is not None else None
-    request = urllib.request.Request(
-        url, data=data, method=method, headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback URL
-        return json.loads(response.read())
-
-
-def wait_ready(base: str, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if http("GET", f"{base}/v2/models/{MODEL}/ready").get("ready"):
-                return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise SystemExit(f"the model server did not become ready within {timeout:.0f}s")
+#: Requests per call when replaying production traffic.
+BATCH_ROWS = 50
+#: Exit codes of ``mlops run monitoring`` that still carry an outcome (3: rejected).
+MONITORING_OUTCOME_CODES = (0, 3)
 
 
 def main() -> int:
-    import pandas as pd
+    """Runs the demo story; returns the process exit code."""
+    work = settings.mlops_home() / "demo"
+    training_csv, holdout_csv = set_up(work)
+    audit = audit_params()
+    if not run_training(training_csv, holdout_csv, audit):
+        return 1
+    with model_server(work) as base:
+        show_predictions(base, holdout_csv)
+        if not drift_story(base, work, training_csv, holdout_csv, audit):
+            return 1
+    show_next_steps()
+    return 0
 
-    from mlops.cli.common import ensure_signing_keys, ensure_store_env
-    from mlops.core.net import free_port
-    from mlops.core.settings import mlops_home
-    from mlops.demo.data import TARGET, large_tumour_traffic, write_breast_cancer
 
-    home = mlops_home()
-    work = home / "demo"
+# -- the story's steps ------------------------------------------------------------------------
+def set_up(work: Path) -> tuple[Path, Path]:
+    """Starts the store, makes signing keys and writes the training and holdout data."""
     banner("Set-up")
     ensure_store_env()
     ensure_signing_keys()
@@ -69,18 +64,29 @@ def main() -> int:
         f"real data (scikit-learn's Wisconsin breast-cancer set): {training_csv} and an "
         f"independent holdout {holdout_csv}"
     )
-    audit = (
-        [f"advisory_db_uri={os.environ['MLOPS_ADVISORY_DB']}"]
-        if os.environ.get("MLOPS_ADVISORY_DB")
-        else []
+    return training_csv, holdout_csv
+
+
+def audit_params() -> list[str]:
+    """The pipeline parameters that configure the dependency audit.
+
+    Without an advisory database (and no internet) the audit cannot answer; the
+    demo allows that explicitly, and says so.
+    """
+    advisory_db = settings.get(settings.ADVISORY_DB_VAR)
+    if advisory_db:
+        return [f"advisory_db_uri={advisory_db}"]
+    print(
+        f"WARNING: no advisory database ({settings.ADVISORY_DB_VAR}) and no internet: the "
+        "dependency audit cannot check, and this demo allows that explicitly. Real runs must not.",
+        flush=True,
     )
-    if not audit:
-        audit = ["allow_unknown_audit=true"]
-        print(
-            "WARNING: no advisory database (MLOPS_ADVISORY_DB) and no internet: the dependency "
-            "audit cannot check, and this demo allows that explicitly. Real runs must not.",
-            flush=True,
-        )
+    return ["allow_unknown_audit=true"]
+
+
+def run_training(training_csv: Path, holdout_csv: Path, audit: list[str]) -> bool:
+    """Step 1: the training pipeline, deploying the model fully; True when it succeeded."""
+    banner("1. Training pipeline: split, train, holdout gate, audit, scan, quality, sign, publish")
     params = [
         f"data_uri={training_csv}",
         f"holdout_uri={holdout_csv}",
@@ -89,106 +95,136 @@ def main() -> int:
         "deploy=full",
         *audit,
     ]
+    return cli("run", "training", *as_options(params)).returncode == 0
 
-    banner("1. Training pipeline: split, train, holdout gate, audit, scan, quality, sign, publish")
-    if cli("run", "training", *[arg for p in params for arg in ("-p", p)]).returncode != 0:
-        return 1
 
+@contextlib.contextmanager
+def model_server(work: Path) -> Iterator[str]:
+    """Step 2: runs ``mlops serve`` on a free loopback port until the block ends.
+
+    Yields:
+        The server's base URL, once the model is ready.
+    """
     banner("2. Serving: KServe model server on 127.0.0.1")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    log = open(work / "serve.log", "w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlops.cli", "serve", "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_ready(base)
-        holdout = pd.read_csv(holdout_csv)
-        sample = holdout.sample(5, random_state=3)
-        rows = json.loads(sample.drop(columns=[TARGET]).to_json(orient="records"))
-        answer = http("POST", f"{base}/v1/models/{MODEL}:predict", {"instances": rows})
-        print(
-            f"POST /v1/models/{MODEL}:predict (5 holdout rows), model version {answer.get('model_version')}"
+    with open(work / "serve.log", "w") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "mlops.cli", "serve", "--port", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
-        for predicted, truth in zip(answer["predictions"], sample[TARGET], strict=True):
-            print(f"  predicted {predicted:<10} actual {truth}")
-        explained = http("POST", f"{base}/v1/models/{MODEL}:explain", {"instances": rows[:1]})
-        first = explained["explanations"][0]
-        print(
-            f"POST /v1/models/{MODEL}:explain ({explained['method']}): predicted {first['prediction']} "
-            f"(p={first['probability']:.3f}); strongest features:"
-        )
-        for item in sorted(first["attributions"], key=lambda a: -abs(a["attribution"]))[:5]:
-            print(
-                f"  {item['feature']:<28} value {item['value']:<10.4g} attribution {item['attribution']:+.4f}"
-            )
+        try:
+            wait_ready(base)
+            yield base
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
 
-        banner("3. Drift story: production starts sending larger tumours")
-        traffic = large_tumour_traffic(pd.read_csv(training_csv))
-        records = json.loads(traffic.to_json(orient="records"))
-        sent_at = datetime.now(timezone.utc)
-        for start in range(0, len(records), 50):
-            http(
-                "POST",
-                f"{base}/v1/models/{MODEL}:predict",
-                {"instances": records[start : start + 50]},
-            )
-        print(
-            f"sent {len(records)} production requests; waiting for the inference logs to reach the store"
-        )
-        wait_for_logs(len(records), sent_at)
-        result = cli(
-            "run",
-            "monitoring",
-            "--json",
-            "-p",
-            f"model_name={MODEL}",
-            "-p",
-            "window_hours=1",
-            "-p",
-            f"retrain_data_uri={training_csv}",
-            "-p",
-            f"holdout_uri={holdout_csv}",
-            "-p",
-            "canary_percent=20",
-            *[arg for p in audit for arg in ("-p", p)],
-            capture=True,
-        )
-        if result.returncode not in (0, 3):
-            print(result.stderr[-3000:], file=sys.stderr)
-            return 1
-        outcome = json.loads(result.stdout)
-        drifted = [n for n, c in outcome["drift"]["columns"].items() if c["drifted"]]
-        print(
-            f"drift detected: {outcome['drift']['detected']} ({outcome['drift']['share']:.0%} of "
-            f"columns: {', '.join(drifted[:6])}{'...' if len(drifted) > 6 else ''})"
-        )
-        print(f"outcome: {outcome['status']} {outcome.get('model_version') or ''}")
-        print(f"deployment: {outcome.get('deployment')}")
-        report = work / "drift-report.html"
-        report.write_bytes(_store().get_bytes(outcome["report_uri"]))
-        print(f"Evidently drift report: {report} (also {outcome['report_uri']})")
-        if outcome["status"] == "released":
-            show_canary_traffic(base, outcome["model_version"], records)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
-    banner("Done")
-    print("the embedded object store keeps running: `.venv/bin/mlops store status|stop`")
+
+def show_predictions(base: str, holdout_csv: Path) -> None:
+    """Step 2: predicts five holdout rows and explains the first one."""
+    sample = pd.read_csv(holdout_csv).sample(5, random_state=3)
+    rows = json.loads(sample.drop(columns=[TARGET]).to_json(orient="records"))
+    answer = http("POST", f"{base}/v1/models/{MODEL}:predict", {"instances": rows})
     print(
-        "next: `.venv/bin/mlops serve` to keep serving, `.venv/bin/mlops promote breast-cancer` "
-        "to promote the canary, `.venv/bin/mlops rollback breast-cancer` to drop it"
+        f"POST /v1/models/{MODEL}:predict (5 holdout rows), model version {answer.get('model_version')}"
     )
-    return 0
+    for predicted, truth in zip(answer["predictions"], sample[TARGET], strict=True):
+        print(f"  predicted {predicted:<10} actual {truth}")
+    explained = http("POST", f"{base}/v1/models/{MODEL}:explain", {"instances": rows[:1]})
+    first = explained["explanations"][0]
+    print(
+        f"POST /v1/models/{MODEL}:explain ({explained['method']}): predicted {first['prediction']} "
+        f"(p={first['probability']:.3f}); strongest features:"
+    )
+    for item in sorted(first["attributions"], key=lambda a: -abs(a["attribution"]))[:5]:
+        print(
+            f"  {item['feature']:<28} value {item['value']:<10.4g} attribution {item['attribution']:+.4f}"
+        )
 
 
-def show_canary_traffic(base: str, canary: str, records: list, timeout: float = 60) -> None:
+def drift_story(
+    base: str, work: Path, training_csv: Path, holdout_csv: Path, audit: list[str]
+) -> bool:
+    """Step 3: drifted traffic, then the monitoring pipeline; True when it ran to an outcome."""
+    banner("3. Drift story: production starts sending larger tumours")
+    records = send_drifted_traffic(base, training_csv)
+    outcome = run_monitoring(training_csv, holdout_csv, audit)
+    if outcome is None:
+        return False
+    show_outcome(outcome, work)
+    if outcome["status"] == "released":
+        show_canary_traffic(base, outcome["model_version"], records)
+    return True
+
+
+def send_drifted_traffic(base: str, training_csv: Path) -> list[dict[str, Any]]:
+    """Sends larger-tumour rows as production requests and waits until they are logged.
+
+    Returns:
+        The rows sent, as request instances.
+    """
+    traffic = large_tumour_traffic(pd.read_csv(training_csv))
+    records: list[dict[str, Any]] = json.loads(traffic.to_json(orient="records"))
+    sent_at = datetime.now(UTC)
+    for start in range(0, len(records), BATCH_ROWS):
+        http(
+            "POST",
+            f"{base}/v1/models/{MODEL}:predict",
+            {"instances": records[start : start + BATCH_ROWS]},
+        )
+    print(
+        f"sent {len(records)} production requests; waiting for the inference logs to reach the store"
+    )
+    wait_for_logs(len(records), sent_at)
+    return records
+
+
+def run_monitoring(
+    training_csv: Path, holdout_csv: Path, audit: list[str]
+) -> dict[str, Any] | None:
+    """Runs the monitoring pipeline over the last hour with a 20 % canary.
+
+    Returns:
+        Its JSON outcome, or None when it failed (its error output is shown).
+    """
+    params = [
+        f"model_name={MODEL}",
+        "window_hours=1",
+        f"retrain_data_uri={training_csv}",
+        f"holdout_uri={holdout_csv}",
+        "canary_percent=20",
+    ]
+    result = cli(
+        "run", "monitoring", "--json", *as_options(params), *as_options(audit), capture=True
+    )
+    if result.returncode not in MONITORING_OUTCOME_CODES:
+        print(result.stderr[-3000:], file=sys.stderr)
+        return None
+    outcome: dict[str, Any] = json.loads(result.stdout)
+    return outcome
+
+
+def show_outcome(outcome: dict[str, Any], work: Path) -> None:
+    """Prints what drifted and what was released, and saves the Evidently report."""
+    drift = outcome["drift"]
+    drifted = [name for name, column in drift["columns"].items() if column["drifted"]]
+    print(
+        f"drift detected: {drift['detected']} ({drift['share']:.0%} of "
+        f"columns: {', '.join(drifted[:6])}{'...' if len(drifted) > 6 else ''})"
+    )
+    print(f"outcome: {outcome['status']} {outcome.get('model_version') or ''}")
+    print(f"deployment: {outcome.get('deployment')}")
+    report = work / "drift-report.html"
+    report.write_bytes(ObjectStore.from_env().get_bytes(outcome["report_uri"]))
+    print(f"Evidently drift report: {report} (also {outcome['report_uri']})")
+
+
+def show_canary_traffic(
+    base: str, canary: str, records: list[dict[str, Any]], timeout: float = 60
+) -> None:
     """Waits for the server to load the canary, then shows how traffic splits."""
-    from collections import Counter
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if http("GET", f"{base}/v1/models/{MODEL}").get("canary") == canary:
@@ -208,18 +244,70 @@ def show_canary_traffic(base: str, canary: str, records: list, timeout: float = 
     )
 
 
-def _store():
-    from mlops.core.store import ObjectStore
+def show_next_steps() -> None:
+    """Ends the story with what is still running and what to try next."""
+    banner("Done")
+    print("the embedded object store keeps running: `.venv/bin/mlops store status|stop`")
+    print(
+        "next: `.venv/bin/mlops serve` to keep serving, `.venv/bin/mlops promote breast-cancer` "
+        "to promote the canary, `.venv/bin/mlops rollback breast-cancer` to drop it"
+    )
 
-    return ObjectStore.from_env()
+
+# -- helpers ----------------------------------------------------------------------------------
+def banner(text: str) -> None:
+    """Prints a step heading."""
+    print(f"\n=== {text} ===", flush=True)
+
+
+def as_options(params: list[str]) -> list[str]:
+    """``["a=1", "b=2"]`` -> ``["-p", "a=1", "-p", "b=2"]`` for ``mlops run``."""
+    return [arg for param in params for arg in ("-p", param)]
+
+
+def cli(*args: str, capture: bool = False) -> subprocess.CompletedProcess[str]:
+    """Runs ``mlops ARGS`` in a subprocess, echoing the command as a user would type it."""
+    command = [sys.executable, "-m", "mlops.cli", *args]
+    print("$ mlops " + " ".join(args), flush=True)
+    return subprocess.run(command, text=True, capture_output=capture, check=False)
+
+
+def http(method: str, url: str, payload: Any = None) -> Any:
+    """Sends a JSON request and returns the decoded JSON answer."""
+    data = json.dumps(payload).encode() if payload is not None else None
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback URL
+        return json.loads(response.read())
+
+
+def wait_ready(base: str, timeout: float = 90) -> None:
+    """Waits until the model server reports the model ready.
+
+    Raises:
+        SystemExit: It did not within ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if http("GET", f"{base}/v2/models/{MODEL}/ready").get("ready"):
+                return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise SystemExit(f"the model server did not become ready within {timeout:.0f}s")
 
 
 def wait_for_logs(rows: int, since: datetime, timeout: float = 60) -> None:
-    from mlops.monitoring.inference_log import read_inference_logs
+    """Waits until the store holds ``rows`` inference-log rows written since ``since``.
 
+    Raises:
+        SystemExit: They did not arrive within ``timeout`` seconds.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if len(read_inference_logs(_store(), MODEL, since=since)) >= rows:
+        if len(read_inference_logs(ObjectStore.from_env(), MODEL, since=since)) >= rows:
             return
         time.sleep(1)
     raise SystemExit("inference logs did not reach the store in time")

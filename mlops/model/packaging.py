@@ -14,12 +14,14 @@ import importlib.metadata as md
 import json
 import logging
 import platform
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # annotations only: importing the file-name constants stays cheap
     import pandas as pd
+
+    from mlops.model.schema import FeatureSchema
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +51,7 @@ def write_model_dir(
     *,
     model_name: str,
     version: str,
-    schema: list[dict[str, Any]],
+    schema: FeatureSchema,
     target_column: str,
     estimator: str,
     drop_columns: list[str],
@@ -66,7 +68,7 @@ def write_model_dir(
         model: The fitted estimator; must expose ``classes_``.
         model_name: Registry name.
         version: Version id.
-        schema: Feature descriptions (``name``, ``kind``...) in input order.
+        schema: The model's features (written as ``feature_names`` and ``features``).
         target_column: Label column.
         estimator: Estimator name used for training.
         drop_columns: Columns dropped before training.
@@ -91,12 +93,11 @@ def write_model_dir(
     metadata = {
         "model_name": model_name,
         "version": version,
-        "created_at": datetime.now(timezone.utc).isoformat(),
+        "created_at": datetime.now(UTC).isoformat(),
         "target_column": target_column,
         "estimator": estimator,
         "drop_columns": drop_columns,
-        "feature_names": [f["name"] for f in schema],
-        "features": schema,
+        **schema.to_metadata(),
         "classes": [c.item() if hasattr(c, "item") else c for c in model.classes_],
         "metrics": metrics,
         "data_fingerprints": fingerprints,

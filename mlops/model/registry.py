@@ -13,7 +13,7 @@ import logging
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from mlops.core.errors import StoreError, UsageError
@@ -38,11 +38,12 @@ def validate_model_name(name: str) -> str:
 
 def new_version(now: datetime | None = None) -> str:
     """A sortable, unique version id such as ``v20261128-183800-a1b2``."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     return now.strftime("v%Y%m%d-%H%M%S-") + secrets.token_hex(2)
 
 
 def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks so large models stay out of memory."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -60,6 +61,7 @@ class ModelRef:
 
 
 def version_prefix(model_name: str, version: str) -> str:
+    """Store prefix of one model version: ``models/<name>/<version>``."""
     return f"{MODELS_PREFIX}/{model_name}/{version}"
 
 
@@ -77,7 +79,7 @@ def publish_model_dir(
     manifest = {
         "model_name": model_name,
         "version": version,
-        "published_at": datetime.now(timezone.utc).isoformat(),
+        "published_at": datetime.now(UTC).isoformat(),
         "files": {name: sha256_file(Path(model_dir) / name) for name in files},
     }
     store.put_json(f"{prefix}/{COMPLETE_MARKER}", manifest)
@@ -99,6 +101,11 @@ def list_versions(store: ObjectStore, model_name: str) -> list[str]:
 
 
 def latest_version(store: ObjectStore, model_name: str) -> str:
+    """The newest complete version of a model.
+
+    Raises:
+        UsageError: the model has no complete version.
+    """
     versions = list_versions(store, model_name)
     if not versions:
         raise UsageError(f"model {model_name!r} has no published version")

@@ -114,6 +114,33 @@ def _parse_version(text: Any) -> Version:
     return Version(str(text))
 
 
+#: Replay order of OSV range events that share a version.
+_EVENT_ORDER = {"introduced": 0, "last_affected": 1, "fixed": 2, "limit": 2}
+
+
+def _sorted_events(events: list[Mapping[str, Any]]) -> list[tuple[str, Version | None]]:
+    """The ``(kind, version)`` events of one range, lowest version first.
+
+    ``introduced: "0"`` (version ``None``) sorts before everything; unknown
+    event kinds are dropped.
+
+    Raises:
+        packaging.version.InvalidVersion: An event version does not parse.
+    """
+    keyed: list[tuple[tuple[Any, ...], str, Version | None]] = []
+    for event in events:
+        for kind, raw in event.items():
+            if kind not in _EVENT_ORDER:
+                continue
+            if kind == "introduced" and str(raw) == "0":
+                keyed.append(((0,), kind, None))
+            else:
+                bound = _parse_version(raw)
+                keyed.append(((1, bound, _EVENT_ORDER[kind]), kind, bound))
+    keyed.sort(key=lambda item: item[0])
+    return [(kind, bound) for _, kind, bound in keyed]
+
+
 def _range_affects(version: Version, events: list[Mapping[str, Any]]) -> bool:
     """Evaluates one OSV ECOSYSTEM/SEMVER range for a version.
 
@@ -124,30 +151,16 @@ def _range_affects(version: Version, events: list[Mapping[str, Any]]) -> bool:
     Raises:
         packaging.version.InvalidVersion: An event version does not parse.
     """
-    order = {"introduced": 0, "last_affected": 1, "fixed": 2, "limit": 2}
-    keyed: list[tuple[tuple[Any, ...], str, Version | None]] = []
-    for event in events:
-        for kind, raw in event.items():
-            if kind not in order:
-                continue
-            if kind == "introduced" and str(raw) == "0":
-                keyed.append(((0,), kind, None))
-            else:
-                bound = _parse_version(raw)
-                keyed.append(((1, bound, order[kind]), kind, bound))
-    keyed.sort(key=lambda item: item[0])
-
     affected = False
-    for _, kind, bound in keyed:
-        if kind == "introduced":
-            if bound is None or version >= bound:
-                affected = True
-        elif kind in ("fixed", "limit"):
-            if version >= bound:
-                affected = False
+    for kind, bound in _sorted_events(events):
+        if bound is None:  # introduced "0": affected from the very first version
+            affected = True
+        elif kind == "introduced":
+            affected = affected or version >= bound
         elif kind == "last_affected":
-            if version > bound:
-                affected = False
+            affected = affected and version <= bound
+        else:  # fixed, limit
+            affected = affected and version < bound
     return affected
 
 
@@ -185,7 +198,7 @@ class _OfflineServiceMixin:
         from packaging.utils import canonicalize_name
 
         self.vulns_dir = resolve_vulns_dir(advisory_db)
-        self._packages = {
+        self._packages: dict[str, Path] = {
             canonicalize_name(p.name): p for p in self.vulns_dir.iterdir() if p.is_dir()
         }
         if not self._packages:
@@ -218,15 +231,11 @@ class _OfflineServiceMixin:
             pip_audit._service.interface.ServiceError: An advisory for this
                 package could not be read or evaluated.
         """
-        from pip_audit._service.interface import (
-            ServiceError,
-            VulnerabilityID,
-            VulnerabilityResult,
-        )
+        from pip_audit._service.interface import ServiceError
 
         if spec.is_skipped():
             return spec, []
-        version = spec.version  # type: ignore[attr-defined]
+        version = spec.version
         results: list[VulnerabilityResult] = []
         where = ""
         try:
@@ -237,26 +246,8 @@ class _OfflineServiceMixin:
                     logger.debug("skipping withdrawn advisory %s", record["id"])
                     continue
                 hit, fixed = _affects(record, spec.canonical_name, version)
-                if not hit:
-                    continue
-                fix_versions = sorted({_parse_version(v) for v in fixed})
-                description = record.get("summary") or record.get("details") or "N/A"
-                # Keep the advisory's own ID as the primary one (pip-audit's
-                # ``create`` would promote a CVE alias over non-PYSEC IDs).
-                record_id = str(record["id"])
-                results.append(
-                    VulnerabilityResult(
-                        id=VulnerabilityID(record_id),
-                        description=" ".join(str(description).split()),
-                        fix_versions=fix_versions,
-                        aliases={
-                            VulnerabilityID(str(a))
-                            for a in record.get("aliases") or []
-                            if str(a) != record_id
-                        },
-                        published=None,
-                    )
-                )
+                if hit:
+                    results.append(_vulnerability_result(record, fixed))
         except ServiceError:
             raise
         except Exception as exc:
@@ -265,6 +256,29 @@ class _OfflineServiceMixin:
                 + " ".join(str(exc).split())
             ) from exc
         return spec, results
+
+
+def _vulnerability_result(record: Mapping[str, Any], fixed: list[str]) -> VulnerabilityResult:
+    """pip-audit's result for one OSV record that affects the package.
+
+    Raises:
+        packaging.version.InvalidVersion: A fixed version does not parse.
+    """
+    from pip_audit._service.interface import VulnerabilityID, VulnerabilityResult
+
+    description = record.get("summary") or record.get("details") or "N/A"
+    # Keep the advisory's own ID as the primary one (pip-audit's ``create``
+    # would promote a CVE alias over non-PYSEC IDs).
+    record_id = str(record["id"])
+    return VulnerabilityResult(
+        id=VulnerabilityID(record_id),
+        description=" ".join(str(description).split()),
+        fix_versions=sorted({_parse_version(v) for v in fixed}),
+        aliases={
+            VulnerabilityID(str(a)) for a in record.get("aliases") or [] if str(a) != record_id
+        },
+        published=None,
+    )
 
 
 def OfflineAdvisoryService(advisory_db: Path) -> Any:  # noqa: N802 - acts as a class
@@ -345,6 +359,14 @@ def _check_pins(requirements: Path) -> tuple[list[str], list[str]]:
     return pinned, problems
 
 
+class _AuditUnknown(Exception):
+    """The audit cannot give a complete answer; the message says why.
+
+    Raised by the set-up steps of :func:`audit_requirements` and turned into
+    ``state="unknown"`` there, so every such path fails closed the same way.
+    """
+
+
 def audit_requirements(
     requirements: Path,
     advisory_db: Path | None = None,
@@ -374,46 +396,105 @@ def audit_requirements(
     requirements = Path(requirements)
     if not requirements.is_file():
         raise UsageError(f"requirements file not found: {requirements}")
+    try:
+        pinned = _exact_pins(requirements)
+        service, source_label = _vulnerability_service(advisory_db, online, timeout, osv_url)
+    except _AuditUnknown as exc:
+        return AuditResult("unknown", detail=str(exc))
+    return _run_audit(requirements, pinned, service, source_label)
 
+
+def _exact_pins(requirements: Path) -> list[str]:
+    """The canonical names pinned by ``requirements``, which must all be exact pins.
+
+    Raises:
+        _AuditUnknown: The file does not parse, has a requirement that is not an
+            exact pin, or has no requirements at all.
+    """
     try:
         pinned, problems = _check_pins(requirements)
     except Exception as exc:
-        return AuditResult("unknown", detail=f"cannot parse {requirements}: {exc}")
+        raise _AuditUnknown(f"cannot parse {requirements}: {exc}") from exc
     if problems:
-        return AuditResult(
-            "unknown",
-            detail="requirements must be exact pins (name==version); offending: "
-            + "; ".join(problems),
+        raise _AuditUnknown(
+            "requirements must be exact pins (name==version); offending: " + "; ".join(problems)
         )
     if not pinned:
-        return AuditResult("unknown", detail=f"no requirements found in {requirements}")
+        raise _AuditUnknown(f"no requirements found in {requirements}")
+    return pinned
 
+
+def _vulnerability_service(
+    advisory_db: Path | None, online: bool, timeout: float, osv_url: str | None
+) -> tuple[Any, str]:
+    """The service to audit with and a label naming its sources.
+
+    Raises:
+        _AuditUnknown: No source was asked for, or one could not be set up.
+    """
     services: list[Any] = []
     sources: list[str] = []
     if advisory_db is not None:
         try:
             services.append(OfflineAdvisoryService(Path(advisory_db)))
         except UsageError as exc:
-            return AuditResult("unknown", detail=str(exc))
+            raise _AuditUnknown(str(exc)) from exc
         sources.append(f"advisory database {advisory_db}")
     if online:
-        try:
-            from pip_audit._service.osv import OsvService
-
-            kwargs: dict[str, Any] = {"timeout": timeout}
-            if osv_url:
-                kwargs["osv_url"] = osv_url
-            services.append(OsvService(**kwargs))
-        except Exception as exc:
-            return AuditResult("unknown", detail=f"cannot set up the OSV service: {exc}")
+        services.append(_osv_service(timeout, osv_url))
         sources.append("OSV online service")
     if not services:
-        return AuditResult(
-            "unknown",
-            detail="no vulnerability source: give an advisory database or allow online lookups",
+        raise _AuditUnknown(
+            "no vulnerability source: give an advisory database or allow online lookups"
         )
     service = services[0] if len(services) == 1 else _combined_service(services)
-    return _run_audit(requirements, pinned, service, " + ".join(sources))
+    return service, " + ".join(sources)
+
+
+def _osv_service(timeout: float, osv_url: str | None) -> Any:
+    """pip-audit's OSV web service.
+
+    Raises:
+        _AuditUnknown: It cannot be set up (e.g. pip-audit's OSV module fails to import).
+    """
+    try:
+        from pip_audit._service.osv import OsvService
+
+        kwargs: dict[str, Any] = {"timeout": timeout}
+        if osv_url:
+            kwargs["osv_url"] = osv_url
+        return OsvService(**kwargs)
+    except Exception as exc:
+        raise _AuditUnknown(f"cannot set up the OSV service: {exc}") from exc
+
+
+@dataclass
+class _Progress:
+    """What an audit has established so far; kept when it stops part-way."""
+
+    findings: list[Finding] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    audited: set[str] = field(default_factory=set)
+    checked: int = 0
+
+    def add(self, dep: Dependency, vulns: list[VulnerabilityResult]) -> None:
+        """Records pip-audit's answer for one dependency."""
+        if dep.is_skipped():
+            self.skipped.append(f"{dep.name} ({dep.skip_reason})")
+            return
+        self.checked += 1
+        self.audited.add(dep.canonical_name)
+        for v in vulns:
+            self.findings.append(
+                Finding(
+                    package=dep.canonical_name,
+                    version=str(dep.version),
+                    id=str(v.id),
+                    aliases=sorted(str(a) for a in v.aliases),
+                    fixed_versions=[str(f) for f in v.fix_versions],
+                    summary=v.description,
+                )
+            )
 
 
 def _run_audit(
@@ -424,41 +505,29 @@ def _run_audit(
     from pip_audit._dependency_source.requirement import RequirementSource
 
     source = RequirementSource([requirements], no_deps=True, disable_pip=True)
-    findings: list[Finding] = []
-    skipped: list[str] = []
-    audited: set[str] = set()
-    checked = 0
+    progress = _Progress()
     try:
         for dep, vulns in Auditor(service).audit(source):
-            if dep.is_skipped():
-                skipped.append(f"{dep.name} ({dep.skip_reason})")  # type: ignore[attr-defined]
-                continue
-            checked += 1
-            audited.add(dep.canonical_name)
-            for v in vulns:
-                findings.append(
-                    Finding(
-                        package=dep.canonical_name,
-                        version=str(dep.version),  # type: ignore[attr-defined]
-                        id=str(v.id),
-                        aliases=sorted(str(a) for a in v.aliases),
-                        fixed_versions=[str(f) for f in v.fix_versions],
-                        summary=v.description,
-                    )
-                )
+            progress.add(dep, vulns)
     except Exception as exc:  # ServiceError, requests errors, parse errors: fail closed
         logger.warning("audit failed: %s", exc)
         return AuditResult(
             "unknown",
-            findings=findings,
+            findings=progress.findings,
             detail=f"audit could not complete ({source_label}): {type(exc).__name__}: {exc}",
-            checked=checked,
+            checked=progress.checked,
         )
+    return _verdict(progress, pinned, source_label)
+
+
+def _verdict(progress: _Progress, pinned: list[str], source_label: str) -> AuditResult:
+    """The result of a completed audit: ``unknown`` if any pin was not audited."""
+    findings, checked = progress.findings, progress.checked
     # pip-audit silently drops requirements whose environment marker is false
     # here; the model may be served elsewhere, so those are not "clean".
-    skipped += [
+    skipped = progress.skipped + [
         f"{name} (not audited, e.g. excluded by an environment marker)"
-        for name in sorted(set(pinned) - audited)
+        for name in sorted(set(pinned) - progress.audited)
     ]
     if skipped:
         return AuditResult(

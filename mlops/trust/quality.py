@@ -107,6 +107,10 @@ class QualityResult:
         return "\n".join(lines) + "\n"
 
 
+#: The gate's fixed ruff rule set: pycodestyle errors and warnings, pyflakes, bugbear.
+RUFF_RULES = ("E", "F", "W", "B")
+
+
 def ruff_severity(code: str | None) -> str:
     """Maps a ruff rule code to a severity.
 
@@ -144,7 +148,21 @@ def _run_json(tool: str, *args: str) -> Any:
 
 
 def _ruff(paths: Sequence[Path]) -> list[dict[str, Any]]:
-    items = _run_json("ruff", "check", "--output-format", "json", "--no-cache", *map(str, paths))
+    # --isolated: the gate applies its own rules wherever it runs; a pyproject.toml next to
+    # the linted code (ours or the model author's) can neither add nor switch off rules.
+    items = _run_json(
+        "ruff",
+        "check",
+        "--isolated",
+        "--select",
+        ",".join(RUFF_RULES),
+        "--ignore",
+        "E501",  # line length is the formatter's business, not a quality finding
+        "--output-format",
+        "json",
+        "--no-cache",
+        *map(str, paths),
+    )
     if not isinstance(items, list):
         raise RuntimeError("ruff produced no JSON report")
     return [
@@ -161,7 +179,7 @@ def _ruff(paths: Sequence[Path]) -> list[dict[str, Any]]:
 
 
 def _bandit_severity(value: Any) -> str:
-    """bandit's ``issue_severity`` lower-cased; anything unrecognised counts as ``high``."""
+    """Lower-cases bandit's ``issue_severity``; anything unrecognised counts as ``high``."""
     severity = str(value).lower()
     return severity if severity in _RANK else "high"
 
@@ -218,24 +236,8 @@ def check_code_quality(paths: Sequence[Path], fail_on: str = "medium") -> Qualit
     if missing:
         raise UsageError(f"path(s) not found: {', '.join(missing)}")
 
-    findings: list[dict[str, Any]] = []
-    failures: list[str] = []
-    for name, tool in (("ruff", _ruff), ("bandit", _bandit)):
-        try:
-            findings.extend(tool(paths))
-        except Exception as exc:  # not installed, timeout, bad JSON...
-            logger.warning("%s failed: %s", name, exc)
-            failures.append(f"{name} failed to run: {exc}")
-
-    # Report paths relative to what was checked: absolute paths say where the
-    # checker ran (a pod, a laptop), not where the code lives.
-    resolved = [p.resolve() for p in paths]
-    base = Path(os.path.commonpath(resolved))
-    if base in resolved:  # one folder (or file): keep its own name in the paths
-        base = base.parent
-    for f in findings:
-        if f["file"] and os.path.isabs(f["file"]):
-            f["file"] = os.path.relpath(f["file"], base)
+    findings, failures = _run_tools(paths)
+    _relativise(findings, paths)
 
     counts = dict.fromkeys(SEVERITIES, 0)
     for f in findings:
@@ -251,3 +253,36 @@ def check_code_quality(paths: Sequence[Path], fail_on: str = "medium") -> Qualit
         fail_on=fail_on,
         detail="; ".join(parts),
     )
+
+
+def _run_tools(paths: Sequence[Path]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Runs ruff then bandit over ``paths``.
+
+    Returns:
+        The findings of both, and one message per tool that failed to run (a
+        failure is reported, never raised, so that it fails the gate).
+    """
+    findings: list[dict[str, Any]] = []
+    failures: list[str] = []
+    for name, tool in (("ruff", _ruff), ("bandit", _bandit)):
+        try:
+            findings.extend(tool(paths))
+        except Exception as exc:  # not installed, timeout, bad JSON...
+            logger.warning("%s failed: %s", name, exc)
+            failures.append(f"{name} failed to run: {exc}")
+    return findings, failures
+
+
+def _relativise(findings: list[dict[str, Any]], paths: Sequence[Path]) -> None:
+    """Rewrites absolute finding paths relative to what was checked, in place.
+
+    Absolute paths say where the checker ran (a pod, a laptop), not where the
+    code lives.
+    """
+    resolved = [p.resolve() for p in paths]
+    base = Path(os.path.commonpath(resolved))
+    if base in resolved:  # one folder (or file): keep its own name in the paths
+        base = base.parent
+    for f in findings:
+        if f["file"] and os.path.isabs(f["file"]):
+            f["file"] = os.path.relpath(f["file"], base)

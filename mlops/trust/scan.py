@@ -19,9 +19,12 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlops.core.errors import UsageError
+
+if TYPE_CHECKING:
+    from fickling.fickle import Pickled
 
 logger = logging.getLogger(__name__)
 
@@ -132,55 +135,79 @@ def _finding(path: Path, severity: str, detail: str) -> dict[str, str]:
 
 
 def _analyse_pickle_bytes(path: Path, data: bytes) -> list[dict[str, str]]:
-    """Runs fickling over every pickle in ``data``; never unpickles."""
-    from fickling.analysis import Severity, check_safety
-    from fickling.fickle import EmptyPickleError, Pickled
+    """Runs fickling over every pickle in ``data``; never unpickles.
 
+    Pickles are read one after another (joblib writes several); the first one
+    that cannot be read, or whose stream is broken, ends the analysis with a
+    finding, so nothing after it goes unexamined silently.
+    """
     findings: list[dict[str, str]] = []
     stream = io.BytesIO(data)
     index = 0
     while stream.tell() < len(data):
-        start = stream.tell()
-        label = f"pickle #{index} at offset {start}"
-        try:
-            pickled = Pickled.load(stream, fail_on_decode_error=False)
-        except EmptyPickleError:
-            findings.append(
-                _finding(
-                    path, "high", f"{len(data) - start} bytes of non-pickle data at offset {start}"
-                )
-            )
+        label = f"pickle #{index} at offset {stream.tell()}"
+        pickled = _load_next_pickle(stream, len(data), label)
+        if isinstance(pickled, str):  # no pickle could be read here
+            findings.append(_finding(path, "high", pickled))
             break
-        except Exception as exc:
-            findings.append(_finding(path, "high", f"{label}: cannot be parsed: {exc}"))
-            break
-        if len(pickled) == 0 or stream.tell() <= start:
-            findings.append(_finding(path, "high", f"{label}: cannot be parsed"))
-            break
-        if pickled.has_invalid_opcode:
-            findings.append(
-                _finding(path, "high", f"{label}: invalid opcode / unparsable stream (fail closed)")
-            )
-        try:
-            results = check_safety(pickled)
-        except Exception as exc:
-            findings.append(_finding(path, "high", f"{label}: static analysis failed: {exc}"))
-            break
-        for result in results.results:
-            if result.severity > Severity.LIKELY_SAFE:
-                findings.append(
-                    _finding(
-                        path,
-                        _SEVERITY.get(result.severity.name, "high"),
-                        f"{label}: {result.severity.name}: {result}",
-                    )
-                )
-        if pickled.has_invalid_opcode:
+        found, stop = _check_pickle(path, label, pickled)
+        findings.extend(found)
+        if stop:
             break
         index += 1
     if not data:
         findings.append(_finding(path, "high", "empty file with a pickle extension"))
     return findings
+
+
+def _load_next_pickle(stream: io.BytesIO, size: int, label: str) -> Pickled | str:
+    """Disassembles the pickle at the stream's position (fickling, no unpickling).
+
+    Returns:
+        The disassembled pickle, or why none could be read there.
+    """
+    from fickling.fickle import EmptyPickleError, Pickled
+
+    start = stream.tell()
+    try:
+        pickled = Pickled.load(stream, fail_on_decode_error=False)
+    except EmptyPickleError:
+        return f"{size - start} bytes of non-pickle data at offset {start}"
+    except Exception as exc:
+        return f"{label}: cannot be parsed: {exc}"
+    if len(pickled) == 0 or stream.tell() <= start:
+        return f"{label}: cannot be parsed"
+    return pickled
+
+
+def _check_pickle(path: Path, label: str, pickled: Pickled) -> tuple[list[dict[str, str]], bool]:
+    """Runs fickling's safety analysis on one disassembled pickle.
+
+    Returns:
+        The findings, and whether to stop reading (the stream is broken past this point).
+    """
+    from fickling.analysis import Severity, check_safety
+
+    findings: list[dict[str, str]] = []
+    if pickled.has_invalid_opcode:
+        findings.append(
+            _finding(path, "high", f"{label}: invalid opcode / unparsable stream (fail closed)")
+        )
+    try:
+        results = check_safety(pickled)
+    except Exception as exc:
+        findings.append(_finding(path, "high", f"{label}: static analysis failed: {exc}"))
+        return findings, True
+    findings += [
+        _finding(
+            path,
+            _SEVERITY.get(result.severity.name, "high"),
+            f"{label}: {result.severity.name}: {result}",
+        )
+        for result in results.results
+        if result.severity > Severity.LIKELY_SAFE
+    ]
+    return findings, bool(pickled.has_invalid_opcode)
 
 
 def _scan_pickle(path: Path, data: bytes) -> list[dict[str, str]]:

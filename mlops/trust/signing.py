@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DEFAULT_SIGNATURE_NAME = "model.sig"
-#: File names of the key pair, under ``$MLOPS_HOME/keys`` and in the cluster Secret.
 
 
 def default_key_paths(home: Path) -> tuple[Path, Path]:
@@ -214,9 +213,6 @@ def verify_model_dir(
         VerificationError: The model is not validly signed by that key; the
             message says why.
     """
-    from cryptography.exceptions import InvalidSignature
-    from model_signing import verifying
-
     model_dir, public_key = Path(model_dir), Path(public_key)
     _check_inputs(model_dir, public_key, "public", signature_name)
     sig_path = model_dir / signature_name
@@ -224,12 +220,40 @@ def verify_model_dir(
         raise VerificationError(
             f"missing signature: {signature_name} not found in {model_dir} (model is unsigned)"
         )
+    config = _verifier_config(public_key, signature_name)
+    _verify_bundle(config, model_dir, public_key, signature_name)
+    # The bundle is authentic now; make sure it was produced with our ignore list
+    # so that nothing but the bundle itself escaped hashing.
+    _check_hashing_setup(sig_path, signature_name)
+    logger.info("verified %s with %s", model_dir, public_key)
+
+
+def _verifier_config(public_key: Path, signature_name: str) -> Any:
+    """A ``model_signing`` verifier for ``public_key`` with the shared hashing setup.
+
+    Raises:
+        UsageError: The key file is not a usable ECDSA public key.
+    """
+    from model_signing import verifying
+
     try:
         config = verifying.Config().use_elliptic_key_verifier(public_key=public_key)
     except Exception as exc:  # wrong format or unsupported key type / curve
         raise UsageError(f"unusable public key {public_key}: {exc}") from exc
     config.set_hashing_config(_hashing_config(signature_name))
+    return config
 
+
+def _verify_bundle(config: Any, model_dir: Path, public_key: Path, signature_name: str) -> None:
+    """Checks the bundle's signature and the folder's contents against it.
+
+    Raises:
+        VerificationError: Any failure, including a bundle that does not parse
+            (fail closed: nothing escapes as an unexpected exception type).
+    """
+    from cryptography.exceptions import InvalidSignature
+
+    sig_path = model_dir / signature_name
     captured = io.StringIO()
     try:
         # The library prints a warning for legacy bundles; keep stdout clean.
@@ -241,19 +265,7 @@ def verify_model_dir(
             "or the bundle was tampered with"
         ) from exc
     except ValueError as exc:
-        text = str(exc)
-        if text.startswith("Key mismatch"):
-            raise VerificationError(
-                f"wrong key: {signature_name} was signed by a different key than {public_key}"
-            ) from exc
-        if text.startswith("Signature mismatch"):
-            raise VerificationError(
-                f"model contents do not match the signature: "
-                f"{_describe_mismatch(model_dir, sig_path, signature_name)}"
-            ) from exc
-        if "symlink" in text or "special file" in text:
-            raise VerificationError(f"model directory cannot be verified: {text}") from exc
-        raise VerificationError(f"malformed signature bundle {sig_path}: {text}") from exc
+        raise _rejection(str(exc), model_dir, public_key, signature_name) from exc
     except Exception as exc:  # malformed JSON / protobuf / base64 bundle
         raise VerificationError(
             f"malformed signature bundle {sig_path}: {type(exc).__name__}: {exc}"
@@ -262,8 +274,32 @@ def verify_model_dir(
         if captured.getvalue().strip():
             logger.warning("model_signing: %s", captured.getvalue().strip())
 
-    # The bundle is authentic now; make sure it was produced with our ignore list
-    # so that nothing but the bundle itself escaped hashing.
+
+def _rejection(
+    text: str, model_dir: Path, public_key: Path, signature_name: str
+) -> VerificationError:
+    """Turns ``model_signing``'s ``ValueError`` text into the reason the model is refused."""
+    if text.startswith("Key mismatch"):
+        return VerificationError(
+            f"wrong key: {signature_name} was signed by a different key than {public_key}"
+        )
+    sig_path = model_dir / signature_name
+    if text.startswith("Signature mismatch"):
+        return VerificationError(
+            f"model contents do not match the signature: "
+            f"{_describe_mismatch(model_dir, sig_path, signature_name)}"
+        )
+    if "symlink" in text or "special file" in text:
+        return VerificationError(f"model directory cannot be verified: {text}")
+    return VerificationError(f"malformed signature bundle {sig_path}: {text}")
+
+
+def _check_hashing_setup(sig_path: Path, signature_name: str) -> None:
+    """Refuses an authentic bundle whose hashing excluded more than the bundle itself.
+
+    Raises:
+        VerificationError: The bundle was made with another method or ignore list.
+    """
     serialization = _signed_statement(sig_path)["predicate"].get("serialization", {})
     ignored = sorted(serialization.get("ignore_paths", []))
     if serialization.get("method") != "files" or ignored != [signature_name]:
@@ -271,7 +307,6 @@ def verify_model_dir(
             f"signature uses an unexpected hashing setup (method={serialization.get('method')}, "
             f"ignored paths={ignored}); expected only {signature_name} to be excluded"
         )
-    logger.info("verified %s with %s", model_dir, public_key)
 
 
 def verify_published(store: ObjectStore, model_uri: str, public_key: Path) -> None:

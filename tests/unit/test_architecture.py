@@ -26,30 +26,45 @@ from tests.architecture import (
 )
 
 
+def _library_problem(source: str, target: str) -> str | None:
+    if not source.startswith(APPLICATIONS) and target.split(".")[0] in _APP_PACKAGES:
+        return "the library imports no serving, pipeline or component"
+    if not target.startswith("mlops"):
+        return None
+    low, high = layer_of(target), layer_of(source)
+    if low is None or high is None:
+        return "module outside every layer of MLOPS_LAYERS"
+    return f"{MLOPS_LAYERS[low]} is above {MLOPS_LAYERS[high]}" if low > high else None
+
+
+_APP_PACKAGES = ("serving", "pipelines", "components")
+#: What each non-library package may not import, and why.
+_FORBIDDEN = {
+    "serving": (
+        ("pipelines", "components", *APPLICATIONS, "mlops.runs"),
+        "serving uses only the library",
+    ),
+    "components": (
+        ("pipelines", "serving", *APPLICATIONS, "mlops.runs"),
+        "components use only the library",
+    ),
+    "pipelines": (("serving", *APPLICATIONS), "pipelines wire components only"),
+}
+
+
 def layer_violations(edges: list[Import]) -> list[str]:
     """Imports that point up the ``mlops`` layers or from the library into the applications."""
     problems = []
     for edge in edges:
         source, target = edge.importer, edge.imported
-        where = f"{source}:{edge.line} imports {target}"
-        if source.startswith("mlops"):
-            library = not source.startswith(APPLICATIONS)
-            if library and target.split(".")[0] in ("serving", "pipelines", "components"):
-                problems.append(f"{where}: the library imports no serving, pipeline or component")
-            if target.startswith("mlops"):
-                low, high = layer_of(target), layer_of(source)
-                if low is None or high is None:
-                    problems.append(f"{where}: module outside every layer of MLOPS_LAYERS")
-                elif low > high:
-                    problems.append(f"{where}: {MLOPS_LAYERS[low]} is above {MLOPS_LAYERS[high]}")
-        elif source.startswith("serving"):
-            if target.startswith(("pipelines", "components", *APPLICATIONS, "mlops.runs")):
-                problems.append(f"{where}: serving uses only the library")
-        elif source.startswith("components"):
-            if target.startswith(("pipelines", "serving", *APPLICATIONS, "mlops.runs")):
-                problems.append(f"{where}: components use only the library")
-        elif source.startswith("pipelines") and target.startswith(("serving", *APPLICATIONS)):
-            problems.append(f"{where}: pipelines wire components only")
+        package = source.split(".")[0]
+        if package == "mlops":
+            problem = _library_problem(source, target)
+        else:
+            forbidden, reason = _FORBIDDEN[package]
+            problem = reason if target.startswith(forbidden) else None
+        if problem:
+            problems.append(f"{source}:{edge.line} imports {target}: {problem}")
     return problems
 
 
@@ -62,9 +77,7 @@ def component_violations(imports: list[Import]) -> list[str]:
         if imp.importer.startswith("components.")
         and imp.module_level
         and not (
-            is_stdlib(imp.imported)
-            or imp.imported in allowed
-            or imp.imported.startswith(("kfp.",))
+            is_stdlib(imp.imported) or imp.imported in allowed or imp.imported.startswith(("kfp.",))
         )
     ]
 
@@ -86,43 +99,58 @@ def _kserve_private_names() -> set[str]:
     return names
 
 
+def _names_defined(tree: ast.AST) -> set[str]:
+    """Functions, classes, attributes and variables a source defines or assigns."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            names.add(node.attr)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+    return names
+
+
+def _is_private_path(dotted: str) -> bool:
+    return dotted.startswith("kserve") and any(p.startswith("_") for p in dotted.split("."))
+
+
+def _private_import(node: ast.AST) -> str | None:
+    if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("kserve"):
+        names_private = any(a.name.startswith("_") for a in node.names)
+        if _is_private_path(node.module or "") or names_private:
+            return f"from {node.module} import private"
+    if isinstance(node, ast.Import):
+        for alias in node.names:
+            if _is_private_path(alias.name):
+                return f"import {alias.name}"
+    return None
+
+
 def private_kserve_uses(sources: dict[str, str], kserve_private: set[str]) -> list[str]:
-    """Uses of a private KServe member: ``from kserve... import _x``, ``kserve._x`` paths,
-    and ``obj._x`` where ``_x`` is private in KServe and not defined by the project itself."""
-    own: set[str] = set()
+    """Uses of a private KServe member.
+
+    That is ``from kserve... import _x``, ``kserve._x`` module paths, and ``obj._x``
+    where ``_x`` is private in KServe and not defined by the project itself.
+    """
     trees = {name: ast.parse(text) for name, text in sources.items()}
-    for tree in trees.values():
-        for node in ast.walk(tree):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                own.add(node.name)
-            elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
-                own.add(node.attr)
-            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-                own.add(node.id)
+    own = set().union(*(_names_defined(tree) for tree in trees.values()))
+    foreign = kserve_private - own
     problems = []
     for module, tree in trees.items():
         for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("kserve"):
-                path_private = any(p.startswith("_") for p in (node.module or "").split("."))
-                names_private = [a.name for a in node.names if a.name.startswith("_")]
-                if path_private or names_private:
-                    problems.append(f"{module}:{node.lineno} from {node.module} import private")
-            elif isinstance(node, ast.Import):
-                for alias in node.names:
-                    if alias.name.startswith("kserve") and any(
-                        p.startswith("_") for p in alias.name.split(".")
-                    ):
-                        problems.append(f"{module}:{node.lineno} import {alias.name}")
-            elif isinstance(node, ast.Attribute) and node.attr in kserve_private - own:
-                problems.append(f"{module}:{node.lineno} uses KServe's private .{node.attr}")
+            found = _private_import(node)
+            if found is None and isinstance(node, ast.Attribute) and node.attr in foreign:
+                found = f"uses KServe's private .{node.attr}"
+            if found:
+                problems.append(f"{module}:{getattr(node, 'lineno', 0)} {found}")
     return problems
 
 
 # -- the rules, on the project ------------------------------------------------------------
 def test_every_module_is_in_a_layer():
-    outside = [
-        m for m in project_modules() if m.startswith("mlops") and layer_of(m) is None
-    ]
+    outside = [m for m in project_modules() if m.startswith("mlops") and layer_of(m) is None]
     assert not outside, f"add these to MLOPS_LAYERS (tests/architecture.py): {outside}"
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -162,8 +162,8 @@ def test_invalid_model_names(name):
 
 
 def test_new_version_is_sortable_and_unique():
-    early = new_version(datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc))
-    late = new_version(datetime(2026, 1, 2, 3, 4, 6, tzinfo=timezone.utc))
+    early = new_version(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
+    late = new_version(datetime(2026, 1, 2, 3, 4, 6, tzinfo=UTC))
     assert early.startswith("v20260102-030405-") and early < late
     assert len({new_version() for _ in range(20)}) > 1
     validate_model_name(early)  # versions are valid path/label segments too

@@ -67,8 +67,11 @@ def test_unreachable_store_raises_store_error():
 
 
 def test_each_new_bucket_reserves_one_volume_so_many_buckets_stay_writable(store, store_home):
-    """Regression: the master reserved 7 volumes per bucket out of a disk-sized pool,
-    so after a few dozen buckets every write failed with 500 "no free volumes"."""
+    """Regression: a new bucket must not reserve 7 volumes.
+
+    The master reserved 7 volumes per bucket out of a disk-sized pool, so after a
+    few dozen buckets every write failed with 500 "no free volumes".
+    """
     import json
     import urllib.request
 
