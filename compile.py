@@ -15,21 +15,43 @@ import argparse
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
+
+if TYPE_CHECKING:
+    from kfp.dsl.base_component import BaseComponent
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "compiled"
 
 
 def set_image(document: dict, image: str) -> int:
-    """Sets the container image of every executor; returns how many were changed."""
+    """Sets the container image of every executor of one compiled pipeline document.
+
+    Args:
+        document: The pipeline document (the first YAML document of a compiled file).
+        image: The image every executor runs in.
+
+    Returns:
+        How many executors were changed.
+    """
     executors = document.get("deploymentSpec", {}).get("executors", {})
     for executor in executors.values():
         executor["container"]["image"] = image
     return len(executors)
 
 
-def compile_pipeline(pipeline, out_file: Path, image: str | None = None) -> Path:
+def compile_pipeline(pipeline: BaseComponent, out_file: Path, image: str | None = None) -> Path:
+    """Compiles one pipeline to deterministic YAML (sorted keys, fixed width).
+
+    Args:
+        pipeline: A ``@dsl.pipeline`` function.
+        out_file: The YAML file to write; its folder is created if missing.
+        image: Image for every executor; ``None`` keeps the one of ``mlops/runtime.py``.
+
+    Returns:
+        ``out_file``.
+    """
     from kfp import compiler
 
     with tempfile.TemporaryDirectory() as work:
@@ -45,6 +67,14 @@ def compile_pipeline(pipeline, out_file: Path, image: str | None = None) -> Path
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Compiles the chosen pipelines (default: all of them).
+
+    Args:
+        argv: Command-line arguments; ``None`` reads ``sys.argv``.
+
+    Returns:
+        The exit code, 0.
+    """
     from mlops.runtime import RUNTIME_IMAGE
     from pipelines import PIPELINES
 

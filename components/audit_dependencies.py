@@ -1,3 +1,5 @@
+"""KFP component: the dependency-audit gate over the model's serving requirements."""
+
 from typing import NamedTuple
 
 from kfp import dsl
@@ -12,7 +14,7 @@ def audit_dependencies(
     report: Output[Markdown],
     advisory_db_uri: str = "",
     allow_unknown_audit: bool = False,
-) -> NamedTuple("AuditOutputs", [("passed", bool), ("gate", str)]):
+) -> NamedTuple("AuditOutputs", [("passed", bool), ("gate", str)]):  # type: ignore[valid-type]
     """Audits the model's exact serving requirements for known vulnerabilities.
 
     Args:
@@ -25,12 +27,9 @@ def audit_dependencies(
         passed: Gate decision. gate: GateResult JSON.
     """
     import logging
-    from collections import namedtuple
 
-    from mlops.release.gates import audit_gate
+    from mlops.release.gates import audit_gate, gate_outputs
 
     logging.basicConfig(level=logging.INFO)
     gate, markdown = audit_gate(model.path, advisory_db_uri, allow_unknown_audit)
-    with open(report.path, "w") as handle:
-        handle.write(markdown)
-    return namedtuple("AuditOutputs", ["passed", "gate"])(gate.passed, gate.to_json())
+    return gate_outputs(gate, markdown, report.path)

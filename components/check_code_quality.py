@@ -1,3 +1,5 @@
+"""KFP component: the code-quality gate (ruff and bandit) over the shipped code."""
+
 from typing import NamedTuple
 
 from kfp import dsl
@@ -11,7 +13,7 @@ def check_code_quality(
     report: Output[Markdown],
     paths: str = "components,serving",
     fail_on: str = "medium",
-) -> NamedTuple("QualityOutputs", [("passed", bool), ("gate", str)]):
+) -> NamedTuple("QualityOutputs", [("passed", bool), ("gate", str)]):  # type: ignore[valid-type]
     """Runs ruff and bandit over the code that ships with the model.
 
     Args:
@@ -23,12 +25,9 @@ def check_code_quality(
         passed: Gate decision. gate: GateResult JSON.
     """
     import logging
-    from collections import namedtuple
 
-    from mlops.release.gates import quality_gate
+    from mlops.release.gates import gate_outputs, quality_gate
 
     logging.basicConfig(level=logging.INFO)
     gate, markdown = quality_gate(paths, fail_on)
-    with open(report.path, "w") as handle:
-        handle.write(markdown)
-    return namedtuple("QualityOutputs", ["passed", "gate"])(gate.passed, gate.to_json())
+    return gate_outputs(gate, markdown, report.path)

@@ -1,3 +1,5 @@
+"""KFP component: compare production data with the deployed model's training sample."""
+
 from typing import NamedTuple
 
 from kfp import dsl
@@ -15,7 +17,7 @@ def check_drift(
     reference_uri: str = "",
     window_hours: float = 24.0,
     drift_share_threshold: float = 0.5,
-) -> NamedTuple(
+) -> NamedTuple(  # type: ignore[valid-type]
     "DriftOutputs",
     [
         ("drift_detected", bool),
@@ -44,7 +46,6 @@ def check_drift(
     """
     import json
     import logging
-    from collections import namedtuple
 
     from mlops.core.store import ObjectStore
     from mlops.monitoring.check import check_drift as run_check
@@ -63,19 +64,7 @@ def check_drift(
     metrics.log_metric("drift_share", summary["drift_share"])
     metrics.log_metric("drifted_columns", len(summary["drifted_columns"]))
     recipe = check.model.recipe()
-    outputs = namedtuple(
-        "DriftOutputs",
-        [
-            "drift_detected",
-            "drift_share",
-            "drifted_columns",
-            "summary",
-            "target_column",
-            "drop_columns",
-            "estimator",
-        ],
-    )
-    return outputs(
+    return (
         summary["drift_detected"],
         summary["drift_share"],
         ",".join(summary["drifted_columns"]),

@@ -1,3 +1,5 @@
+"""KFP component: combine every gate into the release decision."""
+
 from typing import NamedTuple
 
 from kfp import dsl
@@ -12,7 +14,7 @@ def decide_release(
     scan_gate: str,
     quality_gate: str,
     signature_gate: str,
-) -> NamedTuple("DecisionOutputs", [("passed", bool), ("gates", str)]):
+) -> NamedTuple("DecisionOutputs", [("passed", bool), ("gates", str)]):  # type: ignore[valid-type]
     """Combines the gates: a release needs every one of them to pass.
 
     Args:
@@ -25,14 +27,10 @@ def decide_release(
     Returns:
         passed: True when every gate passed. gates: JSON of gates, metrics and reason.
     """
-    from collections import namedtuple
-
     from mlops.release.decision import GateResult, decide
 
     decision = decide(
         GateResult.from_json(g)
         for g in (holdout_gate, audit_gate, scan_gate, quality_gate, signature_gate)
     )
-    return namedtuple("DecisionOutputs", ["passed", "gates"])(
-        decision.passed, decision.gates_json()
-    )
+    return decision.passed, decision.gates_json()

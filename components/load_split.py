@@ -1,3 +1,5 @@
+"""KFP component: read a table and split it into train and test sets."""
+
 from typing import NamedTuple
 
 from kfp import dsl
@@ -15,7 +17,7 @@ def load_split(
     drop_columns: str = "",
     test_size: float = 0.2,
     seed: int = 42,
-) -> NamedTuple("LoadSplitOutputs", [("rows", int), ("data_fingerprint", str)]):
+) -> NamedTuple("LoadSplitOutputs", [("rows", int), ("data_fingerprint", str)]):  # type: ignore[valid-type]
     """Reads a table and splits it into stratified train and test sets.
 
     Args:
@@ -31,7 +33,6 @@ def load_split(
         rows: Rows read. data_fingerprint: SHA-256 of the table's content.
     """
     import logging
-    from collections import namedtuple
 
     from mlops.core.data import fingerprint, read_table
     from mlops.model.training import split_dataset
@@ -45,5 +46,4 @@ def load_split(
     test.to_parquet(test_data.path, index=False)
     train_data.metadata.update({"rows": len(train), "format": "parquet"})
     test_data.metadata.update({"rows": len(test), "format": "parquet"})
-    outputs = namedtuple("LoadSplitOutputs", ["rows", "data_fingerprint"])
-    return outputs(len(frame), fingerprint(frame))
+    return len(frame), fingerprint(frame)

@@ -1,3 +1,5 @@
+"""KFP component: publish a signed model version to the object store."""
+
 from typing import NamedTuple
 
 from kfp import dsl
@@ -12,7 +14,7 @@ def publish_model(
     gates: str,
     summary: Output[Markdown],
     trigger: str = "",
-) -> NamedTuple("PublishOutputs", [("outcome", str), ("model_uri", str), ("model_version", str)]):
+) -> NamedTuple("PublishOutputs", [("outcome", str), ("model_uri", str), ("model_version", str)]):  # type: ignore[valid-type]
     """Publishes the signed model to ``s3://<bucket>/models/<name>/<version>/``.
 
     Every file is uploaded before the ``_COMPLETE`` marker, so readers never see
@@ -29,7 +31,6 @@ def publish_model(
     """
     import json
     import logging
-    from collections import namedtuple
 
     from mlops.release.publish import outcome_markdown, publish_release
 
@@ -37,7 +38,4 @@ def publish_model(
     outcome = publish_release(signed_model.path, gates, trigger)
     with open(summary.path, "w") as handle:
         handle.write(outcome_markdown(outcome))
-    outputs = namedtuple("PublishOutputs", ["outcome", "model_uri", "model_version"])
-    return outputs(
-        json.dumps(outcome, sort_keys=True), outcome["model_uri"], outcome["model_version"]
-    )
+    return json.dumps(outcome, sort_keys=True), outcome["model_uri"], outcome["model_version"]

@@ -1,3 +1,5 @@
+"""KFP component: record that the drift check found nothing to act on."""
+
 from kfp import dsl
 
 from mlops.runtime import COMPONENT_KWARGS

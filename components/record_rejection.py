@@ -1,3 +1,5 @@
+"""KFP component: record why a candidate was rejected."""
+
 from kfp import dsl
 from kfp.dsl import Input, Markdown, Model, Output
 

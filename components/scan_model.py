@@ -1,3 +1,5 @@
+"""KFP component: the model-scan gate (no code that runs on load)."""
+
 from typing import NamedTuple
 
 from kfp import dsl
@@ -10,7 +12,7 @@ from mlops.runtime import COMPONENT_KWARGS
 def scan_model(
     model: Input[Model],
     report: Output[Markdown],
-) -> NamedTuple("ScanOutputs", [("passed", bool), ("gate", str)]):
+) -> NamedTuple("ScanOutputs", [("passed", bool), ("gate", str)]):  # type: ignore[valid-type]
     """Scans the model directory for files that can run code when loaded.
 
     Args:
@@ -21,12 +23,9 @@ def scan_model(
         passed: Gate decision. gate: GateResult JSON.
     """
     import logging
-    from collections import namedtuple
 
-    from mlops.release.gates import scan_gate
+    from mlops.release.gates import gate_outputs, scan_gate
 
     logging.basicConfig(level=logging.INFO)
     gate, markdown = scan_gate(model.path)
-    with open(report.path, "w") as handle:
-        handle.write(markdown)
-    return namedtuple("ScanOutputs", ["passed", "gate"])(gate.passed, gate.to_json())
+    return gate_outputs(gate, markdown, report.path)

@@ -1,3 +1,5 @@
+"""KFP component: sign the model directory and verify the signature."""
+
 from typing import NamedTuple
 
 from kfp import dsl
@@ -10,7 +12,7 @@ from mlops.runtime import COMPONENT_KWARGS
 def sign_model(
     model: Input[Model],
     signed_model: Output[Model],
-) -> NamedTuple("SignOutputs", [("passed", bool), ("gate", str)]):
+) -> NamedTuple("SignOutputs", [("passed", bool), ("gate", str)]):  # type: ignore[valid-type]
     """Signs the model directory (OpenSSF model signing) and verifies the result.
 
     The private key comes from ``MLOPS_SIGNING_KEY`` or, on a cluster, the
@@ -24,7 +26,6 @@ def sign_model(
         passed: Signature gate decision. gate: GateResult JSON.
     """
     import logging
-    from collections import namedtuple
 
     from mlops.release.gates import signature_gate
 
@@ -32,4 +33,4 @@ def sign_model(
     gate = signature_gate(model.path, signed_model.path)
     signed_model.metadata.update(model.metadata)
     signed_model.metadata["signed"] = gate.passed
-    return namedtuple("SignOutputs", ["passed", "gate"])(gate.passed, gate.to_json())
+    return gate.passed, gate.to_json()

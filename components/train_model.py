@@ -1,3 +1,5 @@
+"""KFP component: train, score and package a candidate model."""
+
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Metrics, Model, Output
 
@@ -35,53 +37,22 @@ def train_model(
         Test accuracy.
     """
     import logging
-    import os
 
-    import pandas as pd
-
-    from mlops.core.data import fingerprint, parse_columns
-    from mlops.model.packaging import write_model_dir
-    from mlops.model.registry import new_version, validate_model_name
-    from mlops.model.training import check_estimator, evaluate, train
+    from mlops.model.candidate import train_candidate
 
     logging.basicConfig(level=logging.INFO)
-    validate_model_name(model_name)
-    check_estimator(estimator)
-    train_frame = pd.read_parquet(train_data.path)
-    test_frame = pd.read_parquet(test_data.path)
-    fitted, schema = train(train_frame, target_column, estimator, seed)
-    scores = evaluate(fitted, test_frame, target_column, schema, source="test split").metrics(
-        "test"
-    )
-    version = new_version()
-    os.makedirs(model.path, exist_ok=True)
-    write_model_dir(
+    candidate = train_candidate(
+        train_data.path,
+        test_data.path,
         model.path,
-        fitted,
-        model_name=model_name,
-        version=version,
-        schema=schema,
         target_column=target_column,
+        model_name=model_name,
         estimator=estimator,
-        drop_columns=parse_columns(drop_columns),
-        metrics=scores,
-        fingerprints={
-            "data": data_fingerprint,
-            "train": fingerprint(train_frame),
-            "test": fingerprint(test_frame),
-        },
-        train_features=train_frame.drop(columns=[target_column]),
-        params={"seed": seed},
+        drop_columns=drop_columns,
+        data_fingerprint=data_fingerprint,
         seed=seed,
     )
-    model.metadata.update(
-        {
-            "model_name": model_name,
-            "version": version,
-            "estimator": estimator,
-            "framework": "scikit-learn",
-        }
-    )
-    for name, value in scores.items():
+    model.metadata.update(candidate.summary())
+    for name, value in candidate.metrics.items():
         metrics.log_metric(name, value)
-    return scores["test_accuracy"]
+    return candidate.metrics["test_accuracy"]

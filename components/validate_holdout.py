@@ -1,3 +1,5 @@
+"""KFP component: the holdout-accuracy gate on an independent holdout."""
+
 from typing import NamedTuple
 
 from kfp import dsl
@@ -14,7 +16,7 @@ def validate_holdout(
     metrics: Output[Metrics],
     classification: Output[ClassificationMetrics],
     min_accuracy: float = 0.8,
-) -> NamedTuple("HoldoutOutputs", [("passed", bool), ("accuracy", float), ("gate", str)]):
+) -> NamedTuple("HoldoutOutputs", [("passed", bool), ("accuracy", float), ("gate", str)]):  # type: ignore[valid-type]
     """Scores the model on an independent holdout set and decides the accuracy gate.
 
     The holdout is given separately from the training data and checked not to
@@ -33,7 +35,6 @@ def validate_holdout(
         passed: Gate decision. accuracy: Holdout accuracy. gate: GateResult JSON.
     """
     import logging
-    from collections import namedtuple
 
     import pandas as pd
 
@@ -53,5 +54,4 @@ def validate_holdout(
             evaluation.roc_curve["tpr"],
             evaluation.roc_curve["thresholds"],
         )
-    outputs = namedtuple("HoldoutOutputs", ["passed", "accuracy", "gate"])
-    return outputs(gate.passed, evaluation.accuracy, gate.to_json())
+    return gate.passed, evaluation.accuracy, gate.to_json()

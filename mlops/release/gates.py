@@ -85,6 +85,23 @@ def audit_gate(
     return GateResult("dependency_audit", passed, detail), "\n".join(lines) + "\n"
 
 
+def gate_outputs(gate: GateResult, markdown: str, report_path: str | Path) -> tuple[bool, str]:
+    """Writes a gate's Markdown report and returns what a gate component outputs.
+
+    The audit, scan and code-quality components all end this way.
+
+    Args:
+        gate: The gate's result.
+        markdown: Its report, shown by the Kubeflow UI.
+        report_path: Where the report goes (the component's ``Markdown`` artifact).
+
+    Returns:
+        ``(passed, gate JSON)``: the component's ``passed`` and ``gate`` outputs.
+    """
+    Path(report_path).write_text(markdown)
+    return gate.passed, gate.to_json()
+
+
 def scan_gate(model_dir: Path) -> tuple[GateResult, str]:
     """Scans every file of the model directory for code that runs on load.
 

@@ -1,6 +1,9 @@
-"""compile.py: deterministic YAML, image override, no credentials, and a golden training.yaml.
+"""compile.py: deterministic YAML, image override, no credentials, and a golden YAML per pipeline.
 
-Regenerate the golden after an intended pipeline change with::
+``tests/golden/<pipeline>.yaml`` holds each compiled pipeline (the monitoring one
+nests the training pipeline and returns a ``dsl.OneOf``) without what changes
+with the kfp release. Regenerate them after an intended pipeline or component
+change with::
 
     UPDATE_GOLDEN=1 .venv/bin/pytest tests/unit/test_compile.py
 """
@@ -19,7 +22,7 @@ from mlops.runtime import RUNTIME_IMAGE
 from pipelines import PIPELINES
 from tests.training_helpers import REPO_ROOT
 
-GOLDEN = REPO_ROOT / "tests" / "golden" / "training.yaml"
+GOLDEN_DIR = REPO_ROOT / "tests" / "golden"
 SENTINELS = {
     "MLOPS_S3_ENDPOINT": "sentinel-endpoint.invalid:9000",
     "MLOPS_S3_ACCESS_KEY": "SENTINELACCESSKEY123",
@@ -197,18 +200,46 @@ def test_private_signing_key_reaches_only_the_sign_step(compiled):
         assert {"exec-sign-model", "exec-publish-model", "exec-deploy-model"} <= verifiers, name
 
 
-def test_training_matches_the_golden(compiled):
-    actual = normalise(compiled["training"].read_text())
+@pytest.mark.parametrize("name", sorted(PIPELINES))
+def test_pipeline_matches_the_golden(compiled, name):
+    golden = GOLDEN_DIR / f"{name}.yaml"
+    actual = normalise(compiled[name].read_text())
     assert "sdkVersion" not in actual and not re.search(r"kfp==\d", actual)
     if os.environ.get("UPDATE_GOLDEN") == "1":
-        GOLDEN.parent.mkdir(parents=True, exist_ok=True)
-        GOLDEN.write_text(actual)
-    if not GOLDEN.exists():
-        pytest.fail(f"{GOLDEN} is missing; create it with UPDATE_GOLDEN=1")
-    assert actual == GOLDEN.read_text(), (
-        "compiled training pipeline differs from tests/golden/training.yaml; if the change is "
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_text(actual)
+    if not golden.exists():
+        pytest.fail(f"{golden} is missing; create it with UPDATE_GOLDEN=1")
+    assert actual == golden.read_text(), (
+        f"compiled {name} pipeline differs from tests/golden/{name}.yaml; if the change is "
         "intended, regenerate it with UPDATE_GOLDEN=1"
     )
+
+
+def test_monitoring_golden_nests_training_and_returns_one_of(compiled):
+    """The golden covers what only the monitoring pipeline has: a nested pipeline and OneOf."""
+    root = documents(compiled["monitoring"])[0]
+    nested = [task for name, task in _tasks(root) if name == "training"]
+    assert nested and nested[0]["componentRef"]["name"] == "comp-training"
+    assert "comp-training" in root["components"]
+    surfaced = root["root"]["dag"]["outputs"]["parameters"]["Output"]["valueFromParameter"]
+    branches = root["components"][f"comp-{surfaced['producerSubtask']}"]["dag"]["outputs"]
+    one_of = branches["parameters"][surfaced["outputParameterKey"]]["valueFromOneof"]
+    assert {s["outputParameterKey"] for s in one_of["parameterSelectors"]} == {
+        "pipelinechannel--training-Output",
+        "pipelinechannel--record-no-drift-Output",
+    }
+
+
+def test_every_component_runs_in_a_pipeline(compiled):
+    """A component no pipeline uses is not shipped (promote and rollback are CLI actions)."""
+    shipped = {
+        path.stem.replace("_", "-")
+        for path in (REPO_ROOT / "components").glob("*.py")
+        if path.name != "__init__.py"
+    }
+    used = {name.removeprefix("exec-") for path in compiled.values() for name in executors(path)}
+    assert shipped == used
 
 
 def _tasks(node):

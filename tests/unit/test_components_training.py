@@ -1,15 +1,19 @@
 """The training components through ``.python_func`` with real artifacts on disk.
 
-Artifacts are ``kfp.dsl`` objects whose ``uri`` is a tmp path (kfp maps a
+A component with several outputs returns a plain tuple; :func:`run` names its
+items the way KFP's executor does, position by position in the order of the
+``NamedTuple`` return annotation. Artifacts are ``kfp.dsl`` objects whose ``uri`` is a tmp path (kfp maps a
 local ``uri`` to the same ``.path``); the store is the real SeaweedFS server
 (``store_env``); signing uses a key pair generated for the test.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -27,6 +31,7 @@ from components.train_model import train_model
 from components.validate_holdout import validate_holdout
 from mlops.core.data import fingerprint, read_table
 from mlops.core.errors import DataError, UsageError, VerificationError
+from mlops.model.candidate import train_candidate
 from mlops.model.registry import COMPLETE_MARKER, list_versions
 from mlops.release.decision import GATE_ORDER, GateResult
 from tests.conftest import shared_path
@@ -39,6 +44,14 @@ from tests.training_helpers import (
     keys_under,
     use_signing_keys,
 )
+
+
+def run(component, **arguments) -> Any:
+    """Calls a multi-output component's function; its outputs by name, as KFP maps them."""
+    outputs = inspect.signature(component.python_func).return_annotation
+    result = component.python_func(**arguments)
+    assert type(result) is tuple and len(result) == len(outputs._fields), result
+    return outputs._make(result)
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +69,8 @@ def data(work):
 def split(work, data):
     train_data = artifact(Dataset, work / "split" / "train_data")
     test_data = artifact(Dataset, work / "split" / "test_data")
-    outputs = load_split.python_func(
+    outputs = run(
+        load_split,
         data_uri=str(data["training"]),
         target_column=TARGET,
         train_data=train_data,
@@ -89,7 +103,8 @@ def trained(work, split):
 def holdout_gate(work, split, trained, data, min_accuracy: float, name: str):
     metrics = artifact(Metrics, work / name / "metrics")
     classification = artifact(ClassificationMetrics, work / name / "classification")
-    outputs = validate_holdout.python_func(
+    outputs = run(
+        validate_holdout,
         model=trained["model"],
         train_data=split["train"],
         holdout_uri=str(data["holdout"]),
@@ -121,7 +136,8 @@ def test_load_split_writes_parquet_splits(split, data):
 def test_load_split_drops_columns_and_reports_bad_input(work, data):
     train_data = artifact(Dataset, work / "split-drop" / "train")
     test_data = artifact(Dataset, work / "split-drop" / "test")
-    load_split.python_func(
+    run(
+        load_split,
         data_uri=data["training"].as_uri(),
         target_column=TARGET,
         train_data=train_data,
@@ -130,14 +146,16 @@ def test_load_split_drops_columns_and_reports_bad_input(work, data):
     )
     assert "mean_radius" not in pd.read_parquet(train_data.path).columns
     with pytest.raises(DataError, match="'label' not found"):
-        load_split.python_func(
+        run(
+            load_split,
             data_uri=str(data["training"]),
             target_column="label",
             train_data=train_data,
             test_data=test_data,
         )
     with pytest.raises(UsageError, match="test_size"):
-        load_split.python_func(
+        run(
+            load_split,
             data_uri=str(data["training"]),
             target_column=TARGET,
             train_data=train_data,
@@ -189,6 +207,24 @@ def test_train_model_rejects_bad_name_and_estimator(work, split):
         train_model.python_func(model_name=MODEL_NAME, estimator="svm", **common)
 
 
+def test_train_candidate_checks_name_and_estimator_before_reading_data(tmp_path):
+    missing = tmp_path / "no-such-split.parquet"
+    with pytest.raises(UsageError, match="model_name 'Bad_Name' is invalid"):
+        train_candidate(
+            missing, missing, tmp_path / "model", target_column=TARGET, model_name="Bad_Name"
+        )
+    with pytest.raises(UsageError, match="estimator 'svm' is unknown"):
+        train_candidate(
+            missing,
+            missing,
+            tmp_path / "model",
+            target_column=TARGET,
+            model_name=MODEL_NAME,
+            estimator="svm",
+        )
+    assert not (tmp_path / "model").exists()
+
+
 # -- validate_holdout ---------------------------------------------------------------------------
 def test_validate_holdout_passes_and_logs_classification(work, split, trained, data):
     outputs, metrics, classification = holdout_gate(work, split, trained, data, 0.8, "holdout-pass")
@@ -216,30 +252,32 @@ def test_release_chain_publishes_a_signed_model(work, split, trained, data, stor
     holdout, _, _ = holdout_gate(work, split, trained, data, 0.8, "chain-holdout")
 
     scan_report = artifact(Markdown, work / "chain" / "scan.md")
-    scan = scan_model.python_func(model=trained["model"], report=scan_report)
+    scan = run(scan_model, model=trained["model"], report=scan_report)
     assert scan.passed is True and "PASSED" in open(scan_report.path).read()
 
     audit_report = artifact(Markdown, work / "chain" / "audit.md")
-    audit = audit_dependencies.python_func(
-        model=trained["model"], report=audit_report, advisory_db_uri=str(advisory_db)
+    audit = run(
+        audit_dependencies,
+        model=trained["model"],
+        report=audit_report,
+        advisory_db_uri=str(advisory_db),
     )
     assert audit.passed is True, GateResult.from_json(audit.gate).detail
     assert "Dependency audit: PASSED (clean)" in open(audit_report.path).read()
 
     quality_report = artifact(Markdown, work / "chain" / "quality.md")
-    quality = check_code_quality.python_func(
-        report=quality_report, paths="components", fail_on="medium"
-    )
+    quality = run(check_code_quality, report=quality_report, paths="components", fail_on="medium")
     assert quality.passed is True, GateResult.from_json(quality.gate).detail
 
     signed = artifact(Model, work / "chain" / "signed_model")
     signed.metadata.update(trained["model"].metadata)
-    sign = sign_model.python_func(model=trained["model"], signed_model=signed)
+    sign = run(sign_model, model=trained["model"], signed_model=signed)
     assert sign.passed is True and signed.metadata["signed"] is True
     assert (work / "chain" / "signed_model" / "model.sig").is_file()
     assert not (work / "train" / "model" / "model.sig").exists(), "the input model stays unsigned"
 
-    decision = decide_release.python_func(
+    decision = run(
+        decide_release,
         holdout_gate=holdout.gate,
         audit_gate=audit.gate,
         scan_gate=scan.gate,
@@ -251,9 +289,7 @@ def test_release_chain_publishes_a_signed_model(work, split, trained, data, stor
     assert set(gates["gates"]) == set(GATE_ORDER) and gates["reason"] == "all gates passed"
 
     summary = artifact(Markdown, work / "chain" / "summary.md")
-    published = publish_model.python_func(
-        signed_model=signed, gates=decision.gates, summary=summary
-    )
+    published = run(publish_model, signed_model=signed, gates=decision.gates, summary=summary)
     outcome = json.loads(published.outcome)
     version = trained["model"].metadata["version"]
     assert (
@@ -273,12 +309,13 @@ def test_release_chain_publishes_a_signed_model(work, split, trained, data, stor
 def test_publish_refuses_a_tampered_model(work, trained, store_env, monkeypatch):
     use_signing_keys(monkeypatch, work / "keys")
     signed = artifact(Model, work / "tamper" / "signed_model")
-    assert sign_model.python_func(model=trained["model"], signed_model=signed).passed
+    assert run(sign_model, model=trained["model"], signed_model=signed).passed
     with open(f"{signed.path}/requirements.txt", "a") as handle:
         handle.write("evil==6.6.6\n")
     gates = json.dumps({"gates": {}, "metrics": {}, "reason": "all gates passed"})
     with pytest.raises(VerificationError):
-        publish_model.python_func(
+        run(
+            publish_model,
             signed_model=signed,
             gates=gates,
             summary=artifact(Markdown, work / "tamper" / "summary.md"),
@@ -290,7 +327,7 @@ def test_sign_model_fails_closed_without_a_key(work, trained, monkeypatch):
     monkeypatch.setenv("MLOPS_SIGNING_KEY", str(work / "no-such-key.pem"))
     monkeypatch.setenv("MLOPS_SIGNING_PUBLIC_KEY", str(work / "no-such-key.pub.pem"))
     signed = artifact(Model, work / "nokey" / "signed_model")
-    outputs = sign_model.python_func(model=trained["model"], signed_model=signed)
+    outputs = run(sign_model, model=trained["model"], signed_model=signed)
     assert outputs.passed is False and signed.metadata["signed"] is False
     assert GateResult.from_json(outputs.gate).detail.startswith("invalid:")
 
@@ -300,8 +337,10 @@ def test_sign_model_fails_closed_with_a_mismatched_public_key(work, trained, mon
     _, other_public = use_signing_keys(monkeypatch, work / "other-keys")
     monkeypatch.setenv("MLOPS_SIGNING_KEY", str(private))
     monkeypatch.setenv("MLOPS_SIGNING_PUBLIC_KEY", str(other_public))
-    outputs = sign_model.python_func(
-        model=trained["model"], signed_model=artifact(Model, work / "mismatch" / "signed_model")
+    outputs = run(
+        sign_model,
+        model=trained["model"],
+        signed_model=artifact(Model, work / "mismatch" / "signed_model"),
     )
     assert outputs.passed is False
     assert "wrong key" in GateResult.from_json(outputs.gate).detail
@@ -315,7 +354,7 @@ def test_scan_model_flags_a_pickle(work, trained):
     (unsafe_dir / "extra.pkl").write_bytes(payload)
     unsafe = artifact(Model, unsafe_dir)
     report = artifact(Markdown, work / "unsafe-scan.md")
-    outputs = scan_model.python_func(model=unsafe, report=report)
+    outputs = run(scan_model, model=unsafe, report=report)
     assert outputs.passed is False
     assert "extra.pkl" in GateResult.from_json(outputs.gate).detail
     assert "FAILED" in open(report.path).read()
@@ -323,13 +362,20 @@ def test_scan_model_flags_a_pickle(work, trained):
 
 def test_audit_without_a_database_fails_closed(work, trained):
     report = artifact(Markdown, work / "audit-none.md")
-    outputs = audit_dependencies.python_func(
-        model=trained["model"], report=report, advisory_db_uri="", allow_unknown_audit=False
+    outputs = run(
+        audit_dependencies,
+        model=trained["model"],
+        report=report,
+        advisory_db_uri="",
+        allow_unknown_audit=False,
     )
     assert outputs.passed is False
     assert GateResult.from_json(outputs.gate).detail.startswith("unknown")
-    missing = audit_dependencies.python_func(
-        model=trained["model"], report=report, advisory_db_uri=str(work / "no-db")
+    missing = run(
+        audit_dependencies,
+        model=trained["model"],
+        report=report,
+        advisory_db_uri=str(work / "no-db"),
     )
     assert (
         missing.passed is False
@@ -338,7 +384,8 @@ def test_audit_without_a_database_fails_closed(work, trained):
 
 
 def test_decide_release_names_failed_gates():
-    decision = decide_release.python_func(
+    decision = run(
+        decide_release,
         holdout_gate=gate_json("holdout_accuracy", False),
         audit_gate=gate_json("dependency_audit"),
         scan_gate=gate_json("model_scan"),
@@ -352,7 +399,8 @@ def test_decide_release_names_failed_gates():
 
 
 def test_record_rejection_publishes_nothing(work, trained, store_env):
-    gates = decide_release.python_func(
+    gates = run(
+        decide_release,
         holdout_gate=gate_json("holdout_accuracy", False),
         audit_gate=gate_json("dependency_audit"),
         scan_gate=gate_json("model_scan"),

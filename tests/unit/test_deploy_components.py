@@ -1,4 +1,7 @@
-"""Deploy/promote/rollback actions and their KFP components.
+"""Deploy/promote/rollback actions and the ``deploy_model`` KFP component.
+
+Promote and rollback have no component (no pipeline runs them; the CLI calls
+the actions), so their tests call the actions.
 
 ``target="local"`` runs against the real SeaweedFS store (``store_env``). The
 ``kserve`` target uses ``FakeKServe`` from ``test_kube_apply``: the Kubernetes
@@ -219,10 +222,8 @@ def test_kserve_target_validates_with_crd_when_configured(store_env, published, 
     assert summary["schema_validated"] is True
 
 
-def test_components_python_func(store_env, published):
+def test_deploy_component_then_rollback_and_promote(store_env, published):
     from components.deploy_model import deploy_model
-    from components.promote_model import promote_model
-    from components.rollback_model import rollback_model
 
     out = json.loads(
         deploy_model.python_func(
@@ -247,7 +248,7 @@ def test_components_python_func(store_env, published):
         namespace=NS,
         image="",
     )
-    out = json.loads(rollback_model.python_func(model_name=MODEL, target="local", namespace=NS))
+    out = json.loads(json.dumps(rollback_action(MODEL, "local", NS), sort_keys=True))
     assert out["state"] == {"stable": "v1", "canary": None, "canary_percent": 0}
     deploy_model.python_func(
         model_name=MODEL,
@@ -259,20 +260,17 @@ def test_components_python_func(store_env, published):
         namespace=NS,
         image="",
     )
-    out = json.loads(promote_model.python_func(model_name=MODEL, target="local", namespace=NS))
+    out = json.loads(json.dumps(promote_action(MODEL, "local", NS), sort_keys=True))
     assert out["state"]["stable"] == "v2"
 
 
-def test_components_compile_with_the_runtime_image():
+def test_deploy_component_compiles_with_the_runtime_image():
     from components.deploy_model import deploy_model
-    from components.promote_model import promote_model
-    from components.rollback_model import rollback_model
     from mlops.runtime import RUNTIME_IMAGE
 
-    for component in (deploy_model, promote_model, rollback_model):
-        container = component.component_spec.implementation.container
-        assert container.image == RUNTIME_IMAGE
-        assert "pip install" not in " ".join(container.command)
+    container = deploy_model.component_spec.implementation.container
+    assert container.image == RUNTIME_IMAGE
+    assert "pip install" not in " ".join(container.command)
     inputs = deploy_model.component_spec.inputs
     assert inputs["canary_percent"].type == "Integer"
     assert set(inputs) == {

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mlops.release.gates import audit_gate
+from mlops.release.decision import GateResult
+from mlops.release.gates import audit_gate, gate_outputs
 from tests.conftest import shared_path
 
 
@@ -41,3 +42,11 @@ def test_audit_gate_fails_closed_without_a_source(tmp_path):
 def test_audit_gate_names_a_missing_database(tmp_path):
     gate, _ = audit_gate(_model_dir(tmp_path, "requests==2.32.3\n"), "/nonexistent/advisory-db")
     assert not gate.passed and "/nonexistent/advisory-db" in gate.detail
+
+
+def test_gate_outputs_writes_the_report_and_returns_passed_and_the_gate_json(tmp_path):
+    gate = GateResult("model_scan", False, "unsafe: extra.pkl")
+    report = tmp_path / "report.md"
+    passed, gate_json = gate_outputs(gate, "### Model scan: FAILED\n", report)
+    assert passed is False and GateResult.from_json(gate_json) == gate
+    assert report.read_text() == "### Model scan: FAILED\n"
