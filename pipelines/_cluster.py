@@ -7,6 +7,7 @@ CLI exports the same variables for local runs instead.
 
 from kfp import dsl, kubernetes
 
+from mlops.core.settings import CONFIG_MAP_VARS, STORE_ENV_VARS
 from mlops.runtime import (
     CONFIG_MAP,
     PUBLIC_KEY_MOUNT,
@@ -16,26 +17,17 @@ from mlops.runtime import (
     STORE_SECRET,
 )
 
-CONFIG_ENV_KEYS = ("MLOPS_PUSHGATEWAY",)
-STORE_ENV_KEYS = (
-    "MLOPS_S3_ENDPOINT",
-    "MLOPS_S3_ACCESS_KEY",
-    "MLOPS_S3_SECRET_KEY",
-    "MLOPS_S3_SECURE",
-    "MLOPS_BUCKET",
-)
-
 
 def uses_store(task: dsl.PipelineTask) -> dsl.PipelineTask:
     """Gives a task the object-store settings (store Secret) and optional ``mlops-config`` settings."""
     kubernetes.use_secret_as_env(
-        task, secret_name=STORE_SECRET, secret_key_to_env={key: key for key in STORE_ENV_KEYS}
+        task, secret_name=STORE_SECRET, secret_key_to_env={key: key for key in STORE_ENV_VARS}
     )
     # Optional settings (the Pushgateway URL); tasks run without them when absent.
     kubernetes.use_config_map_as_env(
         task,
         config_map_name=CONFIG_MAP,
-        config_map_key_to_env={key: key for key in CONFIG_ENV_KEYS},
+        config_map_key_to_env={key: key for key in CONFIG_MAP_VARS},
         optional=True,
     )
     return task

@@ -6,7 +6,8 @@ import argparse
 from typing import Any
 
 from mlops.cli.common import emit_json, ensure_signing_keys
-from mlops.core.errors import EXIT_OK, UsageError
+from mlops.core.errors import EXIT_OK
+from mlops.core.rules import DEPLOY_TARGETS, check_canary_percent
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
@@ -20,10 +21,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     if args.command == "deploy":
         ensure_signing_keys()
         ref = resolve(store, name, args.version)
-        if args.canary_percent is not None and not 0 < args.canary_percent < 100:
-            raise UsageError(
-                f"--canary-percent must be between 1 and 99, got {args.canary_percent}"
-            )
+        if args.canary_percent is not None:
+            check_canary_percent(args.canary_percent, name="--canary-percent")
         mode = "full" if args.canary_percent is None else "canary"
         summary = actions.deploy_action(
             name,
@@ -73,7 +72,7 @@ def register(subparsers: Any) -> None:
             )
         command.add_argument(
             "--target",
-            choices=("local", "kserve"),
+            choices=DEPLOY_TARGETS,
             default="local",
             help="local: `mlops serve` follows it; kserve: apply the InferenceService "
             "with the current kube config too",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import sys
 from typing import Any
 
@@ -15,6 +14,7 @@ from mlops.cli.common import (
     pipeline_named,
     stdout_to_stderr,
 )
+from mlops.core import settings
 from mlops.core.errors import EXIT_OK, EXIT_REJECTED, EXIT_SYSTEM
 from mlops.release.decision import GATE_ORDER
 
@@ -63,7 +63,6 @@ def _submit(args: argparse.Namespace, pipeline: Any, arguments: dict[str, Any]) 
 
 
 def _run_local(args: argparse.Namespace, pipeline: Any, arguments: dict[str, Any]) -> int:
-    from mlops.core.settings import mlops_home
     from mlops.runs.lifecycle import finish_local_run, prepare_local_run
     from mlops.runs.local import run_locally
 
@@ -75,12 +74,13 @@ def _run_local(args: argparse.Namespace, pipeline: Any, arguments: dict[str, Any
         ensure_signing_keys()
         arguments = prepare_local_run(args.pipeline, arguments)
         if progress:
+            store_settings = settings.StoreSettings.from_env()
             print(
                 f"running {args.pipeline} locally (kfp.local; object store "
-                f"{os.environ['MLOPS_S3_ENDPOINT']}, bucket {os.environ['MLOPS_BUCKET']})",
+                f"{store_settings.endpoint}, bucket {store_settings.bucket})",
                 file=progress,
             )
-        run = run_locally(pipeline, arguments, mlops_home() / "runs", progress)
+        run = run_locally(pipeline, arguments, settings.mlops_home() / "runs", progress)
         result = finish_local_run(args.pipeline, arguments, run)
     if args.json:
         emit_json(result)

@@ -70,7 +70,9 @@ def schedule_pipeline(
             enable_caching=False,
             max_concurrency=1,
         )
-    return getattr(run, "recurring_run_id", None) or getattr(run, "id", "")
+    # kfp 2 names it recurring_run_id; older API objects only have id.
+    run_id = getattr(run, "recurring_run_id", None) or getattr(run, "id", None)
+    return str(run_id or "")
 
 
 def register(subparsers: Any) -> None:

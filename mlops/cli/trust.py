@@ -12,21 +12,17 @@ vulnerable or unknown audit, unsafe file).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from mlops.cli.common import emit_json, ensure_store_env
+from mlops.core import settings
 from mlops.core.errors import EXIT_INVALID, EXIT_OK
-
-ADVISORY_DB_VAR = "MLOPS_ADVISORY_DB"
 
 
 def _home() -> Path:
-    from mlops.core.settings import mlops_home
-
-    return mlops_home()
+    return settings.mlops_home()
 
 
 def _cmd_keys_init(args: argparse.Namespace) -> int:
@@ -67,7 +63,7 @@ def _verify_published(model_uri: str, public_key: Path) -> None:
 def _cmd_audit(args: argparse.Namespace) -> int:
     from mlops.trust.audit import audit_requirements
 
-    advisory_db = args.advisory_db or os.environ.get(ADVISORY_DB_VAR) or None
+    advisory_db = args.advisory_db or settings.get(settings.ADVISORY_DB_VAR)
     result = audit_requirements(
         Path(args.requirements),
         advisory_db=Path(advisory_db) if advisory_db else None,
@@ -139,7 +135,7 @@ def register(subparsers: Any) -> None:
         "--advisory-db",
         metavar="DIR",
         default=None,
-        help=f"PyPA advisory-database checkout (default: ${ADVISORY_DB_VAR})",
+        help=f"PyPA advisory-database checkout (default: ${settings.ADVISORY_DB_VAR})",
     )
     audit.add_argument("--online", action="store_true", help="also query the OSV web service")
     audit.add_argument("--timeout", type=float, default=10.0, help=argparse.SUPPRESS)

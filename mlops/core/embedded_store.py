@@ -24,7 +24,7 @@ from mlops.core.errors import StoreError
 from mlops.core.net import LOCALHOST as _LOCALHOST
 from mlops.core.net import free_port as _free_port
 from mlops.core.net import port_open as _port_open
-from mlops.core.settings import DEFAULT_BUCKET, StoreSettings
+from mlops.core.settings import BUCKET_VAR, DEFAULT_BUCKET, ENDPOINT_VAR, StoreSettings, get
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +64,15 @@ class _EarlyExit(Exception):
 
 @dataclass
 class StoreStatus:
+    """What ``mlops store status`` reports.
+
+    Attributes:
+        running: The server answers on its S3 port.
+        endpoint: ``host:port`` of the S3 API while running, else None.
+        pid: Process id of the server while running, else None.
+        data_dir: Where the store keeps its data.
+    """
+
     running: bool
     endpoint: str | None
     pid: int | None
@@ -106,6 +115,7 @@ class EmbeddedStore:
             return True
 
     def status(self) -> StoreStatus:
+        """Whether the server runs (its process is alive and its S3 port answers)."""
         state = self._read_state()
         if state and self._alive(state["pid"]) and _port_open(state["s3_port"]):
             return StoreStatus(
@@ -138,7 +148,7 @@ class EmbeddedStore:
             StoreError: the server is not running.
         """
         status = self.status()
-        if not status.running:
+        if not status.running or status.endpoint is None:
             raise StoreError(f"embedded store is not running (data in {self.data_dir})")
         creds = self._credentials()
         return StoreSettings(
@@ -229,8 +239,11 @@ class EmbeddedStore:
         return settings
 
     def _ports(self) -> tuple[dict[str, int], dict[str, int]]:
-        """Ports used last time when still free: the master remembers volume
-        server addresses, so a restart on the same ports finds its data at once."""
+        """Ports used last time when still free, else new ones.
+
+        The master remembers volume server addresses, so a restart on the same
+        ports finds its data at once.
+        """
         names = ("s3", "master", "volume", "filer")
         try:
             saved = json.loads(self.ports_file.read_text())
@@ -297,7 +310,7 @@ class EmbeddedStore:
 
 def resolve_store_settings(home: Path, start: bool = True) -> StoreSettings:
     """Settings from ``MLOPS_S3_*`` when set, else the embedded store (started on demand)."""
-    if os.environ.get("MLOPS_S3_ENDPOINT"):
+    if get(ENDPOINT_VAR):
         return StoreSettings.from_env()
-    store = EmbeddedStore(home, bucket=os.environ.get("MLOPS_BUCKET") or DEFAULT_BUCKET)
+    store = EmbeddedStore(home, bucket=get(BUCKET_VAR))
     return store.start() if start else store.settings()

@@ -1,7 +1,8 @@
 """Every ``MLOPS_*`` setting, read here and only here, as a typed value.
 
 :data:`VARIABLES` is the one table of the project's environment variables: name,
-type, default and meaning. The README's configuration table is tested against it.
+type, default and meaning. The README's configuration table is generated from it
+(:func:`markdown_table`) and tested against it.
 Code asks for a value with :func:`get` (or one of the grouped readers below:
 :class:`StoreSettings`, :class:`ServingSettings`); a value that does not parse is a
 :class:`~mlops.core.errors.UsageError` naming the variable, never a silent default.
@@ -82,6 +83,8 @@ class Variable:
         default: The value when the variable is unset or empty (``None``: unset).
         description: What it means, for the README table.
         secret: Never logged or shown.
+        default_text: How the README states the default when the value alone
+            does not say it (a default worked out elsewhere, e.g. from ``MLOPS_HOME``).
     """
 
     name: str
@@ -89,6 +92,19 @@ class Variable:
     default: Any
     description: str
     secret: bool = False
+    default_text: str | None = None
+
+    def documented_default(self) -> str:
+        """The default as the README shows it: ``default_text``, else the value, else "unset"."""
+        if self.default_text is not None:
+            return self.default_text
+        if self.default is None:
+            return "unset"
+        if isinstance(self.default, bool):
+            return f"`{str(self.default).lower()}`"
+        if isinstance(self.default, float):
+            return f"`{self.default:g}`"
+        return f"`{self.default}`"
 
 
 def _var(
@@ -97,8 +113,9 @@ def _var(
     default: Any,
     description: str,
     secret: bool = False,
+    default_text: str | None = None,
 ) -> str:
-    VARIABLES[name] = Variable(name, parse, default, description, secret)
+    VARIABLES[name] = Variable(name, parse, default, description, secret, default_text)
     return name
 
 
@@ -109,17 +126,20 @@ ENDPOINT_VAR = _var(
     "MLOPS_S3_ENDPOINT",
     parse_text,
     None,
-    "S3 API `host:port` (or `https://host`) of your MinIO / S3; unset: the embedded store",
+    "S3 API `host:port` (or `https://host`) of your MinIO / S3",
+    default_text="unset: the embedded store",
 )
+_EMBEDDED_CREDENTIALS = "generated for the embedded store"
 ACCESS_KEY_VAR = _var(
-    "MLOPS_S3_ACCESS_KEY", parse_text, None, "S3 access key (generated for the embedded store)"
+    "MLOPS_S3_ACCESS_KEY", parse_text, None, "S3 access key", default_text=_EMBEDDED_CREDENTIALS
 )
 SECRET_KEY_VAR = _var(
     "MLOPS_S3_SECRET_KEY",
     parse_text,
     None,
-    "S3 secret key (generated for the embedded store)",
+    "S3 secret key",
     secret=True,
+    default_text=_EMBEDDED_CREDENTIALS,
 )
 SECURE_VAR = _var("MLOPS_S3_SECURE", parse_bool, False, "TLS to the store")
 BUCKET_VAR = _var(
@@ -127,28 +147,39 @@ BUCKET_VAR = _var(
 )
 # Local state and trust
 HOME_VAR = _var(
-    "MLOPS_HOME", parse_path, None, "embedded store data, keys, local runs (default `~/.mlops`)"
+    "MLOPS_HOME",
+    parse_path,
+    None,
+    "embedded store data, signing keys, local runs",
+    default_text="`~/.mlops`",
 )
 SIGNING_KEY_VAR = _var(
     "MLOPS_SIGNING_KEY",
     parse_path,
     None,
-    "private key of the sign step (locally `$MLOPS_HOME/keys/signing-key.pem`; "
-    f"on a cluster `{SIGNING_MOUNT}/{PRIVATE_KEY_FILE}`, sign step only)",
+    "private key of the sign step",
+    default_text=(
+        "`$MLOPS_HOME/keys/signing-key.pem` locally; on a cluster "
+        f"`{SIGNING_MOUNT}/{PRIVATE_KEY_FILE}` (mounted into the sign step only)"
+    ),
 )
 PUBLIC_KEY_VAR = _var(
     "MLOPS_SIGNING_PUBLIC_KEY",
     parse_path,
     None,
-    "public key signatures are checked with (locally `$MLOPS_HOME/keys/signing-key.pub.pem`; "
-    f"on a cluster `{PUBLIC_KEY_MOUNT}/{PUBLIC_KEY_FILE}`)",
+    "public key signatures are checked with (sign, publish, deploy, serving)",
+    default_text=(
+        "`$MLOPS_HOME/keys/signing-key.pub.pem` locally; on a cluster "
+        f"`{PUBLIC_KEY_MOUNT}/{PUBLIC_KEY_FILE}`"
+    ),
 )
 ADVISORY_DB_VAR = _var(
     "MLOPS_ADVISORY_DB",
     parse_text,
     None,
     "offline advisory database (path or `s3://` prefix) for `mlops audit` and, as their "
-    "`advisory_db_uri`, every local `mlops run`",
+    "`advisory_db_uri` unless `-p advisory_db_uri=...` is given, every local "
+    "`mlops run training` / `mlops run monitoring`",
 )
 PUSHGATEWAY_VAR = _var(
     "MLOPS_PUSHGATEWAY",
@@ -162,25 +193,28 @@ KSERVE_CRD_VAR = _var(
     parse_path,
     None,
     "InferenceService CRD file: manifests are validated against its schema before they are applied",
+    default_text="unset: no schema check",
 )
 KSERVE_DEPLOYMENT_MODE_VAR = _var(
     "MLOPS_KSERVE_DEPLOYMENT_MODE",
     parse_text,
     None,
-    "KServe deployment mode of new InferenceServices (`Serverless`, `RawDeployment`, ...)",
+    "KServe deployment mode of the deployed InferenceService (`Serverless`, `RawDeployment`, "
+    "`Standard`); a live one never switches between Serverless and Raw",
+    default_text="unset: the live InferenceService's mode, else `Serverless`",
 )
 # Model server
 RECONCILE_SECONDS_VAR = _var(
     "MLOPS_RECONCILE_SECONDS",
     parse_positive_float,
     2.0,
-    "how often `mlops serve` reads the deployment state",
+    "how often `mlops serve` reads the deployment state (seconds)",
 )
 RETRY_FAILED_SECONDS_VAR = _var(
     "MLOPS_RETRY_FAILED_SECONDS",
     parse_positive_float,
     60.0,
-    "how long `mlops serve` waits before loading a failed version again",
+    "how long `mlops serve` waits before loading a failed version again (seconds)",
 )
 INFERENCE_LOG_VAR = _var(
     "MLOPS_INFERENCE_LOG", parse_bool, True, "log requests and predictions to the store"
@@ -189,7 +223,7 @@ INFERENCE_LOG_FLUSH_SECONDS_VAR = _var(
     "MLOPS_INFERENCE_LOG_FLUSH_SECONDS",
     parse_positive_float,
     5.0,
-    "inference log: write at least this often",
+    "inference log: write at least this often (seconds)",
 )
 INFERENCE_LOG_FLUSH_ROWS_VAR = _var(
     "MLOPS_INFERENCE_LOG_FLUSH_ROWS",
@@ -207,7 +241,8 @@ MAX_BODY_BYTES_VAR = _var(
     "MLOPS_MAX_BODY_BYTES",
     parse_positive_int,
     1 << 20,
-    "largest request body the model server reads (bytes)",
+    "largest request body the model server reads (bytes; larger ones get 413)",
+    default_text="`1048576` (1 MiB)",
 )
 ACCESS_LOG_VAR = _var("MLOPS_ACCESS_LOG", parse_bool, False, "model server: log every request")
 LOG_LEVEL_VAR = _var("MLOPS_LOG_LEVEL", parse_text, "INFO", "model server log level")
@@ -216,6 +251,15 @@ LOG_LEVEL_VAR = _var("MLOPS_LOG_LEVEL", parse_text, "INFO", "model server log le
 STORE_ENV_VARS = (ENDPOINT_VAR, ACCESS_KEY_VAR, SECRET_KEY_VAR, SECURE_VAR, BUCKET_VAR)
 #: Optional, non-secret settings a cluster provides in the ``mlops-config`` ConfigMap.
 CONFIG_MAP_VARS = (PUSHGATEWAY_VAR,)
+
+
+def markdown_table() -> str:
+    """The README's configuration table: one row per variable, in :data:`VARIABLES` order."""
+    rows = ["| variable | meaning | default |", "|---|---|---|"]
+    rows += [
+        f"| `{v.name}` | {v.description} | {v.documented_default()} |" for v in VARIABLES.values()
+    ]
+    return "\n".join(rows) + "\n"
 
 
 def get(name: str, env: Mapping[str, str] | None = None) -> Any:
@@ -239,8 +283,10 @@ def mlops_home(env: Mapping[str, str] | None = None) -> Path:
 
 
 def signing_key_paths(env: Mapping[str, str] | None = None) -> tuple[Path, Path]:
-    """Private and public key paths: ``MLOPS_SIGNING_KEY`` / ``MLOPS_SIGNING_PUBLIC_KEY``, else
-    where the cluster mounts the signing Secrets (the private key only into the sign step).
+    """The signing key pair's paths.
+
+    ``MLOPS_SIGNING_KEY`` / ``MLOPS_SIGNING_PUBLIC_KEY``, else where the cluster
+    mounts the signing Secrets (the private key only into the sign step).
 
     Returns:
         ``(private, public)`` PEM key paths.

@@ -15,42 +15,20 @@ Each function returns a JSON-serialisable summary dict.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
+from mlops.core import settings
 from mlops.core.errors import UsageError
+from mlops.core.rules import check_canary_percent, check_deploy_mode, check_deploy_target
 
 __all__ = [
-    "CRD_ENV_VAR",
-    "DEPLOYMENT_MODE_ENV_VAR",
-    "MODES",
-    "TARGETS",
     "deploy_action",
     "promote_action",
     "rollback_action",
 ]
 
 logger = logging.getLogger(__name__)
-
-CRD_ENV_VAR = "MLOPS_KSERVE_CRD"
-DEPLOYMENT_MODE_ENV_VAR = "MLOPS_KSERVE_DEPLOYMENT_MODE"
-MODES = ("none", "canary", "full")
-TARGETS = ("local", "kserve")
-
-
-def _check_target(target: str) -> str:
-    if target not in TARGETS:
-        raise UsageError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
-    return target
-
-
-def _state_summary(state) -> dict[str, Any]:
-    return {
-        "stable": state.stable.version if state.stable else None,
-        "canary": state.canary.version if state.canary else None,
-        "canary_percent": state.canary_percent,
-    }
 
 
 def _store(store):
@@ -77,15 +55,97 @@ def _check_published(store, model_name: str, model_uri: str, model_version: str)
     return uri_version
 
 
+def _verified_version(
+    store, model_name: str, model_uri: str, model_version: str, public_key: Path | None
+) -> str:
+    """The published version to deploy, after checking its files against its signature.
+
+    The same verification serving runs before loading: never roll out what would
+    not be served (or was changed since it was signed).
+    """
+    from mlops.trust.signing import verify_published
+
+    version = _check_published(store, model_name, model_uri, model_version)
+    verify_published(store, model_uri, public_key or settings.signing_key_paths()[1])
+    return version
+
+
 def _validate_if_configured(manifest: dict) -> bool:
-    crd = os.environ.get(CRD_ENV_VAR, "").strip()
-    if not crd:
-        logger.info("%s not set: skipping CRD schema validation", CRD_ENV_VAR)
+    crd = settings.get(settings.KSERVE_CRD_VAR)
+    if crd is None:
+        logger.info("%s not set: skipping CRD schema validation", settings.KSERVE_CRD_VAR)
         return False
     from mlops.deployment.schema import validate_inferenceservice
 
-    validate_inferenceservice(manifest, Path(crd))
+    validate_inferenceservice(manifest, crd)
     return True
+
+
+def _kserve_mode(requested: str | None, live: dict | None, model_name: str, namespace: str) -> str:
+    """The deployment mode to build with: asked for, else the live object's, else Serverless.
+
+    Raises:
+        UsageError: the request would switch between Serverless and a Raw mode,
+            which KServe cannot do in place.
+    """
+    from mlops.deployment.inferenceservice import deployment_mode_of, is_raw_mode
+
+    requested = requested or settings.get(settings.KSERVE_DEPLOYMENT_MODE_VAR)
+    live_mode = deployment_mode_of(live) if live else None
+    if requested and live_mode and is_raw_mode(requested) != is_raw_mode(live_mode):
+        raise UsageError(
+            f"InferenceService {namespace}/{model_name} runs in {live_mode} mode; "
+            f"it cannot switch to {requested} (delete it first)"
+        )
+    return requested or live_mode or "Serverless"
+
+
+def _roll_out_on_kserve(
+    model_name: str,
+    version: str,
+    model_uri: str,
+    percent: int | None,
+    *,
+    namespace: str,
+    image: str,
+    client,
+    deployment_mode: str | None,
+    timeout_seconds: float,
+    poll_seconds: float,
+) -> dict[str, Any]:
+    """Builds, validates and applies the InferenceService and waits for it to be ready.
+
+    Returns:
+        What the summary records about the cluster: schema validation,
+        namespace, deployment mode and URL.
+    """
+    from mlops.deployment.inferenceservice import build_inferenceservice
+    from mlops.deployment.kube import apply_inferenceservice, default_client, get_inferenceservice
+    from mlops.runtime import SERVING_IMAGE
+
+    client = client or default_client()
+    live = get_inferenceservice(model_name, namespace, client)
+    kserve_mode = _kserve_mode(deployment_mode, live, model_name, namespace)
+    manifest = build_inferenceservice(
+        model_name,
+        version,
+        model_uri,
+        namespace=namespace,
+        image=image or SERVING_IMAGE,
+        deployment_mode=kserve_mode,  # type: ignore[arg-type]
+        canary_percent=percent,
+        previous=live,
+    )
+    schema_validated = _validate_if_configured(manifest)
+    ready = apply_inferenceservice(
+        manifest, client=client, timeout_seconds=timeout_seconds, poll_seconds=poll_seconds
+    )
+    return {
+        "schema_validated": schema_validated,
+        "namespace": namespace,
+        "deployment_mode": kserve_mode,
+        "url": (ready.get("status") or {}).get("url"),
+    }
 
 
 def deploy_action(
@@ -131,12 +191,14 @@ def deploy_action(
     Raises:
         UsageError: a bad mode/target/percent, a URI that does not match, or
             an unpublished version. VerificationError: the published files do
-            not verify against the public key (nothing is deployed). MlopsError: the cluster rejected or did not
-            ready the InferenceService (it was rolled back).
+            not verify against the public key (nothing is deployed). MlopsError: the
+            cluster rejected or did not ready the InferenceService (it was rolled back).
     """
-    if mode not in MODES:
-        raise UsageError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    _check_target(target)
+    from mlops.deployment import state as desired
+    from mlops.model.registry import validate_model_name
+
+    check_deploy_mode(mode)
+    check_deploy_target(target)
     summary: dict[str, Any] = {
         "action": "deploy",
         "target": target,
@@ -147,71 +209,27 @@ def deploy_action(
     if mode == "none":
         summary["reason"] = "mode is 'none'"
         return summary
-    percent: int | None = None
-    if mode == "canary":
-        percent = int(canary_percent)
-        if not 0 < percent < 100:
-            raise UsageError(f"canary_percent must be between 1 and 99, got {canary_percent}")
-
-    from mlops.core.settings import signing_key_paths
-    from mlops.deployment import state as desired
-    from mlops.model.registry import validate_model_name
-    from mlops.trust.signing import verify_published
-
+    percent = check_canary_percent(canary_percent) if mode == "canary" else None
     validate_model_name(model_name)
     store = _store(store)
-    version = _check_published(store, model_name, model_uri, model_version)
-    # The same verification serving runs before loading: never roll out what
-    # would not be served (or was changed since it was signed).
-    verify_published(store, model_uri, public_key or signing_key_paths()[1])
+    version = _verified_version(store, model_name, model_uri, model_version, public_key)
     summary.update(version=version, model_uri=model_uri, signature="verified")
-
     if target == "kserve":
-        from mlops.deployment.inferenceservice import (
-            build_inferenceservice,
-            deployment_mode_of,
-            is_raw_mode,
-        )
-        from mlops.deployment.kube import (
-            apply_inferenceservice,
-            default_client,
-            get_inferenceservice,
-        )
-        from mlops.runtime import SERVING_IMAGE
-
-        client = client or default_client()
-        live = get_inferenceservice(model_name, namespace, client)
-        requested = deployment_mode or os.environ.get(DEPLOYMENT_MODE_ENV_VAR, "").strip()
-        live_mode = deployment_mode_of(live) if live else None
-        if requested and live_mode and is_raw_mode(requested) != is_raw_mode(live_mode):
-            raise UsageError(
-                f"InferenceService {namespace}/{model_name} runs in {live_mode} mode; "
-                f"it cannot switch to {requested} (delete it first)"
-            )
-        kserve_mode = requested or live_mode or "Serverless"
-        manifest = build_inferenceservice(
+        cluster = _roll_out_on_kserve(
             model_name,
             version,
             model_uri,
+            percent,
             namespace=namespace,
-            image=image or SERVING_IMAGE,
-            deployment_mode=kserve_mode,
-            canary_percent=percent,
-            previous=live,
-        )  # type: ignore[arg-type]
-        summary["schema_validated"] = _validate_if_configured(manifest)
-        ready = apply_inferenceservice(
-            manifest, client=client, timeout_seconds=timeout_seconds, poll_seconds=poll_seconds
+            image=image,
+            client=client,
+            deployment_mode=deployment_mode,
+            timeout_seconds=timeout_seconds,
+            poll_seconds=poll_seconds,
         )
-        summary.update(
-            namespace=namespace,
-            deployment_mode=kserve_mode,
-            url=(ready.get("status") or {}).get("url"),
-        )
-
+        summary.update(cluster)
     state = desired.deploy(store, model_name, desired.Release(version, model_uri), percent)
-    summary["deployed"] = True
-    summary["state"] = _state_summary(state)
+    summary.update(deployed=True, state=state.summary())
     return summary
 
 
@@ -228,7 +246,7 @@ def _change(
 ) -> dict[str, Any]:
     from mlops.deployment import state as desired
 
-    _check_target(target)
+    check_deploy_target(target)
     store = _store(store)
     summary: dict[str, Any] = {"action": kind, "target": target, "model_name": model_name}
     # Check the recorded state first, so a refused change never half-happens.
@@ -257,7 +275,7 @@ def _change(
         )
         summary.update(namespace=namespace, url=(ready.get("status") or {}).get("url"))
     state = (desired.promote if kind == "promote" else desired.rollback)(store, model_name)
-    summary["state"] = _state_summary(state)
+    summary["state"] = state.summary()
     return summary
 
 

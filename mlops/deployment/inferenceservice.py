@@ -36,7 +36,8 @@ import re
 from typing import Any, Literal
 
 from mlops.core.errors import UsageError
-from mlops.core.settings import ACCESS_KEY_VAR, BUCKET_VAR, ENDPOINT_VAR, SECRET_KEY_VAR, SECURE_VAR
+from mlops.core.rules import check_canary_percent
+from mlops.core.settings import BUCKET_VAR, SECURE_VAR, STORE_ENV_VARS
 from mlops.runtime import (
     PUBLIC_KEY_FILE,
     PUBLIC_KEY_MOUNT,
@@ -146,10 +147,10 @@ def _resources(overrides: dict | None) -> dict:
 
 def _secret_env(store_secret: str) -> list[dict]:
     """Store settings as references into the Secret: no value ever appears here."""
-    required = (ENDPOINT_VAR, ACCESS_KEY_VAR, SECRET_KEY_VAR)
+    # The server needs an endpoint and credentials; TLS and the bucket have defaults.
     optional = (SECURE_VAR, BUCKET_VAR)
     env = []
-    for key in required + optional:
+    for key in STORE_ENV_VARS:
         ref: dict[str, Any] = {"name": store_secret, "key": key}
         if key in optional:
             ref["optional"] = True
@@ -157,18 +158,11 @@ def _secret_env(store_secret: str) -> list[dict]:
     return env
 
 
-def _predictor(
-    model_name: str,
-    version: str,
-    storage_uri: str,
-    *,
-    image: str,
-    service_account: str,
-    resources: dict | None,
-    public_key_secret: str,
-    store_secret: str,
+def _container(
+    model_name: str, storage_uri: str, image: str, resources: dict | None, store_secret: str
 ) -> dict:
-    container = {
+    """The ``python -m serving`` container: one model, store settings from the Secret, non-root."""
+    return {
         "name": CONTAINER_NAME,
         "image": image,
         "command": ["python", "-m", "serving"],
@@ -202,10 +196,24 @@ def _predictor(
             "capabilities": {"drop": ["ALL"]},
         },
     }
+
+
+def _predictor(
+    model_name: str,
+    version: str,
+    storage_uri: str,
+    *,
+    image: str,
+    service_account: str,
+    resources: dict | None,
+    public_key_secret: str,
+    store_secret: str,
+) -> dict:
+    """The predictor: the container, its labels and the public key it verifies with."""
     return {
         "serviceAccountName": service_account,
         "labels": {LABEL_MODEL: model_name, LABEL_VERSION: version},
-        "containers": [container],
+        "containers": [_container(model_name, storage_uri, image, resources, store_secret)],
         "volumes": [
             {
                 "name": "signing-public-key",
@@ -257,18 +265,9 @@ def build_inferenceservice(
     Raises:
         UsageError: an invalid name, version, mode or percent.
     """
-    _check_isvc_name(model_name)
-    _check_namespace(namespace)
-    _check_label_value(version, "version")
-    if deployment_mode not in _MODES:
-        raise UsageError(
-            f"deployment_mode must be one of {', '.join(_MODES)}, got {deployment_mode!r}"
-        )
-    if not storage_uri.startswith("s3://"):
-        raise UsageError(f"storage_uri must be an s3:// URI, got {storage_uri!r}")
-    if canary_percent is not None and not 0 <= int(canary_percent) <= 100:
-        raise UsageError(f"canary percent must be between 0 and 100, got {canary_percent}")
-
+    percent = _checked_inputs(
+        model_name, version, storage_uri, namespace, deployment_mode, canary_percent
+    )
     predictor = _predictor(
         model_name,
         version,
@@ -280,54 +279,99 @@ def build_inferenceservice(
         store_secret=store_secret,
     )
     live_predictor = ((previous or {}).get("spec") or {}).get("predictor") or {}
-    is_canary = (
-        canary_percent is not None and 0 < int(canary_percent) < 100 and bool(live_predictor)
-    )
-
-    spec: dict[str, Any]
+    # A canary needs something live to run next to; the first release is always full.
+    canary = percent if percent is not None and 0 < percent < 100 and live_predictor else None
     if deployment_mode == "Serverless":
-        if is_canary:
-            predictor["canaryTrafficPercent"] = int(canary_percent)  # type: ignore[arg-type]
-        spec = {"predictor": predictor}
+        spec = _serverless_spec(predictor, canary)
     else:
-        stable_name = live_predictor.get("name")
-        stable_version = (live_predictor.get("labels") or {}).get(LABEL_VERSION)
-        if is_canary and stable_version != version:
-            name = variant_name(model_name, version)
-            if name == stable_name:
-                name = variant_name(model_name, version + "-canary")
-            predictor["name"] = name
-            spec = {
-                "predictor": copy.deepcopy(live_predictor),
-                "canary": [{"trafficPercent": int(canary_percent), "predictor": predictor}],  # type: ignore[arg-type]
-            }
-        else:
-            # Roll the existing Deployment in place: keep the live variant's name.
-            if stable_name:
-                predictor["name"] = stable_name
-            spec = {"predictor": predictor}
-
+        spec = _raw_spec(predictor, model_name, version, canary, live_predictor)
     return {
         "apiVersion": API_VERSION,
         "kind": KIND,
-        "metadata": {
-            "name": model_name,
-            "namespace": namespace,
-            "labels": {
-                LABEL_NAME: model_name,
-                LABEL_PART_OF: "kfp-mlops",
-                LABEL_MODEL: model_name,
-                LABEL_VERSION: version,
-            },
-            "annotations": {
-                ANNOTATION_MODE: deployment_mode,
-                ANNOTATION_SCRAPE: "true",
-                ANNOTATION_METRICS_PORT: str(HTTP_PORT),
-                ANNOTATION_METRICS_PATH: "/metrics",
-                ANNOTATION_STORAGE_URI: storage_uri,
-            },
-        },
+        "metadata": _metadata(model_name, version, storage_uri, namespace, deployment_mode),
         "spec": spec,
+    }
+
+
+def _checked_inputs(
+    model_name: str,
+    version: str,
+    storage_uri: str,
+    namespace: str,
+    deployment_mode: str,
+    canary_percent: int | None,
+) -> int | None:
+    """Checks what the manifest is built from; returns the canary percent as an int (or None).
+
+    Raises:
+        UsageError: an invalid name, namespace, version, mode, URI or percent.
+    """
+    _check_isvc_name(model_name)
+    _check_namespace(namespace)
+    _check_label_value(version, "version")
+    if deployment_mode not in _MODES:
+        raise UsageError(
+            f"deployment_mode must be one of {', '.join(_MODES)}, got {deployment_mode!r}"
+        )
+    if not storage_uri.startswith("s3://"):
+        raise UsageError(f"storage_uri must be an s3:// URI, got {storage_uri!r}")
+    if canary_percent is None:
+        return None
+    return check_canary_percent(canary_percent, allow_bounds=True, name="canary percent")
+
+
+def _serverless_spec(predictor: dict, canary: int | None) -> dict[str, Any]:
+    """Knative keeps the previous revision: the spec names the new one and its traffic share."""
+    if canary is not None:
+        predictor["canaryTrafficPercent"] = canary
+    return {"predictor": predictor}
+
+
+def _raw_spec(
+    predictor: dict, model_name: str, version: str, canary: int | None, live_predictor: dict
+) -> dict[str, Any]:
+    """Raw/Standard mode: the live predictor stays stable and the new one is ``spec.canary``.
+
+    Without a canary (or when the live predictor already runs ``version``) the
+    new predictor replaces the live one under the live variant's name, so the
+    existing Deployment is rolled in place.
+    """
+    stable_name = live_predictor.get("name")
+    stable_version = (live_predictor.get("labels") or {}).get(LABEL_VERSION)
+    if canary is not None and stable_version != version:
+        name = variant_name(model_name, version)
+        if name == stable_name:
+            name = variant_name(model_name, version + "-canary")
+        predictor["name"] = name
+        return {
+            "predictor": copy.deepcopy(live_predictor),
+            "canary": [{"trafficPercent": canary, "predictor": predictor}],
+        }
+    if stable_name:
+        predictor["name"] = stable_name
+    return {"predictor": predictor}
+
+
+def _metadata(
+    model_name: str, version: str, storage_uri: str, namespace: str, deployment_mode: str
+) -> dict[str, Any]:
+    """Name, labels (model and version) and annotations (mode, scraping, storage URI)."""
+    return {
+        "name": model_name,
+        "namespace": namespace,
+        "labels": {
+            LABEL_NAME: model_name,
+            LABEL_PART_OF: "kfp-mlops",
+            LABEL_MODEL: model_name,
+            LABEL_VERSION: version,
+        },
+        "annotations": {
+            ANNOTATION_MODE: deployment_mode,
+            ANNOTATION_SCRAPE: "true",
+            ANNOTATION_METRICS_PORT: str(HTTP_PORT),
+            ANNOTATION_METRICS_PATH: "/metrics",
+            ANNOTATION_STORAGE_URI: storage_uri,
+        },
     }
 
 

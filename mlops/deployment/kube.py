@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from mlops.core.errors import MlopsError
 from mlops.deployment.inferenceservice import (

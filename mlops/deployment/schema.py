@@ -162,6 +162,7 @@ def _unknown_fields(value: Any, schema: dict, parts: list, problems: list[str]) 
 
 
 def _metadata_problems(manifest: dict) -> list[str]:
+    """What the CRD leaves to Kubernetes: ObjectMeta fields, name, namespace, labels."""
     meta = manifest.get("metadata")
     if not isinstance(meta, dict):
         return ["$.metadata: required object is missing"]
@@ -178,18 +179,21 @@ def _metadata_problems(manifest: dict) -> list[str]:
     ):
         problems.append(f"$.metadata.namespace: {namespace!r} is not a DNS-1123 label")
     for key in ("labels", "annotations"):
-        mapping = meta.get(key)
-        if mapping is None:
-            continue
-        if not isinstance(mapping, dict):
-            problems.append(f"$.metadata.{key}: must be an object of strings")
-            continue
-        for item_key, item_value in mapping.items():
-            if not isinstance(item_value, str):
-                problems.append(
-                    f"$.metadata.{key}.{item_key}: {item_value!r} is not of type 'string'"
-                )
+        problems.extend(_string_map_problems(meta.get(key), key))
     return problems
+
+
+def _string_map_problems(mapping: object, key: str) -> list[str]:
+    """``metadata.labels`` / ``annotations``: absent, or an object of strings."""
+    if mapping is None:
+        return []
+    if not isinstance(mapping, dict):
+        return [f"$.metadata.{key}: must be an object of strings"]
+    return [
+        f"$.metadata.{key}.{item_key}: {item_value!r} is not of type 'string'"
+        for item_key, item_value in mapping.items()
+        if not isinstance(item_value, str)
+    ]
 
 
 def schema_problems(manifest: dict, crd_path: Path, version: str | None = None) -> list[str]:

@@ -12,11 +12,12 @@ import json
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
-from typing import Callable
+from datetime import UTC, datetime
 
 from mlops.core.errors import StoreError, UsageError, WriteConflict
+from mlops.core.rules import check_canary_percent
 from mlops.core.store import ObjectStore
 
 logger = logging.getLogger(__name__)
@@ -29,6 +30,13 @@ _UPDATE_ATTEMPTS = 8
 
 @dataclass
 class Release:
+    """One published model version as the deployment state records it.
+
+    Attributes:
+        version: The published version.
+        model_uri: ``s3://<bucket>/models/<name>/<version>``.
+    """
+
     version: str
     model_uri: str
 
@@ -54,6 +62,7 @@ class DeploymentState:
     updated_at: str = ""
 
     def to_dict(self) -> dict:
+        """The JSON form written to ``state.json``."""
         return asdict(self)
 
     def summary(self) -> dict:
@@ -65,7 +74,9 @@ class DeploymentState:
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> "DeploymentState":
+    def from_dict(cls, data: dict) -> DeploymentState:
+        """Reads the form :meth:`to_dict` writes."""
+
         def release(value):
             return Release(**value) if value else None
 
@@ -80,10 +91,12 @@ class DeploymentState:
 
 
 def state_key(model_name: str) -> str:
+    """Where the model's state lives in the store."""
     return f"{DEPLOYMENTS_PREFIX}/{model_name}/state.json"
 
 
 def read_state(store: ObjectStore, model_name: str) -> DeploymentState | None:
+    """The recorded state, or None for a model never deployed."""
     return _parse(store.get_versioned(state_key(model_name)))
 
 
@@ -108,7 +121,7 @@ def update_state(
     for attempt in range(_UPDATE_ATTEMPTS):
         current = store.get_versioned(key)
         state = change(_parse(current))
-        state.updated_at = datetime.now(timezone.utc).isoformat()
+        state.updated_at = datetime.now(UTC).isoformat()
         data = json.dumps(state.to_dict(), indent=2, sort_keys=True).encode()
         try:
             store.put_if_unchanged(key, data, current[1] if current else None)
@@ -123,18 +136,13 @@ def update_state(
 
 
 def list_deployments(store: ObjectStore) -> list[str]:
+    """Names of every model with a recorded state, sorted."""
     names = set()
     for key in store.list(f"{DEPLOYMENTS_PREFIX}/", recursive=True):
         parts = key.split("/")
         if len(parts) == 3 and parts[2] == "state.json":
             names.add(parts[1])
     return sorted(names)
-
-
-def _validate_percent(percent: int) -> int:
-    if not 0 <= int(percent) <= 100:
-        raise UsageError(f"canary percent must be between 0 and 100, got {percent}")
-    return int(percent)
 
 
 def deploy(
@@ -146,7 +154,11 @@ def deploy(
     current stable; without it (or with 100, or when nothing is stable yet) it
     becomes the stable release at once.
     """
-    percent = None if canary_percent is None else _validate_percent(canary_percent)
+    percent = (
+        None
+        if canary_percent is None
+        else check_canary_percent(canary_percent, allow_bounds=True, name="canary percent")
+    )
 
     def change(current: DeploymentState | None) -> DeploymentState:
         state = current or DeploymentState(model_name)

@@ -53,7 +53,7 @@ def _model_gauge(
 def push_drift_metrics(
     gateway: str,
     model_name: str,
-    result: "DriftResult",
+    result: DriftResult,
     job: str = "mlops_drift",
     timeout: float = DEFAULT_TIMEOUT,
 ) -> bool:

@@ -9,8 +9,10 @@ import pandas as pd
 
 from mlops.core.data import read_table
 from mlops.core.errors import DataError
+from mlops.core.rules import check_fraction
 from mlops.model.packaging import MODEL_FILE, read_metadata
-from mlops.model.training import Evaluation, check_fraction, evaluate
+from mlops.model.schema import FeatureSchema
+from mlops.model.training import Evaluation, evaluate
 from mlops.release.decision import GateResult
 
 logger = logging.getLogger(__name__)
@@ -53,7 +55,11 @@ def validate_on_holdout(
         )
     model = load_model(Path(model_dir) / MODEL_FILE)
     evaluation = evaluate(
-        model, holdout, target, metadata["features"], source=f"holdout {holdout_uri!r}"
+        model,
+        holdout,
+        target,
+        FeatureSchema.from_metadata(metadata),
+        source=f"holdout {holdout_uri!r}",
     )
     columns = metadata["feature_names"] + [target]
     shared = (

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mlops.core import settings
 from mlops.core.store import ObjectStore
 from mlops.model.packaging import SIGNATURE_FILE, read_metadata
 from mlops.model.registry import publish_model_dir, validate_model_name
@@ -20,9 +20,7 @@ REJECTIONS_PREFIX = "rejections"
 
 def _push_decision(model_name: str, decision: str) -> None:
     """Reports the release decision to the Pushgateway named by MLOPS_PUSHGATEWAY, if any."""
-    from mlops.monitoring.check import PUSHGATEWAY_VAR
-
-    gateway = os.environ.get(PUSHGATEWAY_VAR)
+    gateway = settings.get(settings.PUSHGATEWAY_VAR)
     if gateway:
         from mlops.monitoring.push import push_release_decision
 
@@ -69,13 +67,12 @@ def publish_release(
     Raises:
         VerificationError: The signature does not verify; nothing is published.
     """
-    from mlops.core.settings import signing_key_paths
     from mlops.trust.signing import verify_model_dir
 
     store = store or ObjectStore.from_env()
     metadata = read_metadata(signed_dir)
     validate_model_name(metadata["model_name"])
-    verify_model_dir(Path(signed_dir), signing_key_paths()[1], SIGNATURE_FILE)
+    verify_model_dir(Path(signed_dir), settings.signing_key_paths()[1], SIGNATURE_FILE)
     store.ensure_bucket()
     ref = publish_model_dir(store, Path(signed_dir), metadata["model_name"], metadata["version"])
     _push_decision(metadata["model_name"], "released")
@@ -100,7 +97,7 @@ def record_rejection(
     metadata = read_metadata(model_dir)
     validate_model_name(metadata["model_name"])  # it becomes part of the record's key
     outcome = _outcome("rejected", metadata, gates_json, trigger=trigger)
-    outcome["rejected_at"] = datetime.now(timezone.utc).isoformat()
+    outcome["rejected_at"] = datetime.now(UTC).isoformat()
     store.ensure_bucket()
     key = f"{REJECTIONS_PREFIX}/{metadata['model_name']}/{metadata['version']}.json"
     outcome["record_uri"] = store.put_json(key, outcome)

@@ -4,17 +4,41 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlops.core import settings
 from mlops.runs.local import LocalRun
 
+#: Pipelines whose ``advisory_db_uri`` parameter ``MLOPS_ADVISORY_DB`` fills on a local run.
+AUDITED_PIPELINES = ("training", "monitoring")
 
-def prepare_local_run(pipeline_name: str, arguments: dict[str, Any]) -> dict[str, Any]:
-    """Checks inputs (exit 2 on a problem) and fills local-only defaults."""
-    from mlops.runs import preflight
 
+def local_arguments(pipeline_name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    """The user's arguments plus the defaults of a local run.
+
+    These are arguments of this run only, never pipeline defaults, so nothing
+    local ends up in compiled YAML: ``deploy_target=local`` and, when
+    ``MLOPS_ADVISORY_DB`` is set and no ``advisory_db_uri`` was given, that
+    database (the one ``mlops audit`` uses too).
+    """
     arguments = dict(arguments)
     if "deploy_target" not in arguments:
         # Locally, "deploying" records desired state that `mlops serve` follows.
         arguments["deploy_target"] = "local"
+    if pipeline_name in AUDITED_PIPELINES and "advisory_db_uri" not in arguments:
+        advisory_db = settings.get(settings.ADVISORY_DB_VAR)
+        if advisory_db:
+            arguments["advisory_db_uri"] = advisory_db
+    return arguments
+
+
+def prepare_local_run(pipeline_name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    """Fills the local defaults (:func:`local_arguments`), then checks the inputs.
+
+    Raises:
+        UsageError: a bad parameter, table or setting, named (exit 2; nothing ran).
+    """
+    from mlops.runs import preflight
+
+    arguments = local_arguments(pipeline_name, arguments)
     if pipeline_name == "training":
         preflight.check_training(arguments)
     elif pipeline_name == "monitoring":

@@ -16,9 +16,10 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any
 
 from mlops.core.errors import MlopsError
 
@@ -31,6 +32,15 @@ _FINISHED = re.compile(r"Task '([^']+)' finished with status (\w+)")
 
 @dataclass
 class LocalRun:
+    """A finished local run.
+
+    Attributes:
+        output: The pipeline's output (parsed from JSON when it is JSON text).
+        run_dir: The folder kfp.local wrote the task outputs to.
+        log_file: Every task's full log.
+        seconds: How long the run took.
+    """
+
     output: Any
     run_dir: Path
     log_file: Path

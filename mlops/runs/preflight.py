@@ -11,17 +11,20 @@ from typing import Any
 
 from mlops.core.data import check_readable, read_table
 from mlops.core.errors import UsageError
+from mlops.core.rules import check_canary_percent, check_deploy_mode, check_fraction
 from mlops.model.registry import validate_model_name
-from mlops.model.training import check_estimator, check_fraction, prepare_frame
-
-DEPLOY_MODES = ("none", "canary", "full")
+from mlops.model.training import check_estimator, prepare_frame
 
 
 def check_deploy(mode: str, canary_percent: int) -> None:
-    if mode not in DEPLOY_MODES:
-        raise UsageError(f"deploy must be one of {', '.join(DEPLOY_MODES)}, got {mode!r}")
-    if mode == "canary" and not 1 <= int(canary_percent) <= 99:
-        raise UsageError(f"canary_percent must be between 1 and 99, got {canary_percent}")
+    """The pipeline's ``deploy`` mode and, for a canary, its ``canary_percent``.
+
+    Raises:
+        UsageError: an unknown mode or a canary percent outside 1-99.
+    """
+    check_deploy_mode(mode, name="deploy")
+    if mode == "canary":
+        check_canary_percent(canary_percent)
 
 
 def check_training(arguments: dict[str, Any]) -> None:
@@ -59,9 +62,9 @@ def check_monitoring(arguments: dict[str, Any]) -> None:
     validate_model_name(arguments["model_name"])
     check_fraction("min_accuracy", arguments.get("min_accuracy", 0.8), inclusive=True)
     check_fraction("test_size", arguments.get("test_size", 0.2))
-    threshold = float(arguments.get("drift_share_threshold", 0.5))
-    if not 0 < threshold <= 1:
-        raise UsageError(f"drift_share_threshold must be in (0, 1], got {threshold}")
+    check_fraction(
+        "drift_share_threshold", arguments.get("drift_share_threshold", 0.5), allow_one=True
+    )
     if float(arguments.get("window_hours", 24.0)) <= 0:
         raise UsageError(f"window_hours must be positive, got {arguments['window_hours']}")
     check_deploy("canary", arguments.get("canary_percent", 10))

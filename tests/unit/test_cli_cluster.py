@@ -21,7 +21,7 @@ from mlops.core.errors import UsageError
 class FakeKfpClient:
     """Stands in for kfp.Client (no KFP API server here)."""
 
-    instances: list["FakeKfpClient"] = []
+    instances: list[FakeKfpClient] = []
 
     def __init__(self, host=None, namespace=None, **_):
         self.host, self.namespace = host, namespace
