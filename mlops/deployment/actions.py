@@ -61,7 +61,8 @@ def _verified_version(
     """The published version to deploy, after checking its files against its signature.
 
     The same verification serving runs before loading: never roll out what would
-    not be served (or was changed since it was signed).
+    not be served (changed since it was signed, or a signed version copied under
+    another version name: its signed metadata must name the version of its path).
     """
     from mlops.trust.signing import verify_published
 
@@ -191,7 +192,8 @@ def deploy_action(
     Raises:
         UsageError: a bad mode/target/percent, a URI that does not match, or
             an unpublished version. VerificationError: the published files do
-            not verify against the public key (nothing is deployed). MlopsError: the
+            not verify against the public key, or their signed metadata names
+            another model or version (nothing is deployed). MlopsError: the
             cluster rejected or did not ready the InferenceService (it was rolled back).
     """
     from mlops.deployment import state as desired

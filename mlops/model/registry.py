@@ -4,11 +4,15 @@ Layout: ``models/<model_name>/<version>/`` holds the model directory's files;
 ``_COMPLETE`` is written last, so a version exists for readers only once every
 file is in place (S3 has no atomic multi-object write). Readers ignore versions
 without the marker.
+
+The marker records the version's name, version and ``published_at``; versions
+are ordered by that time, not by name (see :func:`list_versions`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 import secrets
@@ -88,8 +92,65 @@ def publish_model_dir(
     return ModelRef(model_name, version, uri)
 
 
-def list_versions(store: ObjectStore, model_name: str) -> list[str]:
-    """Complete versions of a model, oldest first."""
+def published_at(store: ObjectStore, model_name: str, version: str) -> datetime | None:
+    """When a version was published, as its completion marker records it.
+
+    The time counts only when the marker names this very version: a folder
+    copied under another version name carries the original's marker, and the
+    copy must not become the newest version merely by its name.
+
+    Returns:
+        The time (UTC), or None when the marker is gone, names another version,
+        or records no usable time (hand-made or unparsable marker).
+
+    Raises:
+        StoreError: the marker exists but cannot be read.
+    """
+    return _marker_time(store, model_name, version)[1]
+
+
+def _marker_time(store: ObjectStore, model_name: str, version: str) -> tuple[bool, datetime | None]:
+    """Whether the version's marker still exists, and its usable publish time.
+
+    A read error raises rather than counting as "no time": a transient error
+    must not silently change which version is the latest.
+    """
+    found = store.get_versioned(f"{version_prefix(model_name, version)}/{COMPLETE_MARKER}")
+    if found is None:
+        return False, None
+    try:
+        marker = json.loads(found[0])
+    except ValueError:
+        marker = None
+    if not isinstance(marker, dict):
+        logger.warning("%s %s: completion marker is not a JSON object", model_name, version)
+        return True, None
+    recorded = (marker.get("model_name"), marker.get("version"))
+    if recorded != (model_name, version):
+        logger.warning(
+            "%s %s: completion marker was written for model %r version %r (a copied "
+            "folder?); its publish time is not used",
+            model_name,
+            version,
+            *recorded,
+        )
+        return True, None
+    return True, _parse_time(marker.get("published_at"))
+
+
+def _parse_time(value: object) -> datetime | None:
+    """An ISO-8601 time with a zone as UTC, else None (a naive time has no safe order)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed.astimezone(UTC) if parsed.tzinfo is not None else None
+
+
+def _complete_versions(store: ObjectStore, model_name: str) -> set[str]:
+    """Names of the versions that have a completion marker."""
     base = f"{MODELS_PREFIX}/{model_name}/"
     versions = set()
     for key in store.list(base, recursive=True):
@@ -97,11 +158,32 @@ def list_versions(store: ObjectStore, model_name: str) -> list[str]:
         version, _, rest = relative.partition("/")
         if rest == COMPLETE_MARKER:
             versions.add(version)
-    return sorted(versions)
+    return versions
+
+
+def list_versions(store: ObjectStore, model_name: str) -> list[str]:
+    """Complete versions of a model, oldest first, by recorded publish time.
+
+    Versions without a usable publish time (see :func:`published_at`) come
+    first, by name; then the others by time (ties by name). Names alone would
+    not do: :func:`new_version` ids order only to the second, and a copy can
+    take any name.
+    """
+    untimed: list[str] = []
+    timed: list[tuple[datetime, str]] = []
+    for version in _complete_versions(store, model_name):
+        exists, when = _marker_time(store, model_name, version)
+        if not exists:  # deleted since the listing: no longer a complete version
+            continue
+        if when is None:
+            untimed.append(version)
+        else:
+            timed.append((when, version))
+    return sorted(untimed) + [version for _, version in sorted(timed)]
 
 
 def latest_version(store: ObjectStore, model_name: str) -> str:
-    """The newest complete version of a model.
+    """The newest complete version of a model: the last one published (see :func:`list_versions`).
 
     Raises:
         UsageError: the model has no complete version.

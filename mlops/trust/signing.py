@@ -6,6 +6,10 @@ lives inside the model directory (``model.sig`` by default) and is excluded
 from hashing with the *same* ignore list when signing and verifying. Git
 metadata files are *not* ignored: every other file in the folder is covered,
 so an added ``.gitignore`` invalidates the signature like any other file.
+
+A signature says what was signed, not where it was published:
+:func:`verify_identity` checks that the signed ``metadata.json`` names the model
+and version a folder was fetched as; :func:`verify_published` does both.
 """
 
 from __future__ import annotations
@@ -309,16 +313,83 @@ def _check_hashing_setup(sig_path: Path, signature_name: str) -> None:
         )
 
 
-def verify_published(store: ObjectStore, model_uri: str, public_key: Path) -> None:
-    """Downloads a published version and verifies its signature, as serving does before loading.
+def verify_identity(model_dir: Path, model_name: str, version: str) -> None:
+    """Refuses a model directory whose signed ``metadata.json`` names another model or version.
+
+    A signature proves *what* was signed, not *where* it was published: a signed
+    version copied under another version name still verifies. Call this after
+    :func:`verify_model_dir` (so the metadata read here is the signed one) with
+    the name and version the folder was fetched as (``models/<name>/<version>/``).
+
+    Args:
+        model_dir: The local, already verified model folder.
+        model_name: The model name it is published (or served) under.
+        version: The version it is published (or served) under.
 
     Raises:
-        VerificationError: missing signature, wrong key, or any changed, added or removed file.
+        VerificationError: ``metadata.json`` is missing, unreadable, records no
+            name or version (fail closed: every model this project packages
+            records both), or records others than the expected ones.
+    """
+    from mlops.model.packaging import METADATA_FILE
+
+    path = Path(model_dir) / METADATA_FILE
+    try:
+        metadata = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise VerificationError(
+            f"cannot confirm that {model_dir} is {model_name} {version}: "
+            f"{METADATA_FILE} is missing or unreadable ({exc})"
+        ) from exc
+    recorded = metadata if isinstance(metadata, dict) else {}
+    name, recorded_version = recorded.get("model_name"), recorded.get("version")
+    if not isinstance(name, str) or not isinstance(recorded_version, str):
+        raise VerificationError(
+            f"cannot confirm that {model_dir} is {model_name} {version}: the signed "
+            f"{METADATA_FILE} records no model_name and version"
+        )
+    if (name, recorded_version) != (model_name, version):
+        raise VerificationError(
+            f"signed {METADATA_FILE} says model {name!r} version {recorded_version!r}, "
+            f"but it was published as model {model_name!r} version {version!r} "
+            "(a signed version copied under another name?)"
+        )
+
+
+def verify_version_dir(
+    model_dir: Path,
+    public_key: Path,
+    model_name: str,
+    version: str,
+    signature_name: str = DEFAULT_SIGNATURE_NAME,
+) -> None:
+    """Verifies a fetched version: its signature, then that it is the version it was fetched as.
+
+    Raises:
+        UsageError: The folder or the public key file is missing or unusable.
+        VerificationError: See :func:`verify_model_dir` and :func:`verify_identity`.
+    """
+    verify_model_dir(model_dir, public_key, signature_name)
+    verify_identity(model_dir, model_name, version)
+
+
+def verify_published(store: ObjectStore, model_uri: str, public_key: Path) -> None:
+    """Downloads a published version and verifies it, as serving does before loading.
+
+    Checks the signature, then that the signed metadata names the model and
+    version of the URI (``s3://<bucket>/models/<name>/<version>``).
+
+    Raises:
+        VerificationError: missing signature, wrong key, any changed, added or
+            removed file, or metadata naming another model or version.
         StoreError: the version is not complete.
+        UsageError: the URI is not a model URI.
     """
     import tempfile
 
-    from mlops.model.registry import fetch_model
+    from mlops.model.registry import fetch_model, parse_model_uri
 
+    _, model_name, version = parse_model_uri(model_uri)
     with tempfile.TemporaryDirectory() as work:
-        verify_model_dir(fetch_model(store, model_uri, Path(work)), Path(public_key))
+        model_dir = fetch_model(store, model_uri, Path(work))
+        verify_version_dir(model_dir, Path(public_key), model_name, version)

@@ -46,6 +46,35 @@ def test_deploy_canary_promote_rollback(published, capsys):
     assert code == 0 and read_state(published, "iris").stable.version == "v1"
 
 
+def copy_version(store, model_name: str, source: str, target: str) -> str:
+    """Copies every object of a published version, marker included, under another version."""
+    prefix = f"models/{model_name}/"
+    for key in list(store.list(f"{prefix}{source}/")):
+        store.put_bytes(prefix + target + key[len(prefix + source) :], store.get_bytes(key))
+    return store.uri(f"{prefix}{target}")
+
+
+def test_a_signed_version_copied_under_another_name_is_refused(published, capsys):
+    # Issue 9, finding 6: v1 copied to v3 kept a valid signature, passed verify and
+    # deploy, and became "latest" because "v3" sorts after "v2".
+    from mlops.core.settings import signing_key_paths
+    from mlops.model.registry import latest_version
+
+    copy = copy_version(published, "iris", "v1", "v3")
+    public_key = str(signing_key_paths()[1])
+    code, _, err = run(capsys, "verify", copy, "--public-key", public_key)
+    assert code == 4 and "says model 'iris' version 'v1'" in err and "version 'v3'" in err
+    code, _, err = run(capsys, "deploy", "iris", "--version", "v3")
+    assert code == 4 and "says model 'iris' version 'v1'" in err
+    assert read_state(published, "iris") is None
+    # The copy carries v1's completion marker: it is not the newest publish.
+    assert latest_version(published, "iris") == "v2"
+    code, summary, _ = run(capsys, "deploy", "iris", "--json")
+    assert code == 0 and summary["version"] == "v2"
+    code, _, _ = run(capsys, "verify", published.uri("models/iris/v2"), "--public-key", public_key)
+    assert code == 0
+
+
 def test_refusals_exit_2_and_name_the_problem(published, capsys):
     code, _, err = run(capsys, "promote", "iris")
     assert code == 2 and "no canary to promote" in err

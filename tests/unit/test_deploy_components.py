@@ -32,7 +32,8 @@ def published(store_env, tmp_path, monkeypatch):
     """Three signed, published versions of a model in the test bucket: {version: uri}.
 
     The deploy step verifies signatures like serving does, so MLOPS_SIGNING_PUBLIC_KEY
-    names the key they were signed with.
+    names the key they were signed with; and checks that the signed metadata names
+    the version of the path, as packaging records it.
     """
     private, _ = use_signing_keys(monkeypatch, tmp_path / "keys")
     uris = {}
@@ -40,6 +41,9 @@ def published(store_env, tmp_path, monkeypatch):
         model_dir = tmp_path / version
         model_dir.mkdir()
         (model_dir / "model.skops").write_bytes(b"not really a model " + version.encode())
+        (model_dir / "metadata.json").write_text(
+            json.dumps({"model_name": MODEL, "version": version})
+        )
         sign_model_dir(model_dir, private)
         uris[version] = publish_model_dir(store_env, model_dir, MODEL, version).uri
     return uris
@@ -56,6 +60,31 @@ def test_unsigned_or_tampered_version_is_never_deployed(store_env, published, tm
     with pytest.raises(VerificationError, match="changed since signing: model.skops"):
         deploy_action(MODEL, published["v2"], "v2", "full", 0, "local", NS, "")
     assert desired.read_state(store_env, MODEL) is None
+
+
+def test_a_signed_version_copied_under_another_name_is_never_deployed(store_env, published):
+    # Every object of v2, marker included, copied to v9: the signature still verifies.
+    for key in list(store_env.list("models/iris/v2/")):
+        store_env.put_bytes(key.replace("/v2/", "/v9/"), store_env.get_bytes(key))
+    copy = published["v2"].replace("/v2", "/v9")
+    with pytest.raises(VerificationError, match="says model 'iris' version 'v2'.*version 'v9'"):
+        deploy_action(MODEL, copy, "v9", "full", 0, "local", NS, "")
+    assert desired.read_state(store_env, MODEL) is None
+
+
+def test_a_version_whose_metadata_records_no_identity_is_never_deployed(
+    store_env, published, tmp_path
+):
+    from mlops.core.settings import signing_key_paths
+
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    (legacy / "model.skops").write_bytes(b"weights")
+    (legacy / "metadata.json").write_text("{}")
+    sign_model_dir(legacy, signing_key_paths()[0])
+    uri = publish_model_dir(store_env, legacy, MODEL, "v5").uri
+    with pytest.raises(VerificationError, match="records no model_name and version"):
+        deploy_action(MODEL, uri, "v5", "full", 0, "local", NS, "")
 
 
 def test_local_deploy_canary_promote_rollback(store_env, published):

@@ -17,6 +17,7 @@ from mlops.model.registry import (
     new_version,
     parse_model_uri,
     publish_model_dir,
+    published_at,
     resolve,
     sha256_file,
     validate_model_name,
@@ -104,6 +105,62 @@ def test_versions_without_the_marker_are_invisible(store, model_dir):
     with pytest.raises(UsageError, match="'half' has no published version"):
         latest_version(store, "half")
     assert list_versions(store, "absent") == []
+
+
+def test_versions_are_ordered_by_publish_time_not_by_name(store, model_dir):
+    # "v10" < "v9" < "va" as strings; published in the order v9, va, v10.
+    for version in ("v9", "va", "v10"):
+        publish_model_dir(store, model_dir, "iris", version)
+    assert list_versions(store, "iris") == ["v9", "va", "v10"]
+    assert latest_version(store, "iris") == "v10"
+    assert resolve(store, "iris").version == "v10"
+    assert published_at(store, "iris", "va") < published_at(store, "iris", "v10")
+
+
+def copy_version(store, source: str, target: str) -> None:
+    """Copies every object of ``models/iris/<source>/``, marker included, to ``<target>``."""
+    for key in list(store.list(f"models/iris/{source}/")):
+        store.put_bytes(key.replace(f"/{source}/", f"/{target}/"), store.get_bytes(key))
+
+
+def test_a_copied_version_never_becomes_the_latest(store, model_dir):
+    publish_model_dir(store, model_dir, "iris", "v1")
+    publish_model_dir(store, model_dir, "iris", "v2")
+    copy_version(store, "v1", "v99")
+    copy_version(store, "v2", "v100")  # a copy of the newest one cannot win a tie either
+    # The copies carry markers written for v1 and v2: their times are not theirs.
+    assert published_at(store, "iris", "v99") is None
+    assert list_versions(store, "iris") == ["v100", "v99", "v1", "v2"]
+    assert latest_version(store, "iris") == "v2"
+    assert resolve(store, "iris", "v99").version == "v99"  # still addressable, to be refused
+
+
+def test_versions_without_a_usable_time_come_first_by_name(store, model_dir):
+    publish_model_dir(store, model_dir, "iris", "v1")
+    marker = f"models/iris/{{}}/{COMPLETE_MARKER}"
+    store.upload_dir(model_dir, "models/iris/old-b")
+    store.put_json(marker.format("old-b"), {"model_name": "iris", "version": "old-b"})
+    store.upload_dir(model_dir, "models/iris/old-a")
+    store.put_bytes(marker.format("old-a"), b"")  # a bare marker, no JSON at all
+    store.upload_dir(model_dir, "models/iris/naive")
+    store.put_json(
+        marker.format("naive"),
+        {"model_name": "iris", "version": "naive", "published_at": "2999-01-01T00:00:00"},
+    )
+    assert [published_at(store, "iris", v) for v in ("old-a", "old-b", "naive")] == [None] * 3
+    assert list_versions(store, "iris") == ["naive", "old-a", "old-b", "v1"]
+    assert latest_version(store, "iris") == "v1"
+
+
+def test_an_unreadable_marker_fails_rather_than_reorder(store, model_dir, monkeypatch):
+    publish_model_dir(store, model_dir, "iris", "v1")
+
+    def broken(key):
+        raise StoreError(f"cannot read {key}: connection reset")
+
+    monkeypatch.setattr(store, "get_versioned", broken)
+    with pytest.raises(StoreError, match="connection reset"):
+        latest_version(store, "iris")
 
 
 def test_fetch_refuses_an_incomplete_version(store, model_dir, tmp_path):

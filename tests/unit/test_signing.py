@@ -168,3 +168,55 @@ def test_symlink_added_after_signing(model_dir: Path, keys, tmp_path: Path) -> N
         signing.verify_model_dir(model_dir, pub)
     with pytest.raises(UsageError, match="symlink"):
         signing.sign_model_dir(model_dir, priv)
+
+
+def _write_metadata(model_dir: Path, text: str) -> None:
+    (model_dir / "metadata.json").write_text(text)
+
+
+def test_verify_identity_accepts_the_version_the_metadata_names(model_dir: Path) -> None:
+    _write_metadata(model_dir, '{"model_name": "churn", "version": "v2"}')
+    signing.verify_identity(model_dir, "churn", "v2")
+
+
+@pytest.mark.parametrize(
+    ("name", "version"), [("churn", "v3"), ("other", "v2"), ("churn", "V2"), ("churn", "")]
+)
+def test_verify_identity_names_both_on_a_mismatch(model_dir: Path, name, version) -> None:
+    _write_metadata(model_dir, '{"model_name": "churn", "version": "v2"}')
+    with pytest.raises(VerificationError) as info:
+        signing.verify_identity(model_dir, name, version)
+    assert "says model 'churn' version 'v2'" in str(info.value)
+    assert f"published as model {name!r} version {version!r}" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ('{"name": "churn", "version": 1}', "records no model_name and version"),
+        ('{"model_name": "churn"}', "records no model_name and version"),
+        ('["churn", "v2"]', "records no model_name and version"),
+        ("{not json", "missing or unreadable"),
+        (None, "missing or unreadable"),
+    ],
+)
+def test_verify_identity_fails_closed(model_dir: Path, text, match) -> None:
+    if text is None:
+        (model_dir / "metadata.json").unlink()
+    else:
+        _write_metadata(model_dir, text)
+    with pytest.raises(VerificationError, match=match):
+        signing.verify_identity(model_dir, "churn", "v2")
+
+
+def test_verify_version_dir_checks_the_signature_then_the_identity(model_dir: Path, keys) -> None:
+    priv, pub = keys
+    _write_metadata(model_dir, '{"model_name": "churn", "version": "v2"}')
+    signing.sign_model_dir(model_dir, priv)
+    signing.verify_version_dir(model_dir, pub, "churn", "v2")
+    with pytest.raises(VerificationError, match="says model 'churn' version 'v2'"):
+        signing.verify_version_dir(model_dir, pub, "churn", "v3")
+    # Rewriting the metadata to match another path breaks the signature instead.
+    _write_metadata(model_dir, '{"model_name": "churn", "version": "v3"}')
+    with pytest.raises(VerificationError, match="changed since signing: metadata.json"):
+        signing.verify_version_dir(model_dir, pub, "churn", "v3")
