@@ -33,7 +33,7 @@ COPY --from=wheel /wheels /tmp/wheels
 # The wheel's metadata names the pipeline dependencies too; they are left out
 # on purpose, so `pip check` does not apply here: the import below does.
 RUN pip install --no-deps /tmp/wheels/*.whl \
- && python -c "import serving.server, serving.predictor, serving.explain, serving.inference_log"
+ && python -c "import serving.server, serving.rest, serving.router, serving.predictor, serving.explain, serving.inference_log"
 
 # ---- pipeline venv -----------------------------------------------------------
 FROM ${PYTHON_BASE_IMAGE} AS pipeline-venv

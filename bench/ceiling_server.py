@@ -13,7 +13,8 @@ import sys
 
 from kserve import Model
 
-from serving.server import _model_server_class
+from mlops.core.settings import ServingSettings
+from serving.server import LOCAL_HOST, serve
 
 
 class Constant(Model):
@@ -29,9 +30,7 @@ class Constant(Model):
 
 def main() -> int:
     port = int(sys.argv[1])
-    server = _model_server_class()(host="127.0.0.1", http_port=port)
-    server.register_model(Constant("bench-model"))
-    server.start([])
+    serve([Constant("bench-model")], LOCAL_HOST, port, ServingSettings.from_env())
     return 0
 
 

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 from kserve.errors import InvalidInput
 
-from serving.validation import NUMERIC, FeatureSchema
+from mlops.model.schema import NUMERIC, FeatureSchema, coerce
 
 logger = logging.getLogger(__name__)
 
@@ -70,18 +70,6 @@ def _dense(matrix) -> np.ndarray:
     return np.asarray(matrix.toarray() if hasattr(matrix, "toarray") else matrix, dtype=np.float64)
 
 
-def coerce_reference(reference: pd.DataFrame, schema: FeatureSchema) -> pd.DataFrame:
-    """The reference sample in schema order with serving dtypes (float numerics, str categories)."""
-    frame = reference[schema.names].copy()
-    for feature in schema.features:
-        column = frame[feature.name]
-        if feature.kind == NUMERIC:
-            frame[feature.name] = pd.to_numeric(column, errors="coerce").astype(np.float64)
-        else:
-            frame[feature.name] = column.where(column.isna(), column.astype(str)).astype(object)
-    return frame
-
-
 class Explainer:
     """Explains one loaded model; built once at load time."""
 
@@ -104,10 +92,8 @@ class Explainer:
             # Built once here, not per explain request: the occlusion values and the
             # one-row frame scored for base_value.
             self._baseline = self._baseline_row(reference)
-            self._baseline_frame = pd.DataFrame(
-                {name: [value] for name, value in self._baseline.items()}
-            ).astype(
-                {f.name: (np.float64 if f.kind == NUMERIC else object) for f in schema.features}
+            self._baseline_frame = coerce(
+                pd.DataFrame({name: [value] for name, value in self._baseline.items()}), schema
             )
 
     # -- setup --------------------------------------------------------------------
@@ -132,7 +118,9 @@ class Explainer:
             return None
         if reference is not None and len(reference):
             try:
-                mean = _dense(pre.transform(coerce_reference(reference, self.schema))).mean(axis=0)
+                mean = _dense(
+                    pre.transform(coerce(reference, self.schema, source="reference sample"))
+                ).mean(axis=0)
             except Exception as exc:  # reference incompatible with the model
                 logger.warning("explain: reference sample unusable (%s); centring on zero", exc)
                 mean = np.zeros(mapping.shape[0])
@@ -220,7 +208,7 @@ class Explainer:
             and len(reference)
             and set(self.schema.names) <= set(reference.columns)
         )
-        frame = coerce_reference(reference, self.schema) if usable else None
+        frame = coerce(reference, self.schema, source="reference sample") if usable else None
         for feature in self.schema.features:
             value: Any = np.nan  # the model's imputer then uses its training median / mode
             if frame is not None:
@@ -234,6 +222,7 @@ class Explainer:
 
     # -- explaining -------------------------------------------------------------
     def explain(self, frame: pd.DataFrame) -> dict[str, Any]:
+        """Attributions of each validated row (at most :data:`MAX_EXPLAIN_ROWS`), in schema order."""
         if len(frame) > MAX_EXPLAIN_ROWS:
             raise InvalidInput(
                 f"explain takes at most {MAX_EXPLAIN_ROWS} instances, got {len(frame)}"
@@ -241,10 +230,10 @@ class Explainer:
         proba = self.model.predict_proba(frame)
         predicted = proba.argmax(axis=1)
         if self._linear is not None:
-            attributions, base = self._explain_linear(frame, predicted)
+            attributions, base = self._explain_linear(self._linear, frame, predicted)
             description = LINEAR_DESCRIPTION
         elif self._tree is not None:
-            attributions, base = self._explain_tree(frame, predicted)
+            attributions, base = self._explain_tree(self._tree, frame, predicted)
             description = TREE_SHAP_DESCRIPTION
         else:
             attributions, base = self._explain_occlusion(frame, proba, predicted)
@@ -274,8 +263,9 @@ class Explainer:
             "explanations": explanations,
         }
 
-    def _explain_linear(self, frame: pd.DataFrame, predicted: np.ndarray):
-        pre, coef, intercept, mean, mapping = self._linear
+    @staticmethod
+    def _explain_linear(parts: tuple, frame: pd.DataFrame, predicted: np.ndarray):
+        pre, coef, intercept, mean, mapping = parts
         z = _dense(pre.transform(frame)) - mean
         if coef.shape[0] == 1:  # binary: one row of coefficients for classes_[1]
             sign = np.where(predicted == 1, 1.0, -1.0)
@@ -286,8 +276,9 @@ class Explainer:
             base = intercept[predicted] + coef[predicted] @ mean
         return (z * weights) @ mapping, base
 
-    def _explain_tree(self, frame: pd.DataFrame, predicted: np.ndarray):
-        pre, explainer, mapping = self._tree
+    @staticmethod
+    def _explain_tree(parts: tuple, frame: pd.DataFrame, predicted: np.ndarray):
+        pre, explainer, mapping = parts
         values = np.asarray(
             explainer.shap_values(_dense(pre.transform(frame)), check_additivity=False)
         )
@@ -299,14 +290,15 @@ class Explainer:
         return values[rows, :, predicted] @ mapping, expected[predicted]
 
     def _explain_occlusion(self, frame: pd.DataFrame, proba: np.ndarray, predicted: np.ndarray):
+        baseline, baseline_frame = self._baseline, self._baseline_frame
+        if baseline is None or baseline_frame is None:  # built in __init__ for occlusion
+            raise RuntimeError("occlusion explainer has no baseline")
         n, d = len(frame), len(self.schema)
         repeated = frame.loc[frame.index.repeat(d)].reset_index(drop=True)
         for j, feature in enumerate(self.schema.features):
             position = repeated.columns.get_loc(feature.name)
-            repeated.iloc[j::d, position] = self._baseline[feature.name]
-        scored = self.model.predict_proba(
-            pd.concat([repeated, self._baseline_frame], ignore_index=True)
-        )
+            repeated.iloc[j::d, position] = baseline[feature.name]
+        scored = self.model.predict_proba(pd.concat([repeated, baseline_frame], ignore_index=True))
         occluded = scored[:-1].reshape(n, d, -1)
         rows = np.arange(n)
         chosen = proba[rows, predicted]

@@ -22,9 +22,10 @@ import io
 import logging
 import threading
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
-from typing import Any, Sequence
+from datetime import UTC, date, datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -44,7 +45,7 @@ class _Chunk:
     rows: int
     columns: Sequence[str] | None = None
 
-    def tail(self, keep: int) -> "_Chunk":
+    def tail(self, keep: int) -> _Chunk:
         """The last ``keep`` rows of this chunk."""
         start = self.rows - keep
         inputs = (
@@ -159,7 +160,7 @@ class InferenceLogger:
             # buffered frames (and their cached column Series) made every garbage
             # collection walk them, which showed as 200 ms latency spikes.
             columns, inputs = list(inputs.columns), inputs.to_numpy(dtype=object)
-        chunk = _Chunk(version, inputs, outputs, datetime.now(timezone.utc), rows, columns)
+        chunk = _Chunk(version, inputs, outputs, datetime.now(UTC), rows, columns)
         with self._lock:
             self._chunks.append(chunk)
             self._rows += rows
@@ -172,6 +173,7 @@ class InferenceLogger:
 
     @property
     def buffered_rows(self) -> int:
+        """Rows waiting to be written."""
         return self._rows
 
     # -- internals --------------------------------------------------------------
@@ -261,7 +263,7 @@ class InferenceLogger:
         frame = _batch_frame(chunks)
         buffer = io.BytesIO()
         frame.to_parquet(buffer, index=False)
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         key = log_key(self.model_name, day, stamp)
         self.store.put_bytes(key, buffer.getvalue(), "application/vnd.apache.parquet")
         self.written_rows += len(frame)

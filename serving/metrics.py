@@ -69,11 +69,17 @@ _info: set[tuple[str, str, str]] = set()
 
 
 def begin_request() -> tuple[dict, contextvars.Token]:
+    """Opens the per-request scratch dict (the middleware, once per HTTP request).
+
+    Returns:
+        The scratch dict and the token that :func:`end_request` resets.
+    """
     scratch: dict = {}
     return scratch, _REQUEST.set(scratch)
 
 
 def end_request(token: contextvars.Token) -> None:
+    """Closes the scratch dict :func:`begin_request` opened."""
     _REQUEST.reset(token)
 
 
@@ -85,17 +91,20 @@ def note_version(version: str) -> None:
 
 
 def count_predictions(model: str, version: str, classes: list, counts) -> None:
+    """Adds ``counts[i]`` predicted rows to class ``classes[i]``."""
     for label, count in zip(classes, counts, strict=True):
         if count:
             PREDICTIONS.labels(model, version, str(label)).inc(int(count))
 
 
 def count_out_of_range(model: str, version: str, counts: dict[str, int]) -> None:
+    """Adds the out-of-range values seen per feature."""
     for feature, count in counts.items():
         OUT_OF_RANGE.labels(model, version, feature).inc(count)
 
 
 def set_model_info(model: str, version: str, role: str) -> None:
+    """Marks a version as serving in ``role`` (``stable`` or ``canary``)."""
     with _info_lock:
         MODEL_INFO.labels(model, version, role).set(1)
         _info.add((model, version, role))
@@ -111,8 +120,3 @@ def clear_model_info(model: str, version: str | None = None, role: str | None = 
                 except KeyError:
                     pass
                 _info.discard(key)
-
-
-def info_series() -> set[tuple[str, str, str]]:
-    with _info_lock:
-        return set(_info)

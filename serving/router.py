@@ -19,34 +19,39 @@ route stays, the reason is logged and shown in ``GET /v1/models/<name>`` as
 from __future__ import annotations
 
 import logging
-import os
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Optional, Union
+from typing import Any
 
 from kserve import Model
 from kserve.errors import ModelNotReady
 from kserve.protocol.infer_type import InferRequest
 
+from mlops.core.settings import ServingSettings
 from serving import metrics
+from serving.inference_log import InferenceLogger
 from serving.predictor import SklearnPredictor
 
 logger = logging.getLogger(__name__)
 
-RECONCILE_VAR = "MLOPS_RECONCILE_SECONDS"
-RETRY_FAILED_VAR = "MLOPS_RETRY_FAILED_SECONDS"
+#: The defaults of ``MLOPS_RECONCILE_SECONDS`` / ``MLOPS_RETRY_FAILED_SECONDS``.
+_DEFAULTS = ServingSettings()
 
 
 @dataclass(frozen=True)
 class Route:
-    stable: Optional[SklearnPredictor] = None
-    canary: Optional[SklearnPredictor] = None
+    """What one model name serves: the stable version, an optional canary and its share."""
+
+    stable: SklearnPredictor | None = None
+    canary: SklearnPredictor | None = None
     canary_percent: int = 0
 
     def roles(self) -> set[tuple[str, str]]:
+        """The ``(version, role)`` pairs this route serves."""
         out = set()
         if self.stable is not None:
             out.add((self.stable.version, "stable"))
@@ -61,18 +66,19 @@ class RoutedModel(Model):
     def __init__(self, name: str) -> None:
         super().__init__(name)
         self._route = Route()
-        self.not_ready_reason: Optional[str] = "no version loaded yet"
+        self.not_ready_reason: str | None = "no version loaded yet"
         self.desired: dict = {}
 
     # -- routing ------------------------------------------------------------------
     @property
     def route(self) -> Route:
+        """The current route (replaced whole, never changed in place)."""
         return self._route
 
     def set_route(
         self,
-        stable: Optional[SklearnPredictor],
-        canary: Optional[SklearnPredictor] = None,
+        stable: SklearnPredictor | None,
+        canary: SklearnPredictor | None = None,
         canary_percent: int = 0,
     ) -> None:
         """Atomically replaces the route and updates ``mlops_model_info``."""
@@ -87,7 +93,8 @@ class RoutedModel(Model):
             metrics.set_model_info(self.name, version, role)
 
     @property
-    def current_version(self) -> Optional[str]:
+    def current_version(self) -> str | None:
+        """The stable version, None before one is loaded."""
         stable = self._route.stable
         return stable.version if stable is not None else None
 
@@ -104,23 +111,24 @@ class RoutedModel(Model):
         return route.stable
 
     async def healthy(self) -> bool:
+        """Ready while a stable version is loaded."""
         stable = self._route.stable
         return stable is not None and stable.ready
 
-    def load(
-        self,
-    ) -> bool:  # the reconciler loads versions; KServe may call this on a not-ready model
+    def load(self) -> bool:
+        """The reconciler loads versions; KServe may still call this on a not-ready model."""
         return self.ready
 
     def predict(
         self,
-        payload: Union[Dict, InferRequest],
-        headers: Dict[str, str] = None,
-        response_headers: Dict[str, str] = None,
+        payload: dict | InferRequest,
+        headers: dict[str, str] | None = None,
+        response_headers: dict[str, str] | None = None,
     ):
+        """Predicts with the canary for ``canary_percent`` of requests, else the stable."""
         return self._pick().predict(payload, headers)
 
-    def explain(self, payload: Union[Dict, InferRequest], headers: Dict[str, str] = None) -> Dict:
+    def explain(self, payload: dict | InferRequest, headers: dict[str, str] | None = None) -> dict:
         """Explanations always come from the stable version (deterministic for the caller)."""
         stable = self._route.stable
         if stable is None:
@@ -128,14 +136,17 @@ class RoutedModel(Model):
         return stable.explain(payload, headers)
 
     def get_input_types(self):
+        """The stable version's V2 input metadata."""
         stable = self._route.stable
         return stable.get_input_types() if stable is not None else []
 
     def get_output_types(self):
+        """The stable version's V2 output metadata."""
         stable = self._route.stable
         return stable.get_output_types() if stable is not None else []
 
     def status(self) -> dict:
+        """What ``GET /v1/models/<name>`` answers: versions, desired state, not-ready reason."""
         route = self._route
         return {
             "name": self.name,
@@ -148,44 +159,29 @@ class RoutedModel(Model):
         }
 
     def stop(self) -> None:
+        """Stops serving: not ready, ``mlops_model_info`` series removed."""
         self.ready = False
         metrics.clear_model_info(self.name)
 
 
-def _env_float(name: str, default: float) -> float:
-    value = os.environ.get(name, "").strip()
-    if not value:
-        return default
-    try:
-        number = float(value)
-    except ValueError:
-        logger.warning("%s=%r is not a number; using %s", name, value, default)
-        return default
-    return number if number > 0 else default
+def inference_logger_factory(
+    store: Any, settings: ServingSettings
+) -> Callable[[str], InferenceLogger] | None:
+    """Builds InferenceLoggers configured by the ``MLOPS_INFERENCE_LOG*`` settings.
 
-
-def logger_factory_from_env(store) -> Optional[Callable[[str], object]]:
-    """Builds InferenceLoggers configured by ``MLOPS_INFERENCE_LOG*`` (None when disabled or no store)."""
-    if store is None or os.environ.get("MLOPS_INFERENCE_LOG", "true").strip().lower() in (
-        "0",
-        "false",
-        "no",
-        "off",
-    ):
+    Returns:
+        ``model_name -> InferenceLogger``, or None when logging is off or there is no store.
+    """
+    if store is None or not settings.inference_log:
         return None
-    from serving.inference_log import InferenceLogger
 
-    flush_seconds = _env_float("MLOPS_INFERENCE_LOG_FLUSH_SECONDS", 5.0)
-    flush_rows = int(_env_float("MLOPS_INFERENCE_LOG_FLUSH_ROWS", 1000))
-    max_rows = int(_env_float("MLOPS_INFERENCE_LOG_MAX_ROWS", 10_000))
-
-    def make(model_name: str):
+    def make(model_name: str) -> InferenceLogger:
         return InferenceLogger(
             store,
             model_name,
-            max_buffer_rows=max_rows,
-            flush_rows=flush_rows,
-            flush_seconds=flush_seconds,
+            max_buffer_rows=settings.inference_log_max_rows,
+            flush_rows=settings.inference_log_flush_rows,
+            flush_seconds=settings.inference_log_flush_seconds,
         )
 
     return make
@@ -197,10 +193,12 @@ class Reconciler:
     Args:
         store: ObjectStore holding deployments and models.
         public_key: Key every served version must be signed with.
-        register: Called with a new RoutedModel to expose it (``ModelServer.register_model``).
+        register: Called with a new RoutedModel to expose it (``ModelRepository.update``).
         unregister: Called with a model name whose deployment disappeared.
-        interval: Poll period in seconds (default ``MLOPS_RECONCILE_SECONDS`` or 2).
+        interval: Poll period in seconds (``MLOPS_RECONCILE_SECONDS``).
         logger_factory: ``model_name -> InferenceLogger`` or None for no inference logging.
+        retry_failed_seconds: How long a version that failed to load is left alone
+            (``MLOPS_RETRY_FAILED_SECONDS``).
     """
 
     def __init__(
@@ -209,23 +207,19 @@ class Reconciler:
         public_key: Path,
         register: Callable[[RoutedModel], None],
         unregister: Callable[[str], None] | None = None,
-        interval: float | None = None,
-        logger_factory: Callable[[str], object] | None = None,
-        retry_failed_seconds: float | None = None,
+        interval: float = _DEFAULTS.reconcile_seconds,
+        logger_factory: Callable[[str], InferenceLogger] | None = None,
+        retry_failed_seconds: float = _DEFAULTS.retry_failed_seconds,
     ) -> None:
         self.store = store
         self.public_key = Path(public_key)
         self.register = register
         self.unregister = unregister
-        self.interval = interval if interval is not None else _env_float(RECONCILE_VAR, 2.0)
-        self.retry_failed_seconds = (
-            retry_failed_seconds
-            if retry_failed_seconds is not None
-            else _env_float(RETRY_FAILED_VAR, 60.0)
-        )
+        self.interval = interval
+        self.retry_failed_seconds = retry_failed_seconds
         self.logger_factory = logger_factory
         self.routers: dict[str, RoutedModel] = {}
-        self.inference_loggers: dict[str, object] = {}
+        self.inference_loggers: dict[str, InferenceLogger] = {}
         self._loaded: dict[tuple[str, str, str], SklearnPredictor] = {}
         self._failed: dict[tuple[str, str, str], tuple[float, str]] = {}
         self._stop = threading.Event()
@@ -234,6 +228,7 @@ class Reconciler:
 
     # -- loop -----------------------------------------------------------------------
     def start(self) -> None:
+        """Polls the store on a background thread every ``interval`` seconds."""
         self._thread = threading.Thread(target=self._run, name="mlops-reconciler", daemon=True)
         self._thread.start()
 
@@ -242,6 +237,7 @@ class Reconciler:
             self.reconcile_once()
 
     def stop(self, timeout: float = 30.0) -> None:
+        """Stops polling and waits up to ``timeout`` seconds for a pass in progress."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
@@ -291,7 +287,7 @@ class Reconciler:
             logger.info("serving model %s", name)
         return router
 
-    def _obtain(self, name: str, release) -> tuple[Optional[SklearnPredictor], Optional[str]]:
+    def _obtain(self, name: str, release) -> tuple[SklearnPredictor | None, str | None]:
         """The loaded predictor of a release, loading it now if needed; (None, reason) on failure."""
         key = (name, release.version, release.model_uri)
         predictor = self._loaded.get(key)
@@ -329,16 +325,16 @@ class Reconciler:
             "canary_percent": state.canary_percent if state.canary else 0,
         }
         current = router.route
-        reasons = []
+        reasons: list[str] = []
         stable, reason = self._obtain(name, state.stable)
         if stable is None:
-            reasons.append(reason)
+            reasons.append(str(reason))
             stable = current.stable  # keep serving what we had
         canary, percent = None, 0
         if state.canary is not None and state.canary_percent > 0:
             canary, reason = self._obtain(name, state.canary)
             if canary is None:
-                reasons.append(reason)
+                reasons.append(str(reason))
             else:
                 percent = state.canary_percent
         if canary is not None and stable is not None and canary is stable:
@@ -359,7 +355,7 @@ class Reconciler:
             )
 
     def _forget_unused(self) -> None:
-        in_use = set()
+        in_use: set[int] = set()
         for router in self.routers.values():
             route = router.route
             in_use.update(id(p) for p in (route.stable, route.canary) if p is not None)

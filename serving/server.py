@@ -1,350 +1,201 @@
-"""The KServe model server behind ``mlops serve`` and the ``python -m serving`` container entry.
+"""The model server behind ``mlops serve``, ``python -m serving.server`` and ``python -m serving``.
 
-Two modes, same HTTP surface (KServe V1 + V2 REST, ``/metrics``):
+Shaped like KServe's sklearnserver entry: build the models, construct a plain
+``kserve.ModelServer`` and ``start`` it. Two modes, one HTTP surface (KServe V1 +
+V2 REST, ``/metrics``, plus what :mod:`serving.rest` adds):
 
-* ``run_server`` (``mlops serve``, ``python -m serving.server``): every model in
-  the store's deployment states, each as a :class:`~serving.router.RoutedModel`
-  (stable + canary) kept up to date by a :class:`~serving.router.Reconciler`.
-* ``serve_single`` (``python -m serving``): ONE model from a storage URI (an
-  ``s3://`` model version or a local directory), what an InferenceService runs.
+* :func:`run_server` (``mlops serve``, ``python -m serving.server``): every model in
+  the store's deployment states, each a :class:`~serving.router.RoutedModel`
+  (stable + canary) in the server's ``ModelRepository``, kept up to date by a
+  :class:`~serving.router.Reconciler` (deploy / promote / rollback without a restart).
+* :func:`serve_single` (``python -m serving``, what an InferenceService runs): ONE
+  model from a storage URI (an ``s3://`` model version or a local directory).
 
-On top of KServe's FastAPI app (``kserve.model_server.app``, which KServe's
-``RESTServer.create_application`` extends when the server starts) we add:
+Both go through :func:`serve`. Only KServe's public API is used. KServe 0.21's
+``ModelServer.start`` always binds every interface (its ``RESTServer`` hard-codes
+``0.0.0.0``, kserve/kserve#4558): right in a pod, wrong on a laptop. So for any
+other ``--host`` (local runs default to 127.0.0.1) :func:`serve` runs KServe's
+own public ``RESTServer`` on that address instead of calling ``start``.
 
-* ``RequestGuard``, a pure ASGI middleware on the inference endpoints that
-  rejects bodies over ``MLOPS_MAX_BODY_BYTES`` (default 1 MiB) with 413 and
-  non-JSON content types with 415, and counts every request (errors included)
-  in the ``mlops_*`` request metrics;
-* exception handlers turning FastAPI's 422 validation errors (malformed V2
-  JSON, missing fields) into 400 and HTTP errors into ``{"error": ...}``;
-* ``GET /v1/models/<name>`` answering with the serving status (stable / canary
-  versions, desired state and ``not_ready_reason``), 503 while not ready.
+This module imports only the standard library and settings at module level:
+``mlops`` imports it to build its argument parser, and KServe takes seconds to import.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
-import os
-import re
-import signal
 import sys
-import time
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Any
 
-from serving import metrics
+from mlops.core.settings import ServingSettings
 
 logger = logging.getLogger(__name__)
 
-MAX_BODY_VAR = "MLOPS_MAX_BODY_BYTES"
-DEFAULT_MAX_BODY_BYTES = 1 << 20
-ALLOWED_CONTENT_TYPES = {
-    b"application/json",
-    b"application/cloudevents+json",
-    b"application/ld+json",
-    b"application/octet-stream",
-}
-_V1_PATH = re.compile(r"^/v1/models/([^/:]+):(predict|explain)$")
-_V2_PATH = re.compile(r"^/v2/models/([^/]+)(?:/versions/[^/]+)?/infer$")
+#: Local servers listen on loopback only.
+LOCAL_HOST = "127.0.0.1"
+# The in-pod entry binds every interface: the kubelet's readiness probe and KServe's
+# queue-proxy / Service reach the container on the pod IP, never on its loopback.
+IN_POD_HOST = "0.0.0.0"  # nosec B104
+DEFAULT_PORT = 8080
 
 
-class BodyTooLarge(Exception):
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"request body exceeds the limit of {limit} bytes ({MAX_BODY_VAR})")
+# -- arguments: defined once for every entry point -----------------------------------------
+def add_server_arguments(parser: argparse.ArgumentParser, *, one_model: bool = False) -> None:
+    """Adds the model server's arguments to ``parser``.
 
+    Every entry point takes ``--host`` and ``--public-key``. Serving all deployed
+    models (``mlops serve``, ``python -m serving.server``) adds ``--port``; serving one
+    model (``python -m serving``, the InferenceService's container) adds
+    ``--model-name``, ``--storage-uri`` and ``--http-port`` (KServe's name for it),
+    requires the key and binds every interface by default. The port lands in
+    ``args.port`` either way.
 
-def max_body_bytes_from_env() -> int:
-    value = os.environ.get(MAX_BODY_VAR, "").strip()
-    if not value:
-        return DEFAULT_MAX_BODY_BYTES
-    try:
-        limit = int(value)
-    except ValueError:
-        from mlops.core.errors import UsageError
-
-        raise UsageError(f"{MAX_BODY_VAR}={value!r} is not a whole number of bytes") from None
-    return limit if limit > 0 else DEFAULT_MAX_BODY_BYTES
-
-
-def _classify(path: str) -> Optional[tuple[str, str, str]]:
-    """(model, endpoint, protocol) of an inference path, else None."""
-    match = _V1_PATH.match(path)
-    if match:
-        return match.group(1), match.group(2), "v1"
-    match = _V2_PATH.match(path)
-    if match:
-        return match.group(1), "infer", "v2"
-    return None
-
-
-async def _send_json(send, status: int, message: str) -> None:
-    import orjson
-
-    body = orjson.dumps({"error": message})
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
-class RequestGuard:
-    """ASGI middleware for the inference endpoints: size / content-type checks and request metrics."""
-
-    def __init__(
-        self, app, max_body_bytes: int, version_of: Callable[[str], Optional[str]]
-    ) -> None:
-        self.app = app
-        self.max_body_bytes = max_body_bytes
-        self.version_of = version_of
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["method"] != "POST":
-            return await self.app(scope, receive, send)
-        target = _classify(scope["path"])
-        if target is None:
-            return await self.app(scope, receive, send)
-        model, endpoint, protocol = target
-        started = time.perf_counter()
-        scratch, token = metrics.begin_request()
-        status = [500]
-
-        async def send_wrapper(message):
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
-            await send(message)
-
-        try:
-            problem = self._check_headers(scope)
-            if problem is not None:
-                await _send_json(send_wrapper, *problem)
-                return
-            limit = self.max_body_bytes
-            seen = [0]
-
-            async def limited_receive():
-                message = await receive()
-                if message["type"] == "http.request":
-                    seen[0] += len(message.get("body", b""))
-                    if seen[0] > limit:
-                        raise BodyTooLarge(limit)
-                return message
-
-            await self.app(scope, limited_receive, send_wrapper)
-        finally:
-            metrics.end_request(token)
-            known = self.version_of(model)
-            label = model if known is not None else metrics.UNKNOWN
-            version = scratch.get("version") or known or metrics.UNKNOWN
-            metrics.REQUESTS.labels(label, version, protocol).inc()
-            if status[0] >= 400:
-                metrics.REQUEST_ERRORS.labels(label, version, str(status[0])).inc()
-            metrics.REQUEST_DURATION.labels(label, version, endpoint).observe(
-                time.perf_counter() - started
-            )
-
-    def _check_headers(self, scope) -> Optional[tuple[int, str]]:
-        content_type = None
-        length = None
-        for name, value in scope.get("headers", ()):
-            if name == b"content-type":
-                content_type = value
-            elif name == b"content-length":
-                length = value
-        if content_type is not None:
-            base = content_type.split(b";", 1)[0].strip().lower()
-            if base and base not in ALLOWED_CONTENT_TYPES:
-                return 415, (
-                    f"unsupported content type {base.decode('latin-1')!r}: "
-                    "send Content-Type: application/json"
-                )
-        if length is not None:
-            try:
-                size = int(length)
-            except ValueError:
-                return 400, "invalid Content-Length header"
-            if size > self.max_body_bytes:
-                return 413, (
-                    f"request body of {size} bytes exceeds the limit of "
-                    f"{self.max_body_bytes} bytes ({MAX_BODY_VAR})"
-                )
-        return None
-
-
-def _version_lookup(registry) -> Callable[[str], Optional[str]]:
-    def version_of(name: str) -> Optional[str]:
-        model = registry.get_model(name)
-        if model is None:
-            return None
-        return (
-            getattr(model, "current_version", None)
-            or getattr(model, "version", None)
-            or metrics.UNKNOWN
-        )
-
-    return version_of
-
-
-_INSTALLED: set[int] = set()
-
-
-def install_http_hooks(app, registry, max_body_bytes: int | None = None) -> None:
-    """Adds the guard middleware, 4xx exception handlers and the V1 status route to KServe's app.
-
-    Must run before ``ModelServer.start`` (KServe adds its own routes then; ours,
-    registered first, win for ``GET /v1/models/<name>``). Idempotent per app.
+    Args:
+        parser: The parser to extend.
+        one_model: Add the single-model (in-pod) arguments.
     """
-    if id(app) in _INSTALLED:
+    default_host = IN_POD_HOST if one_model else LOCAL_HOST
+    parser.add_argument(
+        "--host", default=default_host, help=f"address to bind (default: {default_host})"
+    )
+    if one_model:
+        parser.add_argument("--model-name", required=True, help="name the model is served under")
+        parser.add_argument(
+            "--storage-uri",
+            required=True,
+            help="s3://<bucket>/models/<name>/<version> or a local model directory",
+        )
+        parser.add_argument(
+            "--http-port",
+            dest="port",
+            type=int,
+            default=DEFAULT_PORT,
+            help=f"HTTP port (default: {DEFAULT_PORT})",
+        )
+        parser.add_argument(
+            "--public-key", type=Path, required=True, help="PEM key the model must be signed with"
+        )
         return
-    _INSTALLED.add(id(app))
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse
-    from starlette.exceptions import HTTPException as StarletteHTTPException
-
-    limit = max_body_bytes or max_body_bytes_from_env()
-    app.add_middleware(RequestGuard, max_body_bytes=limit, version_of=_version_lookup(registry))
-
-    async def validation_error(_request, exc: RequestValidationError):
-        problems = []
-        for error in exc.errors()[:5]:
-            where = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
-            kind = error.get("type", "")
-            text = error.get("msg", "invalid")
-            if kind == "json_invalid":
-                text = "malformed JSON: " + str(error.get("ctx", {}).get("error", text))
-            problems.append(f"{where}: {text}" if where else text)
-        return JSONResponse(
-            status_code=400, content={"error": "invalid request: " + "; ".join(problems)}
-        )
-
-    async def body_too_large(_request, exc: BodyTooLarge):
-        return JSONResponse(status_code=413, content={"error": str(exc)})
-
-    async def http_error(_request, exc: StarletteHTTPException):
-        return JSONResponse(
-            status_code=exc.status_code,
-            content={"error": str(exc.detail)},
-            headers=getattr(exc, "headers", None),
-        )
-
-    app.add_exception_handler(RequestValidationError, validation_error)
-    app.add_exception_handler(BodyTooLarge, body_too_large)
-    app.add_exception_handler(StarletteHTTPException, http_error)
-
-    async def model_status(model_name: str):
-        model = registry.get_model(model_name)
-        if model is None:
-            return JSONResponse(
-                status_code=404, content={"error": f"Model with name {model_name} does not exist."}
-            )
-        if hasattr(model, "status"):
-            body = model.status()
-        else:
-            body = {
-                "name": model_name,
-                "ready": bool(model.ready),
-                "stable": getattr(model, "version", None),
-                "not_ready_reason": getattr(model, "not_ready_reason", None),
-            }
-        ready = await model.healthy()
-        body["ready"] = bool(ready)
-        if not ready:
-            body["error"] = f"Model with name {model_name} is not ready."
-            return JSONResponse(status_code=503, content=body)
-        return JSONResponse(content=body)
-
-    app.add_api_route("/v1/models/{model_name}", model_status, methods=["GET"])
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"HTTP port (default: {DEFAULT_PORT})"
+    )
+    parser.add_argument(
+        "--public-key",
+        type=Path,
+        default=None,
+        help="PEM public key every served model must be signed with "
+        "(default: $MLOPS_HOME/keys/signing-key.pub.pem)",
+    )
 
 
-def _quiet_request_logs() -> None:
-    """KServe logs a timing line per request; at thousands of requests/s that is real overhead."""
-    import warnings
+# -- logging ---------------------------------------------------------------------------------
+def configure_logging(settings: ServingSettings) -> None:
+    """Log format and ``MLOPS_LOG_LEVEL``; KServe then keeps this configuration."""
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
+
+class _InvalidInputAtDebug(logging.Filter):
+    """KServe logs a full traceback for every 400; a bad client request deserves one debug line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from kserve.errors import InvalidInput
+
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, InvalidInput):
+            logger.debug("invalid input: %s", error)
+            return False
+        return True
+
+
+def _quiet_request_logs(access_log: bool) -> None:
+    """KServe logs timing lines per request; at thousands of requests/s that is real overhead."""
     from fastapi.exceptions import FastAPIDeprecationWarning
 
     # KServe 0.21 returns ORJSONResponse, which FastAPI deprecates with a warning on every request.
     warnings.filterwarnings("ignore", category=FastAPIDeprecationWarning)
-    if os.environ.get("MLOPS_ACCESS_LOG", "").strip().lower() in ("1", "true", "yes", "on"):
-        return
-    for name in ("kserve.trace", "uvicorn.access"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    kserve_logger = logging.getLogger("kserve")
+    if not any(isinstance(f, _InvalidInputAtDebug) for f in kserve_logger.filters):
+        kserve_logger.addFilter(_InvalidInputAtDebug())
+    if not access_log:
+        for name in ("kserve.trace", "uvicorn.access"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def _model_server_class():
+# -- the server ------------------------------------------------------------------------------
+def serve(
+    models: list[Any],
+    host: str,
+    port: int,
+    settings: ServingSettings,
+    repository: Any = None,
+) -> None:
+    """Serves ``models`` (and whatever ``repository`` holds) until SIGINT/SIGTERM.
+
+    A plain ``kserve.ModelServer`` with the project's HTTP additions
+    (:func:`serving.rest.install`). On SIGINT/SIGTERM KServe shuts uvicorn down
+    gracefully, unloads every model and this returns, so the caller's cleanup
+    (the final inference-log flush) runs.
+
+    Args:
+        models: Loaded models to register and serve (``ModelServer.start``'s list).
+        host: Address to bind; :data:`IN_POD_HOST` is KServe's own ``start``.
+        port: HTTP port.
+        settings: Serving settings (request body limit, access log).
+        repository: The ``kserve.ModelRepository`` to serve from (default: a new one).
+    """
+    import kserve.model_server
     from kserve import ModelServer
+
+    from serving import rest
+
+    server = ModelServer(
+        http_port=port,
+        registered_models=repository,
+        enable_grpc=False,
+        enable_latency_logging=False,
+        grace_period=10,
+    )
+    rest.install(kserve.model_server.app, server.registered_models, settings.max_body_bytes)
+    _quiet_request_logs(settings.access_log)
+    if host == IN_POD_HOST:
+        server.start(models)
+    else:
+        _start_bound_to(server, models, host)
+
+
+def _start_bound_to(server: Any, models: list[Any], host: str) -> None:
+    """``server.start(models)``, listening on ``host`` instead of every interface.
+
+    The same steps with the same public KServe pieces ``ModelServer.start`` uses
+    for one REST worker: register the models, KServe's ``RESTServer`` (which builds
+    KServe's app) with its uvicorn config bound to ``host``, KServe's signal handlers.
+    """
+    import asyncio
+
     from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING
     from kserve.protocol.rest.server import RESTServer
 
-    class _QuietRESTServer(RESTServer):
-        """KServe logs a full traceback for every 400; a bad client request deserves one debug line."""
-
-        def create_application(self):
-            import kserve.model_server as kserve_model_server
-            from fastapi.responses import JSONResponse
-            from kserve.errors import InvalidInput
-
-            super().create_application()
-
-            async def invalid_input(_request, exc):
-                logger.debug("invalid input: %s", exc)
-                return JSONResponse(status_code=400, content={"error": str(exc)})
-
-            kserve_model_server.app.add_exception_handler(InvalidInput, invalid_input)
-
-    class MlopsModelServer(ModelServer):
-        """KServe's ModelServer bound to a chosen host, REST only, with graceful signal handling."""
-
-        def __init__(self, host: str = "127.0.0.1", http_port: int = 8080, **kwargs) -> None:
-            kwargs.setdefault("enable_grpc", False)
-            kwargs.setdefault("enable_latency_logging", False)
-            kwargs.setdefault("grace_period", 10)
-            super().__init__(http_port=http_port, **kwargs)
-            self.host = host
-            self.signals: list[int] = []
-
-        def start(self, models) -> None:
-            import kserve.model_server as kserve_model_server
-
-            install_http_hooks(kserve_model_server.app, self.registered_models)
-            _quiet_request_logs()
-            self._register_and_check_atleast_one_model_is_ready(models)
-            self._rest_server = _QuietRESTServer(
-                FASTAPI_APP_IMPORT_STRING,
-                self.dataplane,
-                self.model_repository_extension,
-                self.http_port,
-                access_log_format=self.access_log_format,
-                workers=1,
-                grace_period=self.grace_period,
-                event_loop=self.event_loop,
-                timeout_keep_alive=self.timeout_keep_alive,
-            )
-            self._rest_server.config.host = self.host  # KServe hard-codes 0.0.0.0
-            self.servers.append(self._rest_server.start())
-            self.setup_event_loop()
-            self.register_signal_handler()
-            asyncio.run(self._serve())
-
-        def register_signal_handler(self) -> None:
-            # uvicorn captures SIGINT/SIGTERM while serving, shuts down gracefully and then
-            # re-raises the signal with the previous handler: record it instead of dying, so
-            # the caller's cleanup (final inference-log flush) runs.
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(sig, self._on_signal)
-
-        def _on_signal(self, sig, _frame) -> None:
-            self.signals.append(sig)
-            logger.info("model server stopped by signal %d", sig)
-
-    return MlopsModelServer
+    for model in models:
+        server.register_model(model)
+    rest_server = RESTServer(
+        FASTAPI_APP_IMPORT_STRING,
+        server.dataplane,
+        server.model_repository_extension,
+        server.http_port,
+        access_log_format=server.access_log_format,
+        grace_period=server.grace_period,
+        event_loop=server.event_loop,
+        timeout_keep_alive=server.timeout_keep_alive,
+    )
+    rest_server.config.host = host
+    server.register_signal_handler()
+    asyncio.run(rest_server.start())
 
 
 def _default_public_key() -> Path:
@@ -367,26 +218,39 @@ def _check_public_key(public_key: Path) -> Path:
 
 
 def run_server(
-    host: str = "127.0.0.1", port: int = 8080, store=None, public_key: Path | None = None
+    host: str = LOCAL_HOST,
+    port: int = DEFAULT_PORT,
+    store: Any = None,
+    public_key: Path | None = None,
+    settings: ServingSettings | None = None,
 ) -> int:
-    """Serves every deployed model from the store until SIGINT/SIGTERM; returns the exit code."""
-    from mlops.core.store import ObjectStore
-    from serving.router import Reconciler, logger_factory_from_env
+    """Serves every deployed model from the store until SIGINT/SIGTERM; returns the exit code.
 
+    Raises:
+        UsageError: the public key is missing or an ``MLOPS_*`` setting does not parse.
+    """
+    from kserve import ModelRepository
+
+    from mlops.core.store import ObjectStore
+    from serving.router import Reconciler, inference_logger_factory
+
+    settings = settings or ServingSettings.from_env()
     public_key = _check_public_key(public_key or _default_public_key())
     store = store if store is not None else ObjectStore.from_env()
-    server = _model_server_class()(host=host, http_port=port)
+    repository = ModelRepository()
 
     def unregister(name: str) -> None:
-        if server.registered_models.get_model(name) is not None:
-            server.registered_models.unload(name)
+        if repository.get_model(name) is not None:
+            repository.unload(name)
 
     reconciler = Reconciler(
         store,
         public_key,
-        register=server.register_model,
+        register=repository.update,
         unregister=unregister,
-        logger_factory=logger_factory_from_env(store),
+        interval=settings.reconcile_seconds,
+        logger_factory=inference_logger_factory(store, settings),
+        retry_failed_seconds=settings.retry_failed_seconds,
     )
     try:
         reconciler.reconcile_once()  # serve what is deployed from the first request on
@@ -398,16 +262,11 @@ def run_server(
             len(reconciler.routers),
             ", ".join(sorted(reconciler.routers)) or "none yet",
         )
-        server.start([])
+        serve([], host, port, settings, repository=repository)
     finally:
         reconciler.close()
         logger.info("mlops serve stopped (inference logs flushed)")
     return 0
-
-
-# The in-pod entry binds every interface: the kubelet's readiness probe and KServe's
-# queue-proxy / Service reach the container on the pod IP, never on its loopback.
-IN_POD_HOST = "0.0.0.0"  # nosec B104
 
 
 def serve_single(
@@ -415,28 +274,32 @@ def serve_single(
     storage_uri: str,
     public_key: Path,
     host: str = IN_POD_HOST,
-    port: int = 8080,
-    store=None,
+    port: int = DEFAULT_PORT,
+    store: Any = None,
+    settings: ServingSettings | None = None,
 ) -> int:
-    """Serves one model version (s3:// URI or local directory); exit 4 when it fails verification."""
-    from mlops.core.errors import EXIT_INVALID, EXIT_SYSTEM
-    from mlops.core.settings import ENDPOINT_VAR
-    from mlops.model.registry import validate_model_name
-    from serving.predictor import SklearnPredictor
-    from serving.router import logger_factory_from_env
+    """Serves one model version (s3:// URI or local directory); exit 4 when it fails verification.
 
+    Raises:
+        UsageError: bad model name, missing public key or an ``MLOPS_*`` setting that does
+            not parse.
+    """
+    from mlops.core import settings as variables
+    from mlops.core.errors import EXIT_INVALID, EXIT_SYSTEM
+    from mlops.model.registry import parse_model_uri, validate_model_name
+    from serving import metrics
+    from serving.predictor import SklearnPredictor
+    from serving.router import inference_logger_factory
+
+    settings = settings or ServingSettings.from_env()
     validate_model_name(model_name)
     public_key = _check_public_key(public_key)
-    if store is None and os.environ.get(ENDPOINT_VAR):
+    if store is None and variables.get(variables.ENDPOINT_VAR):
         from mlops.core.store import ObjectStore
 
         store = ObjectStore.from_env()
-    version = ""
-    if storage_uri.startswith("s3://"):
-        from mlops.model.registry import parse_model_uri
-
-        version = parse_model_uri(storage_uri)[2]
-    factory = logger_factory_from_env(store)
+    version = parse_model_uri(storage_uri)[2] if storage_uri.startswith("s3://") else ""
+    factory = inference_logger_factory(store, settings)
     inference_logger = factory(model_name) if factory is not None else None
     predictor = SklearnPredictor(
         model_name,
@@ -451,9 +314,7 @@ def serve_single(
             reason = predictor.not_ready_reason or ""
             return EXIT_INVALID if "VerificationError" in reason else EXIT_SYSTEM
         metrics.set_model_info(model_name, predictor.version, "stable")
-        server = _model_server_class()(host=host, http_port=port)
-        server.register_model(predictor)
-        server.start([])
+        serve([predictor], host, port, settings)
     finally:
         metrics.clear_model_info(model_name)
         if inference_logger is not None:
@@ -461,16 +322,19 @@ def serve_single(
     return 0
 
 
-def _configure_logging() -> None:
-    level = os.environ.get("MLOPS_LOG_LEVEL", "INFO").upper()
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+# -- command lines ---------------------------------------------------------------------------
+def _summary(function: Callable[..., Any]) -> str:
+    return (function.__doc__ or "").split("\n", 1)[0]
 
 
-def _run_cli(body: Callable[[], int]) -> int:
+def _run_cli(body: Callable[[ServingSettings], int]) -> int:
+    """Reads the settings, configures logging, runs ``body``; errors become exit codes."""
     from mlops.core.errors import MlopsError
 
     try:
-        return body()
+        settings = ServingSettings.from_env()
+        configure_logging(settings)
+        return body(settings)
     except MlopsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -481,39 +345,30 @@ def _run_cli(body: Callable[[], int]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m serving.server [--host H] [--port P] [--public-key PEM]``: serve all deployments."""
     parser = argparse.ArgumentParser(
-        prog="python -m serving.server", description=run_server.__doc__
+        prog="python -m serving.server", description=_summary(run_server)
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument(
-        "--public-key",
-        type=Path,
-        default=None,
-        help="PEM public key models must be signed with "
-        "(default: $MLOPS_HOME/keys/signing-key.pub.pem)",
-    )
+    add_server_arguments(parser)
     args = parser.parse_args(argv)
-    _configure_logging()
-    return _run_cli(lambda: run_server(args.host, args.port, public_key=args.public_key))
+    return _run_cli(
+        lambda settings: run_server(
+            args.host, args.port, public_key=args.public_key, settings=settings
+        )
+    )
 
 
 def main_single(argv: Sequence[str] | None = None) -> int:
     """``python -m serving --model-name N --storage-uri URI --public-key PEM [--http-port P]``."""
-    parser = argparse.ArgumentParser(prog="python -m serving", description=serve_single.__doc__)
-    parser.add_argument("--model-name", required=True)
-    parser.add_argument(
-        "--storage-uri",
-        required=True,
-        help="s3://<bucket>/models/<name>/<version> or a local model directory",
-    )
-    parser.add_argument("--public-key", type=Path, required=True)
-    parser.add_argument("--http-port", type=int, default=8080)
-    parser.add_argument("--host", default=IN_POD_HOST)
+    parser = argparse.ArgumentParser(prog="python -m serving", description=_summary(serve_single))
+    add_server_arguments(parser, one_model=True)
     args = parser.parse_args(argv)
-    _configure_logging()
     return _run_cli(
-        lambda: serve_single(
-            args.model_name, args.storage_uri, args.public_key, host=args.host, port=args.http_port
+        lambda settings: serve_single(
+            args.model_name,
+            args.storage_uri,
+            args.public_key,
+            host=args.host,
+            port=args.port,
+            settings=settings,
         )
     )
 

@@ -16,6 +16,7 @@ import pandas as pd
 
 from tests.training_helpers import iris_with_color, make_keypair  # noqa: F401 - make_keypair re-exported
 
+PROC_NET_TCP = Path("/proc/net/tcp")
 NUMERIC = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 CATEGORICAL = ["color"]
 FEATURES = NUMERIC + CATEGORICAL
@@ -47,13 +48,14 @@ def build_model_dir(
         (model_dir, fitted pipeline, feature frame used for training)
     """
     from mlops.model.packaging import write_model_dir
-    from mlops.model.training import build_pipeline, feature_schema
+    from mlops.model.schema import FeatureSchema
+    from mlops.model.training import build_pipeline
     from mlops.trust.signing import sign_model_dir
 
     features, target = iris_frame(seed)
     if binary:
         target = (target == 2).astype(int)
-    schema = feature_schema(features)
+    schema = FeatureSchema.from_frame(features)
     model = build_pipeline(schema, estimator, seed).fit(features, target)
     accuracy = float((model.predict(features) == target).mean())
     write_model_dir(
@@ -98,3 +100,14 @@ def flip_byte(path: Path, offset: int = 200) -> None:
     data = bytearray(Path(path).read_bytes())
     data[min(offset, len(data) - 1)] ^= 0xFF
     Path(path).write_bytes(bytes(data))
+
+
+def listening_addresses(port: int) -> set[str]:
+    """IPv4 addresses with a socket listening on ``port``, from the Linux kernel's TCP table."""
+    found = set()
+    for line in PROC_NET_TCP.read_text().splitlines()[1:]:
+        fields = line.split()
+        address, _, hex_port = fields[1].partition(":")
+        if fields[3] == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+            found.add(".".join(str(b) for b in reversed(bytes.fromhex(address))))
+    return found

@@ -55,32 +55,24 @@ def cmd_drift(args: argparse.Namespace) -> int:
 
 
 def _drift_between_tables(args: argparse.Namespace) -> dict[str, Any]:
-    """Two tables, no model: compare the columns they share (non-numeric ones as categorical)."""
-    import pandas as pd
-
+    """Two tables, no model: compare the columns they share, kinds inferred once from the reference."""
     from mlops.core.data import read_table
     from mlops.monitoring.check import drift_payload
-    from mlops.monitoring.drift import compute_drift, render_report_html
+    from mlops.monitoring.drift import compute_drift, drift_schema
+    from mlops.monitoring.report import render_report_html
 
     if args.reference.startswith("s3://") or args.current.startswith("s3://"):
         ensure_store_env()
     reference, current = read_table(args.reference), read_table(args.current)
-    columns = [c for c in reference.columns if c in current.columns]
-    categorical = [c for c in columns if not pd.api.types.is_numeric_dtype(reference[c])]
-    result = compute_drift(
-        reference,
-        current,
-        columns=columns,
-        categorical=categorical,
-        drift_share_threshold=args.threshold,
-    )
+    # The reference plays the model's part: its columns decide the kinds, as training would.
+    schema = drift_schema(reference, current)
+    result = compute_drift(reference, current, schema=schema, drift_share_threshold=args.threshold)
     if args.report:
         render_report_html(
             reference,
             current,
-            list(result.columns),
-            [c for c in categorical if c in result.columns],
             Path(args.report),
+            schema=schema.select(result.columns),
             verdict=result,
             drift_share_threshold=args.threshold,
         )

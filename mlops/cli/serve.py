@@ -1,13 +1,15 @@
 """``mlops serve``: the embedded KServe model server for every deployed model.
 
 ``needs_store``: the CLI points ``MLOPS_S3_*`` at the store before the server starts.
+The arguments are the model server's own (:func:`serving.server.add_server_arguments`).
 """
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
+
+from serving.server import add_server_arguments
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
@@ -20,15 +22,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "verification before any model is served, Prometheus metrics and inference "
         "logs. Follows deploy / promote / rollback without a restart.",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8080, help="HTTP port (default: 8080)")
-    parser.add_argument(
-        "--public-key",
-        type=Path,
-        default=None,
-        help="PEM public key every served model must be signed with "
-        "(default: $MLOPS_HOME/keys/signing-key.pub.pem)",
-    )
+    add_server_arguments(parser)
     parser.set_defaults(func=cmd_serve, needs_store=True)
     return parser
 

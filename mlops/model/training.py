@@ -1,4 +1,10 @@
-"""Splitting, training and scoring: the plain functions behind the training components."""
+"""Splitting, training and scoring: the plain functions behind the training components.
+
+The feature schema (kinds, ranges, categories) is decided here, once, from the
+training split (:meth:`mlops.model.schema.FeatureSchema.from_frame`), and the model
+is fitted and scored on :func:`mlops.model.schema.coerce` output, the same model
+input serving, explanations and drift use.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,8 @@ import pandas as pd
 
 from mlops.core.data import parse_columns
 from mlops.core.errors import DataError, UsageError
+from mlops.core.rules import check_fraction
+from mlops.model.schema import FeatureSchema, coerce
 
 logger = logging.getLogger(__name__)
 
@@ -18,20 +26,8 @@ ESTIMATORS = ("logistic_regression", "random_forest", "gradient_boosting")
 MIN_ROWS_PER_CLASS = 2
 
 
-def check_fraction(name: str, value: float, inclusive: bool = False) -> float:
-    """Requires ``0 < value < 1`` (``0 <= value <= 1`` when inclusive); names the parameter."""
-    try:
-        value = float(value)
-    except (TypeError, ValueError) as exc:
-        raise UsageError(f"{name} must be a number, got {value!r}") from exc
-    inside = 0.0 <= value <= 1.0 if inclusive else 0.0 < value < 1.0
-    if not inside:
-        bounds = "[0, 1]" if inclusive else "(0, 1)"
-        raise UsageError(f"{name} must be in {bounds}, got {value}")
-    return value
-
-
 def check_estimator(estimator: str) -> str:
+    """Returns ``estimator`` when it is one of :data:`ESTIMATORS`; else a UsageError listing them."""
     if estimator not in ESTIMATORS:
         raise UsageError(
             f"estimator {estimator!r} is unknown; choose one of {', '.join(ESTIMATORS)}"
@@ -113,38 +109,7 @@ def split_dataset(
     return train.reset_index(drop=True), test.reset_index(drop=True)
 
 
-def feature_schema(features: pd.DataFrame) -> list[dict[str, Any]]:
-    """Kind, range and categories of each feature, in column order."""
-    schema = []
-    for name in features.columns:
-        column = features[name]
-        if pd.api.types.is_bool_dtype(column) or not pd.api.types.is_numeric_dtype(column):
-            categories = sorted(map(str, column.dropna().unique()))
-            schema.append({"name": str(name), "kind": "categorical", "categories": categories})
-        else:
-            finite = column[np.isfinite(column.astype(float))]
-            schema.append(
-                {
-                    "name": str(name),
-                    "kind": "numeric",
-                    "min": float(finite.min()) if len(finite) else None,
-                    "max": float(finite.max()) if len(finite) else None,
-                }
-            )
-    return schema
-
-
-def coerce_features(features: pd.DataFrame, schema: list[dict[str, Any]]) -> pd.DataFrame:
-    """Orders columns by the schema and gives categoricals string values (as in training)."""
-    frame = features[[f["name"] for f in schema]].copy()
-    for feature in schema:
-        if feature["kind"] == "categorical":
-            column = frame[feature["name"]]
-            frame[feature["name"]] = column.where(column.isna(), column.astype(str)).astype(object)
-    return frame
-
-
-def build_pipeline(schema: list[dict[str, Any]], estimator: str, seed: int = 42):
+def build_pipeline(schema: FeatureSchema, estimator: str, seed: int = 42):
     """scikit-learn Pipeline: impute + scale numerics, impute + one-hot categoricals."""
     from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
@@ -154,8 +119,8 @@ def build_pipeline(schema: list[dict[str, Any]], estimator: str, seed: int = 42)
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     check_estimator(estimator)
-    numeric = [f["name"] for f in schema if f["kind"] == "numeric"]
-    categorical = [f["name"] for f in schema if f["kind"] == "categorical"]
+    numeric = schema.numeric_names
+    categorical = schema.categorical_names
     transformers = []
     if numeric:
         transformers.append(
@@ -208,6 +173,7 @@ class Evaluation:
     roc_auc: float | None = None
 
     def metrics(self, prefix: str) -> dict[str, float]:
+        """The scores as ``<prefix>_accuracy``, ``<prefix>_f1_macro``, ... (ROC AUC when binary)."""
         out = {
             f"{prefix}_accuracy": self.accuracy,
             f"{prefix}_f1_macro": self.f1_macro,
@@ -222,22 +188,20 @@ def evaluate(
     model,
     frame: pd.DataFrame,
     target_column: str,
-    schema: list[dict[str, Any]],
+    schema: FeatureSchema,
     source: str = "data",
 ) -> Evaluation:
     """Scores ``model`` on a labelled frame whose features follow ``schema``.
 
     Raises:
-        DataError: the frame lacks the target or any feature the model needs.
+        DataError: the frame lacks the target or any feature the model needs, or
+            a numeric feature holds non-numbers.
     """
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, roc_auc_score, roc_curve
 
     if target_column not in frame.columns:
         raise DataError(f"target column {target_column!r} not found in {source}")
-    missing = [f["name"] for f in schema if f["name"] not in frame.columns]
-    if missing:
-        raise DataError(f"{source} lacks feature column(s) the model needs: {', '.join(missing)}")
-    features = coerce_features(frame, schema)
+    features = coerce(frame, schema, source=source)
     truth = frame[target_column]
     predicted = model.predict(features)
     labels = list(model.classes_)
@@ -262,15 +226,21 @@ def evaluate(
 
 
 def _plain(value: Any) -> Any:
-    """numpy scalars to JSON-able Python values."""
+    """Numpy scalars as JSON-able Python values."""
     return value.item() if hasattr(value, "item") else value
 
 
-def train(train_frame: pd.DataFrame, target_column: str, estimator: str, seed: int = 42):
-    """Fits the pipeline; returns (model, feature schema)."""
+def train(
+    train_frame: pd.DataFrame, target_column: str, estimator: str, seed: int = 42
+) -> tuple[Any, FeatureSchema]:
+    """Decides the feature schema from the training split and fits the pipeline on it.
+
+    Returns:
+        (fitted pipeline, feature schema).
+    """
     features = train_frame.drop(columns=[target_column])
-    schema = feature_schema(features)
+    schema = FeatureSchema.from_frame(features)
     model = build_pipeline(schema, estimator, seed)
-    model.fit(coerce_features(features, schema), train_frame[target_column])
+    model.fit(coerce(features, schema, source="training data"), train_frame[target_column])
     logger.info("trained %s on %d rows, %d features", estimator, len(train_frame), len(schema))
     return model, schema

@@ -11,18 +11,20 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from mlops.core import settings
 from mlops.core.data import read_table
 from mlops.core.errors import DataError, UsageError
+from mlops.core.rules import check_fraction
 from mlops.core.store import ObjectStore
+from mlops.model.schema import FeatureSchema
 
 if TYPE_CHECKING:  # pragma: no cover - mlops.monitoring.drift (scipy) is imported when a check runs
     from mlops.monitoring.drift import DriftResult
@@ -30,7 +32,6 @@ if TYPE_CHECKING:  # pragma: no cover - mlops.monitoring.drift (scipy) is import
 logger = logging.getLogger(__name__)
 
 REPORTS_PREFIX = "reports/drift"
-PUSHGATEWAY_VAR = "MLOPS_PUSHGATEWAY"
 
 
 @dataclass
@@ -50,6 +51,11 @@ class DeployedModel:
             "drop_columns": ",".join(self.metadata.get("drop_columns", [])),
             "estimator": self.metadata["estimator"],
         }
+
+    @property
+    def schema(self) -> FeatureSchema:
+        """Its feature schema: the columns drift compares and their kinds, from ``metadata.json``."""
+        return FeatureSchema.from_metadata(self.metadata)
 
 
 def load_deployed_model(store: ObjectStore, model_name: str) -> DeployedModel:
@@ -91,7 +97,7 @@ def current_data(
 
     if window_hours <= 0:
         raise UsageError(f"window_hours must be positive, got {window_hours}")
-    since = (now or datetime.now(timezone.utc)) - timedelta(hours=window_hours)
+    since = (now or datetime.now(UTC)) - timedelta(hours=window_hours)
     frame = read_inference_logs(store, model_name, since=since)
     source = f"inference logs of {model_name} since {since.isoformat(timespec='seconds')}"
     if frame.empty:
@@ -162,42 +168,37 @@ def check_drift(
         DataError: too few current rows, no overlap of columns, or an empty window.
         UsageError: a threshold outside (0, 1].
     """
-    from mlops.monitoring.drift import compute_drift, render_report_html
+    from mlops.monitoring.drift import compute_drift
+    from mlops.monitoring.report import render_report_html
 
-    if not 0 < drift_share_threshold <= 1:
-        raise UsageError(f"drift_share_threshold must be in (0, 1], got {drift_share_threshold}")
+    check_fraction("drift_share_threshold", drift_share_threshold, allow_one=True)
     model = load_deployed_model(store, model_name)
     reference = read_table(reference_uri) if reference_uri else model.reference
     current, source = current_data(store, model_name, current_uri, window_hours)
-    features = model.metadata["features"]
-    columns = [f["name"] for f in features]
-    categorical = [f["name"] for f in features if f["kind"] == "categorical"]
+    schema = model.schema
     result = compute_drift(
         reference,
         current,
-        columns=columns,
-        categorical=categorical,
+        schema=schema,
         drift_share_threshold=drift_share_threshold,
         min_rows=min_rows,
     )
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     prefix = f"{REPORTS_PREFIX}/{model_name}/{stamp}"
-    used = [c for c in columns if c in result.columns]
     with tempfile.TemporaryDirectory() as work:
         html_path = Path(html_out) if html_out else Path(work) / "report.html"
         render_report_html(
             reference,
             current,
-            used,
-            [c for c in categorical if c in used],
             html_path,
+            schema=schema.select(result.columns),
             verdict=result,
             drift_share_threshold=drift_share_threshold,
         )
         report_uri = store.put_file(f"{prefix}/report.html", html_path)
     check = DriftCheck(model, result, source, report_uri, store.uri(f"{prefix}/result.json"))
     store.put_json(f"{prefix}/result.json", check.summary())
-    gateway = os.environ.get(PUSHGATEWAY_VAR)
+    gateway = settings.get(settings.PUSHGATEWAY_VAR)
     if gateway:
         from mlops.monitoring.push import push_drift_metrics
 

@@ -22,6 +22,12 @@ reference rows and the number of distinct values (see
 
 The dataset is drifted when ``drifted columns / columns >= drift_share`` (0.5).
 
+The column kinds are not re-inferred here: they come from the model's feature
+schema (``metadata.json``, :class:`mlops.model.schema.FeatureSchema`), and both
+frames are compared as model input (:func:`mlops.model.schema.coerce_column`),
+so the drift check sees what the model sees. Only without a model are the kinds
+inferred, once, from the reference (:func:`drift_schema`).
+
 This module computes exactly those statistics with numpy/scipy on the full data.
 The only expensive one on big data is the normed Wasserstein distance; it is
 computed with the same arithmetic as ``scipy.stats.wasserstein_distance``
@@ -30,21 +36,19 @@ with ``np.sort`` + a linear merge instead of scipy's argsort + mergesort +
 two binary searches, and columns are processed on two threads (numpy releases
 the GIL while sorting). The result is bit-for-bit what scipy returns.
 
-``evidently_drift`` runs the real preset (used for verification and the
-benchmark) and ``render_report_html`` renders Evidently's HTML report from a
-bounded sample.
+:func:`mlops.monitoring.evidently_reference.evidently_drift` runs the real preset
+(the reference this module is checked against in tests and the benchmark) and
+:func:`mlops.monitoring.report.render_report_html` renders Evidently's HTML report
+from a bounded sample.
 """
 
 from __future__ import annotations
 
-import html
 import logging
-import math
-import re
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -52,8 +56,9 @@ from scipy import stats
 from scipy.spatial import distance
 
 from mlops.core.errors import DataError
+from mlops.model.schema import CATEGORICAL, Feature, FeatureSchema, coerce_column
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 # Evidently display names (``StatTest.display_name``) -- also what ``evidently_drift`` parses.
 KS = "K-S p_value"
@@ -110,7 +115,29 @@ class DriftResult:
     n_current: int
     share_threshold: float
 
+    @classmethod
+    def from_columns(
+        cls,
+        per_column: dict[str, ColumnDrift],
+        n_reference: int,
+        n_current: int,
+        share_threshold: float,
+    ) -> DriftResult:
+        """The dataset verdict of per-column verdicts: drifted when their share reaches the threshold."""
+        drifted = [n for n, c in per_column.items() if c.drifted]
+        share = len(drifted) / len(per_column)
+        return cls(
+            drift_detected=bool(share >= share_threshold),
+            drift_share=share,
+            drifted_columns=drifted,
+            columns=per_column,
+            n_reference=n_reference,
+            n_current=n_current,
+            share_threshold=share_threshold,
+        )
+
     def to_dict(self) -> dict[str, Any]:
+        """The result as JSON-able data (per-column verdicts under ``columns``)."""
         return {
             "drift_detected": self.drift_detected,
             "drift_share": self.drift_share,
@@ -133,7 +160,12 @@ class DriftResult:
 # --------------------------------------------------------------------------- inputs
 
 
-def _check_frames(reference: pd.DataFrame, current: pd.DataFrame, min_rows: int) -> None:
+def check_frames(reference: pd.DataFrame, current: pd.DataFrame, min_rows: int) -> None:
+    """Both frames are DataFrames, neither is empty, and current has at least ``min_rows`` rows.
+
+    Raises:
+        DataError: naming the problem.
+    """
     for label, frame in (("reference", reference), ("current", current)):
         if not isinstance(frame, pd.DataFrame):
             raise DataError(f"{label} data must be a pandas DataFrame, got {type(frame).__name__}")
@@ -149,7 +181,7 @@ def _check_frames(reference: pd.DataFrame, current: pd.DataFrame, min_rows: int)
 
 
 def _select_columns(
-    reference: pd.DataFrame, current: pd.DataFrame, columns: Sequence[str] | None
+    reference: pd.DataFrame, current: pd.DataFrame, columns: Iterable[str] | str | None
 ) -> list[str]:
     cur = set(current.columns)
     if columns is None:
@@ -161,7 +193,7 @@ def _select_columns(
         selected = [c for c in dict.fromkeys(columns) if c in ref and c in cur]
         missing = [c for c in columns if c not in selected]
         if missing and selected:
-            log.warning("drift: ignoring columns not present in both frames: %s", missing)
+            logger.warning("drift: ignoring columns not present in both frames: %s", missing)
     if not selected:
         wanted = "" if columns is None else f" (requested: {list(columns)})"
         raise DataError(
@@ -172,48 +204,66 @@ def _select_columns(
     return selected
 
 
-def _is_categorical_dtype(ref: pd.Series, cur: pd.Series) -> bool:
-    for s in (ref, cur):
-        dt = s.dtype
-        if pd.api.types.is_bool_dtype(dt) or not pd.api.types.is_numeric_dtype(dt):
-            return True
-    return False
+def drift_schema(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    columns: Sequence[str] | None = None,
+    categorical: Sequence[str] = (),
+    schema: FeatureSchema | None = None,
+) -> FeatureSchema:
+    """The columns to compare and their kinds, decided once.
 
+    Args:
+        reference: Reference data.
+        current: Current data.
+        columns: Only these columns (default: all the candidates).
+        categorical: Without ``schema``: columns that are categorical whatever their dtype.
+        schema: The model's feature schema: its features present in both frames are
+            compared, with the kinds it records (nothing is re-inferred).
 
-def _column_kinds(
-    reference: pd.DataFrame, current: pd.DataFrame, cols: list[str], categorical: Sequence[str]
-) -> dict[str, bool]:
-    """name -> True when the column is treated as categorical.
+    Returns:
+        With ``schema``: its features present in both frames (and in ``columns``).
+        Without: the columns both frames share (and in ``columns``), kinds inferred
+        from the reference by :meth:`FeatureSchema.from_frame` (bool and
+        non-numeric columns, and the ``categorical`` ones, are categorical).
 
-    Declared ``categorical`` columns plus every non-numeric (object, string,
-    category) or bool column; the rest are numeric. ``evidently_drift`` passes
-    the same split to Evidently as an explicit ``DataDefinition``.
+    Raises:
+        DataError: No column to compare.
+        ValueError: Both ``schema`` and ``categorical`` are given.
     """
-    cat = set([categorical] if isinstance(categorical, str) else categorical)
-    return {c: (c in cat) or _is_categorical_dtype(reference[c], current[c]) for c in cols}
+    if schema is None:
+        cols = _select_columns(reference, current, columns)
+        return FeatureSchema.from_frame(reference[cols], categorical=categorical)
+    if categorical:
+        raise ValueError("give the kinds either as a schema or as categorical columns, not both")
+    wanted = schema.names if columns is None else [c for c in columns if c in schema.name_set]
+    return schema.select(_select_columns(reference, current, wanted))
 
 
 # --------------------------------------------------------------------------- stattests
 
 
-def _clean_numeric(s: pd.Series, label: str, name: str) -> np.ndarray:
+def _model_input(feature: Feature, s: pd.Series, label: str) -> np.ndarray:
+    """The column as the model sees it (:func:`coerce_column`)."""
     try:
-        a = s.to_numpy(dtype=np.float64, na_value=np.nan)
+        return coerce_column(feature, s)
     except (TypeError, ValueError) as exc:
-        raise DataError(f"column {name!r} in {label} data is not numeric: {exc}") from exc
+        raise DataError(f"column {feature.name!r} in {label} data is not numeric: {exc}") from exc
+
+
+def _clean_numeric(feature: Feature, s: pd.Series, label: str) -> np.ndarray:
+    a = _model_input(feature, s, label)
     a = a[np.isfinite(a)]
     if a.size == 0:
-        raise DataError(f"column {name!r} has no finite values in the {label} data")
+        raise DataError(f"column {feature.name!r} has no finite values in the {label} data")
     return a
 
 
-def _clean_any(s: pd.Series, label: str, name: str) -> pd.Series:
-    if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
-        s = s.replace([-np.inf, np.inf], np.nan)
-    s = s.dropna()
-    if s.empty:
-        raise DataError(f"column {name!r} has no non-missing values in the {label} data")
-    return s
+def _clean_categories(feature: Feature, s: pd.Series, label: str) -> pd.Series:
+    values = pd.Series(_model_input(feature, s, label), dtype=object).dropna()
+    if values.empty:
+        raise DataError(f"column {feature.name!r} has no non-missing values in the {label} data")
+    return values
 
 
 def _sorted_keys(keys: Sequence[Any]) -> list[Any]:
@@ -288,9 +338,9 @@ def _wasserstein_sorted(su: np.ndarray, sv: np.ndarray) -> float:
     return float(_vecdot(np.abs(u_count / su.size - v_count / sv.size), deltas))
 
 
-def _numeric_drift(name: str, ref_s: pd.Series, cur_s: pd.Series) -> tuple[str, float]:
-    ref = _clean_numeric(ref_s, "reference", name)
-    cur = _clean_numeric(cur_s, "current", name)
+def _numeric_drift(feature: Feature, ref_s: pd.Series, cur_s: pd.Series) -> tuple[str, float]:
+    ref = _clean_numeric(feature, ref_s, "reference")
+    cur = _clean_numeric(feature, cur_s, "current")
     if ref.size <= _SMALL_DATA_ROWS:
         n_values = np.unique(np.concatenate((ref, cur))).size
         if n_values <= 2:
@@ -316,9 +366,9 @@ def _n_unique_sorted_pair(su: np.ndarray, sv: np.ndarray, stop_after: int) -> in
     return np.unique(np.concatenate((np.unique(su), np.unique(sv)))).size
 
 
-def _categorical_drift(name: str, ref_s: pd.Series, cur_s: pd.Series) -> tuple[str, float]:
-    ref = _clean_any(ref_s, "reference", name)
-    cur = _clean_any(cur_s, "current", name)
+def _categorical_drift(feature: Feature, ref_s: pd.Series, cur_s: pd.Series) -> tuple[str, float]:
+    ref = _clean_categories(feature, ref_s, "reference")
+    cur = _clean_categories(feature, cur_s, "current")
     if len(ref) <= _SMALL_DATA_ROWS:
         n_values = pd.concat([ref, cur]).nunique()
         if n_values > 2:
@@ -327,7 +377,8 @@ def _categorical_drift(name: str, ref_s: pd.Series, cur_s: pd.Series) -> tuple[s
     return JENSEN_SHANNON, _jensen_shannon(ref, cur)
 
 
-def _verdict(method: str, score: float, threshold: float) -> bool:
+def is_drifted(method: str, score: float, threshold: float) -> bool:
+    """Evidently's verdict: p-values drift below the threshold (K-S: at it), distances at or above."""
     if method == KS:
         return bool(score <= threshold)
     if method in (Z_TEST, CHI_SQUARE):
@@ -335,34 +386,16 @@ def _verdict(method: str, score: float, threshold: float) -> bool:
     return bool(score >= threshold)  # distances
 
 
-def _one_column(name: str, ref: pd.Series, cur: pd.Series, is_cat: bool) -> ColumnDrift:
-    method, score = (_categorical_drift if is_cat else _numeric_drift)(name, ref, cur)
+def _one_column(feature: Feature, ref: pd.Series, cur: pd.Series) -> ColumnDrift:
+    test = _categorical_drift if feature.kind == CATEGORICAL else _numeric_drift
+    method, score = test(feature, ref, cur)
     threshold = _THRESHOLDS[method]
     return ColumnDrift(
-        name=name,
-        drifted=_verdict(method, score, threshold),
+        name=feature.name,
+        drifted=is_drifted(method, score, threshold),
         score=float(score),
         method=method,
         threshold=threshold,
-    )
-
-
-def _build_result(
-    per_column: dict[str, ColumnDrift],
-    n_reference: int,
-    n_current: int,
-    share_threshold: float,
-) -> DriftResult:
-    drifted = [n for n, c in per_column.items() if c.drifted]
-    share = len(drifted) / len(per_column)
-    return DriftResult(
-        drift_detected=bool(share >= share_threshold),
-        drift_share=share,
-        drifted_columns=drifted,
-        columns=per_column,
-        n_reference=n_reference,
-        n_current=n_current,
-        share_threshold=share_threshold,
     )
 
 
@@ -374,224 +407,51 @@ def compute_drift(
     drift_share_threshold: float = 0.5,
     min_rows: int = 30,
     workers: int = 2,
+    *,
+    schema: FeatureSchema | None = None,
 ) -> DriftResult:
     """Per-column drift verdicts identical to Evidently's ``DataDriftPreset``, on the full data.
 
     Only columns present in both frames (and in ``columns`` when given) are checked;
-    other columns (targets, timestamps, ids) are ignored. ``categorical`` names the
-    categorical columns; non-numeric and bool columns are categorical too.
+    other columns (targets, timestamps, ids) are ignored. The kinds come from
+    ``schema`` (a model's, from its ``metadata.json``); without one they are
+    inferred once from the reference (:func:`drift_schema`; ``categorical`` names
+    columns that are categorical whatever their dtype).
 
-    Raises ``DataError`` when the frames share no column, ``current`` is empty or
-    has fewer than ``min_rows`` rows, or a column has no finite value on one side.
+    Raises:
+        DataError: The frames share no column, ``current`` is empty or has fewer
+            than ``min_rows`` rows, or a column has no usable value on one side
+            (or a numeric one holds non-numbers).
     """
-    _check_frames(reference, current, min_rows)
+    check_frames(reference, current, min_rows)
     if not 0.0 <= drift_share_threshold <= 1.0:
         raise DataError(f"drift_share_threshold must be within [0, 1], got {drift_share_threshold}")
-    cols = _select_columns(reference, current, columns)
-    kinds = _column_kinds(reference, current, cols, categorical)
+    schema = drift_schema(reference, current, columns, categorical, schema)
 
-    def run(name: str) -> ColumnDrift:
-        return _one_column(name, reference[name], current[name], kinds[name])
+    def run(feature: Feature) -> ColumnDrift:
+        return _one_column(feature, reference[feature.name], current[feature.name])
 
-    if workers > 1 and len(cols) > 1 and len(reference) + len(current) > 200_000:
+    # Columns are coerced one at a time inside run(): memory stays at one column per worker.
+    if workers > 1 and len(schema) > 1 and len(reference) + len(current) > 200_000:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            results = list(pool.map(run, cols))
+            results = list(pool.map(run, schema.features))
     else:
-        results = [run(c) for c in cols]
-    return _build_result(
+        results = [run(f) for f in schema.features]
+    return DriftResult.from_columns(
         {r.name: r for r in results}, len(reference), len(current), drift_share_threshold
     )
 
 
-# --------------------------------------------------------------------------- Evidently
-
-
-def _evidently_inputs(
-    reference: pd.DataFrame,
-    current: pd.DataFrame,
-    columns: Sequence[str] | None,
-    categorical: Sequence[str],
-) -> tuple[list[str], Any, Any]:
-    from evidently import DataDefinition, Dataset
-
-    cols = _select_columns(reference, current, columns)
-    kinds = _column_kinds(reference, current, cols, categorical)
-    definition = DataDefinition(
-        numerical_columns=[c for c in cols if not kinds[c]],
-        categorical_columns=[c for c in cols if kinds[c]],
-        text_columns=[],
-        datetime_columns=[],
-        unknown_columns=[],
-        list_columns=[],
-    )
-    ref_ds = Dataset.from_pandas(reference[cols], data_definition=definition)
-    cur_ds = Dataset.from_pandas(current[cols], data_definition=definition)
-    return cols, ref_ds, cur_ds
-
-
-def _run_evidently(cols: list[str], ref_ds: Any, cur_ds: Any, drift_share_threshold: float) -> Any:
-    from evidently import Report
-    from evidently.presets import DataDriftPreset
-
-    report = Report(
-        [DataDriftPreset(columns=cols, drift_share=drift_share_threshold)], include_tests=True
-    )
-    return report.run(current_data=cur_ds, reference_data=ref_ds)
-
-
-def evidently_drift(
-    reference: pd.DataFrame,
-    current: pd.DataFrame,
-    columns: Sequence[str] | None = None,
-    categorical: Sequence[str] = (),
-    drift_share_threshold: float = 0.5,
-) -> DriftResult:
-    """Run Evidently's ``DataDriftPreset`` (``include_tests=True``) and parse it into a ``DriftResult``."""
-    _check_frames(reference, current, min_rows=1)
-    cols, ref_ds, cur_ds = _evidently_inputs(reference, current, columns, categorical)
-    snapshot = _run_evidently(cols, ref_ds, cur_ds, drift_share_threshold)
-    data = snapshot.dict()
-
-    values: dict[str, tuple[str, float, float]] = {}
-    share = None
-    for m in data["metrics"]:
-        cfg = m.get("config", {})
-        kind = cfg.get("type", "")
-        if kind.endswith(":ValueDrift"):
-            values[cfg["column"]] = (cfg["method"], float(m["value"]), float(cfg["threshold"]))
-        elif kind.endswith(":DriftedColumnsCount"):
-            share = float(m["value"]["share"])
-    drifted_flags: dict[str, bool] = {}
-    dataset_test_failed = None
-    for t in data.get("tests", []):
-        params = t.get("metric_config", {}).get("params", {})
-        kind = params.get("type", "")
-        if kind.endswith(":ValueDrift"):
-            drifted_flags[params["column"]] = t["status"] == "FAIL"
-        elif kind.endswith(":DriftedColumnsCount"):
-            dataset_test_failed = t["status"] == "FAIL"
-
-    per_column = {}
-    for c in cols:
-        method, score, threshold = values[c]
-        per_column[c] = ColumnDrift(
-            name=c,
-            drifted=drifted_flags[c] if c in drifted_flags else _verdict(method, score, threshold),
-            score=score,
-            method=method,
-            threshold=threshold,
-        )
-    result = _build_result(per_column, len(reference), len(current), drift_share_threshold)
-    if share is not None and not math.isclose(share, result.drift_share):
-        log.warning(
-            "evidently drift share %s differs from per-column share %s", share, result.drift_share
-        )
-    if dataset_test_failed is not None:
-        result.drift_detected = bool(dataset_test_failed)
-    return result
-
-
-# --------------------------------------------------------------------------- HTML report
-
-
-def _sample(frame: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
-    if len(frame) <= max_rows:
-        return frame
-    return frame.sample(n=max_rows, random_state=seed).sort_index()
-
-
-def _banner(
-    reference: pd.DataFrame,
-    current: pd.DataFrame,
-    ref_sample: pd.DataFrame,
-    cur_sample: pd.DataFrame,
-    seed: int,
-    verdict: DriftResult | None,
-) -> str:
-    esc = html.escape
-    lines = [
-        "<strong>Sampled report.</strong> The drift verdicts come from the full data "
-        f"(reference: {len(reference):,} rows, current: {len(current):,} rows). "
-        f"The charts and the scores shown below come from a random sample "
-        f"(reference: {len(ref_sample):,} rows, current: {len(cur_sample):,} rows, seed {seed}) "
-        "and may differ slightly from the full-data verdicts."
-    ]
-    if verdict is not None:
-        state = "DETECTED" if verdict.drift_detected else "not detected"
-        lines.append(
-            f"<br>Full-data verdict: dataset drift <strong>{state}</strong> "
-            f"({len(verdict.drifted_columns)} of {len(verdict.columns)} columns drifted, "
-            f"share {verdict.drift_share:.3f}, threshold {verdict.share_threshold:g})."
-        )
-        rows = "".join(
-            f"<tr><td>{esc(str(c.name))}</td><td>{esc(c.method)}</td>"
-            f"<td>{c.score:.6g}</td><td>{c.threshold:g}</td>"
-            f"<td>{'drift' if c.drifted else 'no drift'}</td></tr>"
-            for c in verdict.columns.values()
-        )
-        lines.append(
-            '<table style="margin-top:6px;border-collapse:collapse" border="1" cellpadding="3">'
-            "<tr><th>column</th><th>method</th><th>score (full data)</th><th>threshold</th>"
-            f"<th>verdict (full data)</th></tr>{rows}</table>"
-        )
-    return (
-        '<div id="mlops-sample-note" style="background:#fff3cd;color:#533f03;'
-        "border:1px solid #ffe08a;padding:10px 14px;margin:8px;font-family:sans-serif;"
-        'font-size:14px">' + "".join(lines) + "</div>"
-    )
-
-
-def _insert_after_body(page: str, fragment: str) -> str:
-    match = re.search(r"<body[^>]*>", page, flags=re.IGNORECASE)
-    if match is None:
-        return fragment + page
-    return page[: match.end()] + fragment + page[match.end() :]
-
-
-def render_report_html(
-    reference: pd.DataFrame,
-    current: pd.DataFrame,
-    columns: Sequence[str] | None,
-    categorical: Sequence[str],
-    out_path: Path,
-    max_rows: int = 20_000,
-    seed: int = 0,
-    verdict: DriftResult | None = None,
-    drift_share_threshold: float | None = None,
-) -> Path:
-    """Render Evidently's data drift HTML report from at most ``max_rows`` rows per frame.
-
-    When either frame is sampled, a banner is inserted right after ``<body>`` saying the
-    verdicts come from the full data and the charts from the sample (plus the full-data
-    per-column verdicts when ``verdict`` is given). Returns ``out_path``.
-    """
-    _check_frames(reference, current, min_rows=1)
-    if max_rows < 1:
-        raise DataError(f"max_rows must be positive, got {max_rows}")
-    if drift_share_threshold is None:
-        drift_share_threshold = verdict.share_threshold if verdict is not None else 0.5
-    cols = _select_columns(reference, current, columns)
-    ref_sample = _sample(reference[cols], max_rows, seed)
-    cur_sample = _sample(current[cols], max_rows, seed + 1)
-    sampled = len(ref_sample) < len(reference) or len(cur_sample) < len(current)
-
-    cols, ref_ds, cur_ds = _evidently_inputs(ref_sample, cur_sample, cols, categorical)
-    snapshot = _run_evidently(cols, ref_ds, cur_ds, drift_share_threshold)
-    page = snapshot.get_html_str(as_iframe=False)
-    if sampled:
-        page = _insert_after_body(
-            page, _banner(reference, current, ref_sample, cur_sample, seed, verdict)
-        )
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(page, encoding="utf-8")
-    return out_path
-
-
 __all__ = [
+    "CHI_SQUARE",
+    "JENSEN_SHANNON",
+    "KS",
+    "WASSERSTEIN",
+    "Z_TEST",
     "ColumnDrift",
     "DriftResult",
+    "check_frames",
     "compute_drift",
-    "evidently_drift",
-    "render_report_html",
+    "drift_schema",
+    "is_drifted",
 ]

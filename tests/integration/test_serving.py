@@ -25,8 +25,10 @@ import requests
 from tests.serving_helpers import (
     FEATURES,
     NUMERIC,
+    PROC_NET_TCP,
     build_model_dir,
     flip_byte,
+    listening_addresses,
     make_keypair,
     publish,
     sample_rows,
@@ -166,6 +168,13 @@ def served(store_settings, tmp_path_factory):
         if os.environ.get("MLOPS_SHOW_SERVER_LOG"):
             print(served.tail())
     assert process.returncode == 0, served.tail()
+
+
+@pytest.mark.skipif(not PROC_NET_TCP.exists(), reason="needs Linux /proc/net/tcp")
+def test_the_local_server_listens_on_loopback_only(served):
+    # KServe's ModelServer.start binds 0.0.0.0; --host 127.0.0.1 must really narrow it.
+    port = int(served.base.rsplit(":", 1)[1])
+    assert listening_addresses(port) == {"127.0.0.1"}
 
 
 def test_tritonclient_v2_matches_in_process(served):

@@ -1,7 +1,10 @@
-"""The serving image's environment is enough to serve: ``python -m serving`` (the
-image's entry point) runs with every distribution outside ``requirements-serving.lock``
-made unimportable, against the real store, and answers V1, V2, explain and
-/metrics, and flushes its inference log on shutdown.
+"""The serving image's environment is enough to serve ``python -m serving``.
+
+The image's entry point runs with every distribution outside
+``requirements-serving.lock`` made unimportable, against the real store, with the
+arguments an InferenceService passes (so on KServe's own ``ModelServer.start``,
+every interface bound), and answers V1, V2, explain and /metrics, and flushes its
+inference log on shutdown.
 
 No Docker engine runs here, so the image itself is not built; this runs the same
 entry point with the same package set.
@@ -20,7 +23,15 @@ import pytest
 import requests
 
 from tests.conftest import REPO_ROOT
-from tests.serving_helpers import build_model_dir, make_keypair, publish, sample_rows, v1_list_rows
+from tests.serving_helpers import (
+    PROC_NET_TCP,
+    build_model_dir,
+    listening_addresses,
+    make_keypair,
+    publish,
+    sample_rows,
+    v1_list_rows,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -99,8 +110,6 @@ def test_the_serving_lock_is_enough_to_serve(store, tmp_path):
                 str(public),
                 "--http-port",
                 str(port),
-                "--host",
-                "127.0.0.1",
             ],
             cwd=tmp_path,
             env=env,
@@ -121,6 +130,8 @@ def test_the_serving_lock_is_enough_to_serve(store, tmp_path):
             assert time.monotonic() < deadline, log.read_text()[-4000:]
             time.sleep(0.3)
 
+        if PROC_NET_TCP.exists():  # the pod's entry: KServe's own start, every interface
+            assert listening_addresses(port) == {"0.0.0.0"}  # nosec B104
         rows = sample_rows(5)
         expected = model.predict(rows).tolist()
         v1 = http.post(

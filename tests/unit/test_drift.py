@@ -18,9 +18,9 @@ from mlops.monitoring.drift import (
     ColumnDrift,
     DriftResult,
     compute_drift,
-    evidently_drift,
-    render_report_html,
 )
+from mlops.monitoring.evidently_reference import evidently_drift
+from mlops.monitoring.report import render_report_html
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -250,9 +250,9 @@ def test_report_html_sampled(tmp_path, rng):
         out = render_report_html(
             ref,
             cur,
-            ["normal", "colour"],
-            ["colour"],
             tmp_path / "r" / "drift.html",
+            columns=["normal", "colour"],
+            categorical=["colour"],
             max_rows=500,
             verdict=verdict,
         )
@@ -270,7 +270,9 @@ def test_report_html_not_sampled_has_no_note(tmp_path, rng):
     ref, cur = _frame(rng, 300), _frame(rng, 300)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        out = render_report_html(ref, cur, ["normal"], (), tmp_path / "drift.html", max_rows=1000)
+        out = render_report_html(
+            ref, cur, tmp_path / "drift.html", columns=["normal"], max_rows=1000
+        )
     page = out.read_text(encoding="utf-8")
     assert "mlops-sample-note" not in page
     assert "<html" in page.lower()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -55,7 +55,7 @@ def test_flush_on_size(store):
         assert str(frame["timestamp"].dt.tz) == "UTC"
         pd.testing.assert_frame_equal(frame[rows.columns], rows)
         key = log.written_keys[0]
-        today = datetime.now(timezone.utc).date().isoformat()
+        today = datetime.now(UTC).date().isoformat()
         assert key.startswith(f"inference-logs/size-model/{today}/") and key.endswith(".parquet")
     finally:
         log.close()
@@ -74,7 +74,7 @@ def test_flush_on_time_and_rows_as_dicts(store):
         assert (
             len(
                 read_inference_logs(
-                    store, "time-model", since=datetime.now(timezone.utc) + timedelta(days=1)
+                    store, "time-model", since=datetime.now(UTC) + timedelta(days=1)
                 )
             )
             == 0
@@ -82,7 +82,7 @@ def test_flush_on_time_and_rows_as_dicts(store):
         assert (
             len(
                 read_inference_logs(
-                    store, "time-model", since=datetime.now(timezone.utc) - timedelta(minutes=5)
+                    store, "time-model", since=datetime.now(UTC) - timedelta(minutes=5)
                 )
             )
             == 2
@@ -207,7 +207,7 @@ def test_batched_flush_frame_equals_the_per_request_frames():
                 f"v{i % 2}",
                 inputs.to_numpy(dtype=object),
                 np.array(["x", "y"], dtype=object),
-                datetime.now(timezone.utc),
+                datetime.now(UTC),
                 2,
                 list(inputs.columns),
             )

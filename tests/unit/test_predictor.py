@@ -391,7 +391,7 @@ def test_fast_path_matches_the_pipeline_and_falls_back(predictor, linear, forest
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import FunctionTransformer
 
-    from serving.predictor import FastPath
+    from serving.fast_path import FastPath
 
     odd = Pipeline([("pre", FunctionTransformer()), ("model", linear[1][-1])])
     assert FastPath.build(odd, predictor.schema, rows) is None
@@ -400,8 +400,9 @@ def test_fast_path_matches_the_pipeline_and_falls_back(predictor, linear, forest
 def test_out_of_range_counts_per_feature_ignoring_nulls():
     import pandas as pd
 
-    from serving.validation import CATEGORICAL, Feature, FeatureSchema, out_of_range_counts
-    from serving.validation import NUMERIC as NUMBER
+    from mlops.model.schema import CATEGORICAL, Feature, FeatureSchema
+    from mlops.model.schema import NUMERIC as NUMBER
+    from serving.validation import out_of_range_counts
 
     schema = FeatureSchema(
         [
@@ -430,7 +431,7 @@ def test_out_of_range_counts_per_feature_ignoring_nulls():
 def test_linear_head_that_disagrees_is_dropped_but_the_fast_transform_stays(
     predictor, linear, monkeypatch
 ):
-    from serving.predictor import FastPath
+    from serving.fast_path import FastPath
 
     features = sample_rows(30, seed=2)
     model = linear[1]

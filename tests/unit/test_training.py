@@ -9,14 +9,13 @@ import pandas as pd
 import pytest
 
 from mlops.core.errors import DataError, UsageError
+from mlops.model.schema import FeatureSchema, coerce
 from mlops.model.training import (
     ESTIMATORS,
     build_pipeline,
     check_estimator,
     check_fraction,
-    coerce_features,
     evaluate,
-    feature_schema,
     prepare_frame,
     split_dataset,
     train,
@@ -138,7 +137,7 @@ def test_check_estimator_lists_choices():
         check_estimator("svm")
 
 
-# -- feature_schema / coerce_features -----------------------------------------------------------
+# -- FeatureSchema.from_frame / coerce (the metadata.json format) ------------------------------
 def test_feature_schema_kinds_ranges_and_categories():
     frame = pd.DataFrame(
         {
@@ -149,8 +148,9 @@ def test_feature_schema_kinds_ranges_and_categories():
             "empty": [np.nan] * 5,
         }
     )
-    schema = {f["name"]: f for f in feature_schema(frame)}
-    assert [f["name"] for f in feature_schema(frame)] == list(frame.columns)
+    entries = FeatureSchema.from_frame(frame).to_metadata()["features"]
+    schema = {f["name"]: f for f in entries}
+    assert [f["name"] for f in entries] == list(frame.columns)
     assert schema["size"] == {"name": "size", "kind": "numeric", "min": -3.0, "max": 2.5}
     assert schema["count"] == {"name": "count", "kind": "numeric", "min": 1.0, "max": 5.0}
     assert schema["flag"] == {
@@ -164,15 +164,16 @@ def test_feature_schema_kinds_ranges_and_categories():
 
 def test_coerce_features_orders_columns_and_stringifies_categoricals():
     train_frame = pd.DataFrame({"a": [1.0, 2.0], "code": ["x", "y"], "flag": [True, False]})
-    schema = feature_schema(train_frame)
+    schema = FeatureSchema.from_frame(train_frame)
     request = pd.DataFrame({"flag": [True, None], "extra": [0, 0], "code": [3, "y"], "a": [5, 6]})
-    coerced = coerce_features(request, schema)
+    coerced = coerce(request, schema)
     assert list(coerced.columns) == ["a", "code", "flag"]
     assert coerced["code"].tolist() == ["3", "y"]
     assert coerced["flag"].iloc[0] == "True" and pd.isna(coerced["flag"].iloc[1])
     assert coerced["code"].dtype == object
-    with pytest.raises(KeyError):
-        coerce_features(request.drop(columns=["a"]), schema)
+    assert coerced["a"].dtype == np.float64 and coerced["a"].tolist() == [5.0, 6.0]
+    with pytest.raises(DataError, match="lacks feature column.*: a$"):
+        coerce(request.drop(columns=["a"]), schema)
 
 
 # -- build_pipeline / train / evaluate ----------------------------------------------------------
@@ -180,7 +181,7 @@ def test_coerce_features_orders_columns_and_stringifies_categoricals():
 def test_every_estimator_trains_and_ignores_unseen_categories(iris, estimator):
     train_frame, test_frame = split_dataset(iris, "species", seed=3)
     model, schema = train(train_frame, "species", estimator, seed=3)
-    assert [f["kind"] for f in schema] == ["numeric"] * 4 + ["categorical"]
+    assert [f.kind for f in schema.features] == ["numeric"] * 4 + ["categorical"]
     expected = {
         "logistic_regression": "LogisticRegression",
         "random_forest": "RandomForestClassifier",
@@ -191,16 +192,16 @@ def test_every_estimator_trains_and_ignores_unseen_categories(iris, estimator):
     result = evaluate(model, test_frame, "species", schema)
     assert result.accuracy >= 0.8
     unseen = test_frame.drop(columns=["species"]).assign(color="purple")
-    predicted = model.predict(coerce_features(unseen, schema))
+    predicted = model.predict(coerce(unseen, schema))
     assert set(predicted) <= set(model.classes_)
     # Missing numeric values are imputed, not fatal.
     holes = unseen.copy()
     holes.loc[holes.index[:3], "petal_length"] = np.nan
-    assert len(model.predict(coerce_features(holes, schema))) == len(holes)
+    assert len(model.predict(coerce(holes, schema))) == len(holes)
 
 
 def test_build_pipeline_numeric_only_and_unknown_estimator(cancer):
-    schema = feature_schema(cancer.drop(columns=["diagnosis"]))
+    schema = FeatureSchema.from_frame(cancer.drop(columns=["diagnosis"]))
     pipeline = build_pipeline(schema, "logistic_regression")
     names = [name for name, _, _ in pipeline.named_steps["preprocess"].transformers]
     assert names == ["numeric"]
