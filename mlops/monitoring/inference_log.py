@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import uuid
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -39,8 +39,8 @@ def read_inference_logs(
     keys = sorted(k for k in store.list(prefix) if k.endswith(".parquet"))
     if since is not None:
         if since.tzinfo is None:
-            since = since.replace(tzinfo=timezone.utc)
-        since = since.astimezone(timezone.utc)
+            since = since.replace(tzinfo=UTC)
+        since = since.astimezone(UTC)
         first_day = since.date().isoformat()
         keys = [k for k in keys if k[len(prefix) : len(prefix) + 10] >= first_day]
     frames = [pd.read_parquet(io.BytesIO(store.get_bytes(k))) for k in keys]
