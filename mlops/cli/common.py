@@ -61,6 +61,17 @@ def emit_json(payload: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+def error_payload(message: str, exit_code: int, **details: Any) -> dict[str, Any]:
+    """The one object ``--json`` prints for a failed command.
+
+    Args:
+        message: What went wrong (the text after ``error:`` on stderr).
+        exit_code: The process exit code (1 system, 2 usage or data, 4 invalid...).
+        **details: More fields, e.g. the failed task and the run's log file.
+    """
+    return {**details, "status": "error", "error": message, "exit_code": exit_code}
+
+
 def pipeline_named(name: str) -> Any:
     """The pipeline function called ``name``; an unknown name is a usage error listing them."""
     from pipelines import PIPELINES

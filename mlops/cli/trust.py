@@ -53,11 +53,29 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _verify_published(model_uri: str, public_key: Path) -> None:
+    """Verifies a published version; one without its completion marker is invalid, named so.
+
+    Raises:
+        VerificationError: incomplete (no ``_COMPLETE``: the upload never
+            finished), or its signature does not hold.
+        UsageError: nothing is published at ``model_uri``.
+    """
+    from mlops.core.errors import UsageError, VerificationError
     from mlops.core.store import ObjectStore
+    from mlops.model.registry import COMPLETE_MARKER, parse_model_uri
     from mlops.trust.signing import verify_published
 
     ensure_store_env()
-    verify_published(ObjectStore.from_env(), model_uri, public_key)
+    store = ObjectStore.from_env()
+    parsed, _, _ = parse_model_uri(model_uri)
+    if not store.exists(f"{parsed}/{COMPLETE_MARKER}"):
+        if next(iter(store.list(f"{parsed}/")), None) is None:
+            raise UsageError(f"nothing is published at {model_uri}")
+        raise VerificationError(
+            f"{model_uri} is incomplete: it has no {COMPLETE_MARKER} marker (its upload "
+            "never finished), so it is not a published version and is never served"
+        )
+    verify_published(store, model_uri, public_key)
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:

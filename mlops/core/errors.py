@@ -44,3 +44,27 @@ class VerificationError(MlopsError):
     """A trust check failed: bad signature, vulnerable or unknown audit, unsafe file."""
 
     exit_code = EXIT_INVALID
+
+
+def exit_code_for_error_name(name: str) -> int:
+    """The exit code of the error class named ``name``, as a traceback prints it.
+
+    A failed pipeline task reports its exception only as text (the last line of
+    the traceback in its log); this maps that name back to the exit code the
+    CLI would have returned had the error been raised in-process.
+
+    Args:
+        name: ``mlops.core.errors.DataError`` or plain ``DataError``.
+
+    Returns:
+        The class's ``exit_code`` when ``name`` is an :class:`MlopsError` (sub)class
+        (a qualified name must match its module too), otherwise :data:`EXIT_SYSTEM`.
+    """
+    module, _, bare = name.rpartition(".")
+    pending: list[type[MlopsError]] = [MlopsError]
+    while pending:
+        cls = pending.pop()
+        if cls.__name__ == bare and module in ("", cls.__module__):
+            return cls.exit_code
+        pending.extend(cls.__subclasses__())
+    return EXIT_SYSTEM

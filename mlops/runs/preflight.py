@@ -12,8 +12,27 @@ from typing import Any
 from mlops.core.data import check_readable, read_table
 from mlops.core.errors import UsageError
 from mlops.core.rules import check_canary_percent, check_deploy_mode, check_fraction
+from mlops.model.data_checks import check_finite, check_labelled
 from mlops.model.registry import validate_model_name
-from mlops.model.training import check_estimator, prepare_frame
+from mlops.model.training import check_estimator, split_dataset
+
+#: The seeds scikit-learn accepts (``random_state``: a 32-bit unsigned integer).
+MAX_SEED = 2**32 - 1
+
+
+def check_seed(seed: Any) -> int:
+    """A random seed: a whole number in [0, :data:`MAX_SEED`].
+
+    Raises:
+        UsageError: anything else, naming ``seed``.
+    """
+    try:
+        value = int(seed)
+    except (TypeError, ValueError):
+        raise UsageError(f"seed must be a whole number, got {seed!r}") from None
+    if not 0 <= value <= MAX_SEED:
+        raise UsageError(f"seed must be between 0 and {MAX_SEED}, got {seed}")
+    return value
 
 
 def check_deploy(mode: str, canary_percent: int) -> None:
@@ -30,31 +49,36 @@ def check_deploy(mode: str, canary_percent: int) -> None:
 def check_training(arguments: dict[str, Any]) -> None:
     """Parameters, data and holdout of a ``training`` run.
 
+    The data is split as the ``load-split`` task will split it, so what would
+    fail there (a class too rare to stratify, a test split smaller than the
+    number of classes) fails here, before anything runs.
+
     Raises:
-        UsageError: the first problem found, named.
+        UsageError: the first problem found, named (a DataError for the data).
     """
     validate_model_name(arguments["model_name"])
     check_fraction("min_accuracy", arguments.get("min_accuracy", 0.8), inclusive=True)
-    check_fraction("test_size", arguments.get("test_size", 0.2))
+    test_size = check_fraction("test_size", arguments.get("test_size", 0.2))
+    seed = check_seed(arguments.get("seed", 42))
     check_estimator(arguments.get("estimator", "logistic_regression"))
     check_deploy(arguments.get("deploy", "none"), arguments.get("canary_percent", 10))
-    target = arguments["target_column"]
-    data = read_table(arguments["data_uri"])
-    prepared = prepare_frame(
-        data, target, arguments.get("drop_columns", ""), source=arguments["data_uri"]
+    target, data_uri = arguments["target_column"], arguments["data_uri"]
+    data = read_table(data_uri)
+    train, _ = split_dataset(
+        data, target, test_size, seed, arguments.get("drop_columns", ""), source=data_uri
     )
-    holdout = read_table(arguments["holdout_uri"])
-    if target not in holdout.columns:
-        raise UsageError(
-            f"target column {target!r} not found in holdout {arguments['holdout_uri']!r}; "
-            f"columns are: {', '.join(map(str, holdout.columns))}"
-        )
-    missing = [c for c in prepared.columns if c not in holdout.columns]
+    features = [c for c in train.columns if c != target]
+    check_finite(data, f"data {data_uri!r}", features)
+    holdout_uri = arguments["holdout_uri"]
+    holdout = read_table(holdout_uri)
+    check_labelled(holdout, target, f"holdout {holdout_uri!r}")
+    missing = [c for c in features if c not in holdout.columns]
     if missing:
         raise UsageError(
-            f"holdout {arguments['holdout_uri']!r} lacks feature column(s) the model will "
+            f"holdout {holdout_uri!r} lacks feature column(s) the model will "
             f"use: {', '.join(map(str, missing))}"
         )
+    check_finite(holdout, f"holdout {holdout_uri!r}", features)
 
 
 def check_monitoring(arguments: dict[str, Any]) -> None:
@@ -68,6 +92,7 @@ def check_monitoring(arguments: dict[str, Any]) -> None:
     if float(arguments.get("window_hours", 24.0)) <= 0:
         raise UsageError(f"window_hours must be positive, got {arguments['window_hours']}")
     check_deploy("canary", arguments.get("canary_percent", 10))
+    check_seed(arguments.get("seed", 42))
     # Existence only: the retraining tables are read only on drift, the production
     # table by the drift step itself; reading them here would double the work.
     for name in ("retrain_data_uri", "holdout_uri", "current_uri"):

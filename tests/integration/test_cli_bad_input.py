@@ -1,6 +1,8 @@
 """Bad input to ``mlops run training``: exit code 2, a message naming the problem, no run started.
 
-Preflight fails before any pipeline task runs, so these are fast. The store
+Preflight fails before any pipeline task runs, so these are fast. With
+``--json`` stdout holds exactly one object, ``{"status": "error", ...}``, with the
+same message as stderr; without it stdout stays empty. The store
 settings come from ``store_env`` (no embedded store is started per test) and
 MLOPS_HOME is a tmp folder. Most cases call ``mlops.cli.main`` in-process (the
 same entry point the ``mlops`` script runs); a few run ``python -m mlops.cli``
@@ -9,11 +11,19 @@ as a real subprocess to check the process exit code and streams end to end.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from mlops.cli import main
-from tests.training_helpers import TARGET, cli_env, demo_data, run_cli, training_args
+from tests.training_helpers import (
+    TARGET,
+    cli_env,
+    demo_data,
+    run_cli,
+    single_json,
+    training_args,
+)
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +41,24 @@ def files(tmp_path_factory):
     pd.read_csv(holdout_csv).drop(columns=[TARGET]).to_csv(unlabelled, index=False)
     narrow = root / "narrow-holdout.csv"
     pd.read_csv(holdout_csv).drop(columns=["mean_radius"]).to_csv(narrow, index=False)
+    # Issue 9, finding 8: each of these failed inside a task with "Inner task failed".
+    infinite = root / "infinite.csv"
+    with_inf = frame.copy()
+    with_inf.loc[[3, 7], "mean_radius"] = [np.inf, -np.inf]
+    with_inf.loc[5, "mean_area"] = np.inf
+    with_inf.to_csv(infinite, index=False)
+    infinite_holdout = root / "infinite-holdout.csv"
+    holdout_inf = pd.read_csv(holdout_csv)
+    holdout_inf.loc[0, "mean_texture"] = np.inf
+    holdout_inf.to_csv(infinite_holdout, index=False)
+    unlabelled_row = root / "unlabelled-row.csv"
+    one_unlabelled = pd.read_csv(holdout_csv)
+    one_unlabelled.loc[2, TARGET] = np.nan
+    one_unlabelled.to_csv(unlabelled_row, index=False)
+    lone_class = root / "lone-class.csv"
+    lone = frame.copy()
+    lone.loc[5, TARGET] = "unsure"
+    lone.to_csv(lone_class, index=False)
     return {
         "training": training_csv,
         "holdout": holdout_csv,
@@ -39,6 +67,10 @@ def files(tmp_path_factory):
         "single": single,
         "unlabelled": unlabelled,
         "narrow": narrow,
+        "infinite": infinite,
+        "infinite-holdout": infinite_holdout,
+        "unlabelled-row": unlabelled_row,
+        "lone-class": lone_class,
         "missing": root / "does-not-exist.csv",
     }
 
@@ -60,12 +92,31 @@ def run_main(argv: list[str], capfd) -> tuple[int, str, str]:
 
 
 def check_usage_error(code: int, out: str, err: str, home, *fragments: str) -> None:
+    """Exit 2, the fragments on stderr, no run; stdout empty, or the one error object (--json)."""
     assert code == 2, f"exit {code}; stderr: {err}"
-    assert out == "", "nothing on stdout when the input is bad"
     assert "error: " in err
     for fragment in fragments:
         assert fragment in err, f"{fragment!r} not in stderr: {err}"
+    if out:
+        check_error_object(out, 2, *fragments)
     assert not (home / "runs").exists(), "no pipeline may start on bad input"
+
+
+def check_error_object(out: str, exit_code: int, *fragments: str) -> dict:
+    """Checks that stdout is exactly one ``{"status": "error", ..., "exit_code": N}`` object."""
+    payload = single_json(out)
+    assert payload["status"] == "error" and payload["exit_code"] == exit_code, payload
+    for fragment in fragments:
+        assert fragment in payload["error"], f"{fragment!r} not in {payload['error']!r}"
+    return payload
+
+
+def run_json(argv: list[str], capfd, home, *fragments: str) -> None:
+    """A ``--json`` command line with bad input: exit 2 and the error object naming it."""
+    assert "--json" in argv
+    code, out, err = run_main(argv, capfd)
+    check_usage_error(code, out, err, home, *fragments)
+    check_error_object(out, 2, *fragments)
 
 
 def args_for(files, data="training", holdout="holdout", **params) -> list[str]:
@@ -108,13 +159,32 @@ CASES = {
     "non-integer seed": (dict(seed="abc"), ["seed='abc' is not a valid integer"]),
     "bad boolean": (dict(allow_unknown_audit="perhaps"), ["allow_unknown_audit", "not a boolean"]),
     "bad deploy mode": (dict(deploy="sideways"), ["deploy must be one of none, canary, full"]),
+    # Issue 9, finding 8: these used to fail inside a task (exit 1, "Inner task failed").
+    "negative seed": (dict(seed=-1), ["seed must be between 0 and 4294967295, got -1"]),
+    "seed beyond 32 bits": (dict(seed=2**32), ["seed", str(2**32)]),
+    "infinite cells in data": (
+        dict(data="infinite"),
+        ["infinite.csv", "infinite values", "'mean_radius' (2)", "'mean_area' (1)"],
+    ),
+    "infinite cell in holdout": (
+        dict(holdout="infinite-holdout"),
+        ["infinite-holdout.csv", "infinite values", "'mean_texture' (1)"],
+    ),
+    "unlabelled holdout row": (
+        dict(holdout="unlabelled-row"),
+        ["unlabelled-row.csv", "target column 'diagnosis'", "1 missing value"],
+    ),
+    "class with one row": (
+        dict(data="lone-class"),
+        ["'unsure'", "fewer than 2 rows", "cannot stratify"],
+    ),
 }
 
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_bad_training_input(case, files, home, capfd):
     kwargs, fragments = CASES[case]
-    check_usage_error(*run_main(args_for(files, **kwargs), capfd), home, *fragments)
+    run_json(args_for(files, **kwargs), capfd, home, *fragments)
 
 
 def test_unsupported_scheme_names_the_uri(files, home, capfd):
@@ -158,22 +228,31 @@ def test_malformed_parameter(files, home, capfd):
 
 
 def test_unknown_pipeline_lists_pipelines(home, capfd):
-    check_usage_error(
-        *run_main(["run", "trainig", "-p", "x=1"], capfd),
-        home,
-        "unknown pipeline 'trainig'",
-        "training",
-    )
+    argv = ["run", "trainig", "-p", "x=1"]
+    check_usage_error(*run_main(argv, capfd), home, "unknown pipeline 'trainig'", "training")
+    run_json(argv + ["--json"], capfd, home, "unknown pipeline 'trainig'", "training")
 
 
 def test_argparse_usage_errors_exit_2(home, capfd):
     code, out, err = run_main(["run"], capfd)
     assert code == 2 and "usage:" in err and out == ""
+    assert "mlops run: error: the following arguments are required: pipeline" in err
+
+
+def test_argparse_usage_errors_with_json_print_the_error_object(home, capfd):
+    code, out, err = run_main(["run", "--json"], capfd)
+    assert code == 2 and "usage:" in err
+    check_error_object(out, 2, "the following arguments are required: pipeline")
+    code, out, err = run_main(["run", "training", "--json", "--no-such-flag"], capfd)
+    assert code == 2 and "unrecognized arguments: --no-such-flag" in err
+    check_error_object(out, 2, "unrecognized arguments: --no-such-flag")
 
 
 def test_without_json_the_error_is_the_same(files, home, capfd):
     argv = [a for a in args_for(files, target="label") if a != "--json"]
-    check_usage_error(*run_main(argv, capfd), home, "target column 'label' not found")
+    code, out, err = run_main(argv, capfd)
+    assert out == ""
+    check_usage_error(code, out, err, home, "target column 'label' not found")
 
 
 # -- the same through a real process ------------------------------------------------------------
@@ -185,7 +264,7 @@ def test_bad_input_in_a_subprocess(case, files, store, tmp_path):
     home = tmp_path / "home"
     result = run_cli(args_for(files, **kwargs), cli_env(home, store), timeout=120)
     assert result.returncode == 2, result.stderr
-    assert result.stdout == ""
+    check_error_object(result.stdout, 2, *fragments)
     for fragment in fragments:
         assert fragment in result.stderr
     assert not (home / "runs").exists()
@@ -195,7 +274,8 @@ def test_unknown_parameter_in_a_subprocess(files, store, tmp_path):
     result = run_cli(
         args_for(files) + ["-p", "foo=1"], cli_env(tmp_path / "home", store), timeout=120
     )
-    assert result.returncode == 2 and result.stdout == ""
+    assert result.returncode == 2
+    check_error_object(result.stdout, 2, "unknown parameter 'foo'", "holdout_uri")
     assert "unknown parameter 'foo'" in result.stderr and "holdout_uri" in result.stderr
 
 
@@ -217,5 +297,10 @@ def test_monitoring_missing_table_exits_2_before_running(files, home, capfd, par
     argv = ["run", "monitoring", "--json"] + [
         arg for k, v in params.items() for arg in ("-p", f"{k}={v}")
     ]
-    code, out, err = run_main(argv, capfd)
-    check_usage_error(code, out, err, home, fragment, "no such file")
+    run_json(argv, capfd, home, fragment, "no such file")
+
+
+def test_monitoring_negative_seed_exits_2(files, home, capfd):
+    argv = ["run", "monitoring", "--json", "-p", "model_name=breast-cancer", "-p", "seed=-5"]
+    argv += ["-p", f"retrain_data_uri={files['training']}", "-p", f"holdout_uri={files['holdout']}"]
+    run_json(argv, capfd, home, "seed must be between 0 and 4294967295, got -5")

@@ -150,3 +150,29 @@ def test_scan_exit_codes(tmp_path: Path, capsys) -> None:
 
 def test_scan_missing_path(tmp_path: Path, capsys) -> None:
     assert _run("scan", str(tmp_path / "nope")) == 2
+
+
+def test_verify_published_incomplete_version_is_invalid(
+    home: Path, tmp_path: Path, store_env, capsys
+) -> None:
+    # Issue 9, finding 9: a version whose upload never finished (no _COMPLETE) exited 1.
+    from mlops.model.registry import COMPLETE_MARKER, publish_model_dir, version_prefix
+    from tests.serving_helpers import build_model_dir
+
+    assert _run("keys", "init") == 0
+    private, public = signing.default_key_paths(home)
+    for version in ("v1", "v2"):
+        build_model_dir(tmp_path / version, private, model_name="iris", version=version)
+    # v1 as an interrupted publish leaves it: every file but the marker.
+    store_env.upload_dir(tmp_path / "v1", version_prefix("iris", "v1"))
+    capsys.readouterr()
+    assert _run("verify", store_env.uri(version_prefix("iris", "v1"))) == 4
+    err = capsys.readouterr().err
+    assert "INVALID" in err and "incomplete" in err and COMPLETE_MARKER in err
+
+    assert _run("verify", store_env.uri(version_prefix("iris", "v9"))) == 2
+    assert "nothing is published at" in capsys.readouterr().err
+
+    publish_model_dir(store_env, tmp_path / "v2", "iris", "v2")
+    assert _run("verify", store_env.uri(version_prefix("iris", "v2"))) == 0, capsys.readouterr()
+    assert "OK:" in capsys.readouterr().out
