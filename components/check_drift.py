@@ -27,6 +27,7 @@ def check_drift(
         ("target_column", str),
         ("drop_columns", str),
         ("estimator", str),
+        ("categorical_columns", str),
     ],
 ):
     """Compares production data with the deployed model's training sample (Evidently tests).
@@ -42,7 +43,8 @@ def check_drift(
 
     Returns:
         drift_detected, drift_share, drifted_columns (comma-separated), summary
-        (JSON), and the deployed model's recipe: target_column, drop_columns, estimator.
+        (JSON), and the deployed model's recipe: target_column, drop_columns, estimator,
+        categorical_columns.
     """
     import json
     import logging
@@ -72,4 +74,5 @@ def check_drift(
         recipe["target_column"],
         recipe["drop_columns"],
         recipe["estimator"],
+        recipe["categorical_columns"],
     )

@@ -15,6 +15,7 @@ def load_split(
     train_data: Output[Dataset],
     test_data: Output[Dataset],
     drop_columns: str = "",
+    categorical_columns: str = "",
     test_size: float = 0.2,
     seed: int = 42,
 ) -> NamedTuple("LoadSplitOutputs", [("rows", int), ("data_fingerprint", str)]):  # type: ignore[valid-type]
@@ -26,6 +27,8 @@ def load_split(
         train_data: Parquet training split.
         test_data: Parquet test split.
         drop_columns: Comma-separated columns to drop before training.
+        categorical_columns: Comma-separated columns that are categorical whatever
+            their values look like (not checked for stray non-numbers).
         test_size: Fraction of rows for the test split, in (0, 1).
         seed: Random seed of the split.
 
@@ -40,7 +43,13 @@ def load_split(
     logging.basicConfig(level=logging.INFO)
     frame = read_table(data_uri)
     train, test = split_dataset(
-        frame, target_column, test_size, seed, drop_columns, source=data_uri
+        frame,
+        target_column,
+        test_size,
+        seed,
+        drop_columns,
+        source=data_uri,
+        categorical_columns=categorical_columns,
     )
     train.to_parquet(train_data.path, index=False)
     test.to_parquet(test_data.path, index=False)

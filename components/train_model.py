@@ -16,6 +16,7 @@ def train_model(
     metrics: Output[Metrics],
     estimator: str = "logistic_regression",
     drop_columns: str = "",
+    categorical_columns: str = "",
     data_fingerprint: str = "",
     seed: int = 42,
 ) -> float:
@@ -30,6 +31,8 @@ def train_model(
         metrics: Test-split scores for the Kubeflow UI.
         estimator: logistic_regression, random_forest or gradient_boosting.
         drop_columns: Columns dropped before training (recorded in the recipe).
+        categorical_columns: Comma-separated columns that are categorical whatever
+            their values look like (recorded in the recipe).
         data_fingerprint: Fingerprint of the full dataset (recorded in metadata).
         seed: Random seed.
 
@@ -49,6 +52,7 @@ def train_model(
         model_name=model_name,
         estimator=estimator,
         drop_columns=drop_columns,
+        categorical_columns=categorical_columns,
         data_fingerprint=data_fingerprint,
         seed=seed,
     )

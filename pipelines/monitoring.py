@@ -50,6 +50,7 @@ def monitoring(
             model_name=model_name,
             min_accuracy=min_accuracy,
             drop_columns=drift.outputs["drop_columns"],
+            categorical_columns=drift.outputs["categorical_columns"],
             estimator=drift.outputs["estimator"],
             test_size=test_size,
             seed=seed,

@@ -28,6 +28,7 @@ def training(
     model_name: str,
     min_accuracy: float = 0.8,
     drop_columns: str = "",
+    categorical_columns: str = "",
     estimator: str = "logistic_regression",
     test_size: float = 0.2,
     seed: int = 42,
@@ -44,6 +45,10 @@ def training(
 ) -> str:
     """Returns the outcome JSON (status released or rejected, gates, metrics).
 
+    ``categorical_columns`` (comma-separated) are features that are categorical
+    whatever their values look like; any other column whose values are mostly
+    numbers must be all numbers (a stray ``abc`` is a data error, not a new type).
+
     ``serving_image`` is the predictor image of the InferenceService ('' = the
     project's serving image, ``mlops.runtime.SERVING_IMAGE``).
 
@@ -56,6 +61,7 @@ def training(
                 data_uri=data_uri,
                 target_column=target_column,
                 drop_columns=drop_columns,
+                categorical_columns=categorical_columns,
                 test_size=test_size,
                 seed=seed,
             )
@@ -69,6 +75,7 @@ def training(
             model_name=model_name,
             estimator=estimator,
             drop_columns=drop_columns,
+            categorical_columns=categorical_columns,
             data_fingerprint=split.outputs["data_fingerprint"],
             seed=seed,
         )

@@ -1,4 +1,11 @@
-"""Reading tabular data from a local path, ``file://`` or ``s3://`` URI."""
+"""Reading tabular data from a local path, ``file://`` or ``s3://`` URI.
+
+Every table read is held to size limits per text cell and per row
+(:data:`MAX_CELL_CHARS`, :data:`MAX_ROW_CHARS`): one huge cell in a training
+table otherwise travels into the model's categories, its ``metadata.json`` and
+its drift reference (a 1 GB cell once made a 1.07 GB model), and in a
+production table into the drift report.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,7 @@ import logging
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+import numpy as np
 import pandas as pd
 
 from mlops.core.errors import DataError, MlopsError
@@ -15,6 +23,13 @@ from mlops.core.errors import DataError, MlopsError
 logger = logging.getLogger(__name__)
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
+#: Longest text cell a table may hold (characters; 64 Ki). Tabular features are
+#: numbers and short category labels; anything longer is a broken export or free text.
+MAX_CELL_CHARS = 64 * 1024
+#: Most text characters one row may hold over all its cells (1 Mi).
+MAX_ROW_CHARS = 1024 * 1024
+#: How many characters of an offending value an error message shows.
+SHOWN_CHARS = 40
 
 
 def local_path(uri: str) -> Path:
@@ -94,8 +109,66 @@ def read_table(uri: str) -> pd.DataFrame:
         raise DataError(f"cannot read {uri!r}: {exc}") from exc
     if frame.empty:
         raise DataError(f"data at {uri!r} is empty (no rows)")
+    check_text_sizes(frame, f"data at {uri!r}")
     logger.info("read %d rows x %d columns from %s", len(frame), frame.shape[1], uri)
     return frame
+
+
+def shown(value: object, limit: int = SHOWN_CHARS) -> str:
+    """``value`` for an error message: at most ``limit`` characters, quoted and escaped (``repr``)."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > limit:
+        return repr(text[:limit]) + f"... ({len(text):,} characters)"
+    return repr(text)
+
+
+def _text_lengths(column: pd.Series) -> np.ndarray:
+    """Characters of each text cell of ``column`` (0 for numbers and missing cells)."""
+    if pd.api.types.is_numeric_dtype(column.dtype) or pd.api.types.is_bool_dtype(column.dtype):
+        return np.zeros(len(column), dtype=np.int64)
+    try:
+        lengths = column.str.len()
+    except AttributeError:  # an object column without any text (numbers, lists, None)
+        return np.zeros(len(column), dtype=np.int64)
+    return lengths.fillna(0).to_numpy(dtype=np.int64)
+
+
+def check_text_sizes(
+    frame: pd.DataFrame,
+    source: str,
+    max_cell_chars: int = MAX_CELL_CHARS,
+    max_row_chars: int = MAX_ROW_CHARS,
+) -> None:
+    """Requires every text cell and every row of ``frame`` to stay within the size limits.
+
+    Args:
+        frame: The table.
+        source: What it is, for the message ("data at 's3://...'").
+        max_cell_chars: Longest text cell (:data:`MAX_CELL_CHARS`).
+        max_row_chars: Most text characters in one row (:data:`MAX_ROW_CHARS`).
+
+    Raises:
+        DataError: naming the first column with a cell over the limit (its row,
+            length and the limit), else the first row over the row limit.
+    """
+    row_chars = np.zeros(len(frame), dtype=np.int64)
+    for position, name in enumerate(frame.columns):
+        lengths = _text_lengths(frame.iloc[:, position])  # by position: names may repeat
+        longest = int(lengths.argmax()) if len(lengths) else 0
+        if len(lengths) and lengths[longest] > max_cell_chars:
+            raise DataError(
+                f"column {shown(name)} in {source} has a cell of {int(lengths[longest]):,} "
+                f"characters (data row {longest + 1}, {int((lengths > max_cell_chars).sum())} such "
+                f"cell(s)); the limit is {max_cell_chars:,} characters per cell: "
+                "a feature value is a number or a short category label"
+            )
+        row_chars += lengths
+    if len(row_chars) and row_chars.max() > max_row_chars:
+        row = int(row_chars.argmax())
+        raise DataError(
+            f"data row {row + 1} of {source} holds {int(row_chars[row]):,} characters of text; "
+            f"the limit is {max_row_chars:,} characters per row"
+        )
 
 
 def fingerprint(frame: pd.DataFrame) -> str:

@@ -61,6 +61,7 @@ def train_candidate(
     model_name: str,
     estimator: str = "logistic_regression",
     drop_columns: str = "",
+    categorical_columns: str = "",
     data_fingerprint: str = "",
     seed: int = 42,
 ) -> Candidate:
@@ -74,6 +75,9 @@ def train_candidate(
         model_name: Registry name of the model.
         estimator: logistic_regression, random_forest or gradient_boosting.
         drop_columns: Comma-separated columns dropped before training (kept in the recipe).
+        categorical_columns: Comma-separated columns that are categorical whatever
+            their values look like (kept in the recipe, ``params``, so retraining
+            types them the same way).
         data_fingerprint: Fingerprint of the full dataset (kept in the metadata).
         seed: Random seed of training and of the drift reference sample.
 
@@ -82,14 +86,16 @@ def train_candidate(
 
     Raises:
         UsageError: The model name or the estimator is invalid.
-        DataError: The test split lacks the target or a feature.
+        DataError: The test split lacks the target or a feature, or a declared
+            categorical column is not a feature.
     """
     # Bad parameters fail before any data is read.
     validate_model_name(model_name)
     check_estimator(estimator)
     train_frame = pd.read_parquet(train_path)
     test_frame = pd.read_parquet(test_path)
-    fitted, schema = train(train_frame, target_column, estimator, seed)
+    declared = parse_columns(categorical_columns)
+    fitted, schema = train(train_frame, target_column, estimator, seed, declared)
     evaluation = evaluate(fitted, test_frame, target_column, schema, source="test split")
     metrics = evaluation.metrics("test")
     version = new_version()
@@ -109,7 +115,7 @@ def train_candidate(
             "test": fingerprint(test_frame),
         },
         train_features=train_frame.drop(columns=[target_column]),
-        params={"seed": seed},
+        params={"seed": seed, "categorical_columns": declared},
         seed=seed,
     )
     logger.info("candidate %s %s: %s", model_name, version, metrics)

@@ -18,7 +18,9 @@ import pandas as pd
 from mlops.core.data import parse_columns
 from mlops.core.errors import DataError, UsageError
 from mlops.core.rules import check_fraction
-from mlops.model.schema import FeatureSchema, coerce
+from mlops.model.data_checks import check_finite
+from mlops.model.feature_quality import check_features
+from mlops.model.schema import CATEGORICAL, Feature, FeatureSchema, coerce, coerce_column
 
 logger = logging.getLogger(__name__)
 
@@ -35,17 +37,64 @@ def check_estimator(estimator: str) -> str:
     return estimator
 
 
+def check_categorical_columns(
+    frame: pd.DataFrame,
+    target_column: str,
+    categorical_columns: str | list[str],
+    source: str = "data",
+) -> list[str]:
+    """The declared categorical columns, each a feature column of ``frame``.
+
+    Args:
+        frame: The table, dropped columns already gone.
+        target_column: Its label column (not a feature).
+        categorical_columns: Comma-separated names, or a list.
+        source: The table, for messages.
+
+    Returns:
+        The names, parsed.
+
+    Raises:
+        DataError: a name is not a column of ``frame``, or is the target.
+    """
+    declared = parse_columns(categorical_columns)
+    missing = [c for c in declared if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"categorical_columns not found in {source} (or dropped): {', '.join(missing)}"
+        )
+    if target_column in declared:
+        raise DataError(
+            f"target column {target_column!r} cannot be in categorical_columns: "
+            "it is the label, not a feature"
+        )
+    return declared
+
+
 def prepare_frame(
     frame: pd.DataFrame,
     target_column: str,
     drop_columns: str | list[str] = "",
     source: str = "data",
+    categorical_columns: str | list[str] = "",
 ) -> pd.DataFrame:
-    """Checks the target and dropped columns and returns the frame without the dropped ones.
+    """Checks the target, dropped and feature columns; returns the frame without the dropped ones.
+
+    The feature columns go through :func:`mlops.model.feature_quality.check_features`:
+    a numeric column with a few text values, or a categorical one that is really an
+    identifier, is refused here rather than trained on.
+
+    Args:
+        frame: The table as read.
+        target_column: Label column.
+        drop_columns: Columns dropped before training (comma-separated or a list).
+        source: The table, for messages.
+        categorical_columns: Columns the recipe declares categorical (comma-separated or a list).
 
     Raises:
-        DataError: the target or a dropped column is missing, the target has
-            missing values, or fewer than two classes.
+        DataError: the target, a dropped or a declared column is missing, the target
+            has missing values or fewer than two classes, or a feature column fails
+            a data quality check.
     """
     if target_column not in frame.columns:
         raise DataError(
@@ -59,6 +108,7 @@ def prepare_frame(
     if target_column in drop:
         raise DataError(f"target column {target_column!r} cannot be dropped")
     frame = frame.drop(columns=drop)
+    declared = check_categorical_columns(frame, target_column, categorical_columns, source)
     if frame[target_column].isna().any():
         raise DataError(
             f"target column {target_column!r} in {source} has "
@@ -72,7 +122,30 @@ def prepare_frame(
         )
     if frame.shape[1] < 2:
         raise DataError(f"{source} has no feature columns besides the target {target_column!r}")
-    return frame
+    check_features(frame.drop(columns=[target_column]), source, declared)
+    return _categories_as_text(frame, target_column, declared)
+
+
+def _categories_as_text(
+    frame: pd.DataFrame, target_column: str, declared: list[str]
+) -> pd.DataFrame:
+    """Declared categorical and text (object) feature columns in their model-input form: ``str``.
+
+    A large CSV can come back with ints in one chunk of a column and text in
+    another; Parquet (the split's format) refuses such a column, and the model
+    would see 1 and "1" as two categories. As ``str`` they are one, as at serving.
+    """
+    names = [
+        name
+        for name in frame.columns
+        if name != target_column and (name in declared or frame[name].dtype == object)
+    ]
+    if not names:
+        return frame
+    out = frame.copy(deep=False)  # whole columns are replaced below, never written into
+    for name in names:
+        out[name] = coerce_column(Feature(str(name), CATEGORICAL), frame[name])
+    return out
 
 
 def split_dataset(
@@ -82,17 +155,23 @@ def split_dataset(
     seed: int = 42,
     drop_columns: str | list[str] = "",
     source: str = "data",
+    categorical_columns: str | list[str] = "",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Stratified train/test split after dropping columns.
 
+    ``categorical_columns`` are the columns the recipe declares categorical
+    (see :func:`prepare_frame`).
+
     Raises:
-        DataError: see :func:`prepare_frame`, or a class too rare to stratify.
+        DataError: see :func:`prepare_frame`, an infinite cell, or a class too rare to stratify.
         UsageError: ``test_size`` outside (0, 1).
     """
     from sklearn.model_selection import train_test_split
 
     test_size = check_fraction("test_size", test_size)
-    frame = prepare_frame(frame, target_column, drop_columns, source)
+    frame = prepare_frame(frame, target_column, drop_columns, source, categorical_columns)
+    # Here, not only in preflight: on a cluster nothing checks before the task runs.
+    check_finite(frame, source, [c for c in frame.columns if c != target_column])
     counts = frame[target_column].value_counts()
     rare = counts[counts < MIN_ROWS_PER_CLASS]
     if not rare.empty:
@@ -231,15 +310,32 @@ def _plain(value: Any) -> Any:
 
 
 def train(
-    train_frame: pd.DataFrame, target_column: str, estimator: str, seed: int = 42
+    train_frame: pd.DataFrame,
+    target_column: str,
+    estimator: str,
+    seed: int = 42,
+    categorical_columns: str | list[str] = "",
 ) -> tuple[Any, FeatureSchema]:
     """Decides the feature schema from the training split and fits the pipeline on it.
 
+    Args:
+        train_frame: The training split (checked by :func:`prepare_frame`).
+        target_column: Label column.
+        estimator: One of :data:`ESTIMATORS`.
+        seed: Random seed of the estimator.
+        categorical_columns: Columns categorical whatever their dtype (the recipe's).
+
     Returns:
         (fitted pipeline, feature schema).
+
+    Raises:
+        DataError: a declared categorical column is not a feature of ``train_frame``.
     """
+    declared = check_categorical_columns(
+        train_frame, target_column, categorical_columns, "training data"
+    )
     features = train_frame.drop(columns=[target_column])
-    schema = FeatureSchema.from_frame(features)
+    schema = FeatureSchema.from_frame(features, categorical=declared)
     model = build_pipeline(schema, estimator, seed)
     model.fit(coerce(features, schema, source="training data"), train_frame[target_column])
     logger.info("trained %s on %d rows, %d features", estimator, len(train_frame), len(schema))

@@ -45,10 +45,15 @@ class DeployedModel:
     reference: pd.DataFrame
 
     def recipe(self) -> dict[str, str]:
-        """How it was trained, for retraining the same way."""
+        """How it was trained, for retraining the same way.
+
+        ``categorical_columns`` is '' for models published before the parameter existed.
+        """
+        params = self.metadata.get("params") or {}
         return {
             "target_column": self.metadata["target_column"],
             "drop_columns": ",".join(self.metadata.get("drop_columns", [])),
+            "categorical_columns": ",".join(params.get("categorical_columns", [])),
             "estimator": self.metadata["estimator"],
         }
 

@@ -1,15 +1,24 @@
-"""Evidently's data drift HTML report, rendered from a bounded sample of each frame.
+r"""Evidently's data drift HTML report, rendered from a bounded sample of each frame.
 
 The verdicts of a drift check come from :func:`mlops.monitoring.drift.compute_drift`
 on the full data; this report is for people. Evidently 0.7's ``DataDriftPreset``
 runs on at most ``max_rows`` rows per frame, with the same columns and kinds as
 the check (the model's feature schema), and when a frame was sampled a banner
 right after ``<body>`` says so and lists the full-data verdicts.
+
+Column names and categorical values come from clients (the inference log) and
+from training data, so the page is made safe before it is written: Evidently
+embeds the report data as JSON inside a ``<script>`` block, where HTML escaping
+does not apply and a value such as ``</script><img src=x onerror=...>`` would end
+the block; every ``<``, ``>``, ``&``, U+2028 and U+2029 in that JSON is written
+as a ``\uXXXX`` escape instead (the same string once JavaScript parses it), and
+the banner's text is HTML-escaped.
 """
 
 from __future__ import annotations
 
 import html
+import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,11 +26,71 @@ from typing import Any
 
 import pandas as pd
 
-from mlops.core.errors import DataError
+from mlops.core.errors import DataError, MlopsError
 from mlops.model.schema import FeatureSchema, coerce
 from mlops.monitoring.drift import DriftResult, check_frames, drift_schema
 
-__all__ = ["render_report_html", "run_data_drift_preset"]
+__all__ = ["escape_script_data", "render_report_html", "run_data_drift_preset"]
+
+# Evidently 0.7's page template (evidently/legacy/utils/dashboard.py) puts the
+# report data on two lines of one <script> block:
+#     var metric_<hex> = {...JSON...};
+#     var additional_graphs_metric_<hex> = {...JSON...};
+# json.dumps never writes a raw line break (inside strings it is "\n"), so each
+# JSON document is exactly the rest of its line and no value can fake a line.
+_DATA_LINE = re.compile(
+    r"^(?P<head>[ \t]*var (?P<name>[A-Za-z_$][\w$]*) = )(?P<json>\{.*\});[ \t]*$",
+    flags=re.MULTILINE,
+)
+# Only these characters can end a <script> block or a JavaScript string early;
+# outside JSON strings they never occur, so escaping them everywhere is exact.
+_SCRIPT_SAFE = str.maketrans(
+    {
+        "<": "\\u003c",
+        ">": "\\u003e",
+        "&": "\\u0026",
+        "\u2028": "\\u2028",
+        "\u2029": "\\u2029",
+    }
+)
+
+
+class ReportLayoutError(MlopsError):
+    """Evidently's page did not have the layout :func:`escape_script_data` makes safe."""
+
+
+def escape_script_data(page: str) -> str:
+    r"""Evidently's report page with its embedded JSON safe inside ``<script>``.
+
+    Args:
+        page: The page from Evidently's ``get_html_str(as_iframe=False)``.
+
+    Returns:
+        The same page, with ``<``, ``>``, ``&``, U+2028 and U+2029 in the two
+        data documents written as JSON ``\uXXXX`` escapes.
+
+    Raises:
+        ReportLayoutError: The page does not hold exactly the two data documents
+            (``X`` and ``additional_graphs_X``) as valid JSON; writing it unescaped
+            could let a value run as script, so no page is better (exit 1).
+    """
+    found: list[str] = []
+
+    def escape(match: re.Match[str]) -> str:
+        try:
+            json.loads(match["json"])
+        except ValueError:
+            return match[0]  # not one of the data documents: left as it is
+        found.append(match["name"])
+        return match["head"] + match["json"].translate(_SCRIPT_SAFE) + ";"
+
+    escaped = _DATA_LINE.sub(escape, page)
+    if len(found) != 2 or found[1] != f"additional_graphs_{found[0]}":
+        raise ReportLayoutError(
+            "Evidently's report page has an unexpected layout (data documents found: "
+            f"{found}); not writing a report whose data could not be escaped"
+        )
+    return escaped
 
 
 def run_data_drift_preset(
@@ -156,6 +225,8 @@ def render_report_html(
 
     Raises:
         DataError: Empty frames, no shared column, or ``max_rows`` below 1.
+        ReportLayoutError: Evidently's page could not be made safe (see
+            :func:`escape_script_data`).
     """
     check_frames(reference, current, min_rows=1)
     if max_rows < 1:
@@ -169,7 +240,8 @@ def render_report_html(
     sampled = len(ref_sample) < len(reference) or len(cur_sample) < len(current)
 
     snapshot = run_data_drift_preset(ref_sample, cur_sample, schema, drift_share_threshold)
-    page = snapshot.get_html_str(as_iframe=False)
+    # Escaped before anything else reads the page: a value must not be taken for <body>.
+    page = escape_script_data(snapshot.get_html_str(as_iframe=False))
     if sampled:
         page = _insert_after_body(
             page, _banner(reference, current, ref_sample, cur_sample, seed, verdict)

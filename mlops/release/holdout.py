@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 
 from mlops.core.data import read_table
-from mlops.core.errors import DataError
 from mlops.core.rules import check_fraction
+from mlops.model.data_checks import check_labelled
 from mlops.model.packaging import MODEL_FILE, read_metadata
 from mlops.model.schema import FeatureSchema
 from mlops.model.training import Evaluation, evaluate
@@ -48,11 +48,7 @@ def validate_on_holdout(
     metadata = read_metadata(model_dir)
     target = metadata["target_column"]
     holdout = read_table(holdout_uri)
-    if target not in holdout.columns:
-        raise DataError(
-            f"target column {target!r} not found in holdout {holdout_uri!r}; "
-            f"columns are: {', '.join(map(str, holdout.columns))}"
-        )
+    check_labelled(holdout, target, f"holdout {holdout_uri!r}")
     model = load_model(Path(model_dir) / MODEL_FILE)
     evaluation = evaluate(
         model,

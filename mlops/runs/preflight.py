@@ -64,11 +64,17 @@ def check_training(arguments: dict[str, Any]) -> None:
     check_deploy(arguments.get("deploy", "none"), arguments.get("canary_percent", 10))
     target, data_uri = arguments["target_column"], arguments["data_uri"]
     data = read_table(data_uri)
+    # The same split load-split will do: data checks, inf cells, classes too rare to stratify.
     train, _ = split_dataset(
-        data, target, test_size, seed, arguments.get("drop_columns", ""), source=data_uri
+        data,
+        target,
+        test_size,
+        seed,
+        arguments.get("drop_columns", ""),
+        source=f"data {data_uri!r}",
+        categorical_columns=arguments.get("categorical_columns", ""),
     )
     features = [c for c in train.columns if c != target]
-    check_finite(data, f"data {data_uri!r}", features)
     holdout_uri = arguments["holdout_uri"]
     holdout = read_table(holdout_uri)
     check_labelled(holdout, target, f"holdout {holdout_uri!r}")

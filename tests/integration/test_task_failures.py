@@ -168,8 +168,15 @@ TRAINING_CASES = {
         "load-split",
         ["'unsure'", "fewer than 2 rows"],
     ),
-    "infinite cell": ("infinite", "holdout", {}, "train-model", ["infinit"]),
-    "unlabelled holdout row": ("training", "unlabelled-row", {}, "validate-holdout", []),
+    # Caught where the data is split and scored, so a cluster run (no preflight) says it too.
+    "infinite cell": ("infinite", "holdout", {}, "load-split", ["infinite", "'mean_radius' (1)"]),
+    "unlabelled holdout row": (
+        "training",
+        "unlabelled-row",
+        {},
+        "validate-holdout",
+        ["missing value", "every row must be labelled"],
+    ),
 }
 
 

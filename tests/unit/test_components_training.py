@@ -164,6 +164,56 @@ def test_load_split_drops_columns_and_reports_bad_input(work, data):
         )
 
 
+def test_load_split_refuses_a_stray_word_and_a_huge_cell(work, data):
+    frame = read_table(str(data["training"])).astype({"mean_radius": object})
+    frame.loc[11, "mean_radius"] = "abc"
+    stray_csv = work / "stray.csv"
+    frame.to_csv(stray_csv, index=False)
+    outputs = dict(
+        target_column=TARGET,
+        train_data=artifact(Dataset, work / "split-bad" / "train"),
+        test_data=artifact(Dataset, work / "split-bad" / "test"),
+    )
+    with pytest.raises(DataError, match="'mean_radius' .* looks numeric .* 1 value.*'abc'"):
+        run(load_split, data_uri=str(stray_csv), **outputs)
+    frame.loc[11, "mean_radius"] = "1" * 200_000
+    huge_csv = work / "huge.csv"
+    frame.to_csv(huge_csv, index=False)
+    with pytest.raises(DataError, match="'mean_radius' .* 200,000 characters .* limit is 65,536"):
+        run(load_split, data_uri=str(huge_csv), **outputs)
+
+
+def test_declared_categorical_column_is_split_trained_and_recorded(work, data):
+    frame = read_table(str(data["training"]))
+    grades = [str(i % 3 + 1) for i in range(len(frame))]
+    grades[5] = "x"
+    graded_csv = work / "graded.csv"
+    frame.assign(grade=grades).to_csv(graded_csv, index=False)
+    train_data = artifact(Dataset, work / "split-graded" / "train")
+    test_data = artifact(Dataset, work / "split-graded" / "test")
+    split_args = dict(
+        data_uri=str(graded_csv), target_column=TARGET, train_data=train_data, test_data=test_data
+    )
+    with pytest.raises(DataError, match="categorical_columns=grade"):
+        run(load_split, **split_args)
+    outputs = run(load_split, categorical_columns="grade", **split_args)
+    model = artifact(Model, work / "train-graded" / "model")
+    train_model.python_func(
+        train_data=train_data,
+        test_data=test_data,
+        target_column=TARGET,
+        model_name=MODEL_NAME,
+        model=model,
+        metrics=artifact(Metrics, work / "train-graded" / "metrics"),
+        categorical_columns="grade",
+        data_fingerprint=outputs.data_fingerprint,
+    )
+    metadata = json.loads(open(f"{model.path}/metadata.json").read())
+    assert metadata["params"]["categorical_columns"] == ["grade"]
+    kinds = {f["name"]: f["kind"] for f in metadata["features"]}
+    assert kinds["grade"] == "categorical" and kinds["mean_radius"] == "numeric"
+
+
 # -- train_model --------------------------------------------------------------------------------
 def test_train_model_writes_the_model_directory(trained, split):
     model_dir = trained["model"].path
