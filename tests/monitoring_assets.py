@@ -32,6 +32,8 @@ SERVING_METRICS: frozenset[str] = frozenset(
         "mlops_predictions_total",
         "mlops_input_out_of_range_total",
         "mlops_model_info",
+        "mlops_model_fallback",
+        "mlops_request_timeouts_total",
         "mlops_inference_log_records_total",
         "mlops_request_duration_seconds_bucket",
         "mlops_request_duration_seconds_sum",

@@ -25,6 +25,7 @@ EXPECTED_ALERTS = {
     "MlopsNoPredictions",
     "MlopsStaleDriftCheck",
     "MlopsRetrainingRejected",
+    "MlopsModelFallback",
 }
 
 # Sample names of each metric type (``_created`` is left out: no rule or panel uses it).
@@ -84,7 +85,8 @@ def test_alerts_have_for_severity_and_model_annotations():
             assert "{{ $labels.model }}" in rule["annotations"][key], (
                 f"{name}: {key} must name the model"
             )
-        assert "by (model)" in rule["expr"] or "model:" in rule["expr"], (
+        per_model = ("by (model)", "by (model,", "model:")
+        assert any(marker in rule["expr"] for marker in per_model), (
             f"{name}: must be per model"
         )
 
