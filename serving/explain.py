@@ -23,6 +23,11 @@ Three deterministic methods, named in every response's ``method`` field:
   attribution is the drop in the predicted class's probability:
   ``p(x)[c] - p(x with feature j replaced)[c]``. One batched ``predict_proba``
   call of ``rows x features`` rows.
+
+The caller bounds the rows (:mod:`serving.limits`) and passes the probabilities it
+scored with its finiteness checks (:mod:`serving.scoring`); an explanation whose
+numbers are not finite (the request's values overflow the model's arithmetic) is a
+400 naming the row, never a 200 with ``null`` or a 500.
 """
 
 from __future__ import annotations
@@ -36,10 +41,9 @@ import pandas as pd
 from kserve.errors import InvalidInput
 
 from mlops.model.schema import NUMERIC, FeatureSchema, coerce
+from serving.scoring import not_finite_reason
 
 logger = logging.getLogger(__name__)
-
-MAX_EXPLAIN_ROWS = 100
 
 LINEAR_DESCRIPTION = (
     "exact linear decomposition of the predicted class's decision value (logit): "
@@ -64,6 +68,14 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, np.integer):
         return int(value)
     return value
+
+
+def _check_finite(frame: pd.DataFrame, attributions: np.ndarray, base: np.ndarray) -> None:
+    """Refuses rows whose attributions or base value overflowed (JSON would say null)."""
+    finite = np.isfinite(attributions).all(axis=1) & np.isfinite(base)
+    if not finite.all():
+        row = int(np.flatnonzero(~finite)[0])
+        raise InvalidInput(f"row {row}: {not_finite_reason(frame, row, 'attributions')}")
 
 
 def _dense(matrix) -> np.ndarray:
@@ -221,13 +233,18 @@ class Explainer:
         return baseline
 
     # -- explaining -------------------------------------------------------------
-    def explain(self, frame: pd.DataFrame) -> dict[str, Any]:
-        """Attributions of each validated row (at most :data:`MAX_EXPLAIN_ROWS`), in schema order."""
-        if len(frame) > MAX_EXPLAIN_ROWS:
-            raise InvalidInput(
-                f"explain takes at most {MAX_EXPLAIN_ROWS} instances, got {len(frame)}"
-            )
-        proba = self.model.predict_proba(frame)
+    def explain(self, frame: pd.DataFrame, proba: np.ndarray | None = None) -> dict[str, Any]:
+        """Attributions of each validated row, in schema order.
+
+        Args:
+            frame: The validated request rows.
+            proba: Their class probabilities, when the caller scored them already.
+
+        Raises:
+            InvalidInput: The attributions of a row are not finite.
+        """
+        if proba is None:
+            proba = self.model.predict_proba(frame)
         predicted = proba.argmax(axis=1)
         if self._linear is not None:
             attributions, base = self._explain_linear(self._linear, frame, predicted)
@@ -238,6 +255,7 @@ class Explainer:
         else:
             attributions, base = self._explain_occlusion(frame, proba, predicted)
             description = OCCLUSION_DESCRIPTION
+        _check_finite(frame, attributions, base)
         explanations = []
         records = frame.to_dict("records")
         for i, row in enumerate(records):

@@ -9,6 +9,11 @@ resulting matrix (for logistic regression, the probabilities come straight from
 its coefficients). It is only used when, at load time, it reproduces the full
 pipeline's probabilities on the reference sample plus rows with missing values
 and unseen categories; otherwise (any other layout) the pipeline itself is called.
+
+Like the pipeline path (:class:`serving.scoring.PipelineScorer`), the transformed
+matrix is checked before the estimator sees it: a value the scaling made infinite,
+or one past float32 for an estimator that computes in float32, is a 400 naming
+the feature (:func:`serving.scoring.check_transformed`), never a silent result.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from mlops.model.schema import NUMERIC, FeatureSchema, coerce
+from serving.scoring import check_transformed, computes_in_float32, in_range
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +47,10 @@ class _ScaledBlock:
     @property
     def width(self) -> int:
         return len(self.positions)
+
+    def column_positions(self) -> list[int]:
+        """Per transformed column of this block, the schema position of its feature."""
+        return self.positions.tolist()
 
     def write(self, values: np.ndarray, out: np.ndarray) -> None:
         """Writes this block's transformed columns of ``values`` (rows x features) into ``out``."""
@@ -68,6 +78,12 @@ class _OneHotBlock:
     def width(self) -> int:
         return sum(len(lookup) for lookup in self.lookups)
 
+    def column_positions(self) -> list[int]:
+        """Per transformed column of this block, the schema position of its feature."""
+        return [
+            int(p) for p, lookup in zip(self.positions, self.lookups, strict=True) for _ in lookup
+        ]
+
     def write(self, values: np.ndarray, out: np.ndarray) -> None:
         """Writes this block's one-hot columns of ``values`` (rows x features) into ``out``."""
         offset = self.start
@@ -94,6 +110,8 @@ class FastPath:
         blocks: The transformed column blocks, in output order.
         width: Number of transformed columns.
         schema: The model's features (request frames come in this order).
+        column_features: Per transformed column, the feature it comes from.
+        float32: The estimator computes in float32 (its input must fit float32).
         linear_head: ``(weights, intercept)`` of a logistic regression, used instead
             of ``estimator.predict_proba`` when it gives the same probabilities.
     """
@@ -102,6 +120,8 @@ class FastPath:
     blocks: tuple[_Block, ...]
     width: int
     schema: FeatureSchema
+    column_features: tuple[str, ...]
+    float32: bool
     linear_head: tuple[np.ndarray, np.ndarray] | None = None
 
     @classmethod
@@ -179,16 +199,29 @@ class FastPath:
                 return None
             blocks.append(block)
         width = sum(block.width for block in blocks)
-        return cls(estimator, tuple(blocks), width, schema) if width else None
+        if not width:
+            return None
+        columns = [0] * width
+        for block in blocks:
+            columns[block.start : block.start + block.width] = block.column_positions()
+        names = tuple(schema.names[p] for p in columns)
+        return cls(estimator, tuple(blocks), width, schema, names, computes_in_float32(estimator))
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
-        """The transformed matrix of a validated request frame."""
+        """The transformed matrix of a validated request frame.
+
+        Raises:
+            InvalidInput: A value the scaling made infinite (or past float32 for a
+                float32 estimator), naming the feature, row and value.
+        """
         out = np.zeros((len(frame), self.width), dtype=np.float64)
         # One conversion of the whole frame: selecting columns by name (frame[c] or
         # frame[cols]) costs more than the model itself for a one-row request.
         values = self.schema.ordered(frame).to_numpy()
         for block in self.blocks:
             block.write(values, out)
+        if not in_range(out, self.float32):  # one vectorised pass; the rest only on error
+            check_transformed(out, frame, self.column_features, self.float32)
         return out
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:

@@ -1,17 +1,23 @@
 """Prometheus metrics of the model server, in the default registry (KServe serves ``/metrics`` from it).
 
 * ``mlops_requests_total{model,version,protocol}`` -- every inference/explain request (errors too).
-* ``mlops_request_errors_total{model,version,code}`` -- requests answered with a 4xx/5xx status.
+* ``mlops_request_errors_total{model,version,code}`` -- requests answered with a 4xx/5xx status;
+  ``code="aborted"`` for a request whose client went away before the answer (not a server
+  error: it matches neither ``4..`` nor ``5..``).
 * ``mlops_predictions_total{model,version,class}`` -- predicted rows per class.
 * ``mlops_input_out_of_range_total{model,version,feature}`` -- input values outside the training
   [min, max] (numeric) or unseen categories, counted per value.
 * ``mlops_model_info{model,version,role}`` -- 1 while a version is loaded and serving as
   ``stable`` or ``canary``; the series is removed when it stops serving.
+* ``mlops_model_fallback{model,version}`` -- 1 while a model serves an older verified release
+  because its desired stable version failed to load or verify.
+* ``mlops_request_timeouts_total{phase}`` -- requests dropped because their ``headers`` or
+  ``body`` did not arrive in time (408, connection closed).
 * ``mlops_inference_log_records_total{model,result}`` -- inference-log rows ``written`` / ``dropped``.
 * ``mlops_request_duration_seconds{model,version,endpoint}`` -- request latency (predict/infer/explain).
 
 Request-level counting happens once per HTTP request in the ASGI middleware
-(:mod:`serving.server`); the model notes which version served the request in a
+(:mod:`serving.rest`); the model notes which version served the request in a
 per-request context (:func:`note_version`), so the labels name the version that
 actually answered, including for canary traffic.
 """
@@ -46,6 +52,16 @@ MODEL_INFO = Gauge(
     "1 while a model version is loaded and serving in a role.",
     ["model", "version", "role"],
 )
+MODEL_FALLBACK = Gauge(
+    "mlops_model_fallback",
+    "1 while a model serves an older verified release instead of its desired stable version.",
+    ["model", "version"],
+)
+REQUEST_TIMEOUTS = Counter(
+    "mlops_request_timeouts_total",
+    "Requests dropped because their headers or body did not arrive in time.",
+    ["phase"],
+)
 INFERENCE_LOG_RECORDS = Counter(
     "mlops_inference_log_records_total",
     "Inference-log rows written to the store or dropped.",
@@ -66,6 +82,7 @@ _REQUEST: contextvars.ContextVar[dict | None] = contextvars.ContextVar(
 )
 _info_lock = threading.Lock()
 _info: set[tuple[str, str, str]] = set()
+_fallbacks: dict[str, str] = {}
 
 
 def begin_request() -> tuple[dict, contextvars.Token]:
@@ -120,3 +137,20 @@ def clear_model_info(model: str, version: str | None = None, role: str | None = 
                 except KeyError:
                     pass
                 _info.discard(key)
+
+
+def set_fallback(model: str, version: str | None) -> None:
+    """Marks ``model`` as serving the fallback ``version`` (None: no fallback, series removed)."""
+    with _info_lock:
+        previous = _fallbacks.get(model)
+        if previous == version:
+            return
+        if previous is not None:
+            try:
+                MODEL_FALLBACK.remove(model, previous)
+            except KeyError:
+                pass
+            del _fallbacks[model]
+        if version is not None:
+            MODEL_FALLBACK.labels(model, version).set(1)
+            _fallbacks[model] = version

@@ -11,13 +11,20 @@ project's trust rules on the load path:
    feature schema, fast path, explainer, metadata, version) is one immutable
    :class:`LoadedModel`, set in one assignment, then ``ready`` is set. Any failure
    fails closed: the model never becomes ready and ``not_ready_reason`` says why.
-2. ``predict()`` validates the request strictly (:mod:`serving.validation`, V1
-   dict or V2 ``InferRequest``), runs ``predict_proba`` once and returns class
-   labels (and, when asked with the ``probabilities`` parameter, the class
-   probabilities). V1 answers carry ``model_version``; V2 answers set
-   ``InferResponse.model_version``. Bad input raises ``InvalidInput``, a model
-   that is not loaded ``ModelNotReady``.
-3. ``explain()`` returns per-feature attributions (:mod:`serving.explain`).
+2. ``predict()`` reads the request's envelope, refuses it when it is past the
+   server's bounds (:mod:`serving.limits`: rows, work, response size; a 413 naming
+   the setting) before any value is parsed, validates it strictly
+   (:mod:`serving.validation`, V1 dict or V2 ``InferRequest``), runs
+   ``predict_proba`` once with the finiteness checks of :mod:`serving.scoring` and
+   returns class labels and, when asked, the class probabilities. V1 asks with the
+   ``probabilities`` parameter; V2 returns the outputs the request names, or every
+   output the model metadata advertises (``predict`` and ``probabilities``) when it
+   names none. V1 answers carry ``model_version``; V2 answers set
+   ``InferResponse.model_version`` and leave ``parameters`` out. Bad input raises
+   ``InvalidInput`` (400), a request past a bound ``RequestTooLarge`` (413), a
+   model that is not loaded ``ModelNotReady``.
+3. ``explain()`` returns per-feature attributions (:mod:`serving.explain`), under
+   the same bounds and checks.
 """
 
 from __future__ import annotations
@@ -39,12 +46,23 @@ from kserve import Model
 from kserve.errors import ModelNotReady
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
+from mlops.core.settings import ServingSettings
 from mlops.model.packaging import METADATA_FILE, MODEL_FILE, REFERENCE_FILE, SIGNATURE_FILE
 from mlops.model.schema import NUMERIC, FeatureSchema
 from serving import metrics
 from serving.explain import Explainer
 from serving.fast_path import FastPath
-from serving.validation import out_of_range_counts, parse_v1, parse_v2
+from serving.limits import RequestLimits
+from serving.scoring import PipelineScorer, check_probabilities
+from serving.validation import (
+    OUTPUTS,
+    V2Request,
+    out_of_range_counts,
+    read_v1,
+    read_v2,
+    v1_frame,
+    v2_frame,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +96,7 @@ class LoadedModel:
         labels_datatype: V2 datatype of ``labels``.
         explainer: Attributions for ``explain()``.
         fast_path: The NumPy preprocessing when it reproduces the pipeline, else None.
+        scorer: What computes probabilities: the fast path, else the checked pipeline.
     """
 
     version: str
@@ -89,6 +108,7 @@ class LoadedModel:
     labels_datatype: str
     explainer: Explainer
     fast_path: FastPath | None
+    scorer: FastPath | PipelineScorer
 
     @classmethod
     def read(cls, model_dir: Path, public_key: Path, expected_version: str = "") -> LoadedModel:
@@ -116,6 +136,7 @@ class LoadedModel:
         if (model_dir / REFERENCE_FILE).is_file():
             reference = pd.read_parquet(model_dir / REFERENCE_FILE)
         labels, labels_datatype = _labels_datatype(np.asarray(model.classes_))
+        fast_path = FastPath.build(model, schema, reference)
         return cls(
             version=expected_version or version or "unknown",
             model=model,
@@ -125,7 +146,8 @@ class LoadedModel:
             labels=labels,
             labels_datatype=labels_datatype,
             explainer=Explainer(model, schema, reference),
-            fast_path=FastPath.build(model, schema, reference),
+            fast_path=fast_path,
+            scorer=fast_path or PipelineScorer(model),
         )
 
 
@@ -139,6 +161,7 @@ class SklearnPredictor(Model):
         store: Object store for ``s3://`` URIs (None for a local directory).
         version: The version label; read from ``metadata.json`` when empty.
         inference_logger: Optional :class:`serving.inference_log.InferenceLogger`.
+        limits: The per-request bounds; default: from the ``MLOPS_MAX_*`` settings.
     """
 
     def __init__(
@@ -149,8 +172,10 @@ class SklearnPredictor(Model):
         store=None,
         version: str = "",
         inference_logger=None,
+        limits: RequestLimits | None = None,
     ) -> None:
         super().__init__(name)
+        self.limits = limits or RequestLimits.from_settings(ServingSettings.from_env())
         self.model_uri = str(model_uri_or_dir)
         self.public_key = Path(public_key)
         self.store = store
@@ -257,11 +282,12 @@ class SklearnPredictor(Model):
         ]
 
     def get_output_types(self) -> list[dict[str, Any]]:
-        """V2 metadata of the outputs: ``predict`` and ``probabilities``."""
+        """V2 metadata of the outputs (:data:`~serving.validation.OUTPUTS`): labels, probabilities."""
         datatype = self._loaded.labels_datatype if self._loaded is not None else "BYTES"
+        predict, probabilities = OUTPUTS
         return [
-            {"name": "predict", "datatype": datatype, "shape": [-1]},
-            {"name": "probabilities", "datatype": "FP64", "shape": [-1, len(self.classes)]},
+            {"name": predict, "datatype": datatype, "shape": [-1]},
+            {"name": probabilities, "datatype": "FP64", "shape": [-1, len(self.classes)]},
         ]
 
     # -- inference ----------------------------------------------------------------
@@ -273,13 +299,21 @@ class SklearnPredictor(Model):
         metrics.note_version(loaded.version)
         return loaded
 
-    def _score(self, loaded: LoadedModel, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """(class probabilities, predicted labels) of validated rows, counted and logged."""
+    @staticmethod
+    def _probabilities(loaded: LoadedModel, frame: pd.DataFrame) -> np.ndarray:
+        """Class probabilities of validated rows, every one finite (else InvalidInput)."""
         import sklearn
 
-        # Inputs are validated already (finite or NaN-for-imputation): skip sklearn's re-checks.
+        # Inputs are validated already (finite or NaN-for-imputation), and the scorer checks
+        # what the preprocessing made of them: skip sklearn's own (costly) re-checks.
         with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
-            proba = (loaded.fast_path or loaded.model).predict_proba(frame)
+            proba = loaded.scorer.predict_proba(frame)
+        check_probabilities(proba, frame)
+        return proba
+
+    def _score(self, loaded: LoadedModel, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """(class probabilities, predicted labels) of validated rows, counted and logged."""
+        proba = self._probabilities(loaded, frame)
         index = proba.argmax(axis=1)
         labels = loaded.labels[index]
         self._observe(loaded, frame, index, labels)
@@ -309,61 +343,79 @@ class SklearnPredictor(Model):
 
         Raises:
             ModelNotReady: The model is not loaded.
+            RequestTooLarge: The request is past a bound (413; the message names the setting).
             InvalidInput: The request is malformed (the message names the problem).
         """
         loaded = self._ready_state()
         if isinstance(payload, InferRequest):
             return self._predict_v2(loaded, payload)
-        frame, want_proba = parse_v1(payload, loaded.schema)
+        request = read_v1(payload)
+        self.limits.check_predict(
+            request.rows, len(loaded.classes), probabilities=request.probabilities
+        )
+        frame = v1_frame(request, loaded.schema)
         proba, labels = self._score(loaded, frame)
         response: dict[str, Any] = {"predictions": labels.tolist(), "model_version": loaded.version}
-        if want_proba:
+        if request.probabilities:
             response["probabilities"] = proba.tolist()
             response["classes"] = list(loaded.classes)
         return response
 
     def _predict_v2(self, loaded: LoadedModel, request: InferRequest) -> InferResponse:
-        frame, want_proba, want_predict = parse_v2(request, loaded.schema)
-        proba, labels = self._score(loaded, frame)
-        outputs = []
-        if want_predict:
-            outputs.append(
-                InferOutput(
-                    name="predict",
-                    shape=[len(labels)],
-                    datatype=loaded.labels_datatype,
-                    data=labels,
-                )
-            )
-        if want_proba:
-            outputs.append(
-                InferOutput(
-                    name="probabilities",
-                    shape=list(proba.shape),
-                    datatype="FP64",
-                    data=np.ascontiguousarray(proba, dtype=np.float64),
-                )
-            )
+        decoded = read_v2(request, loaded.schema)
+        self.limits.check_predict(
+            decoded.rows,
+            len(loaded.classes),
+            predictions=decoded.predictions,
+            probabilities=decoded.probabilities,
+        )
+        proba, labels = self._score(loaded, v2_frame(decoded, loaded.schema))
+        # No "parameters" on the response or its outputs: KServe leaves empty ones out.
         return InferResponse(
             response_id=request.id or str(uuid.uuid4()),
             model_name=self.name,
             model_version=loaded.version,
-            infer_outputs=outputs,
-            use_binary_outputs=request.use_binary_outputs,
+            infer_outputs=self._v2_outputs(loaded, decoded, proba, labels),
+            use_binary_outputs=bool(request.use_binary_outputs),
             requested_outputs=request.request_outputs,
         )
+
+    @staticmethod
+    def _v2_outputs(
+        loaded: LoadedModel, decoded: V2Request, proba: np.ndarray, labels: np.ndarray
+    ) -> list[InferOutput]:
+        """The V2 outputs the request asked for (all of them when it named none), in its order."""
+        tensors = {
+            "predict": lambda: InferOutput(
+                name="predict", shape=[len(labels)], datatype=loaded.labels_datatype, data=labels
+            ),
+            "probabilities": lambda: InferOutput(
+                name="probabilities",
+                shape=list(proba.shape),
+                datatype="FP64",
+                data=np.ascontiguousarray(proba, dtype=np.float64),
+            ),
+        }
+        return [tensors[name]() for name in decoded.outputs]
 
     def explain(self, payload: dict | InferRequest, headers: dict[str, str] | None = None) -> dict:
         """Per-feature attributions of a V1 body or a V2 ``InferRequest``.
 
         Raises:
             ModelNotReady: The model is not loaded.
-            InvalidInput: The request is malformed, or has too many rows.
+            RequestTooLarge: The request has too many rows (413; the message names the setting).
+            InvalidInput: The request is malformed, or its values overflow the model.
         """
         loaded = self._ready_state()
+        classes, features = len(loaded.classes), len(loaded.schema)
         if isinstance(payload, InferRequest):
-            frame = parse_v2(payload, loaded.schema)[0]
+            decoded = read_v2(payload, loaded.schema)
+            self.limits.check_explain(decoded.rows, classes, features)
+            frame = v2_frame(decoded, loaded.schema)
         else:
-            frame = parse_v1(payload, loaded.schema)[0]
-        result = loaded.explainer.explain(frame)
+            request = read_v1(payload)
+            self.limits.check_explain(request.rows, classes, features)
+            frame = v1_frame(request, loaded.schema)
+        proba = self._probabilities(loaded, frame)
+        result = loaded.explainer.explain(frame, proba)
         return {"model_name": self.name, "model_version": loaded.version, **result}

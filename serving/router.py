@@ -14,21 +14,39 @@ fails (bad signature, unreadable, store error) is never served -- the previous
 route stays, the reason is logged and shown in ``GET /v1/models/<name>`` as
 ``not_ready_reason``. Failed versions are retried every
 ``MLOPS_RETRY_FAILED_SECONDS`` (default 60 s) in case the cause was transient.
+
+Every version is fetched by :class:`VersionFetcher` into a private local folder and
+checked with :func:`mlops.trust.signing.verify_version_dir` (its signature, then
+that its signed metadata names the model and version it is deployed as) before
+the predictor loads it. When the desired stable version fails and nothing is
+served yet (a server starting on a tampered stable), the model falls back to the
+newest release in the deployment state's ``history`` that verifies, instead of
+answering 503; ``GET /v1/models/<name>`` reports it under ``fallback`` and
+``mlops_model_fallback{model,version}`` is 1 while it lasts.
+
+A request may pin a version (:func:`pinned_version`, the OIP's
+``/v2/models/<name>/versions/<v>/infer``): it is answered by that version, stable
+or canary, with no traffic split.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import random
+import shutil
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kserve import Model
-from kserve.errors import ModelNotReady
+from kserve.errors import ModelNotFound, ModelNotReady
 from kserve.protocol.infer_type import InferRequest
 
 from mlops.core.settings import ServingSettings
@@ -40,6 +58,40 @@ logger = logging.getLogger(__name__)
 
 #: The defaults of ``MLOPS_RECONCILE_SECONDS`` / ``MLOPS_RETRY_FAILED_SECONDS``.
 _DEFAULTS = ServingSettings()
+
+# The version the current request asked for by path (None: route by the canary split).
+_PINNED: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "mlops_pinned_version", default=None
+)
+
+
+@contextlib.contextmanager
+def pinned_version(version: str) -> Iterator[None]:
+    """Within the block, :class:`RoutedModel` answers with ``version`` only (no canary split)."""
+    token = _PINNED.set(version)
+    try:
+        yield
+    finally:
+        _PINNED.reset(token)
+
+
+@dataclass(frozen=True)
+class Fallback:
+    """An older verified release served because the desired stable version failed.
+
+    Attributes:
+        version: The version served instead.
+        desired: The stable version the deployment state asks for.
+        reason: Why the desired version is not served.
+    """
+
+    version: str
+    desired: str
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        """The form ``GET /v1/models/<name>`` shows."""
+        return {"version": self.version, "desired": self.desired, "reason": self.reason}
 
 
 @dataclass(frozen=True)
@@ -68,6 +120,7 @@ class RoutedModel(Model):
         self._route = Route()
         self.not_ready_reason: str | None = "no version loaded yet"
         self.desired: dict = {}
+        self.fallback: Fallback | None = None
 
     # -- routing ------------------------------------------------------------------
     @property
@@ -92,13 +145,49 @@ class RoutedModel(Model):
         for version, role in new.roles():
             metrics.set_model_info(self.name, version, role)
 
+    def set_fallback(self, fallback: Fallback | None) -> None:
+        """Records (or clears) the fallback release and its ``mlops_model_fallback`` series."""
+        if fallback != self.fallback:
+            if fallback is not None:
+                logger.warning(
+                    "model %s falls back to verified version %s: desired stable %s is not "
+                    "served (%s)",
+                    self.name,
+                    fallback.version,
+                    fallback.desired,
+                    fallback.reason,
+                )
+            elif self.fallback is not None:
+                logger.info("model %s: fallback to %s ended", self.name, self.fallback.version)
+        self.fallback = fallback
+        metrics.set_fallback(self.name, fallback.version if fallback is not None else None)
+
     @property
     def current_version(self) -> str | None:
         """The stable version, None before one is loaded."""
         stable = self._route.stable
         return stable.version if stable is not None else None
 
+    def served_versions(self) -> list[str]:
+        """The versions this name answers for: the stable, then the canary (if any)."""
+        route = self._route
+        return [p.version for p in (route.stable, route.canary) if p is not None]
+
+    def predictor_for(self, version: str) -> SklearnPredictor | None:
+        """The loaded predictor (stable or canary) serving ``version``, else None."""
+        route = self._route
+        for predictor in (route.stable, route.canary):
+            if predictor is not None and predictor.version == version:
+                return predictor
+        return None
+
     def _pick(self) -> SklearnPredictor:
+        pinned = _PINNED.get()
+        if pinned is not None:
+            predictor = self.predictor_for(pinned)
+            if predictor is None:  # the route changed since the path was checked
+                raise ModelNotFound(f"{self.name} version {pinned}")
+            return predictor
         route = self._route
         if (
             route.canary is not None
@@ -116,7 +205,13 @@ class RoutedModel(Model):
         return stable is not None and stable.ready
 
     def load(self) -> bool:
-        """The reconciler loads versions; KServe may still call this on a not-ready model."""
+        """Serves the current route again (after an admin ``unload``); returns readiness.
+
+        The reconciler loads versions; this only restores what ``stop`` took away.
+        """
+        route = self._route
+        self.set_route(route.stable, route.canary, route.canary_percent)
+        self.set_fallback(self.fallback)
         return self.ready
 
     def predict(
@@ -154,14 +249,17 @@ class RoutedModel(Model):
             "stable": route.stable.version if route.stable is not None else None,
             "canary": route.canary.version if route.canary is not None else None,
             "canary_percent": route.canary_percent,
+            "versions": self.served_versions(),
             "desired": dict(self.desired),
+            "fallback": self.fallback.to_dict() if self.fallback is not None else None,
             "not_ready_reason": self.not_ready_reason,
         }
 
     def stop(self) -> None:
-        """Stops serving: not ready, ``mlops_model_info`` series removed."""
+        """Stops serving: not ready, ``mlops_model_info`` / ``mlops_model_fallback`` removed."""
         self.ready = False
         metrics.clear_model_info(self.name)
+        metrics.set_fallback(self.name, None)
 
 
 def inference_logger_factory(
@@ -185,6 +283,92 @@ def inference_logger_factory(
         )
 
     return make
+
+
+class VersionFetcher:
+    """Fetches published versions into private local folders, verified, and loads them.
+
+    Each version is downloaded into its own folder under one temporary root and
+    checked with :func:`~mlops.trust.signing.verify_version_dir`: the signature,
+    then that the signed ``metadata.json`` names the model and version it is
+    served as (a signed version copied under another name is refused). Only then
+    does a :class:`~serving.predictor.SklearnPredictor` load it, from that folder,
+    which stays until :meth:`forget` (so a reload reads the same verified bytes).
+
+    Args:
+        store: ObjectStore holding the published versions.
+        public_key: Key every served version must be signed with.
+    """
+
+    def __init__(self, store: Any, public_key: Path) -> None:
+        self.store = store
+        self.public_key = Path(public_key)
+        self._root: Path | None = None
+        self._folders: dict[int, Path] = {}
+
+    def load(
+        self,
+        name: str,
+        model_uri: str,
+        version: str,
+        inference_logger: InferenceLogger | None = None,
+    ) -> tuple[SklearnPredictor | None, str | None]:
+        """The loaded predictor of ``name`` ``version`` from ``model_uri``, or (None, why)."""
+        folder = self._new_folder(name, version)
+        try:
+            model_dir = self._fetch_verified(name, model_uri, version, folder)
+        except Exception as exc:  # fail closed: store, signature, identity
+            shutil.rmtree(folder, ignore_errors=True)
+            reason = f"{type(exc).__name__}: {exc}"
+            logger.error(
+                "model %s version %s from %s is NOT served: %s", name, version, model_uri, reason
+            )
+            return None, reason
+        predictor = SklearnPredictor(
+            name, model_dir, self.public_key, version=version, inference_logger=inference_logger
+        )
+        if not predictor.load():
+            shutil.rmtree(folder, ignore_errors=True)
+            return None, predictor.not_ready_reason
+        self._folders[id(predictor)] = folder
+        return predictor, None
+
+    def forget(self, predictor: SklearnPredictor) -> None:
+        """Stops ``predictor`` and removes its local folder."""
+        predictor.stop()
+        folder = self._folders.pop(id(predictor), None)
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def close(self) -> None:
+        """Removes every local folder."""
+        self._folders.clear()
+        if self._root is not None:
+            shutil.rmtree(self._root, ignore_errors=True)
+            self._root = None
+
+    def _new_folder(self, name: str, version: str) -> Path:
+        if self._root is None:
+            self._root = Path(tempfile.mkdtemp(prefix="mlops-serve-"))
+        return self._root / f"{name}-{uuid.uuid4().hex[:8]}"
+
+    def _fetch_verified(self, name: str, model_uri: str, version: str, folder: Path) -> Path:
+        from mlops.core.errors import VerificationError
+        from mlops.model.packaging import SIGNATURE_FILE
+        from mlops.model.registry import fetch_model, parse_model_uri
+        from mlops.trust.signing import verify_version_dir
+
+        if self.store is None:
+            raise ValueError(f"{model_uri} needs an object store (MLOPS_S3_* not set)")
+        _, published_name, published_version = parse_model_uri(model_uri)
+        if (published_name, published_version) != (name, version):
+            raise VerificationError(
+                f"{model_uri} is published as {published_name} {published_version}, "
+                f"not as {name} {version}"
+            )
+        model_dir = fetch_model(self.store, model_uri, folder)
+        verify_version_dir(model_dir, self.public_key, name, version, signature_name=SIGNATURE_FILE)
+        return model_dir
 
 
 class Reconciler:
@@ -220,6 +404,7 @@ class Reconciler:
         self.logger_factory = logger_factory
         self.routers: dict[str, RoutedModel] = {}
         self.inference_loggers: dict[str, InferenceLogger] = {}
+        self.fetcher = VersionFetcher(store, self.public_key)
         self._loaded: dict[tuple[str, str, str], SklearnPredictor] = {}
         self._failed: dict[tuple[str, str, str], tuple[float, str]] = {}
         self._stop = threading.Event()
@@ -249,6 +434,10 @@ class Reconciler:
             router.stop()
         for inference_logger in self.inference_loggers.values():
             inference_logger.close()
+        for predictor in self._loaded.values():
+            predictor.stop()
+        self._loaded.clear()
+        self.fetcher.close()
 
     # -- reconciling ----------------------------------------------------------------
     def reconcile_once(self) -> None:
@@ -296,21 +485,26 @@ class Reconciler:
         failed = self._failed.get(key)
         if failed is not None and time.monotonic() - failed[0] < self.retry_failed_seconds:
             return None, failed[1]
-        predictor = SklearnPredictor(
-            name,
-            release.model_uri,
-            self.public_key,
-            store=self.store,
-            version=release.version,
-            inference_logger=self.inference_loggers.get(name),
+        predictor, why = self.fetcher.load(
+            name, release.model_uri, release.version, self.inference_loggers.get(name)
         )
-        if predictor.load():
+        if predictor is not None:
             self._loaded[key] = predictor
             self._failed.pop(key, None)
             return predictor, None
-        reason = f"version {release.version} is not served: {predictor.not_ready_reason}"
+        reason = f"version {release.version} is not served: {why}"
         self._failed[key] = (time.monotonic(), reason)
         return None, reason
+
+    def _last_verified(self, name: str, state: Any) -> SklearnPredictor | None:
+        """The newest earlier stable release (``state.history``) that loads and verifies."""
+        for release in reversed(state.history):
+            if release.version == state.stable.version:
+                continue
+            predictor, _ = self._obtain(name, release)
+            if predictor is not None:
+                return predictor
+        return None
 
     def _reconcile_model(self, name: str) -> None:
         from mlops.deployment.state import read_state
@@ -329,7 +523,13 @@ class Reconciler:
         stable, reason = self._obtain(name, state.stable)
         if stable is None:
             reasons.append(str(reason))
-            stable = current.stable  # keep serving what we had
+            # Keep serving what we had; with nothing yet, the last release that verifies.
+            stable = current.stable or self._last_verified(name, state)
+        router.set_fallback(
+            Fallback(stable.version, state.stable.version, str(reason))
+            if stable is not None and reason is not None
+            else None
+        )
         canary, percent = None, 0
         if state.canary is not None and state.canary_percent > 0:
             canary, reason = self._obtain(name, state.canary)
@@ -361,5 +561,5 @@ class Reconciler:
             in_use.update(id(p) for p in (route.stable, route.canary) if p is not None)
         for key, predictor in list(self._loaded.items()):
             if id(predictor) not in in_use:
-                predictor.stop()
+                self.fetcher.forget(predictor)
                 del self._loaded[key]

@@ -13,9 +13,15 @@ V2 REST, ``/metrics``, plus what :mod:`serving.rest` adds):
 
 Both go through :func:`serve`. Only KServe's public API is used. KServe 0.21's
 ``ModelServer.start`` always binds every interface (its ``RESTServer`` hard-codes
-``0.0.0.0``, kserve/kserve#4558): right in a pod, wrong on a laptop. So for any
-other ``--host`` (local runs default to 127.0.0.1) :func:`serve` runs KServe's
-own public ``RESTServer`` on that address instead of calling ``start``.
+``0.0.0.0``, kserve/kserve#4558) and gives no say over uvicorn's connection
+handling. So :func:`serve` runs KServe's own public ``RESTServer`` itself, the
+steps ``start`` takes for one worker, with its uvicorn config bound to ``--host``
+(127.0.0.1 locally, every interface in a pod) and a deadline on request headers
+(:mod:`serving.connections`, ``MLOPS_HEADER_TIMEOUT_SECONDS``).
+
+What is served follows the deployment state (or the one storage URI) only: the
+model repository's ``load`` / ``unload`` are refused unless ``MLOPS_ADMIN_API``
+and ``MLOPS_ADMIN_TOKEN`` are both set (:mod:`serving.rest`).
 
 This module imports only the standard library and settings at module level:
 ``mlops`` imports it to build its argument parser, and KServe takes seconds to import.
@@ -100,17 +106,28 @@ def configure_logging(settings: ServingSettings) -> None:
     )
 
 
-class _InvalidInputAtDebug(logging.Filter):
-    """KServe logs a full traceback for every 400; a bad client request deserves one debug line."""
+class _ClientErrorsInOneLine(logging.Filter):
+    """KServe logs a full traceback for every 4xx/503; a client's mistake deserves one line.
+
+    Bad input is a debug line, an unknown model an info line, a model that is not
+    ready a warning line; real server errors keep their traceback.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from kserve.errors import InvalidInput
+        from kserve.errors import InvalidInput, ModelNotFound, ModelNotReady
 
         error = record.exc_info[1] if record.exc_info else None
+        if error is None:
+            return True
         if isinstance(error, InvalidInput):
             logger.debug("invalid input: %s", error)
-            return False
-        return True
+        elif isinstance(error, ModelNotFound):
+            logger.info("not found: %s", error)
+        elif isinstance(error, ModelNotReady):
+            logger.warning("not ready: %s", error)
+        else:
+            return True
+        return False
 
 
 def _quiet_request_logs(access_log: bool) -> None:
@@ -120,8 +137,8 @@ def _quiet_request_logs(access_log: bool) -> None:
     # KServe 0.21 returns ORJSONResponse, which FastAPI deprecates with a warning on every request.
     warnings.filterwarnings("ignore", category=FastAPIDeprecationWarning)
     kserve_logger = logging.getLogger("kserve")
-    if not any(isinstance(f, _InvalidInputAtDebug) for f in kserve_logger.filters):
-        kserve_logger.addFilter(_InvalidInputAtDebug())
+    if not any(isinstance(f, _ClientErrorsInOneLine) for f in kserve_logger.filters):
+        kserve_logger.addFilter(_ClientErrorsInOneLine())
     if not access_log:
         for name in ("kserve.trace", "uvicorn.access"):
             logging.getLogger(name).setLevel(logging.WARNING)
@@ -144,10 +161,12 @@ def serve(
 
     Args:
         models: Loaded models to register and serve (``ModelServer.start``'s list).
-        host: Address to bind; :data:`IN_POD_HOST` is KServe's own ``start``.
+        host: Address to bind (:data:`LOCAL_HOST`, or :data:`IN_POD_HOST` in a pod).
         port: HTTP port.
-        settings: Serving settings (request body limit, access log).
-        repository: The ``kserve.ModelRepository`` to serve from (default: a new one).
+        settings: Serving settings (body limit and timeout, header timeout, admin
+            opt-in and token, access log).
+        repository: The ``kserve.ModelRepository`` to serve from (default: a
+            :func:`served_models` repository).
     """
     import kserve.model_server
     from kserve import ModelServer
@@ -156,30 +175,30 @@ def serve(
 
     server = ModelServer(
         http_port=port,
-        registered_models=repository,
+        registered_models=repository if repository is not None else served_models(),
         enable_grpc=False,
         enable_latency_logging=False,
         grace_period=10,
     )
-    rest.install(kserve.model_server.app, server.registered_models, settings.max_body_bytes)
+    rest.install(kserve.model_server.app, server.registered_models, settings, server.dataplane)
     _quiet_request_logs(settings.access_log)
-    if host == IN_POD_HOST:
-        server.start(models)
-    else:
-        _start_bound_to(server, models, host)
+    _start(server, models, host, settings.header_timeout_seconds)
 
 
-def _start_bound_to(server: Any, models: list[Any], host: str) -> None:
-    """``server.start(models)``, listening on ``host`` instead of every interface.
+def _start(server: Any, models: list[Any], host: str, header_timeout: float) -> None:
+    """``server.start(models)`` for one REST worker, on ``host``, with a header deadline.
 
     The same steps with the same public KServe pieces ``ModelServer.start`` uses
     for one REST worker: register the models, KServe's ``RESTServer`` (which builds
-    KServe's app) with its uvicorn config bound to ``host``, KServe's signal handlers.
+    KServe's app) with its uvicorn config bound to ``host`` and uvicorn's HTTP
+    protocol timing out slow headers, KServe's signal handlers.
     """
     import asyncio
 
     from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING
     from kserve.protocol.rest.server import RESTServer
+
+    from serving.connections import header_deadline_protocol
 
     for model in models:
         server.register_model(model)
@@ -194,8 +213,47 @@ def _start_bound_to(server: Any, models: list[Any], host: str) -> None:
         timeout_keep_alive=server.timeout_keep_alive,
     )
     rest_server.config.host = host
+    rest_server.config.http = header_deadline_protocol(header_timeout)
     server.register_signal_handler()
     asyncio.run(rest_server.start())
+
+
+def served_models() -> Any:
+    """A KServe ``ModelRepository`` whose ``load`` brings back what ``unload`` took down.
+
+    KServe's own ``load`` does nothing, so a model unloaded over the (opt-in)
+    admin API would stay down until a restart. Here ``unload`` keeps the model
+    object and ``load`` calls its ``load()`` again (a predictor re-reads and
+    re-verifies its folder; a routed model serves its route again).
+    """
+    from kserve import ModelRepository
+    from kserve.errors import ModelNotFound
+
+    class ServedModels(ModelRepository):
+        def __init__(self) -> None:
+            super().__init__()
+            self.unloaded: dict[str, Any] = {}
+
+        def unload(self, name: str) -> None:
+            model = self.get_model(name)
+            super().unload(name)
+            self.unloaded[name] = model
+
+        def remove(self, name: str) -> None:
+            """Unloads ``name`` for good (its deployment is gone): ``load`` cannot restore it."""
+            if self.get_model(name) is not None:
+                super().unload(name)
+            self.unloaded.pop(name, None)
+
+        def load(self, name: str) -> bool:
+            model = self.unloaded.pop(name, None) or self.get_model(name)
+            if model is None:
+                raise ModelNotFound(name)
+            ready = bool(model.load())
+            self.update(model)
+            return ready
+
+    return ServedModels()
 
 
 def _default_public_key() -> Path:
@@ -229,25 +287,18 @@ def run_server(
     Raises:
         UsageError: the public key is missing or an ``MLOPS_*`` setting does not parse.
     """
-    from kserve import ModelRepository
-
     from mlops.core.store import ObjectStore
     from serving.router import Reconciler, inference_logger_factory
 
     settings = settings or ServingSettings.from_env()
     public_key = _check_public_key(public_key or _default_public_key())
     store = store if store is not None else ObjectStore.from_env()
-    repository = ModelRepository()
-
-    def unregister(name: str) -> None:
-        if repository.get_model(name) is not None:
-            repository.unload(name)
-
+    repository = served_models()
     reconciler = Reconciler(
         store,
         public_key,
         register=repository.update,
-        unregister=unregister,
+        unregister=repository.remove,
         interval=settings.reconcile_seconds,
         logger_factory=inference_logger_factory(store, settings),
         retry_failed_seconds=settings.retry_failed_seconds,
@@ -288,8 +339,7 @@ def serve_single(
     from mlops.core.errors import EXIT_INVALID, EXIT_SYSTEM
     from mlops.model.registry import parse_model_uri, validate_model_name
     from serving import metrics
-    from serving.predictor import SklearnPredictor
-    from serving.router import inference_logger_factory
+    from serving.router import VersionFetcher, inference_logger_factory
 
     settings = settings or ServingSettings.from_env()
     validate_model_name(model_name)
@@ -298,28 +348,40 @@ def serve_single(
         from mlops.core.store import ObjectStore
 
         store = ObjectStore.from_env()
-    version = parse_model_uri(storage_uri)[2] if storage_uri.startswith("s3://") else ""
     factory = inference_logger_factory(store, settings)
     inference_logger = factory(model_name) if factory is not None else None
-    predictor = SklearnPredictor(
-        model_name,
-        storage_uri,
-        public_key,
-        store=store,
-        version=version,
-        inference_logger=inference_logger,
-    )
+    fetcher = VersionFetcher(store, public_key)
     try:
-        if not predictor.load():
-            reason = predictor.not_ready_reason or ""
-            return EXIT_INVALID if "VerificationError" in reason else EXIT_SYSTEM
+        if storage_uri.startswith("s3://"):
+            # Verified like every version mlops serve loads: signature, then identity.
+            version = parse_model_uri(storage_uri)[2]
+            predictor, reason = fetcher.load(model_name, storage_uri, version, inference_logger)
+        else:
+            predictor, reason = _load_local(model_name, storage_uri, public_key, inference_logger)
+        if predictor is None:
+            return EXIT_INVALID if "VerificationError" in (reason or "") else EXIT_SYSTEM
         metrics.set_model_info(model_name, predictor.version, "stable")
         serve([predictor], host, port, settings)
     finally:
         metrics.clear_model_info(model_name)
         if inference_logger is not None:
             inference_logger.close()
+        fetcher.close()
     return 0
+
+
+def _load_local(
+    model_name: str, model_dir: str, public_key: Path, inference_logger: Any
+) -> tuple[Any, str | None]:
+    """A model folder already on disk (KServe's storage initializer): signature-checked on load."""
+    from serving.predictor import SklearnPredictor
+
+    predictor = SklearnPredictor(
+        model_name, model_dir, public_key, inference_logger=inference_logger
+    )
+    if predictor.load():
+        return predictor, None
+    return None, predictor.not_ready_reason
 
 
 # -- command lines ---------------------------------------------------------------------------

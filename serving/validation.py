@@ -25,7 +25,17 @@ Rules (V1 ``{"instances": [...]}`` and V2 tensors alike):
   schema order. In ``BYTES`` tensors numeric features are parsed as decimal
   numbers (a tensor element is a string by definition); non-numbers, NaN and
   infinity are rejected. Numeric tensors (``FP*``/``INT*``/``UINT*``) given to a
-  numeric feature must hold numbers, not strings.
+  numeric feature must hold numbers, not strings; an ``FP32``/``FP16`` value past
+  that type's range is rejected (it is infinite in the declared type). A shape is
+  a list of whole numbers >= 0 whose product (exact, never wrapping around) is the
+  number of values; ``data`` is a list, nested lists rectangular.
+* V2 outputs: the request's ``outputs`` (each named once, ``predict`` or
+  ``probabilities``), else all of :data:`OUTPUTS`, what the model metadata
+  advertises (the Open Inference Protocol returns every output when none is
+  named). ``parameters`` are objects when given.
+* Envelopes are read first (:func:`read_v1`, :func:`read_v2`: rows, outputs), so
+  the server's bounds (:mod:`serving.limits`) apply before any value is checked;
+  then :func:`v1_frame` / :func:`v2_frame` check every value.
 
 Values outside the training range / unseen categories are *not* errors (the
 model handles them; the one-hot encoder ignores unknown categories); they are
@@ -36,9 +46,11 @@ metric.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+import struct
+from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -59,8 +71,14 @@ _NUMERIC_V2 = {
     "UINT32",
     "UINT64",
 }
+#: Largest magnitude of the narrow float datatypes (JSON numbers are parsed as float64).
+_NARROW_FLOATS = {
+    "FP16": float(np.finfo(np.float16).max),
+    "FP32": float(np.finfo(np.float32).max),
+}
 _MAX_NAMES = 10  # names listed in one message before "..."
-_OUTPUTS = ("predict", "probabilities")
+#: The V2 outputs every model advertises in its metadata, in response order.
+OUTPUTS = ("predict", "probabilities")
 
 
 def _names(names: Iterable[str]) -> str:
@@ -79,9 +97,13 @@ def _describe(value: Any) -> str:
         return "a list"
     if isinstance(value, dict):
         return "an object"
+    if value is None:
+        return "null"
     return f"{type(value).__name__} {value!r}"
 
 
+#: Python integers past this do not convert to a float64 (JSON parsers never produce them).
+_LARGEST_INT = int(np.finfo(np.float64).max)
 _NAN_WORDS = {"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}
 
 
@@ -92,25 +114,41 @@ def _check_numbers(feature: Feature, values: Sequence[Any] | np.ndarray) -> None
     """Numeric JSON values: finite numbers or null (missing); anything else is rejected."""
     if isinstance(values, np.ndarray) and values.dtype == np.float64:
         return  # V2 numeric tensor, already checked finite
+    # Ordered by how common each case is: this loop runs for every value of every request.
     for row, value in enumerate(values):
         kind = type(value)
-        if kind is int or value is None:
+        if kind is float:
+            if math.isfinite(value):
+                continue
+            raise _not_finite(feature, row)
+        if value is None or (kind is int and -_LARGEST_INT <= value <= _LARGEST_INT):
             continue
-        if kind is float or (isinstance(value, (int, float)) and not isinstance(value, bool)):
-            if not math.isfinite(value):
-                raise InvalidInput(
-                    f"feature {feature.name!r} row {row}: NaN/infinity is not allowed; "
-                    "send null for a missing value"
-                )
-        elif isinstance(value, str) and value.strip().lower() in _NAN_WORDS:
-            raise InvalidInput(
-                f"feature {feature.name!r} row {row}: NaN/infinity is not allowed "
-                f"(got string {value!r}); send null for a missing value"
-            )
-        else:
-            raise InvalidInput(
-                f"feature {feature.name!r} row {row}: expected a number, got {_describe(value)}"
-            )
+        _check_uncommon_number(feature, row, value)
+
+
+def _check_uncommon_number(feature: Feature, row: int, value: Any) -> None:
+    """A numeric feature's value that is neither a float, a float-sized int nor null."""
+    if type(value) is int:
+        raise InvalidInput(f"feature {feature.name!r} row {row}: {value} is beyond float range")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):  # NumPy scalars
+        if not math.isfinite(value):
+            raise _not_finite(feature, row)
+    elif isinstance(value, str) and value.strip().lower() in _NAN_WORDS:
+        raise InvalidInput(
+            f"feature {feature.name!r} row {row}: NaN/infinity is not allowed "
+            f"(got string {value!r}); send null for a missing value"
+        )
+    else:
+        raise InvalidInput(
+            f"feature {feature.name!r} row {row}: expected a number, got {_describe(value)}"
+        )
+
+
+def _not_finite(feature: Feature, row: int) -> InvalidInput:
+    return InvalidInput(
+        f"feature {feature.name!r} row {row}: NaN/infinity is not allowed; "
+        "send null for a missing value"
+    )
 
 
 def _check_categories(feature: Feature, values: Sequence[Any] | np.ndarray) -> None:
@@ -144,14 +182,40 @@ def _frame(schema: FeatureSchema, columns: Sequence[Sequence[Any] | np.ndarray])
 # -- V1 ------------------------------------------------------------------------
 
 
-def parse_v1(payload: Any, schema: FeatureSchema) -> tuple[pd.DataFrame, bool]:
-    """Validates a V1 body; returns the feature frame (schema order) and whether probabilities are asked.
+class V1Request(NamedTuple):  # a tuple: built on every request, it must be cheap
+    """A V1 body's envelope, read before any value is checked (so its size can be bounded first).
+
+    Attributes:
+        instances: The non-empty ``instances`` list, as sent.
+        probabilities: The client asked for class probabilities.
+    """
+
+    instances: list
+    probabilities: bool
+
+    @property
+    def rows(self) -> int:
+        """Rows the request sends."""
+        return len(self.instances)
+
+
+def read_v1(payload: Any) -> V1Request:
+    """The envelope of a V1 body: its ``instances`` and whether probabilities are asked.
+
+    Raises:
+        InvalidInput: The body is not an object with a non-empty ``instances`` list.
+    """
+    instances = _instances(payload)
+    return V1Request(instances, wants_probabilities(payload.get("parameters")))
+
+
+def v1_frame(request: V1Request, schema: FeatureSchema) -> pd.DataFrame:
+    """The feature frame (schema order) of a V1 request, every value checked.
 
     Raises:
         InvalidInput: naming the problem (see the module doc).
     """
-    instances = _instances(payload)
-    want_proba = wants_probabilities(payload.get("parameters"))
+    instances = request.instances
     first = instances[0]
     columns: Sequence[Sequence[Any]]
     if isinstance(first, list):
@@ -163,7 +227,17 @@ def parse_v1(payload: Any, schema: FeatureSchema) -> tuple[pd.DataFrame, bool]:
             f"row 0: each instance must be a list of values or an object keyed by "
             f"feature name, got {_describe(first)}"
         )
-    return _frame(schema, columns), want_proba
+    return _frame(schema, columns)
+
+
+def parse_v1(payload: Any, schema: FeatureSchema) -> tuple[pd.DataFrame, bool]:
+    """Validates a V1 body; returns the feature frame (schema order) and whether probabilities are asked.
+
+    Raises:
+        InvalidInput: naming the problem (see the module doc).
+    """
+    request = read_v1(payload)
+    return v1_frame(request, schema), request.probabilities
 
 
 def _instances(payload: Any) -> list:
@@ -243,19 +317,139 @@ def wants_probabilities(parameters: Any) -> bool:
 # -- V2 ------------------------------------------------------------------------
 
 
-def _tensor(inp) -> np.ndarray:
+@dataclass(frozen=True, eq=False)
+class _Column:
+    """One feature's 1-D request tensor, its shape checked, its values not yet."""
+
+    feature: Feature
+    values: np.ndarray
+    datatype: str
+    source: str
+
+
+@dataclass(frozen=True, eq=False)
+class V2Request:
+    """A V2 request with its tensors decoded and their shapes checked, values not yet.
+
+    Attributes:
+        outputs: The outputs to return, in order: the requested ones, else every
+            output the model metadata advertises (:data:`OUTPUTS`).
+        rows: Rows the request sends.
+    """
+
+    outputs: tuple[str, ...]
+    rows: int
+    columns: tuple[_Column, ...]
+
+    @property
+    def predictions(self) -> bool:
+        """The ``predict`` output is returned."""
+        return "predict" in self.outputs
+
+    @property
+    def probabilities(self) -> bool:
+        """The ``probabilities`` output is returned."""
+        return "probabilities" in self.outputs
+
+
+def read_v2(request: Any, schema: FeatureSchema) -> V2Request:
+    """Decodes a V2 InferRequest's tensors and checks their shapes against the schema.
+
+    Raises:
+        InvalidInput: naming the problem (see the module doc).
+    """
+    inputs = list(request.inputs or [])
+    if not inputs:
+        raise InvalidInput("request has no inputs")
+    _check_parameters(request.parameters, "request")
+    if request.id is not None and not isinstance(request.id, str):
+        raise InvalidInput(f"request 'id' must be a string, got {_describe(request.id)}")
+    outputs = requested_outputs(request)
+    if len(inputs) == 1 and inputs[0].name not in schema.name_set:
+        columns = _matrix_columns(inputs[0], schema)
+    else:
+        columns = _feature_columns(_inputs_by_feature(inputs, schema), schema)
+    return V2Request(outputs, len(columns[0].values), tuple(columns))
+
+
+def v2_frame(request: V2Request, schema: FeatureSchema) -> pd.DataFrame:
+    """The feature frame (schema order) of a decoded V2 request, every value checked.
+
+    Raises:
+        InvalidInput: naming the problem (see the module doc).
+    """
+    return _frame(
+        schema, [_v2_values(c.feature, c.values, c.datatype, c.source) for c in request.columns]
+    )
+
+
+def parse_v2(request: Any, schema: FeatureSchema) -> tuple[pd.DataFrame, bool, bool]:
+    """Validates a V2 InferRequest.
+
+    Returns:
+        (frame, want_probabilities, want_predict): the outputs to return (both
+        when the request names none).
+
+    Raises:
+        InvalidInput: naming the problem (see the module doc).
+    """
+    decoded = read_v2(request, schema)
+    return v2_frame(decoded, schema), decoded.probabilities, decoded.predictions
+
+
+def _check_parameters(parameters: Any, where: str) -> None:
+    """Parameters are an object (or absent); the binary body path hands over anything."""
+    if parameters is not None and not isinstance(parameters, Mapping):
+        raise InvalidInput(f"{where} 'parameters' must be an object, got {_describe(parameters)}")
+
+
+def requested_outputs(request: Any) -> tuple[str, ...]:
+    """The outputs a V2 request asks for: exactly the named ones, else all of :data:`OUTPUTS`.
+
+    Raises:
+        InvalidInput: An unknown or repeated output name, or output parameters that
+            are not an object.
+    """
+    requested = getattr(request, "request_outputs", None)
+    if not requested:
+        return OUTPUTS
+    names = []
+    for output in requested:
+        _check_parameters(output.parameters, f"output {output.name!r}")
+        if output.name in names:
+            raise InvalidInput(f"output {output.name!r} is requested twice")
+        names.append(output.name)
+    unknown = [n for n in names if n not in OUTPUTS]
+    if unknown:
+        raise InvalidInput(
+            f"unknown requested output(s) {_names(unknown)}; available: "
+            + ", ".join(repr(o) for o in OUTPUTS)
+        )
+    return tuple(names)
+
+
+def _shape(inp: Any) -> list[int]:
+    """The declared shape of an input: a list of whole numbers >= 0."""
+    shape = inp.shape
+    if not isinstance(shape, (list, tuple)) or any(type(d) is not int or d < 0 for d in shape):
+        raise InvalidInput(
+            f"input {inp.name!r}: invalid shape {shape!r} (a list of whole numbers >= 0)"
+        )
+    return list(shape)
+
+
+def _tensor(inp: Any) -> np.ndarray:
     """An InferInput as a numpy array of its declared shape (object dtype for BYTES)."""
-    shape = list(inp.shape or [])
-    if any((not isinstance(d, int)) or d < 0 for d in shape):
-        raise InvalidInput(f"input {inp.name!r}: invalid shape {shape}")
-    datatype = (inp.datatype or "").upper()
+    shape = _shape(inp)
+    datatype = inp.datatype.upper() if isinstance(inp.datatype, str) else ""
     if datatype == "BYTES":
         array = _bytes_tensor(inp)
     elif datatype in _NUMERIC_V2 or datatype == "BOOL":
         array = _numeric_tensor(inp, datatype)
     else:
         raise InvalidInput(f"input {inp.name!r}: unsupported datatype {inp.datatype!r}")
-    expected = int(np.prod(shape)) if shape else 1
+    # Python integers: a product of huge dimensions is exact, never wraps around.
+    expected = math.prod(shape)
     if array.size != expected:
         raise InvalidInput(
             f"input {inp.name!r}: shape {shape} needs {expected} values, got {array.size}"
@@ -263,23 +457,70 @@ def _tensor(inp) -> np.ndarray:
     return array.reshape(shape)
 
 
-def _bytes_tensor(inp) -> np.ndarray:
-    if getattr(inp, "_raw_data", None) is not None:  # binary extension: KServe decodes it
-        return inp.as_numpy()
-    return np.asarray(inp.data if inp.data is not None else [], dtype=object)
-
-
-def _numeric_tensor(inp, datatype: str) -> np.ndarray:
-    if getattr(inp, "_raw_data", None) is not None:  # binary extension: KServe decodes it
-        return inp.as_numpy()
-    raw = np.asarray(inp.data if inp.data is not None else [])
-    if raw.dtype.kind in "USO":
-        bad = next((v for v in raw.ravel() if isinstance(v, str)), None)
+def _data_array(inp: Any, dtype: Any = None) -> np.ndarray:
+    """The ``data`` of an input as an array; nested lists must be rectangular."""
+    data = inp.data if inp.data is not None else []
+    if isinstance(data, np.ndarray):
+        return data
+    if not isinstance(data, (list, tuple)):
+        raise InvalidInput(f"input {inp.name!r}: 'data' must be a list, got {_describe(data)}")
+    try:
+        return np.asarray(data, dtype=dtype)
+    except (ValueError, TypeError, OverflowError):
+        # Object arrays (BYTES) take ragged lists as list elements; the value checks refuse those.
         raise InvalidInput(
-            f"input {inp.name!r}: datatype {datatype} holds a string "
-            f"({bad!r}); send numbers, or use BYTES"
+            f"input {inp.name!r}: 'data' is ragged (nested lists of different lengths, or "
+            "lists mixed with values); send a flat list in row-major order"
+        ) from None
+
+
+def _bytes_tensor(inp: Any) -> np.ndarray:
+    if getattr(inp, "_raw_data", None) is not None:  # binary extension: KServe decodes it
+        return _decoded(inp)
+    return _data_array(inp, dtype=object)
+
+
+def _decoded(inp: Any) -> np.ndarray:
+    """A binary-extension tensor decoded by KServe; a buffer that does not fit is a 400."""
+    try:
+        return inp.as_numpy()
+    except (ValueError, TypeError, struct.error) as exc:
+        raise InvalidInput(
+            f"input {inp.name!r}: binary data does not match its shape and datatype ({exc})"
+        ) from None
+
+
+def _numeric_tensor(inp: Any, datatype: str) -> np.ndarray:
+    if getattr(inp, "_raw_data", None) is not None:  # binary extension: KServe decodes it
+        return _decoded(inp)
+    raw = _data_array(inp)
+    if raw.dtype.kind not in "biuf":
+        raise InvalidInput(
+            f"input {inp.name!r}: datatype {datatype} holds {_describe(_first_non_number(inp.data))}"
+            "; send numbers, or use BYTES"
         )
+    if datatype in _NARROW_FLOATS and raw.dtype.kind in "iuf":
+        # The declared datatype is what the values mean: one past its range is infinite there.
+        largest = _NARROW_FLOATS[datatype]
+        outside = np.flatnonzero(np.abs(raw.ravel()) > largest)
+        if outside.size:
+            raise InvalidInput(
+                f"input {inp.name!r}: value {float(raw.ravel()[outside[0]]):g} does not fit "
+                f"{datatype} (largest {largest:g})"
+            )
     return raw
+
+
+def _first_non_number(data: Any) -> Any:
+    """The first element of (nested) ``data`` that is not a number, for an error message."""
+    for value in data if isinstance(data, (list, tuple)) else [data]:
+        if isinstance(value, (list, tuple)):
+            found = _first_non_number(value)
+            if found is not None:
+                return found
+        elif isinstance(value, bool) or not isinstance(value, (int, float)):
+            return value
+    return None
 
 
 def _v2_values(
@@ -326,51 +567,16 @@ def _bytes_value(feature: Feature, row: int, value: Any, source: str) -> Any:
     return number
 
 
-def parse_v2(request, schema: FeatureSchema) -> tuple[pd.DataFrame, bool, bool]:
-    """Validates a V2 InferRequest.
-
-    Returns:
-        (frame, want_probabilities, want_predict): the last tells whether the
-        client asked for the ``predict`` output (default True).
-
-    Raises:
-        InvalidInput: naming the problem (see the module doc).
-    """
-    inputs = list(request.inputs or [])
-    if not inputs:
-        raise InvalidInput("request has no inputs")
-    want_proba, want_predict = _requested_outputs(request)
-    if len(inputs) == 1 and inputs[0].name not in schema.name_set:
-        columns = _matrix_columns(inputs[0], schema)
-    else:
-        columns = _feature_columns(_inputs_by_feature(inputs, schema), schema)
-    return _frame(schema, columns), want_proba, want_predict
-
-
-def _requested_outputs(request) -> tuple[bool, bool]:
-    """(want_probabilities, want_predict) from the parameters and ``outputs`` of a request."""
-    want_proba = wants_probabilities(request.parameters)
-    requested = getattr(request, "request_outputs", None)
-    if not requested:
-        return want_proba, True
-    names = [o.name for o in requested]
-    unknown = [n for n in names if n not in _OUTPUTS]
-    if unknown:
-        raise InvalidInput(
-            f"unknown requested output(s) {_names(unknown)}; available: 'predict', 'probabilities'"
-        )
-    return want_proba or "probabilities" in names, "predict" in names
-
-
-def _matrix_columns(inp, schema: FeatureSchema) -> list[Sequence[Any] | np.ndarray]:
+def _matrix_columns(inp: Any, schema: FeatureSchema) -> list[_Column]:
     """The columns of a single 2-D input ``[rows, features]`` in schema order."""
     width = len(schema)
-    array = _tensor(inp)
-    if array.ndim != 2:
+    shape = _shape(inp)
+    if len(shape) != 2:
         raise InvalidInput(
             f"input {inp.name!r} is not a feature name, so it must be a 2-D tensor "
-            f"[rows, {width}]; got shape {list(inp.shape)}"
+            f"[rows, {width}]; got shape {shape}"
         )
+    array = _tensor(inp)
     rows, got = array.shape
     if got != width:
         raise InvalidInput(
@@ -380,7 +586,7 @@ def _matrix_columns(inp, schema: FeatureSchema) -> list[Sequence[Any] | np.ndarr
         raise InvalidInput(f"input {inp.name!r} has no rows")
     datatype = inp.datatype.upper()
     return [
-        _v2_values(f, array[:, j], datatype, f"column {j} of {inp.name!r}")
+        _Column(f, array[:, j], datatype, f"column {j} of {inp.name!r}")
         for j, f in enumerate(schema.features)
     ]
 
@@ -399,9 +605,7 @@ def _inputs_by_feature(inputs: list, schema: FeatureSchema) -> dict[str, Any]:
     return by_name
 
 
-def _feature_columns(
-    by_name: dict[str, Any], schema: FeatureSchema
-) -> list[Sequence[Any] | np.ndarray]:
+def _feature_columns(by_name: dict[str, Any], schema: FeatureSchema) -> list[_Column]:
     """The columns of per-feature inputs, each ``[rows]`` or ``[rows, 1]``, all the same rows."""
     columns = []
     rows = None
@@ -417,11 +621,11 @@ def _feature_columns(
                 f"input {inp.name!r} has {array.shape[0]} rows, "
                 f"expected {rows} like {schema.names[0]!r}"
             )
-        columns.append(_v2_values(feature, array, inp.datatype.upper(), f"input {inp.name!r}"))
+        columns.append(_Column(feature, array, inp.datatype.upper(), f"input {inp.name!r}"))
     return columns
 
 
-def _feature_vector(inp) -> np.ndarray:
+def _feature_vector(inp: Any) -> np.ndarray:
     """A per-feature input as a 1-D array."""
     array = _tensor(inp)
     if array.ndim == 2 and array.shape[1] == 1:

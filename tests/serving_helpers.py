@@ -10,12 +10,24 @@ impute+one-hot) + classifier), ``metadata.json``, ``reference.parquet``,
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
+import select
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import requests
 
 from tests.training_helpers import iris_with_color, make_keypair  # noqa: F401 - make_keypair re-exported
 
+REPO = Path(__file__).resolve().parents[1]
 PROC_NET_TCP = Path("/proc/net/tcp")
 NUMERIC = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 CATEGORICAL = ["color"]
@@ -111,3 +123,134 @@ def listening_addresses(port: int) -> set[str]:
         if fields[3] == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
             found.add(".".join(str(b) for b in reversed(bytes.fromhex(address))))
     return found
+
+
+def metric_sample(text: str, name: str, **labels: str) -> float:
+    """The sum of a Prometheus text exposition's samples of ``name`` matching ``labels``."""
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name + "{"):
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}", 1)[0]))
+        if all(found.get(k) == v for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+@dataclass
+class ServerProcess:
+    """A ``python -m serving.server`` subprocess on a loopback port."""
+
+    base: str
+    port: int
+    log: Path
+    process: subprocess.Popen
+
+    def tail(self, chars: int = 4000) -> str:
+        """The end of the server's log."""
+        return self.log.read_text(errors="replace")[-chars:]
+
+
+@contextlib.contextmanager
+def serving_process(
+    store, public_key: Path, work: Path, *, ready: tuple[str, ...] = ("iris",), **settings: str
+) -> Iterator[ServerProcess]:
+    """Runs ``python -m serving.server`` against ``store`` until the block ends.
+
+    Waits (60 s at most) until every model in ``ready`` answers ``/v2/models/<m>/ready``;
+    on exit sends SIGTERM and waits for a clean stop.
+
+    Args:
+        store: The ObjectStore whose deployments are served.
+        public_key: The key models must be signed with.
+        work: Folder for the server's log and ``MLOPS_HOME``.
+        ready: Models that must be ready before the block starts.
+        **settings: Extra environment (``MLOPS_*`` serving settings).
+    """
+    from mlops.core.net import free_port
+
+    port = free_port()
+    env = {
+        **os.environ,
+        **store.settings.to_env(),
+        "MLOPS_HOME": str(work / "home"),
+        "MLOPS_RECONCILE_SECONDS": "0.3",
+        "MLOPS_INFERENCE_LOG_FLUSH_SECONDS": "0.5",
+        "PYTHONUNBUFFERED": "1",
+        **settings,
+    }
+    log = work / "server.log"
+    argv = [sys.executable, "-m", "serving.server", "--host", "127.0.0.1", "--port", str(port)]
+    with open(log, "wb") as out:
+        process = subprocess.Popen(  # noqa: S603 - fixed argv
+            [*argv, "--public-key", str(public_key)],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    server = ServerProcess(f"http://127.0.0.1:{port}", port, log, process)
+    try:
+        _wait_ready(server, ready)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if os.environ.get("MLOPS_SHOW_SERVER_LOG"):
+            print(server.tail())
+
+
+def _wait_ready(server: ServerProcess, models: tuple[str, ...], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    waiting = list(models)
+    while waiting:
+        if server.process.poll() is not None:
+            raise AssertionError(
+                f"server exited with {server.process.returncode}:\n{server.tail()}"
+            )
+        try:
+            url = f"{server.base}/v2/models/{waiting[0]}/ready"
+            if requests.get(url, timeout=2).status_code == 200:
+                waiting.pop(0)
+                continue
+        except requests.ConnectionError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{waiting} not ready in {timeout:g} s:\n{server.tail()}")
+        time.sleep(0.2)
+
+
+def raw_exchange(
+    port: int, chunks: list[bytes], pause: float = 0.0, wait: float = 15.0
+) -> tuple[bytes, float]:
+    """Sends ``chunks`` on a raw connection (``pause`` s apart), then reads until it closes.
+
+    Sending stops as soon as the server answers (a server that drops a slow client
+    answers mid-way).
+
+    Returns:
+        What the server sent, and the seconds from the first byte sent until the connection
+        closed (``wait`` at most).
+    """
+    with socket.create_connection(("127.0.0.1", port), timeout=wait) as connection:
+        started = time.monotonic()
+        received = b""
+        try:
+            for chunk in chunks:
+                if select.select([connection], [], [], 0)[0]:
+                    break  # answered (or closed) already
+                connection.sendall(chunk)
+                if pause:
+                    time.sleep(pause)
+            while True:
+                data = connection.recv(65536)
+                if not data:
+                    break
+                received += data
+        except (ConnectionResetError, BrokenPipeError, TimeoutError):
+            pass
+        return received, time.monotonic() - started

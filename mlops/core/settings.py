@@ -244,8 +244,63 @@ MAX_BODY_BYTES_VAR = _var(
     "largest request body the model server reads (bytes; larger ones get 413)",
     default_text="`1048576` (1 MiB)",
 )
+MAX_ROWS_VAR = _var(
+    "MLOPS_MAX_ROWS",
+    parse_positive_int,
+    10_000,
+    "model server: rows one `:predict` or V2 `infer` request may send (more get 413)",
+)
+MAX_EXPLAIN_ROWS_VAR = _var(
+    "MLOPS_MAX_EXPLAIN_ROWS",
+    parse_positive_int,
+    100,
+    "model server: rows one `:explain` request may send (more get 413)",
+)
+MAX_RESPONSE_VALUES_VAR = _var(
+    "MLOPS_MAX_RESPONSE_VALUES",
+    parse_positive_int,
+    1_000_000,
+    "model server: numbers one response may carry: a prediction per row, plus rows x classes "
+    "when probabilities are returned (more get 413)",
+)
+MAX_SCORED_VALUES_VAR = _var(
+    "MLOPS_MAX_SCORED_VALUES",
+    parse_positive_int,
+    2_000_000,
+    "model server: work one request may ask for, as class scores the model computes "
+    "(rows x classes; x features for `:explain`; more get 413)",
+)
 ACCESS_LOG_VAR = _var("MLOPS_ACCESS_LOG", parse_bool, False, "model server: log every request")
 LOG_LEVEL_VAR = _var("MLOPS_LOG_LEVEL", parse_text, "INFO", "model server log level")
+HEADER_TIMEOUT_SECONDS_VAR = _var(
+    "MLOPS_HEADER_TIMEOUT_SECONDS",
+    parse_positive_float,
+    10.0,
+    "model server: a request's headers must arrive within this time (seconds; else 408 and "
+    "the connection is closed)",
+)
+BODY_TIMEOUT_SECONDS_VAR = _var(
+    "MLOPS_BODY_TIMEOUT_SECONDS",
+    parse_positive_float,
+    30.0,
+    "model server: a request's body must arrive within this time after its headers "
+    "(seconds; else 408 and the connection is closed)",
+)
+ADMIN_API_VAR = _var(
+    "MLOPS_ADMIN_API",
+    parse_bool,
+    False,
+    "model server: enable the endpoints that change what is served (the model repository's "
+    "`load` / `unload`); they also need `MLOPS_ADMIN_TOKEN`",
+)
+ADMIN_TOKEN_VAR = _var(
+    "MLOPS_ADMIN_TOKEN",
+    parse_text,
+    None,
+    "model server: bearer token the enabled admin endpoints require "
+    "(`Authorization: Bearer <token>`); without it they stay off",
+    secret=True,
+)
 
 #: What a task needs to reach the store: on a cluster, the keys of the store Secret.
 STORE_ENV_VARS = (ENDPOINT_VAR, ACCESS_KEY_VAR, SECRET_KEY_VAR, SECURE_VAR, BUCKET_VAR)
@@ -368,8 +423,21 @@ class ServingSettings:
     inference_log_flush_rows: int = VARIABLES[INFERENCE_LOG_FLUSH_ROWS_VAR].default
     inference_log_max_rows: int = VARIABLES[INFERENCE_LOG_MAX_ROWS_VAR].default
     max_body_bytes: int = VARIABLES[MAX_BODY_BYTES_VAR].default
+    max_rows: int = VARIABLES[MAX_ROWS_VAR].default
+    max_explain_rows: int = VARIABLES[MAX_EXPLAIN_ROWS_VAR].default
+    max_response_values: int = VARIABLES[MAX_RESPONSE_VALUES_VAR].default
+    max_scored_values: int = VARIABLES[MAX_SCORED_VALUES_VAR].default
     access_log: bool = VARIABLES[ACCESS_LOG_VAR].default
     log_level: str = VARIABLES[LOG_LEVEL_VAR].default
+    header_timeout_seconds: float = VARIABLES[HEADER_TIMEOUT_SECONDS_VAR].default
+    body_timeout_seconds: float = VARIABLES[BODY_TIMEOUT_SECONDS_VAR].default
+    admin_api: bool = VARIABLES[ADMIN_API_VAR].default
+    admin_token: str | None = field(default=VARIABLES[ADMIN_TOKEN_VAR].default, repr=False)
+
+    @property
+    def admin_enabled(self) -> bool:
+        """The admin endpoints are on: opted in (``MLOPS_ADMIN_API``) *and* a token is set."""
+        return bool(self.admin_api and self.admin_token)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServingSettings:
@@ -386,6 +454,14 @@ class ServingSettings:
             inference_log_flush_rows=get(INFERENCE_LOG_FLUSH_ROWS_VAR, env),
             inference_log_max_rows=get(INFERENCE_LOG_MAX_ROWS_VAR, env),
             max_body_bytes=get(MAX_BODY_BYTES_VAR, env),
+            max_rows=get(MAX_ROWS_VAR, env),
+            max_explain_rows=get(MAX_EXPLAIN_ROWS_VAR, env),
+            max_response_values=get(MAX_RESPONSE_VALUES_VAR, env),
+            max_scored_values=get(MAX_SCORED_VALUES_VAR, env),
             access_log=get(ACCESS_LOG_VAR, env),
             log_level=get(LOG_LEVEL_VAR, env).upper(),
+            header_timeout_seconds=get(HEADER_TIMEOUT_SECONDS_VAR, env),
+            body_timeout_seconds=get(BODY_TIMEOUT_SECONDS_VAR, env),
+            admin_api=get(ADMIN_API_VAR, env),
+            admin_token=get(ADMIN_TOKEN_VAR, env) or None,
         )

@@ -2,9 +2,8 @@
 
 The image's entry point runs with every distribution outside
 ``requirements-serving.lock`` made unimportable, against the real store, with the
-arguments an InferenceService passes (so on KServe's own ``ModelServer.start``,
-every interface bound), and answers V1, V2, explain and /metrics, and flushes its
-inference log on shutdown.
+arguments an InferenceService passes (so every interface bound, as in a pod),
+and answers V1, V2, explain and /metrics, and flushes its inference log on shutdown.
 
 No Docker engine runs here, so the image itself is not built; this runs the same
 entry point with the same package set.
@@ -130,7 +129,7 @@ def test_the_serving_lock_is_enough_to_serve(store, tmp_path):
             assert time.monotonic() < deadline, log.read_text()[-4000:]
             time.sleep(0.3)
 
-        if PROC_NET_TCP.exists():  # the pod's entry: KServe's own start, every interface
+        if PROC_NET_TCP.exists():  # the pod's entry: every interface
             assert listening_addresses(port) == {"0.0.0.0"}  # nosec B104
         rows = sample_rows(5)
         expected = model.predict(rows).tolist()

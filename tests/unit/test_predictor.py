@@ -171,11 +171,17 @@ def test_v2_per_feature_inputs_match_sklearn(predictor, linear):
 def test_v2_matrix_input_and_requested_outputs(predictor, linear):
     rows = sample_rows(8)
     response = predictor.predict(_v2_matrix(rows))
-    assert [o.name for o in response.outputs] == ["predict"]
+    # No outputs named: every output the metadata advertises (issue 17).
+    advertised = [o["name"] for o in predictor.get_output_types()]
+    assert [o.name for o in response.outputs] == advertised == ["predict", "probabilities"]
     assert response.outputs[0].data.tolist() == linear[1].predict(rows).tolist()
-    request = _v2_per_feature(rows, request_outputs=[RequestedOutput("probabilities")])
-    response = predictor.predict(request)
-    assert [o.name for o in response.outputs] == ["probabilities"]
+    np.testing.assert_allclose(response.outputs[1].data, linear[1].predict_proba(rows))
+    for named in (["probabilities"], ["predict"], ["probabilities", "predict"]):
+        request = _v2_per_feature(rows, request_outputs=[RequestedOutput(n) for n in named])
+        response = predictor.predict(request)
+        assert [o.name for o in response.outputs] == named
+        rest, _ = response.to_rest()
+        assert [o["name"] for o in rest["outputs"]] == named
 
 
 BAD_V1 = [

@@ -60,6 +60,9 @@ def test_mlops_serve_takes_the_server_arguments():
         ("MLOPS_MAX_BODY_BYTES", "1.5"),
         ("MLOPS_INFERENCE_LOG", "maybe"),
         ("MLOPS_INFERENCE_LOG_FLUSH_ROWS", "-1"),
+        ("MLOPS_HEADER_TIMEOUT_SECONDS", "soon"),
+        ("MLOPS_BODY_TIMEOUT_SECONDS", "0"),
+        ("MLOPS_ADMIN_API", "maybe"),
     ],
 )
 def test_a_bad_serving_setting_is_a_usage_error_naming_it(
@@ -81,3 +84,37 @@ def test_a_bad_serving_setting_is_a_usage_error_naming_it(
 def test_a_missing_public_key_is_a_usage_error(tmp_path, capsys):
     assert server.main(["--public-key", str(tmp_path / "absent.pem")]) == EXIT_USAGE
     assert "public key not found" in capsys.readouterr().err
+
+
+def test_the_header_deadline_is_uvicorns_own_protocol_with_a_timer():
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+    from serving.connections import header_deadline_protocol
+
+    protocol = header_deadline_protocol(0.5)
+    assert issubclass(protocol, AutoHTTPProtocol)
+
+
+def test_served_models_brings_back_what_unload_took_down():
+    from kserve import Model
+
+    class Once(Model):
+        def __init__(self) -> None:
+            super().__init__("m")
+            self.loads = 0
+
+        def load(self) -> bool:
+            self.loads += 1
+            self.ready = True
+            return True
+
+    repository = server.served_models()
+    model = Once()
+    repository.update(model)
+    repository.unload("m")
+    assert repository.get_model("m") is None and model.ready is False
+    assert repository.load("m") is True
+    assert repository.get_model("m") is model and model.loads == 1
+    repository.remove("m")  # a removed deployment cannot be loaded back
+    with pytest.raises(Exception, match="m does not exist"):
+        repository.load("m")
