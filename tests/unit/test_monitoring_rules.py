@@ -86,9 +86,7 @@ def test_alerts_have_for_severity_and_model_annotations():
                 f"{name}: {key} must name the model"
             )
         per_model = ("by (model)", "by (model,", "model:")
-        assert any(marker in rule["expr"] for marker in per_model), (
-            f"{name}: must be per model"
-        )
+        assert any(marker in rule["expr"] for marker in per_model), f"{name}: must be per model"
 
 
 def test_rules_only_use_known_metrics():
