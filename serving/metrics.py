@@ -62,6 +62,9 @@ REQUEST_TIMEOUTS = Counter(
     "Requests dropped because their headers or body did not arrive in time.",
     ["phase"],
 )
+# Both phases exist from the start at 0, so rates and alerts see "none" rather than "no data".
+for _phase in ("headers", "body"):
+    REQUEST_TIMEOUTS.labels(phase=_phase)
 INFERENCE_LOG_RECORDS = Counter(
     "mlops_inference_log_records_total",
     "Inference-log rows written to the store or dropped.",
