@@ -25,9 +25,13 @@ test: install
 test-fast: install
 	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
 
-# Drift engine vs Evidently at 1M rows (minutes), then the local model server's throughput.
+# Drift engine and `mlops drift` vs Evidently at 1M rows, the training pipeline vs plain
+# functions at 100k and 1M rows (minutes), then the local model server's throughput.
+# `make bench BENCH_ROWS=100000` runs the pipeline comparison at other sizes.
+BENCH_ROWS ?= 100000 1000000
 bench: install
 	$(PY) bench/bench_drift.py
+	$(PY) bench/bench_pipeline.py --rows $(BENCH_ROWS)
 	$(PY) bench/bench_serving.py
 
 compile: install

@@ -10,7 +10,11 @@ frame has shifts in some columns), then
 * checks the per-column verdicts and methods are identical (exit 1 if not),
 * measures the peak memory of ``compute_drift`` in a fresh child process
   (the child generates the same data, then runs ``compute_drift``; its
-  ``ru_maxrss`` is reported, together with the RSS before the call).
+  ``ru_maxrss`` is reported, together with the RSS before the call),
+* runs the whole command, ``mlops drift --reference a.parquet --current b.parquet
+  --json``, in a fresh process (start-up, imports, reading both tables, the
+  check, the JSON) and compares its wall time and verdicts with Evidently's
+  (target: ``>= 50x`` faster, identical verdicts; ``--no-cli`` skips it).
 
 Exit code 0 when the verdicts match; the speed/memory targets are printed
 (``>= 10x`` faster, peak < 2 GB) and flagged but do not change the exit code
@@ -43,6 +47,7 @@ from mlops.monitoring.report import render_report_html  # noqa: E402
 
 PEAK_LIMIT_BYTES = 2 * 1024**3
 SPEEDUP_TARGET = 10.0
+CLI_SPEEDUP_TARGET = 50.0
 
 
 def _normal(rng: np.random.Generator, rows: int, shifted: bool) -> np.ndarray:
@@ -141,12 +146,75 @@ def measure_memory(rows: int, cols: int) -> dict:
     return info
 
 
+def compare_engine(ours, theirs) -> bool:
+    """Prints whether ``compute_drift`` and Evidently agree on every column; returns it."""
+    mismatches = []
+    max_rel = 0.0
+    for name, column in theirs.columns.items():
+        mine = ours.columns[name]
+        rel = abs(mine.score - column.score) / max(abs(column.score), 1e-300)
+        max_rel = max(max_rel, rel)
+        if mine.drifted != column.drifted or mine.method != column.method:
+            mismatches.append((name, mine, column))
+    if ours.drift_detected != theirs.drift_detected or set(ours.columns) != set(theirs.columns):
+        mismatches.append(("<dataset>", ours.drift_detected, theirs.drift_detected))
+    print(f"verdicts identical: {not mismatches}   max relative score difference: {max_rel:.2e}")
+    for m in mismatches:
+        print("  MISMATCH", m)
+    return not mismatches
+
+
+def run_cli(ref: pd.DataFrame, cur: pd.DataFrame, repeats: int = 2) -> tuple[float, dict]:
+    """Best wall time of ``mlops drift --json`` on the two frames (as Parquet) and its JSON."""
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = [Path(tmp) / "reference.parquet", Path(tmp) / "current.parquet"]
+        ref.to_parquet(paths[0], index=False)
+        cur.to_parquet(paths[1], index=False)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MLOPS_")}
+        env["MLOPS_HOME"] = str(Path(tmp) / "home")  # local tables: no store is touched
+        argv = [sys.executable, "-m", "mlops.cli", "drift", "--json"]
+        argv += ["--reference", str(paths[0]), "--current", str(paths[1])]
+        best, payload = float("inf"), {}
+        for _ in range(repeats):
+            t = time.perf_counter()
+            done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=ROOT)
+            best = min(best, time.perf_counter() - t)
+            if done.returncode != 0:
+                raise SystemExit(f"mlops drift failed: {done.stderr[-2000:]}")
+            payload = json.loads(done.stdout)
+    return best, payload
+
+
+def compare_cli(payload: dict, theirs, t_cli: float, t_ev: float) -> bool:
+    """Prints the whole command against Evidently; returns whether the verdicts are identical."""
+    mismatches = [
+        name
+        for name, column in theirs.columns.items()
+        if name not in payload["columns"]
+        or payload["columns"][name]["drifted"] != column.drifted
+        or payload["columns"][name]["method"] != column.method
+    ]
+    same = not mismatches and payload["drift_detected"] == theirs.drift_detected
+    print(
+        f"mlops drift --json:  {t_cli:8.2f} s   (whole command, best of 2; verdicts identical: {same})"
+    )
+    for name in mismatches:
+        print("  MISMATCH", name, payload["columns"].get(name), theirs.columns[name])
+    speed = t_ev / t_cli
+    print(
+        f"speed-up mlops drift (whole command): {speed:6.1f}x  (target >= {CLI_SPEEDUP_TARGET:g}x: "
+        f"{speed >= CLI_SPEEDUP_TARGET})"
+    )
+    return same
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rows", type=int, default=1_000_000)
     p.add_argument("--cols", type=int, default=20)
     p.add_argument("--max-rows", type=int, default=20_000, help="sample size for the HTML report")
     p.add_argument("--no-evidently", action="store_true", help="skip the (slow) Evidently run")
+    p.add_argument("--no-cli", action="store_true", help="skip the whole `mlops drift` command")
     p.add_argument("--strict", action="store_true", help="also fail when a target is missed")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -197,37 +265,25 @@ def main(argv: list[str] | None = None) -> int:
     t_total = t_compute + t_render
     print(f"compute + render:   {t_total:8.2f} s")
 
-    ok = True
+    ok, targets = True, True
     if not args.no_evidently:
         t = time.perf_counter()
         ref_result = evidently_drift(ref, cur)
         t_ev = time.perf_counter() - t
         print(f"evidently_drift:    {t_ev:8.2f} s   drifted={ref_result.drifted_columns}")
-        mismatches = []
-        max_rel = 0.0
-        for name, theirs in ref_result.columns.items():
-            mine = ours.columns[name]
-            rel = abs(mine.score - theirs.score) / max(abs(theirs.score), 1e-300)
-            max_rel = max(max_rel, rel)
-            if mine.drifted != theirs.drifted or mine.method != theirs.method:
-                mismatches.append((name, mine, theirs))
-        if ours.drift_detected != ref_result.drift_detected or set(ours.columns) != set(
-            ref_result.columns
-        ):
-            mismatches.append(("<dataset>", ours.drift_detected, ref_result.drift_detected))
-        print(
-            f"verdicts identical: {not mismatches}   max relative score difference: {max_rel:.2e}"
-        )
-        for m in mismatches:
-            print("  MISMATCH", m)
-        ok = not mismatches
+        ok = compare_engine(ours, ref_result)
         speed_compute = t_ev / t_compute
         speed_total = t_ev / t_total
         print(f"speed-up compute:          {speed_compute:6.1f}x  (target >= {SPEEDUP_TARGET:g}x)")
         print(f"speed-up compute + render: {speed_total:6.1f}x  (target >= {SPEEDUP_TARGET:g}x)")
         targets = speed_compute >= SPEEDUP_TARGET and speed_total >= SPEEDUP_TARGET
-    else:
-        targets = True
+    if not args.no_cli:
+        t_cli, payload = run_cli(ref, cur)
+        if args.no_evidently:
+            print(f"mlops drift --json:  {t_cli:8.2f} s   (whole command, best of 2)")
+        else:
+            ok = compare_cli(payload, ref_result, t_cli, t_ev) and ok
+            targets = targets and t_ev / t_cli >= CLI_SPEEDUP_TARGET
     mem_ok = mem["peak"] < PEAK_LIMIT_BYTES
     print(f"peak memory < 2 GiB: {mem_ok}")
     if not ok:

@@ -37,7 +37,7 @@ def load_split(
     """
     import logging
 
-    from mlops.core.data import fingerprint, read_table
+    from mlops.core.data import fingerprint, read_table, write_parquet
     from mlops.model.training import split_dataset
 
     logging.basicConfig(level=logging.INFO)
@@ -51,8 +51,8 @@ def load_split(
         source=data_uri,
         categorical_columns=categorical_columns,
     )
-    train.to_parquet(train_data.path, index=False)
-    test.to_parquet(test_data.path, index=False)
+    write_parquet(train, train_data.path)
+    write_parquet(test, test_data.path)
     train_data.metadata.update({"rows": len(train), "format": "parquet"})
     test_data.metadata.update({"rows": len(test), "format": "parquet"})
     return len(frame), fingerprint(frame)

@@ -20,7 +20,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         description="Serves every model deployed in the object store with KServe's model server: "
         "V1 and V2 REST inference, explanations, canary traffic splitting, signature "
         "verification before any model is served, Prometheus metrics and inference "
-        "logs. Follows deploy / promote / rollback without a restart.",
+        "logs. Follows deploy / promote / rollback without a restart. Nothing over HTTP "
+        "changes what is served: the model repository's load/unload answer 403 unless "
+        "MLOPS_ADMIN_API=true and MLOPS_ADMIN_TOKEN are set (then they need that bearer token).",
     )
     add_server_arguments(parser)
     parser.set_defaults(func=cmd_serve, needs_store=True)

@@ -20,12 +20,21 @@ from mlops.core.errors import DataError, UsageError
 from mlops.core.rules import check_fraction
 from mlops.model.data_checks import check_finite
 from mlops.model.feature_quality import check_features
-from mlops.model.schema import CATEGORICAL, Feature, FeatureSchema, coerce, coerce_column
+from mlops.model.schema import (
+    CATEGORICAL,
+    Feature,
+    FeatureSchema,
+    coerce,
+    coerce_column,
+    infer_kind,
+)
 
 logger = logging.getLogger(__name__)
 
 ESTIMATORS = ("logistic_regression", "random_forest", "gradient_boosting")
 MIN_ROWS_PER_CLASS = 2
+#: Most points of the ROC curve an evaluation keeps (for the Kubeflow UI; the AUC uses every score).
+MAX_ROC_POINTS = 1000
 
 
 def check_estimator(estimator: str) -> str:
@@ -107,7 +116,8 @@ def prepare_frame(
         raise DataError(f"drop_columns not found in {source}: {', '.join(missing)}")
     if target_column in drop:
         raise DataError(f"target column {target_column!r} cannot be dropped")
-    frame = frame.drop(columns=drop)
+    if drop:  # drop() copies every column, even when it drops none
+        frame = frame.drop(columns=drop)
     declared = check_categorical_columns(frame, target_column, categorical_columns, source)
     if frame[target_column].isna().any():
         raise DataError(
@@ -122,7 +132,16 @@ def prepare_frame(
         )
     if frame.shape[1] < 2:
         raise DataError(f"{source} has no feature columns besides the target {target_column!r}")
-    check_features(frame.drop(columns=[target_column]), source, declared)
+    # Only declared and categorical-to-be columns have anything to check; handing
+    # check_features those alone spares a copy of every numeric column.
+    checked = [
+        position
+        for position, name in enumerate(frame.columns)
+        if name != target_column
+        and (name in declared or infer_kind(frame.iloc[:, position]) == CATEGORICAL)
+    ]
+    if checked:
+        check_features(frame.iloc[:, checked], source, declared)
     return _categories_as_text(frame, target_column, declared)
 
 
@@ -148,6 +167,65 @@ def _categories_as_text(
     return out
 
 
+def _split_positions(
+    frame: pd.DataFrame, target_column: str, test_size: float, seed: int, source: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row positions of the stratified train/test split of a prepared frame.
+
+    The split is decided on positions alone (scikit-learn's split depends only on the
+    row count, the labels and the seed), so checking that a table can be split
+    copies no rows, and splitting it copies each row once.
+
+    Raises:
+        DataError: an infinite cell, or a class too rare to stratify.
+    """
+    from sklearn.model_selection import train_test_split
+
+    # Here, not only in preflight: on a cluster nothing checks before the task runs.
+    check_finite(frame, source, [c for c in frame.columns if c != target_column])
+    counts = frame[target_column].value_counts()
+    rare = counts[counts < MIN_ROWS_PER_CLASS]
+    if not rare.empty:
+        raise DataError(
+            f"class(es) {', '.join(map(repr, rare.index.tolist()))} of {target_column!r} have "
+            f"fewer than {MIN_ROWS_PER_CLASS} rows; cannot stratify the split"
+        )
+    try:
+        train, test = train_test_split(
+            np.arange(len(frame)),
+            test_size=test_size,
+            random_state=seed,
+            stratify=frame[target_column],
+        )
+    except ValueError as exc:
+        raise DataError(f"cannot split {source}: {exc}") from exc
+    return train, test
+
+
+def check_split(
+    frame: pd.DataFrame,
+    target_column: str,
+    test_size: float = 0.2,
+    seed: int = 42,
+    drop_columns: str | list[str] = "",
+    source: str = "data",
+    categorical_columns: str | list[str] = "",
+) -> list[str]:
+    """Everything :func:`split_dataset` checks, without making the split; returns the feature columns.
+
+    For checks before a run: what would fail in the ``load-split`` task fails
+    here, and no copy of the table is made.
+
+    Raises:
+        DataError: see :func:`split_dataset`.
+        UsageError: ``test_size`` outside (0, 1).
+    """
+    test_size = check_fraction("test_size", test_size)
+    frame = prepare_frame(frame, target_column, drop_columns, source, categorical_columns)
+    _split_positions(frame, target_column, test_size, seed, source)
+    return [c for c in frame.columns if c != target_column]
+
+
 def split_dataset(
     frame: pd.DataFrame,
     target_column: str,
@@ -160,40 +238,27 @@ def split_dataset(
     """Stratified train/test split after dropping columns.
 
     ``categorical_columns`` are the columns the recipe declares categorical
-    (see :func:`prepare_frame`).
+    (see :func:`prepare_frame`). Both parts have a fresh ``RangeIndex``.
 
     Raises:
         DataError: see :func:`prepare_frame`, an infinite cell, or a class too rare to stratify.
         UsageError: ``test_size`` outside (0, 1).
     """
-    from sklearn.model_selection import train_test_split
-
     test_size = check_fraction("test_size", test_size)
     frame = prepare_frame(frame, target_column, drop_columns, source, categorical_columns)
-    # Here, not only in preflight: on a cluster nothing checks before the task runs.
-    check_finite(frame, source, [c for c in frame.columns if c != target_column])
-    counts = frame[target_column].value_counts()
-    rare = counts[counts < MIN_ROWS_PER_CLASS]
-    if not rare.empty:
-        raise DataError(
-            f"class(es) {', '.join(map(repr, rare.index.tolist()))} of {target_column!r} have "
-            f"fewer than {MIN_ROWS_PER_CLASS} rows; cannot stratify the split"
-        )
-    try:
-        train, test = train_test_split(
-            frame, test_size=test_size, random_state=seed, stratify=frame[target_column]
-        )
-    except ValueError as exc:
-        raise DataError(f"cannot split {source}: {exc}") from exc
-    return train.reset_index(drop=True), test.reset_index(drop=True)
+    train_rows, test_rows = _split_positions(frame, target_column, test_size, seed, source)
+    parts = []
+    for rows in (train_rows, test_rows):
+        part = frame.take(rows)  # a new frame: its index is ours to replace (no copy)
+        part.index = pd.RangeIndex(len(part))
+        parts.append(part)
+    return parts[0], parts[1]
 
 
 def build_pipeline(schema: FeatureSchema, estimator: str, seed: int = 42):
     """scikit-learn Pipeline: impute + scale numerics, impute + one-hot categoricals."""
     from sklearn.compose import ColumnTransformer
-    from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
     from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
@@ -227,16 +292,24 @@ def build_pipeline(schema: FeatureSchema, estimator: str, seed: int = 42):
                 categorical,
             )
         )
-    models = {
-        "logistic_regression": lambda: LogisticRegression(max_iter=2000),
-        "random_forest": lambda: RandomForestClassifier(
-            n_estimators=200, random_state=seed, n_jobs=1
-        ),
-        "gradient_boosting": lambda: GradientBoostingClassifier(random_state=seed),
-    }
     return Pipeline(
-        [("preprocess", ColumnTransformer(transformers)), ("model", models[estimator]())]
+        [("preprocess", ColumnTransformer(transformers)), ("model", _estimator(estimator, seed))]
     )
+
+
+def _estimator(estimator: str, seed: int) -> Any:
+    """The unfitted estimator; only its own module is imported (sklearn.ensemble is slow to load)."""
+    if estimator == "random_forest":
+        from sklearn.ensemble import RandomForestClassifier
+
+        return RandomForestClassifier(n_estimators=200, random_state=seed, n_jobs=1)
+    if estimator == "gradient_boosting":
+        from sklearn.ensemble import GradientBoostingClassifier
+
+        return GradientBoostingClassifier(random_state=seed)
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(max_iter=2000)
 
 
 @dataclass
@@ -295,13 +368,26 @@ def evaluate(
         scores = model.predict_proba(features)[:, 1]
         fpr, tpr, thresholds = roc_curve(truth, scores, pos_label=labels[1])
         finite = np.isfinite(thresholds)
+        kept = _curve_points(int(finite.sum()))
         evaluation.roc_curve = {
-            "fpr": fpr[finite].tolist(),
-            "tpr": tpr[finite].tolist(),
-            "thresholds": thresholds[finite].tolist(),
+            "fpr": fpr[finite][kept].tolist(),
+            "tpr": tpr[finite][kept].tolist(),
+            "thresholds": thresholds[finite][kept].tolist(),
         }
         evaluation.roc_auc = float(roc_auc_score(truth == labels[1], scores))
     return evaluation
+
+
+def _curve_points(count: int) -> np.ndarray:
+    """Positions of at most :data:`MAX_ROC_POINTS` of a curve's ``count`` points, ends included.
+
+    A ROC curve has a point per distinct score: ~40,000 for 200,000 holdout rows,
+    2.6 MB of JSON in the task's output and the run's metadata, for a picture
+    that 1,000 evenly spaced points draw the same.
+    """
+    if count <= MAX_ROC_POINTS:
+        return np.arange(count)
+    return np.unique(np.linspace(0, count - 1, MAX_ROC_POINTS).round().astype(np.intp))
 
 
 def _plain(value: Any) -> Any:
@@ -334,9 +420,12 @@ def train(
     declared = check_categorical_columns(
         train_frame, target_column, categorical_columns, "training data"
     )
-    features = train_frame.drop(columns=[target_column])
-    schema = FeatureSchema.from_frame(features, categorical=declared)
+    # The features-only copy lives only while the kinds are decided; coerce() picks
+    # the schema's columns out of the whole split.
+    schema = FeatureSchema.from_frame(
+        train_frame.drop(columns=[target_column]), categorical=declared
+    )
     model = build_pipeline(schema, estimator, seed)
-    model.fit(coerce(features, schema, source="training data"), train_frame[target_column])
+    model.fit(coerce(train_frame, schema, source="training data"), train_frame[target_column])
     logger.info("trained %s on %d rows, %d features", estimator, len(train_frame), len(schema))
     return model, schema

@@ -52,13 +52,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
-from scipy.spatial import distance
 
 from mlops.core.errors import DataError
 from mlops.model.schema import CATEGORICAL, Feature, FeatureSchema, coerce_column
 
 logger = logging.getLogger(__name__)
+# scipy.stats and scipy.spatial are imported by the tests that use them: they take
+# ~1 s to import, and big numeric data (Wasserstein) needs neither.
 
 # Evidently display names (``StatTest.display_name``) -- also what ``evidently_drift`` parses.
 KS = "K-S p_value"
@@ -233,7 +233,9 @@ def drift_schema(
     """
     if schema is None:
         cols = _select_columns(reference, current, columns)
-        return FeatureSchema.from_frame(reference[cols], categorical=categorical)
+        # reference[cols] copies every column: only subset when some are left out.
+        shared = reference if list(reference.columns) == cols else reference[cols]
+        return FeatureSchema.from_frame(shared, categorical=categorical)
     if categorical:
         raise ValueError("give the kinds either as a schema or as categorical columns, not both")
     wanted = schema.names if columns is None else [c for c in columns if c in schema.name_set]
@@ -287,6 +289,8 @@ def _counts(ref: pd.Series, cur: pd.Series) -> tuple[list[Any], np.ndarray, np.n
 
 def _z_test(ref: pd.Series, cur: pd.Series) -> float:
     # evidently.legacy.calculations.stattests.z_stattest._z_stat_test
+    from scipy import stats
+
     r_u, c_u = ref.unique(), cur.unique()
     if len(r_u) == 1 and len(c_u) == 1 and r_u[0] == c_u[0]:
         return 1.0
@@ -301,6 +305,8 @@ def _z_test(ref: pd.Series, cur: pd.Series) -> float:
 
 def _chi_square(ref: pd.Series, cur: pd.Series) -> float:
     # evidently.legacy.calculations.stattests.chisquare_stattest._chi_stat_test
+    from scipy import stats
+
     _, r, c = _counts(ref, cur)
     k_norm = len(cur) / len(ref)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -311,6 +317,8 @@ def _jensen_shannon(ref: pd.Series, cur: pd.Series) -> float:
     # evidently ..._jensenshannon with get_binned_data(..., feel_zeroes=False); with the
     # default stattest choice only the "value counts" branch is reachable (numeric JS is
     # only chosen for <= 5 distinct values, the histogram branch needs > 20).
+    from scipy.spatial import distance
+
     _, r, c = _counts(ref, cur)
     return float(distance.jensenshannon(r / len(ref), c / len(cur)))
 
@@ -347,6 +355,8 @@ def _numeric_drift(feature: Feature, ref_s: pd.Series, cur_s: pd.Series) -> tupl
             return Z_TEST, _z_test(pd.Series(ref), pd.Series(cur))
         if n_values <= 5:
             return CHI_SQUARE, _chi_square(pd.Series(ref), pd.Series(cur))
+        from scipy import stats
+
         return KS, float(stats.ks_2samp(ref, cur)[1])
     su = np.sort(ref)
     sv = np.sort(cur)

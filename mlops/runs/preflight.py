@@ -14,7 +14,7 @@ from mlops.core.errors import UsageError
 from mlops.core.rules import check_canary_percent, check_deploy_mode, check_fraction
 from mlops.model.data_checks import check_finite, check_labelled
 from mlops.model.registry import validate_model_name
-from mlops.model.training import check_estimator, split_dataset
+from mlops.model.training import check_estimator, check_split
 
 #: The seeds scikit-learn accepts (``random_state``: a 32-bit unsigned integer).
 MAX_SEED = 2**32 - 1
@@ -64,8 +64,9 @@ def check_training(arguments: dict[str, Any]) -> None:
     check_deploy(arguments.get("deploy", "none"), arguments.get("canary_percent", 10))
     target, data_uri = arguments["target_column"], arguments["data_uri"]
     data = read_table(data_uri)
-    # The same split load-split will do: data checks, inf cells, classes too rare to stratify.
-    train, _ = split_dataset(
+    # The checks of the split load-split will do (data checks, inf cells, classes too
+    # rare to stratify), without copying the table into train and test parts.
+    features = check_split(
         data,
         target,
         test_size,
@@ -74,7 +75,6 @@ def check_training(arguments: dict[str, Any]) -> None:
         source=f"data {data_uri!r}",
         categorical_columns=arguments.get("categorical_columns", ""),
     )
-    features = [c for c in train.columns if c != target]
     holdout_uri = arguments["holdout_uri"]
     holdout = read_table(holdout_uri)
     check_labelled(holdout, target, f"holdout {holdout_uri!r}")

@@ -12,9 +12,11 @@ from mlops.core.errors import DataError, UsageError
 from mlops.model.schema import FeatureSchema, coerce
 from mlops.model.training import (
     ESTIMATORS,
+    MAX_ROC_POINTS,
     build_pipeline,
     check_estimator,
     check_fraction,
+    check_split,
     evaluate,
     prepare_frame,
     split_dataset,
@@ -111,6 +113,34 @@ def test_too_small_test_split_is_a_data_error(iris):
     # 1% of 150 rows is 2 rows: fewer than the 3 classes stratification needs.
     with pytest.raises(DataError, match="cannot split"):
         split_dataset(iris, "species", test_size=0.01)
+
+
+def test_check_split_checks_what_split_dataset_checks_and_copies_nothing(iris):
+    assert check_split(iris, "species", drop_columns="color") == [
+        "sepal_length",
+        "sepal_width",
+        "petal_length",
+        "petal_width",
+    ]
+    rare = pd.concat([iris, iris.iloc[[0]].assign(species="unicorn")], ignore_index=True)
+    with pytest.raises(DataError, match="'unicorn'.*fewer than 2 rows"):
+        check_split(rare, "species")
+    with pytest.raises(DataError, match="cannot split"):
+        check_split(iris, "species", test_size=0.01)
+    with pytest.raises(DataError, match="infinite"):
+        check_split(iris.assign(sepal_width=np.inf), "species")
+    with pytest.raises(UsageError, match="test_size"):
+        check_split(iris, "species", test_size=1)
+
+
+def test_split_is_the_split_of_the_whole_frame(cancer):
+    # Splitting row positions gives exactly scikit-learn's split of the frame itself.
+    from sklearn.model_selection import train_test_split
+
+    train_frame, test_frame = split_dataset(cancer, "diagnosis", test_size=0.3, seed=7)
+    expected = train_test_split(cancer, test_size=0.3, random_state=7, stratify=cancer["diagnosis"])
+    for got, want in zip((train_frame, test_frame), expected, strict=True):
+        pd.testing.assert_frame_equal(got, want.reset_index(drop=True))
 
 
 @pytest.mark.parametrize("value", [0, 1, 1.5, -0.2, "abc", None])
@@ -223,6 +253,19 @@ def test_evaluate_binary_has_roc(cancer):
     metrics = result.metrics("test")
     assert set(metrics) == {"test_accuracy", "test_f1_macro", "test_rows", "test_roc_auc"}
     assert all(isinstance(v, float) for v in metrics.values())
+
+
+def test_roc_curve_of_a_large_holdout_is_bounded():
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(20_000, 3)), columns=["a", "b", "c"])
+    frame["y"] = (frame["a"] + rng.normal(size=len(frame)) > 0).astype(int)
+    model, schema = train(frame, "y", "logistic_regression")
+    result = evaluate(model, frame, "y", schema)
+    roc = result.roc_curve
+    assert len(roc["fpr"]) == len(roc["tpr"]) == len(roc["thresholds"]) == MAX_ROC_POINTS
+    assert roc["fpr"][-1] == roc["tpr"][-1] == 1.0 and roc["fpr"] == sorted(roc["fpr"])
+    assert roc["thresholds"] == sorted(roc["thresholds"], reverse=True)
+    assert 0.5 < result.roc_auc < 1.0
 
 
 def test_evaluate_multiclass_has_no_roc(iris):

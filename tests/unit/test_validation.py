@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -17,8 +18,14 @@ from mlops.model.packaging import (
     read_metadata,
     write_model_dir,
 )
+from mlops.model.schema import FeatureSchema
 from mlops.model.training import evaluate, split_dataset, train
-from mlops.release.holdout import MAX_HOLDOUT_OVERLAP, overlap_share, validate_on_holdout
+from mlops.release.holdout import (
+    MAX_HOLDOUT_OVERLAP,
+    contained,
+    overlap_share,
+    validate_on_holdout,
+)
 from tests.training_helpers import MODEL_NAME, TARGET, demo_data
 
 
@@ -139,3 +146,68 @@ def test_unreadable_holdout_names_the_uri(candidate):
     missing = candidate["root"] / "absent.csv"
     with pytest.raises(DataError, match="absent.csv"):
         validate_on_holdout(candidate["dir"], candidate["train"], str(missing), 0.8)
+
+
+def test_overlap_share_compares_typed_values_across_csv_and_parquet(tmp_path):
+    # The same rows, once through Parquet (the training split's format: floats, text
+    # categories) and once through CSV (ints, categories that look like numbers).
+    rows = pd.DataFrame(
+        {
+            "count": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0],
+            "x": [0.5, 0.0, float("nan"), 2.25, -1.5, 3.0, 0.125, 9.0],
+            "grade": ["1", "2", "3", "1", "2", "3", "1", "2"],
+            "y": ["yes", "no", "yes", "no", "yes", "no", "yes", "no"],
+        }
+    )
+    rows.to_parquet(tmp_path / "train.parquet", index=False)
+    train_frame = read_table(str(tmp_path / "train.parquet"))
+    holdout = pd.concat(
+        [
+            rows.iloc[:3].assign(count=lambda f: f["count"].astype(int)),
+            pd.DataFrame({"count": [100], "x": [0.5], "grade": ["1"], "y": ["yes"]}),
+        ],
+        ignore_index=True,
+    )
+    holdout.loc[1, "x"] = -0.0  # equal to the training row's 0.0
+    holdout.to_csv(tmp_path / "holdout.csv", index=False)
+    holdout = read_table(str(tmp_path / "holdout.csv"))
+    assert holdout["count"].dtype == "int64" and holdout["grade"].dtype == "int64"
+    assert train_frame["count"].dtype == "float64" and train_frame["grade"].dtype == object
+    columns = ["count", "x", "grade", "y"]
+    schema = FeatureSchema.from_frame(train_frame[columns[:3]])
+    assert overlap_share(holdout, train_frame, columns, schema) == 0.75
+    assert overlap_share(holdout, train_frame, columns) == 0.75  # kinds from the training split
+    # Compared as text cell by cell, 1 and 1.0 (or -0.0 and 0.0) would not meet.
+    as_text = pd.util.hash_pandas_object(holdout[columns].astype(str), index=False)
+    seen = set(pd.util.hash_pandas_object(train_frame[columns].astype(str), index=False))
+    assert not as_text.isin(seen).any()
+
+
+def test_overlap_share_tells_rows_and_column_order_apart():
+    train_frame = pd.DataFrame({"a": [1.0, 2.0], "b": [2.0, 1.0], "y": [0, 1]})
+    swapped = pd.DataFrame({"a": [2.0, 1.0], "b": [1.0, 2.0], "y": [0, 1]})
+    assert overlap_share(swapped, train_frame, ["a", "b", "y"]) == 0.0
+    assert overlap_share(swapped, train_frame, ["a", "b"]) == 1.0
+    # A target numeric in training and text in the holdout is compared as text.
+    text_target = train_frame.assign(y=["0", "x"])
+    assert overlap_share(text_target, train_frame, ["a", "b", "y"]) == 0.5
+
+
+def test_holdout_gate_counts_parquet_training_rows_in_a_csv_holdout(candidate):
+    reused = candidate["root"] / "reused-as-ints.csv"
+    sample = candidate["train"].sample(60, random_state=1)
+    pd.concat([pd.read_csv(candidate["holdout"]).iloc[:40], sample]).to_csv(reused, index=False)
+    parquet = candidate["root"] / "train.parquet"
+    candidate["train"].to_parquet(parquet, index=False)
+    gate, _ = validate_on_holdout(candidate["dir"], pd.read_parquet(parquet), str(reused), 0.0)
+    assert gate.metrics["holdout_overlap_share"] == 0.6 and not gate.passed
+
+
+def test_contained_answers_as_numpy_isin():
+    rng = np.random.default_rng(0)
+    pool = rng.integers(0, 500, 3000).astype(np.uint64)
+    values = rng.integers(0, 1000, 2000).astype(np.uint64)
+    values[:3] = [0, np.iinfo(np.uint64).max, pool.max()]  # both ends of the sorted pool
+    assert (contained(values, pool) == np.isin(values, pool)).all()
+    assert not contained(values, pool[:0]).any()
+    assert len(contained(values[:0], pool)) == 0
