@@ -33,6 +33,7 @@ from typing import Any
 
 import requests
 
+from tests.monitoring_stack import wait_until
 from tests.serving_helpers import build_model_dir, publish
 
 logger = logging.getLogger(__name__)
@@ -113,14 +114,7 @@ def wait_for(
     condition: Callable[[], Any], timeout: float, interval: float = 0.1, what: str = "condition"
 ) -> Any:
     """Polls ``condition`` until it returns something truthy; fails after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met within {timeout:.0f} s")
-        time.sleep(interval)
+    return wait_until(condition, timeout, interval, describe=lambda: what)
 
 
 def port_accepts(port: int) -> bool:
