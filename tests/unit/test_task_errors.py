@@ -29,14 +29,14 @@ LOAD_SPLIT_FAILS = """\
 
     [KFP Executor 2026-12-01 20:01:12,351 INFO]: read 426 rows x 31 columns from data.csv
     Traceback (most recent call last):
-      File "/work/main/mlops/model/training.py", line 104, in split_dataset
+      File "/opt/app/mlops/model/training.py", line 104, in split_dataset
         train, test = train_test_split(
                       ^^^^^^^^^^^^^^^^^
     sklearn.utils._param_validation.InvalidParameterError: random_state must be >= 0. Got -1.
     \n    The above exception was the direct cause of the following exception:
     \n    Traceback (most recent call last):
       File "<frozen runpy>", line 198, in _run_module_as_main
-      File "/work/main/mlops/model/training.py", line 108, in split_dataset
+      File "/opt/app/mlops/model/training.py", line 108, in split_dataset
         raise DataError(f"cannot split {source}: {exc}") from exc
     mlops.core.errors.DataError: cannot split data.csv: random_state must be >= 0. Got -1.
     \n
