@@ -26,7 +26,7 @@ def check_drift(
         ("summary", str),
         ("target_column", str),
         ("drop_columns", str),
-        ("estimator", str),
+        ("recipe_uri", str),
         ("categorical_columns", str),
     ],
 ):
@@ -43,8 +43,8 @@ def check_drift(
 
     Returns:
         drift_detected, drift_share, drifted_columns (comma-separated), summary
-        (JSON), and the deployed model's recipe: target_column, drop_columns, estimator,
-        categorical_columns.
+        (JSON), and how the deployed model was built: target_column, drop_columns,
+        recipe_uri (its repository at the recorded commit), categorical_columns.
     """
     import json
     import logging
@@ -73,6 +73,6 @@ def check_drift(
         json.dumps(summary, sort_keys=True),
         recipe["target_column"],
         recipe["drop_columns"],
-        recipe["estimator"],
+        recipe["recipe_uri"],
         recipe["categorical_columns"],
     )

@@ -33,6 +33,8 @@ STORE_SECRET = "mlops-s3-credentials"  # the MLOPS_S3_* keys and MLOPS_BUCKET
 SIGNING_SECRET = "mlops-signing-key"  # PRIVATE_KEY_FILE; mounted only into the sign step
 PUBLIC_KEY_SECRET = "mlops-signing-public-key"  # PUBLIC_KEY_FILE; wherever signatures are checked
 CONFIG_MAP = "mlops-config"  # optional non-secret settings (MLOPS_PUSHGATEWAY)
+# MLOPS_GIT_TOKEN for private model repositories; optional, mounted only into the fetch step.
+GIT_SECRET = "mlops-git-credentials"
 SIGNING_MOUNT = "/etc/mlops/signing"
 PUBLIC_KEY_MOUNT = "/etc/mlops/keys"
 PRIVATE_KEY_FILE = "signing-key.pem"

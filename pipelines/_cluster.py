@@ -7,9 +7,10 @@ CLI exports the same variables for local runs instead.
 
 from kfp import dsl, kubernetes
 
-from mlops.core.settings import CONFIG_MAP_VARS, STORE_ENV_VARS
+from mlops.core.settings import CONFIG_MAP_VARS, GIT_TOKEN_VAR, STORE_ENV_VARS
 from mlops.runtime import (
     CONFIG_MAP,
+    GIT_SECRET,
     PUBLIC_KEY_MOUNT,
     PUBLIC_KEY_SECRET,
     SIGNING_MOUNT,
@@ -28,6 +29,17 @@ def uses_store(task: dsl.PipelineTask) -> dsl.PipelineTask:
         task,
         config_map_name=CONFIG_MAP,
         config_map_key_to_env={key: key for key in CONFIG_MAP_VARS},
+        optional=True,
+    )
+    return task
+
+
+def uses_git_credentials(task: dsl.PipelineTask) -> dsl.PipelineTask:
+    """Gives the fetch step ``MLOPS_GIT_TOKEN`` for private repositories (optional Secret)."""
+    kubernetes.use_secret_as_env(
+        task,
+        secret_name=GIT_SECRET,
+        secret_key_to_env={GIT_TOKEN_VAR: GIT_TOKEN_VAR},
         optional=True,
     )
     return task

@@ -1,41 +1,110 @@
-"""The ``training`` pipeline: split, train, gate, sign, publish, deploy."""
+"""The ``training`` pipeline: fetch the model repository, static gates, then train, gate, sign, publish.
+
+Shift left: the gates that need no execution (code quality, dependency audit, the
+scan of a checked-in model) run on the fetched repository first, as their own
+step group; only when all of them pass does any of the repository's code run
+(the training step, in a process without the project's secrets). A failed static
+gate ends the run with a rejection record and no training step at all.
+"""
+
+from typing import NamedTuple
 
 from kfp import dsl
 
 from components.audit_dependencies import audit_dependencies
 from components.check_code_quality import check_code_quality
 from components.decide_release import decide_release
+from components.decide_static import decide_static
 from components.deploy_model import deploy_model
+from components.fetch_repository import fetch_repository
 from components.load_split import load_split
 from components.publish_model import publish_model
 from components.record_rejection import record_rejection
+from components.record_static_rejection import record_static_rejection
 from components.scan_model import scan_model
+from components.scan_repository import scan_repository
 from components.sign_model import sign_model
 from components.train_model import train_model
 from components.validate_holdout import validate_holdout
-from pipelines._cluster import live, uses_private_key, uses_public_key, uses_store
+from pipelines._cluster import (
+    live,
+    uses_git_credentials,
+    uses_private_key,
+    uses_public_key,
+    uses_store,
+)
+
+
+class StaticGates(NamedTuple):
+    """The static-gates group's outputs: the verdict and the gates' decision JSON."""
+
+    passed: bool
+    gates: str
 
 
 @dsl.pipeline(
-    name="training",
-    description="Train a scikit-learn model, validate it on an independent holdout, run the "
-    "trust gates, and publish (and optionally deploy) it only when every gate passes.",
+    name="static-gates",
+    description="Code quality, dependency audit and model-file scan of the repository, "
+    "before any of its code runs.",
 )
-def training(
+def static_gates(
+    repository: dsl.Input[dsl.Artifact],
+    advisory_db_uri: str = "",
+    allow_unknown_audit: bool = False,
+    quality_fail_on: str = "medium",
+) -> StaticGates:
+    """Runs the gates that read the repository without executing it.
+
+    Args:
+        repository: The fetched repository.
+        advisory_db_uri: Offline advisory database for the audit.
+        allow_unknown_audit: Let an audit that could not check pass.
+        quality_fail_on: Lowest finding severity that fails code quality: low, medium or high.
+    """
+    quality = live(check_code_quality(repository=repository, fail_on=quality_fail_on))
+    quality.set_display_name("Code quality of the repository (ruff, bandit)")
+    audit = live(
+        uses_store(
+            audit_dependencies(
+                repository=repository,
+                advisory_db_uri=advisory_db_uri,
+                allow_unknown_audit=allow_unknown_audit,
+            )
+        )
+    )
+    audit.set_display_name("Audit the repository's requirements with the serving image")
+    scan = live(scan_repository(repository=repository))
+    scan.set_display_name("Scan a checked-in model file")
+    decision = live(
+        decide_static(
+            quality_gate=quality.outputs["gate"],
+            audit_gate=audit.outputs["gate"],
+            scan_gate=scan.outputs["gate"],
+        )
+    )
+    decision.set_display_name("Decide: may the repository's code run?")
+    return StaticGates(passed=decision.outputs["passed"], gates=decision.outputs["gates"])
+
+
+@dsl.pipeline(
+    name="train-and-release",
+    description="Split, train with the repository's entry point, gate the candidate, sign, "
+    "publish and deploy it only when every gate passes.",
+)
+def train_and_release(
+    repository: dsl.Input[dsl.Artifact],
+    source: str,
+    static_gates_json: str,
     data_uri: str,
     target_column: str,
     holdout_uri: str,
     model_name: str,
-    min_accuracy: float = 0.8,
+    min_accuracy: float,
     drop_columns: str = "",
     categorical_columns: str = "",
-    estimator: str = "logistic_regression",
+    use_checked_in_model: bool = True,
     test_size: float = 0.2,
     seed: int = 42,
-    advisory_db_uri: str = "",
-    allow_unknown_audit: bool = False,
-    quality_paths: str = "components,serving",
-    quality_fail_on: str = "medium",
     deploy: str = "none",
     canary_percent: int = 10,
     deploy_target: str = "kserve",
@@ -43,17 +112,28 @@ def training(
     serving_image: str = "",
     trigger: str = "",
 ) -> str:
-    """Returns the outcome JSON (status released or rejected, gates, metrics).
+    """Trains, gates and releases the candidate; returns the outcome JSON.
 
-    ``categorical_columns`` (comma-separated) are features that are categorical
-    whatever their values look like; any other column whose values are mostly
-    numbers must be all numbers (a stray ``abc`` is a data error, not a new type).
-
-    ``serving_image`` is the predictor image of the InferenceService ('' = the
-    project's serving image, ``mlops.runtime.SERVING_IMAGE``).
-
-    ``trigger`` is kept in the outcome: the monitoring pipeline passes its drift
-    summary, so every retrained release records why it happened.
+    Args:
+        repository: The fetched repository (its static gates passed).
+        source: Repository record JSON of the fetch step.
+        static_gates_json: Decision JSON of the static gates (kept in the outcome).
+        data_uri: Training table.
+        target_column: Label column.
+        holdout_uri: Independent labelled holdout table.
+        model_name: Registry name.
+        min_accuracy: Holdout accuracy threshold in [0, 1].
+        drop_columns: Comma-separated columns dropped before training.
+        categorical_columns: Comma-separated columns that are categorical.
+        use_checked_in_model: Use the model mlops.yaml names, if any.
+        test_size: Test split fraction in (0, 1).
+        seed: Random seed.
+        deploy: none, stable or canary.
+        canary_percent: Canary share of traffic, 1-99.
+        deploy_target: kserve or local.
+        namespace: Kubernetes namespace of the InferenceService.
+        serving_image: Predictor image ('' = the project's serving image).
+        trigger: JSON saying why the run happened.
     """
     split = live(
         uses_store(
@@ -67,19 +147,26 @@ def training(
             )
         )
     )
+    split.set_display_name("Load and split the training data")
+    # No store credentials and no key here: this task runs the repository's code.
     trained = live(
         train_model(
             train_data=split.outputs["train_data"],
             test_data=split.outputs["test_data"],
+            repository=repository,
             target_column=target_column,
             model_name=model_name,
-            estimator=estimator,
             drop_columns=drop_columns,
             categorical_columns=categorical_columns,
             data_fingerprint=split.outputs["data_fingerprint"],
             seed=seed,
+            source=source,
+            use_checked_in_model=use_checked_in_model,
         )
     )
+    trained.set_display_name("Train with the repository's entry point")
+    scan = live(scan_model(model=trained.outputs["model"]))
+    scan.set_display_name("Scan the trained model (trusted types only)")
     holdout = live(
         uses_store(
             validate_holdout(
@@ -90,27 +177,18 @@ def training(
             )
         )
     )
-    audit = live(
-        uses_store(
-            audit_dependencies(
-                model=trained.outputs["model"],
-                advisory_db_uri=advisory_db_uri,
-                allow_unknown_audit=allow_unknown_audit,
-            )
-        )
-    )
-    scan = live(scan_model(model=trained.outputs["model"]))
-    quality = live(check_code_quality(paths=quality_paths, fail_on=quality_fail_on))
+    holdout.set_display_name("Validate on the independent holdout")
     signed = live(uses_public_key(uses_private_key(sign_model(model=trained.outputs["model"]))))
+    signed.set_display_name("Sign the model")
     decision = live(
         decide_release(
-            holdout_gate=holdout.outputs["gate"],
-            audit_gate=audit.outputs["gate"],
+            static_gates=static_gates_json,
             scan_gate=scan.outputs["gate"],
-            quality_gate=quality.outputs["gate"],
+            holdout_gate=holdout.outputs["gate"],
             signature_gate=signed.outputs["gate"],
         )
     )
+    decision.set_display_name("Decide the release")
 
     with dsl.If(decision.outputs["passed"] == True, name="all-gates-passed"):  # noqa: E712
         published = live(
@@ -124,6 +202,7 @@ def training(
                 )
             )
         )
+        published.set_display_name("Publish the signed model")
         with dsl.If(deploy != "none", name="deploy-requested"):
             live(
                 uses_public_key(
@@ -140,7 +219,7 @@ def training(
                         )
                     )
                 )
-            )
+            ).set_display_name("Deploy (verify the signature, roll out)")
     with dsl.Else(name="gate-failed"):
         rejected = live(
             uses_store(
@@ -149,4 +228,127 @@ def training(
                 )
             )
         )
+        rejected.set_display_name("Record the rejection")
     return dsl.OneOf(published.outputs["outcome"], rejected.outputs["Output"])
+
+
+@dsl.pipeline(
+    name="training",
+    description="Validate a data scientist's model repository: static gates on its code and "
+    "requirements first, then train it, validate it on an independent holdout, scan and sign "
+    "it, and publish (and optionally deploy) it only when every gate passes.",
+)
+def training(
+    data_uri: str,
+    holdout_uri: str,
+    recipe_uri: str = "",
+    target_column: str = "",
+    model_name: str = "",
+    min_accuracy: float = -1.0,
+    drop_columns: str = "",
+    categorical_columns: str = "",
+    estimator: str = "logistic_regression",
+    use_checked_in_model: bool = True,
+    test_size: float = 0.2,
+    seed: int = 42,
+    advisory_db_uri: str = "",
+    allow_unknown_audit: bool = False,
+    quality_fail_on: str = "medium",
+    deploy: str = "none",
+    canary_percent: int = 10,
+    deploy_target: str = "kserve",
+    namespace: str = "kubeflow-user",
+    serving_image: str = "",
+    trigger: str = "",
+) -> str:
+    """Returns the outcome JSON (status released or rejected, gates, metrics, repository).
+
+    Args:
+        data_uri: Training table: CSV or Parquet, a path, file:// or s3://bucket/key.
+        holdout_uri: Independent labelled holdout table the data scientist never used.
+        recipe_uri: The model repository: a folder, git+file:///repo.git@REF,
+            git+https://host/org/repo.git@REF, s3://bucket/prefix/ or builtin:NAME
+            ('' = builtin:<estimator>).
+        target_column: Label column ('' = target of the repository's mlops.yaml).
+        model_name: Registry name, lowercase letters, digits and '-' ('' = name of mlops.yaml).
+        min_accuracy: Holdout accuracy threshold in [0, 1] (-1 = mlops.yaml's, else 0.8).
+        drop_columns: Comma-separated columns dropped before training ('' = mlops.yaml's).
+        categorical_columns: Comma-separated features that are categorical whatever
+            their values look like ('' = mlops.yaml's); any other mostly-numeric column
+            must be all numbers.
+        estimator: Built-in recipe when recipe_uri is '': logistic_regression,
+            random_forest or gradient_boosting.
+        use_checked_in_model: Use the pre-trained .skops model mlops.yaml names, if any,
+            instead of training (false: always train with the entry point).
+        test_size: Fraction of rows in the test split, in (0, 1).
+        seed: Random seed of the split and of the entry point (params["seed"]).
+        advisory_db_uri: Offline advisory database for the audit ('' = none).
+        allow_unknown_audit: Let an audit that could not check pass (never a vulnerable one).
+        quality_fail_on: Lowest code-quality finding severity that rejects: low, medium or high.
+        deploy: After release: none, stable or canary.
+        canary_percent: Canary share of traffic in percent, 1-99.
+        deploy_target: kserve (an InferenceService) or local (mlops serve).
+        namespace: Kubernetes namespace of the InferenceService.
+        serving_image: Predictor image of the InferenceService ('' = the project's).
+        trigger: Kept in the outcome: the monitoring pipeline passes its drift summary,
+            so every retrained release records why it happened.
+    """
+    repo = live(
+        uses_git_credentials(
+            uses_store(
+                fetch_repository(
+                    recipe_uri=recipe_uri,
+                    estimator=estimator,
+                    target_column=target_column,
+                    model_name=model_name,
+                    min_accuracy=min_accuracy,
+                    drop_columns=drop_columns,
+                    categorical_columns=categorical_columns,
+                )
+            )
+        )
+    )
+    repo.set_display_name("Fetch the model repository (pinned commit)")
+    static = static_gates(
+        repository=repo.outputs["repository"],
+        advisory_db_uri=advisory_db_uri,
+        allow_unknown_audit=allow_unknown_audit,
+        quality_fail_on=quality_fail_on,
+    )
+    static.set_display_name("Static gates (no repository code runs)")
+    with dsl.If(static.outputs["passed"] == True, name="static-gates-passed"):  # noqa: E712
+        released = train_and_release(
+            repository=repo.outputs["repository"],
+            source=repo.outputs["source"],
+            static_gates_json=static.outputs["gates"],
+            data_uri=data_uri,
+            target_column=repo.outputs["target_column"],
+            holdout_uri=holdout_uri,
+            model_name=repo.outputs["model_name"],
+            min_accuracy=repo.outputs["min_accuracy"],
+            drop_columns=repo.outputs["drop_columns"],
+            categorical_columns=repo.outputs["categorical_columns"],
+            use_checked_in_model=use_checked_in_model,
+            test_size=test_size,
+            seed=seed,
+            deploy=deploy,
+            canary_percent=canary_percent,
+            deploy_target=deploy_target,
+            namespace=namespace,
+            serving_image=serving_image,
+            trigger=trigger,
+        )
+        released.set_display_name("Train, gate and release")
+    with dsl.Else(name="static-gate-failed"):
+        refused = live(
+            uses_store(
+                record_static_rejection(
+                    model_name=repo.outputs["model_name"],
+                    gates=static.outputs["gates"],
+                    source=repo.outputs["source"],
+                    trigger=trigger,
+                )
+            )
+        )
+        refused.set_display_name("Record the rejection (nothing was trained)")
+    return dsl.OneOf(released.outputs["Output"], refused.outputs["Output"])

@@ -23,7 +23,19 @@ project's trust rules on the load path:
    ``InferResponse.model_version`` and leave ``parameters`` out. Bad input raises
    ``InvalidInput`` (400), a request past a bound ``RequestTooLarge`` (413), a
    model that is not loaded ``ModelNotReady``.
-3. ``explain()`` returns per-feature attributions (:mod:`serving.explain`), under
+3. Served over HTTP, a prediction goes through :meth:`SklearnPredictor.__call__`
+   (what KServe's data plane awaits): the request is read, bounded and validated on
+   the event loop exactly as in ``predict()``, then its rows join the rows of the
+   other requests waiting for this version in one model call
+   (:mod:`serving.batching`, on a worker thread), and it gets its own rows of the
+   answer back. Answers are the ones ``predict()`` gives (tested); a request whose
+   rows make the joined call fail is scored alone, so it alone gets its 4xx. A model
+   whose one-row call takes less than
+   :data:`~serving.batching.INLINE_CALL_SECONDS` (timed at load: the
+   :class:`~serving.fast_path.FastPath` of the project's own pipelines) is scored on
+   the event loop instead: handing it to a thread and back would cost more than it
+   blocks the loop.
+4. ``explain()`` returns per-feature attributions (:mod:`serving.explain`), under
    the same bounds and checks.
 """
 
@@ -31,10 +43,12 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 import tempfile
+import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -44,12 +58,14 @@ import numpy as np
 import pandas as pd
 from kserve import Model
 from kserve.errors import ModelNotReady
+from kserve.model import InferenceVerb
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
 from mlops.core.settings import ServingSettings
 from mlops.model.packaging import METADATA_FILE, MODEL_FILE, REFERENCE_FILE, SIGNATURE_FILE
-from mlops.model.schema import NUMERIC, FeatureSchema
+from mlops.model.schema import NUMERIC, FeatureSchema, coerce
 from serving import metrics
+from serving.batching import ARRIVALS, BatchPolicy, MicroBatcher
 from serving.explain import Explainer
 from serving.fast_path import FastPath
 from serving.limits import RequestLimits
@@ -60,11 +76,17 @@ from serving.validation import (
     out_of_range_counts,
     read_v1,
     read_v2,
+    v1_columns,
     v1_frame,
+    v2_columns,
     v2_frame,
 )
 
 logger = logging.getLogger(__name__)
+
+#: What ``_prepare`` returns: the request's model-input columns, its rows, and how to
+#: turn its (probabilities, labels) into the response.
+Respond = Callable[[np.ndarray, np.ndarray], dict | InferResponse]
 
 
 def _labels_datatype(classes: np.ndarray) -> tuple[np.ndarray, str]:
@@ -97,6 +119,8 @@ class LoadedModel:
         explainer: Attributions for ``explain()``.
         fast_path: The NumPy preprocessing when it reproduces the pipeline, else None.
         scorer: What computes probabilities: the fast path, else the checked pipeline.
+        call_seconds: The best of a few one-row calls of ``scorer`` at load (inf
+            when there is no reference sample to time it on).
     """
 
     version: str
@@ -109,6 +133,7 @@ class LoadedModel:
     explainer: Explainer
     fast_path: FastPath | None
     scorer: FastPath | PipelineScorer
+    call_seconds: float = math.inf
 
     @classmethod
     def read(cls, model_dir: Path, public_key: Path, expected_version: str = "") -> LoadedModel:
@@ -137,6 +162,7 @@ class LoadedModel:
             reference = pd.read_parquet(model_dir / REFERENCE_FILE)
         labels, labels_datatype = _labels_datatype(np.asarray(model.classes_))
         fast_path = FastPath.build(model, schema, reference)
+        scorer = fast_path or PipelineScorer(model)
         return cls(
             version=expected_version or version or "unknown",
             model=model,
@@ -147,8 +173,37 @@ class LoadedModel:
             labels_datatype=labels_datatype,
             explainer=Explainer(model, schema, reference),
             fast_path=fast_path,
-            scorer=fast_path or PipelineScorer(model),
+            scorer=scorer,
+            call_seconds=_call_seconds(scorer, schema, reference),
         )
+
+
+def _call_seconds(
+    scorer: FastPath | PipelineScorer, schema: FeatureSchema, reference: Any
+) -> float:
+    """The best of a few one-row calls of ``scorer`` on the reference sample (inf without one)."""
+    if reference is None or not len(reference):
+        return math.inf
+    try:
+        frame = coerce(reference.head(1), schema, source="reference sample")
+        best = math.inf
+        for _ in range(5):
+            started = time.perf_counter()
+            SklearnPredictor._probabilities_of(scorer, frame)
+            best = min(best, time.perf_counter() - started)
+        return best
+    except Exception as exc:  # only a speed estimate: batch the model, which is always correct
+        logger.info("could not time a one-row call (%s): batching the model", exc)
+        return math.inf
+
+
+@dataclass(frozen=True, eq=False)
+class _Part:
+    """One request's validated rows, as the batch worker gets them."""
+
+    loaded: LoadedModel
+    columns: list[np.ndarray]
+    rows: int
 
 
 class SklearnPredictor(Model):
@@ -162,6 +217,8 @@ class SklearnPredictor(Model):
         version: The version label; read from ``metadata.json`` when empty.
         inference_logger: Optional :class:`serving.inference_log.InferenceLogger`.
         limits: The per-request bounds; default: from the ``MLOPS_MAX_*`` settings.
+        batching: The batch bounds; default: from ``MLOPS_MAX_BATCH_ROWS`` and
+            ``MLOPS_MAX_BATCH_WAIT_MS``.
     """
 
     def __init__(
@@ -173,9 +230,12 @@ class SklearnPredictor(Model):
         version: str = "",
         inference_logger=None,
         limits: RequestLimits | None = None,
+        batching: BatchPolicy | None = None,
     ) -> None:
         super().__init__(name)
-        self.limits = limits or RequestLimits.from_settings(ServingSettings.from_env())
+        settings = ServingSettings.from_env() if limits is None or batching is None else None
+        self.limits = limits or RequestLimits.from_settings(settings or ServingSettings())
+        self.batching = batching or BatchPolicy.from_settings(settings or ServingSettings())
         self.model_uri = str(model_uri_or_dir)
         self.public_key = Path(public_key)
         self.store = store
@@ -183,6 +243,7 @@ class SklearnPredictor(Model):
         self.not_ready_reason: str | None = "not loaded yet"
         self._expected_version = version or ""
         self._loaded: LoadedModel | None = None
+        self._batcher: MicroBatcher | None = None
 
     # -- the loaded state (read-only views of LoadedModel) ----------------------------
     @property
@@ -221,6 +282,11 @@ class SklearnPredictor(Model):
         return self._loaded.fast_path if self._loaded is not None else None
 
     @property
+    def batcher(self) -> MicroBatcher | None:
+        """What batches this version's HTTP predictions (None before load and after stop)."""
+        return self._batcher
+
+    @property
     def classes(self) -> list[Any]:
         """The class labels (empty before load)."""
         return list(self._loaded.classes) if self._loaded is not None else []
@@ -242,14 +308,19 @@ class SklearnPredictor(Model):
             )
             return False
         self._loaded = loaded
+        if self._batcher is None:
+            self._batcher = MicroBatcher(self._score_parts, self.batching, self.name)
         self.not_ready_reason = None
         self.ready = True
         logger.info(
-            "model %s version %s loaded from %s (verified, %s)",
+            "model %s version %s loaded from %s (verified, %s, %s)",
             self.name,
             loaded.version,
             self.model_uri,
             loaded.explainer.method,
+            "batched"
+            if loaded.call_seconds >= self.batching.inline_below_seconds
+            else "scored on the event loop",
         )
         return True
 
@@ -268,8 +339,11 @@ class SklearnPredictor(Model):
             shutil.rmtree(workdir, ignore_errors=True)
 
     def stop(self) -> None:
-        """Stops serving: the model is no longer ready."""
+        """Stops serving: the model is no longer ready; queued requests are still answered."""
         self.ready = False
+        batcher, self._batcher = self._batcher, None
+        if batcher is not None:
+            batcher.close()
 
     # -- metadata -----------------------------------------------------------------
     def get_input_types(self) -> list[dict[str, Any]]:
@@ -300,16 +374,22 @@ class SklearnPredictor(Model):
         return loaded
 
     @staticmethod
-    def _probabilities(loaded: LoadedModel, frame: pd.DataFrame) -> np.ndarray:
-        """Class probabilities of validated rows, every one finite (else InvalidInput)."""
+    def _probabilities_of(scorer: FastPath | PipelineScorer, frame: pd.DataFrame) -> np.ndarray:
+        """Class probabilities of validated rows from ``scorer``, every one finite (else InvalidInput)."""
         import sklearn
 
         # Inputs are validated already (finite or NaN-for-imputation), and the scorer checks
-        # what the preprocessing made of them: skip sklearn's own (costly) re-checks.
+        # what the preprocessing made of them: skip sklearn's own (costly) re-checks. The
+        # configuration is per thread: the batch worker sets it for itself.
         with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
-            proba = loaded.scorer.predict_proba(frame)
+            proba = scorer.predict_proba(frame)
         check_probabilities(proba, frame)
         return proba
+
+    @classmethod
+    def _probabilities(cls, loaded: LoadedModel, frame: pd.DataFrame) -> np.ndarray:
+        """Class probabilities of validated rows, every one finite (else InvalidInput)."""
+        return cls._probabilities_of(loaded.scorer, frame)
 
     def _score(self, loaded: LoadedModel, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """(class probabilities, predicted labels) of validated rows, counted and logged."""
@@ -333,13 +413,84 @@ class SklearnPredictor(Model):
             except Exception:  # logging must never fail a prediction
                 logger.exception("inference log record failed")
 
+    # -- batches (on the batch worker thread) ---------------------------------------
+    def _score_part(self, part: _Part) -> tuple[np.ndarray, np.ndarray] | Exception:
+        """One request's answer, or the exception it gets."""
+        try:
+            return self._score(part.loaded, part.loaded.schema.frame(part.columns))
+        except Exception as exc:
+            return exc
+
+    def _score_parts(self, parts: Sequence[_Part]) -> list[Any]:
+        """Per request of a batch, its (probabilities, labels) or its exception.
+
+        The requests' columns are joined into one frame and scored in one call;
+        the counts and the inference log see the same rows a call per request
+        would. When the joined call fails, each request is scored alone, so only a
+        request whose own rows fail gets an error (and the same one as unbatched).
+        """
+        first = parts[0].loaded
+        if len(parts) == 1 or any(part.loaded is not first for part in parts):
+            return [self._score_part(part) for part in parts]
+        columns = [
+            np.concatenate([part.columns[i] for part in parts]) for i in range(len(first.schema))
+        ]
+        try:
+            proba, labels = self._score(first, first.schema.frame(columns))
+        except Exception:
+            return [self._score_part(part) for part in parts]
+        results: list[Any] = []
+        start = 0
+        for part in parts:
+            stop = start + part.rows
+            results.append((proba[start:stop], labels[start:stop]))
+            start = stop
+        return results
+
+    # -- requests -----------------------------------------------------------------
+    async def __call__(
+        self,
+        body: dict | InferRequest,
+        headers: dict[str, str] | None = None,
+        verb: InferenceVerb = InferenceVerb.PREDICT,
+    ) -> tuple[dict | InferResponse, dict[str, str]]:
+        """What KServe's data plane awaits: predictions batched, explanations as KServe does.
+
+        Raises:
+            ModelNotReady, RequestTooLarge, InvalidInput: as :meth:`predict`.
+        """
+        if verb is not InferenceVerb.PREDICT:
+            return await super().__call__(body, headers, verb)
+        return await self.predict_batched(body), {}
+
+    async def predict_batched(self, payload: dict | InferRequest) -> dict | InferResponse:
+        """:meth:`predict`, with the model call shared with concurrent requests, off the event loop.
+
+        Reading, bounding and validating the request happen here, before it is
+        queued; a model cheaper than a thread round trip
+        (:attr:`BatchPolicy.inline_below_seconds <serving.batching.BatchPolicy>`) is
+        scored here, unbatched.
+
+        Raises:
+            ModelNotReady, RequestTooLarge, InvalidInput: as :meth:`predict`.
+        """
+        loaded = self._ready_state()
+        columns, rows, respond = self._prepare(loaded, payload)
+        batcher = self._batcher
+        if batcher is None or loaded.call_seconds < self.batching.inline_below_seconds:
+            ARRIVALS.settle()
+            proba, labels = self._score(loaded, loaded.schema.frame(columns))
+        else:
+            proba, labels = await batcher.submit(_Part(loaded, columns, rows), rows)
+        return respond(proba, labels)
+
     def predict(
         self,
         payload: dict | InferRequest,
         headers: dict[str, str] | None = None,
         response_headers: dict[str, str] | None = None,
     ) -> dict | InferResponse:
-        """Predicts a V1 body (dict) or a V2 ``InferRequest``.
+        """Predicts a V1 body (dict) or a V2 ``InferRequest`` now, unbatched, on the calling thread.
 
         Raises:
             ModelNotReady: The model is not loaded.
@@ -347,21 +498,36 @@ class SklearnPredictor(Model):
             InvalidInput: The request is malformed (the message names the problem).
         """
         loaded = self._ready_state()
+        columns, _, respond = self._prepare(loaded, payload)
+        return respond(*self._score(loaded, loaded.schema.frame(columns)))
+
+    def _prepare(
+        self, loaded: LoadedModel, payload: dict | InferRequest
+    ) -> tuple[list[np.ndarray], int, Respond]:
+        """Reads, bounds and validates a request: its columns, rows and how to answer it."""
         if isinstance(payload, InferRequest):
-            return self._predict_v2(loaded, payload)
+            return self._prepare_v2(loaded, payload)
         request = read_v1(payload)
         self.limits.check_predict(
             request.rows, len(loaded.classes), probabilities=request.probabilities
         )
-        frame = v1_frame(request, loaded.schema)
-        proba, labels = self._score(loaded, frame)
-        response: dict[str, Any] = {"predictions": labels.tolist(), "model_version": loaded.version}
-        if request.probabilities:
-            response["probabilities"] = proba.tolist()
-            response["classes"] = list(loaded.classes)
-        return response
+        columns = v1_columns(request, loaded.schema)
 
-    def _predict_v2(self, loaded: LoadedModel, request: InferRequest) -> InferResponse:
+        def respond(proba: np.ndarray, labels: np.ndarray) -> dict:
+            response: dict[str, Any] = {
+                "predictions": labels.tolist(),
+                "model_version": loaded.version,
+            }
+            if request.probabilities:
+                response["probabilities"] = proba.tolist()
+                response["classes"] = list(loaded.classes)
+            return response
+
+        return columns, request.rows, respond
+
+    def _prepare_v2(
+        self, loaded: LoadedModel, request: InferRequest
+    ) -> tuple[list[np.ndarray], int, Respond]:
         decoded = read_v2(request, loaded.schema)
         self.limits.check_predict(
             decoded.rows,
@@ -369,16 +535,20 @@ class SklearnPredictor(Model):
             predictions=decoded.predictions,
             probabilities=decoded.probabilities,
         )
-        proba, labels = self._score(loaded, v2_frame(decoded, loaded.schema))
-        # No "parameters" on the response or its outputs: KServe leaves empty ones out.
-        return InferResponse(
-            response_id=request.id or str(uuid.uuid4()),
-            model_name=self.name,
-            model_version=loaded.version,
-            infer_outputs=self._v2_outputs(loaded, decoded, proba, labels),
-            use_binary_outputs=bool(request.use_binary_outputs),
-            requested_outputs=request.request_outputs,
-        )
+        columns = v2_columns(decoded, loaded.schema)
+
+        def respond(proba: np.ndarray, labels: np.ndarray) -> InferResponse:
+            # No "parameters" on the response or its outputs: KServe leaves empty ones out.
+            return InferResponse(
+                response_id=request.id or str(uuid.uuid4()),
+                model_name=self.name,
+                model_version=loaded.version,
+                infer_outputs=self._v2_outputs(loaded, decoded, proba, labels),
+                use_binary_outputs=bool(request.use_binary_outputs),
+                requested_outputs=request.request_outputs,
+            )
+
+        return columns, decoded.rows, respond
 
     @staticmethod
     def _v2_outputs(

@@ -11,7 +11,8 @@ starts. :func:`install` adds ours first, so they are in place before KServe's
   malformed ``Inference-Header-Content-Length`` with 400, and counts every request
   (errors included) in the ``mlops_*`` request metrics, labelled with the version
   that answered; a request whose client went away is counted as ``code="aborted"``,
-  not as a server error;
+  not as a server error; and counts predictions being read as arriving
+  (:data:`serving.batching.ARRIVALS`), which the model's batcher briefly waits for;
 * exception handlers turning FastAPI's 422 validation errors (malformed V2 JSON,
   missing fields) into 400 and HTTP errors into ``{"error": ...}``;
 * ``GET /v1/models/<name>``: the serving status (stable / canary versions,
@@ -60,6 +61,7 @@ from mlops.core.settings import (
     ServingSettings,
 )
 from serving import metrics
+from serving.batching import ARRIVALS
 from serving.router import pinned_version
 
 logger = logging.getLogger(__name__)
@@ -187,6 +189,8 @@ class RequestGuard:
         model, endpoint, protocol = target
         started = time.perf_counter()
         scratch, token = metrics.begin_request()
+        # A prediction being read: the model's batcher may wait for it (bounded).
+        arriving = ARRIVALS.arrive(model) if endpoint != "explain" else None
         exchange = _Exchange()
 
         async def send_wrapper(message: Message) -> None:
@@ -202,6 +206,8 @@ class RequestGuard:
                 return
             await self._run(scope, self._receiver(receive, exchange), send_wrapper, exchange)
         finally:
+            if arriving is not None:
+                ARRIVALS.done(arriving)
             metrics.end_request(token)
             self._count(model, endpoint, protocol, scratch, exchange, started)
 

@@ -47,7 +47,8 @@ from typing import Any
 
 from kserve import Model
 from kserve.errors import ModelNotFound, ModelNotReady
-from kserve.protocol.infer_type import InferRequest
+from kserve.model import InferenceVerb
+from kserve.protocol.infer_type import InferRequest, InferResponse
 
 from mlops.core.settings import ServingSettings
 from serving import metrics
@@ -222,6 +223,23 @@ class RoutedModel(Model):
     ):
         """Predicts with the canary for ``canary_percent`` of requests, else the stable."""
         return self._pick().predict(payload, headers)
+
+    async def __call__(
+        self,
+        body: dict | InferRequest,
+        headers: dict[str, str] | None = None,
+        verb: InferenceVerb = InferenceVerb.PREDICT,
+    ) -> tuple[dict | InferResponse, dict[str, str]]:
+        """What KServe's data plane awaits: a prediction goes to the picked version's batcher.
+
+        The version is picked per request (the canary split, or the pinned version),
+        then the request joins that version's batches
+        (:meth:`~serving.predictor.SklearnPredictor.predict_batched`); explanations
+        go through KServe's own path to :meth:`explain`.
+        """
+        if verb is not InferenceVerb.PREDICT:
+            return await super().__call__(body, headers, verb)
+        return await self._pick().predict_batched(body), {}
 
     def explain(self, payload: dict | InferRequest, headers: dict[str, str] | None = None) -> dict:
         """Explanations always come from the stable version (deterministic for the caller)."""

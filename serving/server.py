@@ -215,7 +215,24 @@ def _start(server: Any, models: list[Any], host: str, header_timeout: float) -> 
     rest_server.config.host = host
     rest_server.config.http = header_deadline_protocol(header_timeout)
     server.register_signal_handler()
+    _freeze_startup_heap()
     asyncio.run(rest_server.start())
+
+
+def _freeze_startup_heap() -> None:
+    """Takes what is alive at start-up (libraries, loaded models) out of the collector's walks.
+
+    A full garbage collection walks every tracked object: ~220,000 once KServe,
+    pandas and scikit-learn are imported, 40-120 ms during which no request is
+    answered, whenever enough request objects survive to trigger one. Frozen
+    objects (:func:`gc.freeze`) are never walked again, so a full collection only
+    sees what serving allocated since. What is frozen is never collected as a
+    cycle either; it is the process's baseline, alive until it exits.
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()
 
 
 def served_models() -> Any:

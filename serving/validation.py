@@ -173,10 +173,12 @@ def _column(feature: Feature, values: Sequence[Any] | np.ndarray) -> np.ndarray:
     return coerce_column(feature, values)
 
 
-def _frame(schema: FeatureSchema, columns: Sequence[Sequence[Any] | np.ndarray]) -> pd.DataFrame:
-    return schema.frame(
-        [_column(feature, values) for feature, values in zip(schema.features, columns, strict=True)]
-    )
+def _columns(
+    schema: FeatureSchema, columns: Sequence[Sequence[Any] | np.ndarray]
+) -> list[np.ndarray]:
+    return [
+        _column(feature, values) for feature, values in zip(schema.features, columns, strict=True)
+    ]
 
 
 # -- V1 ------------------------------------------------------------------------
@@ -215,6 +217,18 @@ def v1_frame(request: V1Request, schema: FeatureSchema) -> pd.DataFrame:
     Raises:
         InvalidInput: naming the problem (see the module doc).
     """
+    return schema.frame(v1_columns(request, schema))
+
+
+def v1_columns(request: V1Request, schema: FeatureSchema) -> list[np.ndarray]:
+    """The model-input columns (schema order) of a V1 request, every value checked.
+
+    What :func:`v1_frame` puts in its frame; the batcher joins the columns of many
+    requests into one frame instead.
+
+    Raises:
+        InvalidInput: naming the problem (see the module doc).
+    """
     instances = request.instances
     first = instances[0]
     columns: Sequence[Sequence[Any]]
@@ -227,7 +241,7 @@ def v1_frame(request: V1Request, schema: FeatureSchema) -> pd.DataFrame:
             f"row 0: each instance must be a list of values or an object keyed by "
             f"feature name, got {_describe(first)}"
         )
-    return _frame(schema, columns)
+    return _columns(schema, columns)
 
 
 def parse_v1(payload: Any, schema: FeatureSchema) -> tuple[pd.DataFrame, bool]:
@@ -378,7 +392,16 @@ def v2_frame(request: V2Request, schema: FeatureSchema) -> pd.DataFrame:
     Raises:
         InvalidInput: naming the problem (see the module doc).
     """
-    return _frame(
+    return schema.frame(v2_columns(request, schema))
+
+
+def v2_columns(request: V2Request, schema: FeatureSchema) -> list[np.ndarray]:
+    """The model-input columns (schema order) of a decoded V2 request, every value checked.
+
+    Raises:
+        InvalidInput: naming the problem (see the module doc).
+    """
+    return _columns(
         schema, [_v2_values(c.feature, c.values, c.datatype, c.source) for c in request.columns]
     )
 

@@ -18,6 +18,7 @@ PACKAGES = ("mlops", "serving", "components", "pipelines")
 #: and the ones before it, never one after it. ``mlops.runtime`` belongs to core.
 MLOPS_LAYERS: tuple[tuple[str, ...], ...] = (
     ("mlops", "mlops.runtime", "mlops.core"),
+    ("mlops.repository",),
     ("mlops.model",),
     ("mlops.trust",),
     ("mlops.deployment",),

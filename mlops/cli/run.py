@@ -41,6 +41,10 @@ def _submit(args: argparse.Namespace, pipeline: Any, arguments: dict[str, Any]) 
     """Submits to a Kubeflow Pipelines API; the run executes on the cluster."""
     import kfp
 
+    if args.pipeline == "training":
+        from mlops.runs.lifecycle import pin_repository
+
+        arguments = pin_repository(arguments)  # the cluster trains the commit named here
     client = kfp.Client(host=args.host, namespace=args.namespace)
     run = client.create_run_from_pipeline_func(
         pipeline,
@@ -97,6 +101,9 @@ def print_outcome(result: dict[str, Any]) -> None:
     )
     if result.get("model_uri"):
         print(f"  model: {result['model_uri']}")
+    repository = result.get("repository") or {}
+    if repository.get("uri"):
+        print(f"  repository: {repository['uri']} (tree {repository.get('tree_digest', '?')})")
     for name, value in sorted(result.get("metrics", {}).items()):
         if name.endswith(("accuracy", "f1_macro", "roc_auc", "drift_share")):
             print(f"  {name}: {value:.4f}")

@@ -187,6 +187,15 @@ PUSHGATEWAY_VAR = _var(
     None,
     "Prometheus Pushgateway URL for drift and release metrics",
 )
+# Model repositories
+GIT_TOKEN_VAR = _var(
+    "MLOPS_GIT_TOKEN",
+    parse_text,
+    None,
+    "token for `git+https://` model repositories: sent to git as an HTTP `Authorization` "
+    "header (never in a URL, an argument or a log)",
+    secret=True,
+)
 # Deployment
 KSERVE_CRD_VAR = _var(
     "MLOPS_KSERVE_CRD",
@@ -269,6 +278,20 @@ MAX_SCORED_VALUES_VAR = _var(
     2_000_000,
     "model server: work one request may ask for, as class scores the model computes "
     "(rows x classes; x features for `:explain`; more get 413)",
+)
+MAX_BATCH_ROWS_VAR = _var(
+    "MLOPS_MAX_BATCH_ROWS",
+    parse_positive_int,
+    256,
+    "model server: most rows one model call scores when concurrent requests for a version "
+    "are batched (`1`: no batching; a larger request is scored alone)",
+)
+MAX_BATCH_WAIT_MS_VAR = _var(
+    "MLOPS_MAX_BATCH_WAIT_MS",
+    parse_positive_float,
+    2.0,
+    "model server: longest a request waits for requests still being read to join its batch "
+    "(milliseconds; an idle server never waits)",
 )
 ACCESS_LOG_VAR = _var("MLOPS_ACCESS_LOG", parse_bool, False, "model server: log every request")
 LOG_LEVEL_VAR = _var("MLOPS_LOG_LEVEL", parse_text, "INFO", "model server log level")
@@ -427,6 +450,8 @@ class ServingSettings:
     max_explain_rows: int = VARIABLES[MAX_EXPLAIN_ROWS_VAR].default
     max_response_values: int = VARIABLES[MAX_RESPONSE_VALUES_VAR].default
     max_scored_values: int = VARIABLES[MAX_SCORED_VALUES_VAR].default
+    max_batch_rows: int = VARIABLES[MAX_BATCH_ROWS_VAR].default
+    max_batch_wait_ms: float = VARIABLES[MAX_BATCH_WAIT_MS_VAR].default
     access_log: bool = VARIABLES[ACCESS_LOG_VAR].default
     log_level: str = VARIABLES[LOG_LEVEL_VAR].default
     header_timeout_seconds: float = VARIABLES[HEADER_TIMEOUT_SECONDS_VAR].default
@@ -458,6 +483,8 @@ class ServingSettings:
             max_explain_rows=get(MAX_EXPLAIN_ROWS_VAR, env),
             max_response_values=get(MAX_RESPONSE_VALUES_VAR, env),
             max_scored_values=get(MAX_SCORED_VALUES_VAR, env),
+            max_batch_rows=get(MAX_BATCH_ROWS_VAR, env),
+            max_batch_wait_ms=get(MAX_BATCH_WAIT_MS_VAR, env),
             access_log=get(ACCESS_LOG_VAR, env),
             log_level=get(LOG_LEVEL_VAR, env).upper(),
             header_timeout_seconds=get(HEADER_TIMEOUT_SECONDS_VAR, env),

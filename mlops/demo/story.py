@@ -1,6 +1,8 @@
 """``make demo``: the whole loop on real data, from a fresh clone.
 
-1. Train, gate, sign and publish a breast-cancer classifier (training pipeline, kfp.local).
+1. Check the data scientist's repository (``examples/model-repo``) in to git, and let the
+   training pipeline take it from there: static gates on its code and requirements, then
+   train, holdout gate, scan, sign and publish (kfp.local).
 2. Serve it with the KServe model server and send it real requests (V1, V2, explain).
 3. Send drifted production traffic, run the monitoring pipeline: drift is detected,
    the model is retrained, passes the gates and goes out as a canary.
@@ -38,12 +40,17 @@ BATCH_ROWS = 50
 MONITORING_OUTCOME_CODES = (0, 3)
 
 
+#: The example model repository, next to the package in a clone of the project.
+EXAMPLE_REPOSITORY = Path(__file__).resolve().parents[2] / "examples" / "model-repo"
+
+
 def main() -> int:
     """Runs the demo story; returns the process exit code."""
     work = settings.mlops_home() / "demo"
     training_csv, holdout_csv = set_up(work)
+    recipe_uri = check_in_repository(work / "model-repo")
     audit = audit_params()
-    if not run_training(training_csv, holdout_csv, audit):
+    if not run_training(recipe_uri, training_csv, holdout_csv, audit):
         return 1
     with model_server(work) as base:
         show_predictions(base, holdout_csv)
@@ -67,6 +74,27 @@ def set_up(work: Path) -> tuple[Path, Path]:
     return training_csv, holdout_csv
 
 
+def check_in_repository(folder: Path) -> str:
+    """Commits a copy of ``examples/model-repo`` to a fresh git repository; returns its recipe URI.
+
+    This is what a data scientist's check-in looks like to the flow: a commit the
+    pipeline fetches, pins by SHA, gates and trains.
+    """
+    import shutil
+
+    if folder.exists():
+        shutil.rmtree(folder)
+    shutil.copytree(EXAMPLE_REPOSITORY, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    git = ["git", "-C", str(folder), "-c", "user.name=Demo", "-c", "user.email=demo@example.org"]
+    for step in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "model"]):
+        subprocess.run([*git, *step], check=True)  # noqa: S603 - fixed git commands
+    commit = subprocess.run(
+        [*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    print(f"model repository checked in: {folder} (commit {commit[:12]})")
+    return f"git+file://{folder}@main"
+
+
 def audit_params() -> list[str]:
     """The pipeline parameters that configure the dependency audit.
 
@@ -84,14 +112,19 @@ def audit_params() -> list[str]:
     return ["allow_unknown_audit=true"]
 
 
-def run_training(training_csv: Path, holdout_csv: Path, audit: list[str]) -> bool:
-    """Step 1: the training pipeline, deploying the model fully; True when it succeeded."""
-    banner("1. Training pipeline: split, train, holdout gate, audit, scan, quality, sign, publish")
+def run_training(recipe_uri: str, training_csv: Path, holdout_csv: Path, audit: list[str]) -> bool:
+    """Step 1: the training pipeline on the repository, deploying fully; True when it succeeded.
+
+    The model name, target and threshold come from the repository's ``mlops.yaml``.
+    """
+    banner(
+        "1. Training pipeline: fetch the repository, static gates (code quality, audit, "
+        "scan), then train, holdout gate, scan, sign, publish"
+    )
     params = [
+        f"recipe_uri={recipe_uri}",
         f"data_uri={training_csv}",
         f"holdout_uri={holdout_csv}",
-        f"target_column={TARGET}",
-        f"model_name={MODEL}",
         "deploy=full",
         *audit,
     ]

@@ -1,27 +1,35 @@
 """A release candidate: one trained, scored and packaged (unsigned) model directory.
 
 :func:`train_candidate` is the whole training step of the pipeline in one call,
-so the ``train_model`` component only hands over its artifact paths: check the
-name and estimator, fit on the training split, score on the test split, and
-write the model directory (model, metadata, drift reference, requirements).
+so the ``train_model`` component only hands over its artifact paths. The model
+comes from the data scientist's repository (see :mod:`mlops.repository.config`):
+either its entry point builds an estimator, which a child process without the
+project's secrets fits on the training split (:mod:`mlops.model.fit_recipe`), or
+``mlops.yaml`` names a checked-in ``.skops`` model, which is loaded with the
+trusted-type allow-list and checked against the data; no repository code runs then.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from mlops.core.data import fingerprint, parse_columns
-from mlops.model.packaging import write_model_dir
+from mlops.core.errors import DataError
+from mlops.model.packaging import MODEL_FILE, write_model_dir
 from mlops.model.registry import new_version, validate_model_name
-from mlops.model.training import check_estimator, evaluate, train
+from mlops.model.schema import FeatureSchema
 
 logger = logging.getLogger(__name__)
 
 FRAMEWORK = "scikit-learn"
+FIT_MODULE = "mlops.model.fit_recipe"
 
 
 @dataclass(frozen=True)
@@ -32,8 +40,9 @@ class Candidate:
         model_dir: The directory holding the model files.
         model_name: Registry name of the model.
         version: Version id the candidate would be published under.
-        estimator: Estimator name it was trained with.
+        estimator: What was fitted (``Pipeline[HistGradientBoostingClassifier]``).
         metrics: Test-split scores (``test_accuracy``, ``test_f1_macro``, ...).
+        retrained: False when the repository's checked-in model was used as is.
     """
 
     model_dir: Path
@@ -41,6 +50,7 @@ class Candidate:
     version: str
     estimator: str
     metrics: dict[str, float] = field(default_factory=dict)
+    retrained: bool = True
 
     def summary(self) -> dict[str, str]:
         """Name, version, estimator and framework: what a pipeline shows next to the model."""
@@ -49,74 +59,207 @@ class Candidate:
             "version": self.version,
             "estimator": self.estimator,
             "framework": FRAMEWORK,
+            "source": "trained by the entry point" if self.retrained else "checked-in model",
         }
+
+
+@dataclass(frozen=True)
+class _Fitted:
+    """What training produced: the saved model file, its classes, test scores and name."""
+
+    model_file: Path
+    classes: list[Any]
+    metrics: dict[str, float]
+    estimator: str
+    schema: FeatureSchema
 
 
 def train_candidate(
     train_path: str | Path,
     test_path: str | Path,
     model_dir: str | Path,
+    repo_dir: str | Path,
     *,
     target_column: str,
     model_name: str,
-    estimator: str = "logistic_regression",
     drop_columns: str = "",
     categorical_columns: str = "",
     data_fingerprint: str = "",
     seed: int = 42,
+    repository: dict[str, Any] | None = None,
+    use_checked_in_model: bool = True,
 ) -> Candidate:
-    """Trains on the training split, scores on the test split and writes the model directory.
+    """Trains (or adopts) the repository's model, scores it on the test split, writes the model directory.
 
     Args:
         train_path: Training split (Parquet).
         test_path: Test split (Parquet).
         model_dir: Where the model directory goes (created if missing).
+        repo_dir: The fetched model repository (``mlops.yaml`` at its root).
         target_column: Label column.
         model_name: Registry name of the model.
-        estimator: logistic_regression, random_forest or gradient_boosting.
         drop_columns: Comma-separated columns dropped before training (kept in the recipe).
         categorical_columns: Comma-separated columns that are categorical whatever
-            their values look like (kept in the recipe, ``params``, so retraining
-            types them the same way).
+            their values look like (kept in the recipe, so retraining types them the same way).
         data_fingerprint: Fingerprint of the full dataset (kept in the metadata).
-        seed: Random seed of training and of the drift reference sample.
+        seed: Random seed of the reference sample; passed to the entry point as
+            ``params["seed"]`` unless ``mlops.yaml`` sets one.
+        repository: Where the repository came from (URL, commit, tree digest), recorded.
+        use_checked_in_model: Use the model ``mlops.yaml`` names, when it names one;
+            False always trains with the entry point (retraining does).
 
     Returns:
         The candidate.
 
     Raises:
-        UsageError: The model name or the estimator is invalid.
-        DataError: The test split lacks the target or a feature, or a declared
-            categorical column is not a feature.
+        UsageError: The model name or ``mlops.yaml`` is invalid, or the repository's
+            code failed (its module or function is missing, it raised, it returned
+            something that is not a classifier).
+        DataError: The splits lack the target or a feature, or a checked-in model's
+            features do not match the data.
     """
-    # Bad parameters fail before any data is read.
+    from mlops.repository.config import load_config, model_path
+
     validate_model_name(model_name)
-    check_estimator(estimator)
+    repo_dir = Path(repo_dir)
+    config = load_config(repo_dir)  # a bad mlops.yaml fails before any data is read
     train_frame = pd.read_parquet(train_path)
-    test_frame = pd.read_parquet(test_path)
     declared = parse_columns(categorical_columns)
-    fitted, schema = train(train_frame, target_column, estimator, seed, declared)
-    evaluation = evaluate(fitted, test_frame, target_column, schema, source="test split")
-    metrics = evaluation.metrics("test")
+    features = train_frame.drop(columns=[target_column])
+    checked_in = model_path(repo_dir, config) if use_checked_in_model else None
+    model_dir = Path(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    if checked_in is not None:
+        fitted = _adopt(checked_in, features, declared, test_path, target_column, model_dir)
+        params: dict[str, Any] = {}
+    else:
+        schema = FeatureSchema.from_frame(features, categorical=declared)
+        params = {"seed": seed, **config.params}
+        fitted = _fit_in_child(
+            repo_dir,
+            config.entry_point,
+            params,
+            schema,
+            train_path,
+            test_path,
+            target_column,
+            model_dir,
+        )
     version = new_version()
     write_model_dir(
-        Path(model_dir),
-        fitted,
+        model_dir,
+        None,
+        model_file=fitted.model_file,
+        classes=fitted.classes,
         model_name=model_name,
         version=version,
-        schema=schema,
+        schema=fitted.schema,
         target_column=target_column,
-        estimator=estimator,
+        estimator=fitted.estimator,
         drop_columns=parse_columns(drop_columns),
-        metrics=metrics,
+        metrics=fitted.metrics,
         fingerprints={
             "data": data_fingerprint,
             "train": fingerprint(train_frame),
-            "test": fingerprint(test_frame),
+            "test": fingerprint(pd.read_parquet(test_path)),
         },
-        train_features=train_frame.drop(columns=[target_column]),
+        train_features=features[list(fitted.schema.names)],
         params={"seed": seed, "categorical_columns": declared},
         seed=seed,
+        recipe={
+            "entry_point": config.entry_point,
+            "params": params,
+            "checked_in_model": config.model if checked_in is not None else None,
+        },
+        repository=repository or {},
     )
-    logger.info("candidate %s %s: %s", model_name, version, metrics)
-    return Candidate(Path(model_dir), model_name, version, estimator, metrics)
+    logger.info("candidate %s %s: %s", model_name, version, fitted.metrics)
+    return Candidate(
+        model_dir, model_name, version, fitted.estimator, fitted.metrics, checked_in is None
+    )
+
+
+def _fit_in_child(
+    repo_dir: Path,
+    entry_point: str,
+    params: dict[str, Any],
+    schema: FeatureSchema,
+    train_path: str | Path,
+    test_path: str | Path,
+    target_column: str,
+    model_dir: Path,
+) -> _Fitted:
+    """Runs the entry point in a clean child process (:mod:`mlops.model.fit_recipe`)."""
+    from mlops.model.sandbox import run_child
+
+    model_file = model_dir / MODEL_FILE
+    with tempfile.TemporaryDirectory(prefix="mlops-fit-") as work:
+        # The child sees a copy of the splits in its own folder, not the task's artifact paths.
+        work_dir = Path(work)
+        shutil.copyfile(train_path, work_dir / "train.parquet")
+        shutil.copyfile(test_path, work_dir / "test.parquet")
+        result = run_child(
+            FIT_MODULE,
+            {
+                "repo_dir": str(repo_dir.resolve()),
+                "entry_point": entry_point,
+                "params": params,
+                "target_column": target_column,
+                "schema": schema.to_metadata(),
+                "train_path": str(work_dir / "train.parquet"),
+                "test_path": str(work_dir / "test.parquet"),
+                "model_path": str(work_dir / MODEL_FILE),
+            },
+            work_dir,
+        )
+        shutil.move(work_dir / MODEL_FILE, model_file)
+    return _Fitted(model_file, result["classes"], result["metrics"], result["estimator"], schema)
+
+
+def _adopt(
+    checked_in: Path,
+    features: pd.DataFrame,
+    declared: list[str],
+    test_path: str | Path,
+    target_column: str,
+    model_dir: Path,
+) -> _Fitted:
+    """Loads the repository's checked-in model (trusted types only) and checks it fits the data.
+
+    Raises:
+        DataError: it records no feature names, expects features the data lacks, or
+            does not know every class of the test split.
+        VerificationError: the file holds types outside the allow-list.
+    """
+    from mlops.model.fit_recipe import describe
+    from mlops.model.modelio import load_model
+    from mlops.model.training import evaluate
+
+    model = load_model(checked_in)
+    names = [str(n) for n in getattr(model, "feature_names_in_", [])]
+    if not names:
+        raise DataError(
+            f"checked-in model {checked_in.name} does not record its feature names "
+            "(fit it on a pandas DataFrame)"
+        )
+    missing = [n for n in names if n not in features.columns]
+    if missing:
+        raise DataError(
+            f"checked-in model {checked_in.name} expects feature(s) the training data "
+            f"lacks: {', '.join(missing)}"
+        )
+    schema = FeatureSchema.from_frame(
+        features[names], categorical=[n for n in declared if n in names]
+    )
+    test = pd.read_parquet(test_path)
+    unknown = sorted(set(test[target_column].unique()) - set(model.classes_), key=str)
+    if unknown:
+        raise DataError(
+            f"checked-in model {checked_in.name} does not know class(es) of the data: "
+            f"{', '.join(map(repr, unknown))}"
+        )
+    evaluation = evaluate(model, test, target_column, schema, source="test split")
+    model_file = model_dir / MODEL_FILE
+    shutil.copyfile(checked_in, model_file)  # the reviewed file itself, not a re-dump
+    classes = [c.item() if hasattr(c, "item") else c for c in model.classes_]
+    return _Fitted(model_file, classes, evaluation.metrics("test"), describe(model), schema)

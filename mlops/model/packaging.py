@@ -14,6 +14,8 @@ import importlib.metadata as md
 import json
 import logging
 import platform
+import shutil
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,6 +51,8 @@ def write_model_dir(
     out_dir: Path,
     model: Any,
     *,
+    model_file: Path | None = None,
+    classes: Sequence[Any] | None = None,
     model_name: str,
     version: str,
     schema: FeatureSchema,
@@ -60,12 +64,17 @@ def write_model_dir(
     train_features: pd.DataFrame,
     params: dict[str, Any],
     seed: int = 42,
+    recipe: dict[str, Any] | None = None,
+    repository: dict[str, Any] | None = None,
 ) -> Path:
     """Writes everything but the signature into ``out_dir``.
 
     Args:
         out_dir: The model directory (created if missing).
-        model: The fitted estimator; must expose ``classes_``.
+        model: The fitted estimator (must expose ``classes_``); None when
+            ``model_file`` is an already saved model (then ``classes`` is required).
+        model_file: A saved ``.skops`` model, moved into place when it is elsewhere.
+        classes: The model's classes, when ``model`` is None.
         model_name: Registry name.
         version: Version id.
         schema: The model's features (written as ``feature_names`` and ``features``).
@@ -77,6 +86,10 @@ def write_model_dir(
         train_features: Training features; a sample becomes the drift reference.
         params: Training parameters recorded in the recipe.
         seed: Random seed of the reference sample.
+        recipe: How the model was built: the repository's entry point and params,
+            or the checked-in model it adopted.
+        repository: Where the repository came from: kind, URL, commit, tree digest,
+            and the pinned URI retraining fetches again.
 
     Returns:
         ``out_dir``.
@@ -86,7 +99,13 @@ def write_model_dir(
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    save_model(model, out_dir / MODEL_FILE)
+    if model is not None:
+        save_model(model, out_dir / MODEL_FILE)
+        classes = list(model.classes_)
+    elif model_file is None or classes is None:
+        raise ValueError("write_model_dir needs a model, or a model_file and its classes")
+    elif Path(model_file).resolve() != (out_dir / MODEL_FILE).resolve():
+        shutil.move(model_file, out_dir / MODEL_FILE)
     sample = train_features.sample(n=min(REFERENCE_ROWS, len(train_features)), random_state=seed)
     sample.reset_index(drop=True).to_parquet(out_dir / REFERENCE_FILE, index=False)
     (out_dir / REQUIREMENTS_FILE).write_text(serving_requirements())
@@ -98,12 +117,14 @@ def write_model_dir(
         "estimator": estimator,
         "drop_columns": drop_columns,
         **schema.to_metadata(),
-        "classes": [c.item() if hasattr(c, "item") else c for c in model.classes_],
+        "classes": [c.item() if hasattr(c, "item") else c for c in classes],
         "metrics": metrics,
         "data_fingerprints": fingerprints,
         "library_versions": library_versions(),
         "reference_sample": {"file": REFERENCE_FILE, "rows": len(sample)},
         "params": params,
+        "recipe": recipe or {},
+        "repository": repository or {},
     }
     write_metadata(out_dir, metadata)
     return out_dir

@@ -54,8 +54,19 @@ class DeployedModel:
             "target_column": self.metadata["target_column"],
             "drop_columns": ",".join(self.metadata.get("drop_columns", [])),
             "categorical_columns": ",".join(params.get("categorical_columns", [])),
-            "estimator": self.metadata["estimator"],
+            "recipe_uri": self.recipe_uri(),
         }
+
+    def recipe_uri(self) -> str:
+        """The repository the model was built from, pinned (git at its recorded commit).
+
+        Models published before repositories were recorded were trained by a built-in
+        estimator: the built-in recipe of that name rebuilds them.
+        """
+        repository = self.metadata.get("repository") or {}
+        if repository.get("uri"):
+            return str(repository["uri"])
+        return f"builtin:{self.metadata.get('estimator', 'logistic_regression')}"
 
     @property
     def schema(self) -> FeatureSchema:

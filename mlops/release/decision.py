@@ -12,7 +12,11 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-GATE_ORDER = ("holdout_accuracy", "dependency_audit", "model_scan", "code_quality", "signature")
+#: The static gates: they read the repository and run none of its code, so they come first.
+STATIC_GATES = ("code_quality", "dependency_audit", "repository_scan")
+#: The gates on the trained candidate.
+CANDIDATE_GATES = ("model_scan", "holdout_accuracy", "signature")
+GATE_ORDER = STATIC_GATES + CANDIDATE_GATES
 
 
 @dataclass
@@ -94,3 +98,15 @@ def decide(results: Iterable[GateResult], required: Iterable[str] = GATE_ORDER) 
         gates.setdefault(name, {"passed": False, "detail": "gate did not run"})
     reason = "; ".join(failures) if failures else "all gates passed"
     return Decision(not failures, reason, gates, metrics)
+
+
+def gates_from_json(decision_json: str) -> list[GateResult]:
+    """The gate results inside a :meth:`Decision.gates_json` string (metrics kept once, on the first)."""
+    data = json.loads(decision_json)
+    results = [
+        GateResult(name, bool(gate["passed"]), str(gate["detail"]))
+        for name, gate in data["gates"].items()
+    ]
+    if results:
+        results[0].metrics = dict(data.get("metrics", {}))
+    return results

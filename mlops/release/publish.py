@@ -44,6 +44,8 @@ def _outcome(
         "reason": decision["reason"],
         # Why this run happened (e.g. the drift check that started a retraining).
         "trigger": json.loads(trigger) if trigger else None,
+        # What was built: the repository, its commit and tree, and where each value came from.
+        "repository": metadata.get("repository") or None,
     }
 
 
@@ -93,8 +95,44 @@ def record_rejection(
     Returns:
         The ``rejected`` outcome, with ``rejected_at`` and ``record_uri``.
     """
+    return _record(read_metadata(model_dir), gates_json, trigger, store)
+
+
+def record_static_rejection(
+    model_name: str,
+    gates_json: str,
+    repository_json: str,
+    trigger: str = "",
+    store: ObjectStore | None = None,
+) -> dict[str, Any]:
+    """Records a run whose static gates failed: no candidate exists, the repository's code never ran.
+
+    Args:
+        model_name: The model the run was for.
+        gates_json: Decision JSON of the static gates.
+        repository_json: The repository record (URL, commit, tree digest) of the fetch step.
+        trigger: JSON saying why this run happened, or empty.
+        store: The object store (default: from the environment).
+
+    Returns:
+        The ``rejected`` outcome; its ``candidate_version`` names the record only.
+    """
+    from mlops.model.registry import new_version
+
+    metadata = {
+        "model_name": model_name,
+        "version": new_version(),
+        "metrics": {},
+        "repository": json.loads(repository_json) if repository_json else {},
+    }
+    return _record(metadata, gates_json, trigger, store)
+
+
+def _record(
+    metadata: dict[str, Any], gates_json: str, trigger: str, store: ObjectStore | None
+) -> dict[str, Any]:
+    """Writes the rejection record of a candidate described by ``metadata``; returns the outcome."""
     store = store or ObjectStore.from_env()
-    metadata = read_metadata(model_dir)
     validate_model_name(metadata["model_name"])  # it becomes part of the record's key
     outcome = _outcome("rejected", metadata, gates_json, trigger=trigger)
     outcome["rejected_at"] = datetime.now(UTC).isoformat()

@@ -30,6 +30,24 @@ def local_arguments(pipeline_name: str, arguments: dict[str, Any]) -> dict[str, 
     return arguments
 
 
+def pin_repository(arguments: dict[str, Any]) -> dict[str, Any]:
+    """The arguments with ``recipe_uri`` pinned: a git ref resolved to its full commit SHA.
+
+    The run then trains exactly that commit, whatever the branch does meanwhile,
+    and every record of it names the commit.
+
+    Raises:
+        UsageError: the URI is malformed or the ref does not exist.
+    """
+    from mlops.repository.checkout import recipe_uri_for
+    from mlops.repository.source import resolve_source
+
+    uri = recipe_uri_for(
+        arguments.get("recipe_uri", ""), arguments.get("estimator", "logistic_regression")
+    )
+    return {**arguments, "recipe_uri": resolve_source(uri).pinned_uri()}
+
+
 def prepare_local_run(pipeline_name: str, arguments: dict[str, Any]) -> dict[str, Any]:
     """Fills the local defaults (:func:`local_arguments`), then checks the inputs.
 
@@ -40,6 +58,7 @@ def prepare_local_run(pipeline_name: str, arguments: dict[str, Any]) -> dict[str
 
     arguments = local_arguments(pipeline_name, arguments)
     if pipeline_name == "training":
+        arguments = pin_repository(arguments)
         preflight.check_training(arguments)
     elif pipeline_name == "monitoring":
         preflight.check_monitoring(arguments)

@@ -255,6 +255,8 @@ def run_locally(
     # kfp.local warns that the runtime image is not a plain Python image; locally
     # the image is never used, the current environment is.
     warnings.filterwarnings("ignore", message="You may be attemp", category=RuntimeWarning)
+    # Display names are for the Kubeflow UI; the local runner says it ignores them.
+    warnings.filterwarnings("ignore", message=r"Task .* have no effect in the current local runner")
     pipeline_root = Path(pipeline_root)
     pipeline_root.mkdir(parents=True, exist_ok=True)
     before = set(pipeline_root.iterdir())

@@ -7,6 +7,8 @@ problem.
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from mlops.core.data import check_readable, read_table
@@ -46,8 +48,42 @@ def check_deploy(mode: str, canary_percent: int) -> None:
         check_canary_percent(canary_percent)
 
 
+#: The training parameters a repository's ``mlops.yaml`` may supply.
+REPOSITORY_PARAMETERS = (
+    "target_column",
+    "model_name",
+    "min_accuracy",
+    "drop_columns",
+    "categorical_columns",
+)
+
+
+def repository_parameters(arguments: dict[str, Any]) -> dict[str, Any]:
+    """The run's values of :data:`REPOSITORY_PARAMETERS`, settled against the repository's mlops.yaml.
+
+    The repository is fetched into a temporary folder and only its ``mlops.yaml``
+    is read; none of its code runs.
+
+    Raises:
+        UsageError: the repository cannot be fetched, its mlops.yaml is bad, or a
+            required value is given nowhere.
+    """
+    from mlops.repository.checkout import checkout
+
+    overrides = {key: arguments[key] for key in REPOSITORY_PARAMETERS if key in arguments}
+    overrides.setdefault("min_accuracy", -1.0)
+    with tempfile.TemporaryDirectory(prefix="mlops-preflight-") as work:
+        result = checkout(
+            arguments.get("recipe_uri", ""),
+            Path(work) / "repository",
+            overrides,
+            estimator=arguments.get("estimator", "logistic_regression"),
+        )
+    return result.values
+
+
 def check_training(arguments: dict[str, Any]) -> None:
-    """Parameters, data and holdout of a ``training`` run.
+    """Parameters, repository, data and holdout of a ``training`` run.
 
     The data is split as the ``load-split`` task will split it, so what would
     fail there (a class too rare to stratify, a test split smaller than the
@@ -56,13 +92,15 @@ def check_training(arguments: dict[str, Any]) -> None:
     Raises:
         UsageError: the first problem found, named (a DataError for the data).
     """
-    validate_model_name(arguments["model_name"])
-    check_fraction("min_accuracy", arguments.get("min_accuracy", 0.8), inclusive=True)
     test_size = check_fraction("test_size", arguments.get("test_size", 0.2))
     seed = check_seed(arguments.get("seed", 42))
-    check_estimator(arguments.get("estimator", "logistic_regression"))
+    if not arguments.get("recipe_uri"):
+        check_estimator(arguments.get("estimator", "logistic_regression"))
     check_deploy(arguments.get("deploy", "none"), arguments.get("canary_percent", 10))
-    target, data_uri = arguments["target_column"], arguments["data_uri"]
+    values = repository_parameters(arguments)
+    validate_model_name(values["model_name"])
+    check_fraction("min_accuracy", values["min_accuracy"], inclusive=True)
+    target, data_uri = values["target_column"], arguments["data_uri"]
     data = read_table(data_uri)
     # The checks of the split load-split will do (data checks, inf cells, classes too
     # rare to stratify), without copying the table into train and test parts.
@@ -71,9 +109,9 @@ def check_training(arguments: dict[str, Any]) -> None:
         target,
         test_size,
         seed,
-        arguments.get("drop_columns", ""),
+        values["drop_columns"],
         source=f"data {data_uri!r}",
-        categorical_columns=arguments.get("categorical_columns", ""),
+        categorical_columns=values["categorical_columns"],
     )
     holdout_uri = arguments["holdout_uri"]
     holdout = read_table(holdout_uri)
@@ -90,7 +128,8 @@ def check_training(arguments: dict[str, Any]) -> None:
 def check_monitoring(arguments: dict[str, Any]) -> None:
     """Parameters and tables of a ``monitoring`` run (the drift data itself is checked in the run)."""
     validate_model_name(arguments["model_name"])
-    check_fraction("min_accuracy", arguments.get("min_accuracy", 0.8), inclusive=True)
+    if float(arguments.get("min_accuracy", -1.0)) != -1.0:
+        check_fraction("min_accuracy", arguments["min_accuracy"], inclusive=True)
     check_fraction("test_size", arguments.get("test_size", 0.2))
     check_fraction(
         "drift_share_threshold", arguments.get("drift_share_threshold", 0.5), allow_one=True

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -85,6 +85,33 @@ def gate_passes(result: AuditResult, allow_unknown: bool) -> bool:
     if result.state == "clean":
         return True
     return allow_unknown and result.state == "unknown"
+
+
+def combine_results(results: Sequence[AuditResult]) -> AuditResult:
+    """One result for several audits (files that cannot be one: a package twice).
+
+    Args:
+        results: The audits, at least one.
+
+    Returns:
+        ``unknown`` if any audit is, else ``vulnerable`` if any is, else ``clean``;
+        the findings and checked counts of all, their details joined.
+
+    Raises:
+        UsageError: No result was given.
+    """
+    if not results:
+        raise UsageError("no audit results to combine")
+    states = {r.state for r in results}
+    state: AuditState = (
+        "unknown" if "unknown" in states else "vulnerable" if "vulnerable" in states else "clean"
+    )
+    return AuditResult(
+        state,
+        findings=[f for r in results for f in r.findings],
+        detail="; ".join(r.detail for r in results if r.detail),
+        checked=sum(r.checked for r in results),
+    )
 
 
 def resolve_vulns_dir(advisory_db: Path) -> Path:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops.core.errors import UsageError
+from mlops.core.markdown import escape_markdown
 
 logger = logging.getLogger(__name__)
 
@@ -72,14 +73,17 @@ class QualityResult:
         }
 
     def markdown(self) -> str:
-        """Renders a Markdown summary: verdict, counts table, findings table."""
+        """Renders a Markdown summary: verdict, counts table, findings table.
 
-        def cell(value: Any) -> str:
-            return str(value).replace("|", "\\|").replace("\n", " ")
-
+        File names, rule codes, messages and the detail can come from the checked
+        code (a model author's repository), so each is escaped
+        (:func:`~mlops.core.markdown.escape_markdown`): a finding cannot inject
+        Markdown or HTML into the Kubeflow UI.
+        """
+        cell = escape_markdown
         verdict = "PASSED" if self.passed else "FAILED"
         lines = [
-            f"### Code quality: {verdict} (fail on: {self.fail_on})",
+            f"### Code quality: {verdict} (fail on: {cell(self.fail_on)})",
             "",
         ]
         if self.detail:
@@ -99,7 +103,7 @@ class QualityResult:
             for f in ordered:
                 location = f"{f['file']}:{f['line']}" if f["line"] else f["file"]
                 lines.append(
-                    f"| {f['severity']} | {f['tool']} | {cell(f['code'])} | "
+                    f"| {cell(f['severity'])} | {cell(f['tool'])} | {cell(f['code'])} | "
                     f"{cell(location)} | {cell(f['message'])} |"
                 )
         else:
@@ -128,7 +132,7 @@ def ruff_severity(code: str | None) -> str:
     return "high" if code.startswith(RUFF_HIGH_PREFIXES) else "low"
 
 
-def _run_json(tool: str, *args: str) -> Any:
+def _run_json(tool: str, *args: str, cwd: Path | None = None) -> Any:
     """Runs ``python -m <tool> <args>`` and parses its JSON report from stdout.
 
     Exit codes 0 (clean) and 1 (findings) are both normal for ruff and bandit.
@@ -140,28 +144,54 @@ def _run_json(tool: str, *args: str) -> Any:
     argv = [sys.executable, "-m", tool, *args]
     logger.debug("running %s", " ".join(argv))
     proc = subprocess.run(  # nosec B603 - fixed argv, no shell
-        argv, capture_output=True, text=True, timeout=TOOL_TIMEOUT_SECONDS, check=False
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=TOOL_TIMEOUT_SECONDS,
+        check=False,
+        cwd=cwd,
     )
     if proc.returncode not in (0, 1):
         raise RuntimeError(f"{tool} exited {proc.returncode}: {proc.stderr.strip()[:500]}")
     return json.loads(proc.stdout or "null")
 
 
-def _ruff(paths: Sequence[Path]) -> list[dict[str, Any]]:
-    # --isolated: the gate applies its own rules wherever it runs; a pyproject.toml next to
-    # the linted code (ours or the model author's) can neither add nor switch off rules.
+@dataclass(frozen=True)
+class _Checks:
+    """How the tools run: whose ruff rules, from where, and whether ``# nosec`` counts."""
+
+    ruff_config: Path | None = None
+    root: Path | None = None
+    honour_nosec: bool = True
+
+
+def _ruff_args(checks: _Checks) -> list[str]:
+    if checks.ruff_config is None:
+        # --isolated: the gate applies its own rules wherever it runs; a pyproject.toml next
+        # to the linted code (ours or the model author's) can neither add nor switch off rules.
+        return [
+            "--isolated",
+            "--select",
+            ",".join(RUFF_RULES),
+            "--ignore",
+            "E501",  # line length is the formatter's business, not a quality finding
+        ]
+    # The repository's own rules, named explicitly so that no configuration above the
+    # repository (the checkout's parents, the user's) leaks in; --no-force-exclude: its
+    # exclude patterns cannot hide a file the gate was asked to check.
+    return ["--config", str(checks.ruff_config), "--no-force-exclude"]
+
+
+def _ruff(paths: Sequence[Path], checks: _Checks) -> list[dict[str, Any]]:
     items = _run_json(
         "ruff",
         "check",
-        "--isolated",
-        "--select",
-        ",".join(RUFF_RULES),
-        "--ignore",
-        "E501",  # line length is the formatter's business, not a quality finding
+        *_ruff_args(checks),
         "--output-format",
         "json",
         "--no-cache",
         *map(str, paths),
+        cwd=checks.root,
     )
     if not isinstance(items, list):
         raise RuntimeError("ruff produced no JSON report")
@@ -184,8 +214,13 @@ def _bandit_severity(value: Any) -> str:
     return severity if severity in _RANK else "high"
 
 
-def _bandit(paths: Sequence[Path]) -> list[dict[str, Any]]:
-    report = _run_json("bandit", "-r", "-f", "json", "-q", "-x", BANDIT_EXCLUDES, *map(str, paths))
+def _bandit(paths: Sequence[Path], checks: _Checks) -> list[dict[str, Any]]:
+    # --ini os.devnull: bandit would otherwise adopt a `.bandit` file found under a checked
+    # folder, and with it that file's skipped tests and excluded paths.
+    args = ["-r", "-f", "json", "-q", "-x", BANDIT_EXCLUDES, "--ini", os.devnull]
+    if not checks.honour_nosec:
+        args.append("--ignore-nosec")
+    report = _run_json("bandit", *args, *map(str, paths))
     if not isinstance(report, dict) or "results" not in report:
         raise RuntimeError("bandit produced no JSON report")
     findings = [
@@ -213,18 +248,32 @@ def _bandit(paths: Sequence[Path]) -> list[dict[str, Any]]:
     return findings
 
 
-def check_code_quality(paths: Sequence[Path], fail_on: str = "medium") -> QualityResult:
+def check_code_quality(
+    paths: Sequence[Path],
+    fail_on: str = "medium",
+    *,
+    root: Path | None = None,
+    ruff_config: Path | None = None,
+    honour_nosec: bool = True,
+) -> QualityResult:
     """Runs ruff and bandit over source paths and applies a severity threshold.
 
     Args:
         paths: Files or folders to check.
         fail_on: Lowest severity that fails the gate: ``low``, ``medium`` or ``high``.
+        root: The folder the code belongs to (a model repository): every path must
+            lie inside it, ruff runs from it and findings name files relative to it.
+            Without it, findings are relative to the common folder of ``paths``.
+        ruff_config: A ruff configuration file to apply instead of the project's fixed
+            rules (:data:`RUFF_RULES`); see :func:`repository_ruff_config`.
+        honour_nosec: Let ``# nosec`` comments in the code silence bandit findings.
 
     Returns:
         The gate result; never raises for tool failures (they fail the gate).
 
     Raises:
-        UsageError: Bad ``fail_on``, no paths, or a path that does not exist.
+        UsageError: Bad ``fail_on``, no paths, a path that does not exist or lies
+            outside ``root``.
     """
     fail_on = fail_on.lower()
     if fail_on not in _RANK:
@@ -235,9 +284,16 @@ def check_code_quality(paths: Sequence[Path], fail_on: str = "medium") -> Qualit
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise UsageError(f"path(s) not found: {', '.join(missing)}")
+    if root is not None:
+        root = Path(root).resolve()
+        paths = [p.resolve() for p in paths]
+        outside = [str(p) for p in paths if not p.is_relative_to(root)]
+        if outside:
+            raise UsageError(f"path(s) outside {root}: {', '.join(outside)}")
 
-    findings, failures = _run_tools(paths)
-    _relativise(findings, paths)
+    checks = _Checks(ruff_config=ruff_config, root=root, honour_nosec=honour_nosec)
+    findings, failures = _run_tools(paths, checks)
+    _relativise(findings, paths, root)
 
     counts = dict.fromkeys(SEVERITIES, 0)
     for f in findings:
@@ -255,7 +311,7 @@ def check_code_quality(paths: Sequence[Path], fail_on: str = "medium") -> Qualit
     )
 
 
-def _run_tools(paths: Sequence[Path]) -> tuple[list[dict[str, Any]], list[str]]:
+def _run_tools(paths: Sequence[Path], checks: _Checks) -> tuple[list[dict[str, Any]], list[str]]:
     """Runs ruff then bandit over ``paths``.
 
     Returns:
@@ -266,23 +322,107 @@ def _run_tools(paths: Sequence[Path]) -> tuple[list[dict[str, Any]], list[str]]:
     failures: list[str] = []
     for name, tool in (("ruff", _ruff), ("bandit", _bandit)):
         try:
-            findings.extend(tool(paths))
+            findings.extend(tool(paths, checks))
         except Exception as exc:  # not installed, timeout, bad JSON...
             logger.warning("%s failed: %s", name, exc)
             failures.append(f"{name} failed to run: {exc}")
     return findings, failures
 
 
-def _relativise(findings: list[dict[str, Any]], paths: Sequence[Path]) -> None:
-    """Rewrites absolute finding paths relative to what was checked, in place.
+def _relativise(findings: list[dict[str, Any]], paths: Sequence[Path], root: Path | None) -> None:
+    """Rewrites absolute finding paths relative to ``root`` or what was checked, in place.
 
     Absolute paths say where the checker ran (a pod, a laptop), not where the
     code lives.
     """
-    resolved = [p.resolve() for p in paths]
-    base = Path(os.path.commonpath(resolved))
-    if base in resolved:  # one folder (or file): keep its own name in the paths
-        base = base.parent
+    if root is not None:
+        base = root
+    else:
+        resolved = [p.resolve() for p in paths]
+        base = Path(os.path.commonpath(resolved))
+        if base in resolved:  # one folder (or file): keep its own name in the paths
+            base = base.parent
     for f in findings:
         if f["file"] and os.path.isabs(f["file"]):
             f["file"] = os.path.relpath(f["file"], base)
+
+
+#: Ruff's configuration files in the order ruff prefers them within one folder.
+RUFF_CONFIG_FILES: tuple[str, ...] = (".ruff.toml", "ruff.toml", "pyproject.toml")
+
+#: How many ``extend`` hops a repository's ruff configuration may take.
+_MAX_EXTENDS = 10
+
+
+def repository_ruff_config(root: Path) -> Path | None:
+    """The ruff configuration a repository brings, if any.
+
+    Ruff's own discovery order: ``.ruff.toml``, then ``ruff.toml``, then a
+    ``pyproject.toml`` with a ``[tool.ruff]`` table. A configuration may
+    ``extend`` others, but only files inside the repository.
+
+    Args:
+        root: The repository folder.
+
+    Returns:
+        The configuration file, or None when the repository has none.
+
+    Raises:
+        UsageError: A configuration file is not valid TOML, or extends a file
+            outside the repository (or one named through ``~`` / ``$`` expansion).
+    """
+    root = Path(root).resolve()
+    for name in RUFF_CONFIG_FILES:
+        candidate = root / name
+        if not candidate.is_file():
+            continue
+        if not candidate.resolve().is_relative_to(root):
+            raise UsageError(f"{name} is a link to a file outside the repository")
+        table = _ruff_table(candidate, root)
+        if table is None:  # a pyproject.toml without [tool.ruff]: ruff skips it too
+            continue
+        _check_extends(candidate, table, root)
+        return candidate
+    return None
+
+
+def _ruff_table(path: Path, root: Path) -> dict[str, Any] | None:
+    """The ruff settings in a configuration file (None for a pyproject.toml without them).
+
+    Raises:
+        UsageError: The file is not valid TOML.
+    """
+    import tomllib
+
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(f"cannot read {path.relative_to(root)}: {exc}") from exc
+    if path.name != "pyproject.toml":
+        return data
+    tool = data.get("tool")
+    ruff = tool.get("ruff") if isinstance(tool, dict) else None
+    return ruff if isinstance(ruff, dict) else None
+
+
+def _check_extends(path: Path, table: dict[str, Any], root: Path) -> None:
+    """Follows a configuration's ``extend`` chain; every link must stay inside ``root``.
+
+    Raises:
+        UsageError: A link leaves the repository, cannot be read, or the chain is too long.
+    """
+    for _ in range(_MAX_EXTENDS):
+        extend = table.get("extend")
+        if extend is None:
+            return
+        label = path.relative_to(root)
+        if not isinstance(extend, str) or "~" in extend or "$" in extend:
+            raise UsageError(f"{label}: extend = {extend!r} must be a plain relative path")
+        target = (path.parent / extend).resolve()
+        if not target.is_relative_to(root):
+            raise UsageError(f"{label}: extend = {extend!r} points outside the repository")
+        if not target.is_file():
+            raise UsageError(f"{label}: extend = {extend!r} is not a file in the repository")
+        path = target
+        table = _ruff_table(path, root) or {}
+    raise UsageError(f"ruff configuration extends more than {_MAX_EXTENDS} files")

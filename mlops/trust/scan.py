@@ -282,6 +282,33 @@ def _scan_skops(path: Path) -> list[dict[str, str]]:
     return findings
 
 
+def _pickle_posing_as_skops(path: Path) -> list[dict[str, str]] | None:
+    """Findings for a ``.skops`` file that is really a (compressed) pickle, else None.
+
+    Renaming ``model.joblib`` to ``model.skops`` must not be reported as a mere
+    "not a zip": the file would run code if anything unpickled it, so say so and
+    analyse it as the pickle it is.
+    """
+    import zipfile
+
+    try:
+        if zipfile.is_zipfile(path):
+            return None
+        with path.open("rb") as fh:
+            data = fh.read(_SNIFF_BYTES)
+            if not _looks_like_pickle(data):
+                return None
+            data += fh.read()
+    except OSError as exc:
+        return [_finding(path, "high", f"cannot read: {exc}")]
+    return [
+        _finding(
+            path, "high", "pickle/joblib data, not a skops archive (pickles run code on load)"
+        ),
+        *_scan_pickle(path, data),
+    ]
+
+
 def _iter_files(root: Path) -> Iterator[Path]:
     if root.is_file():
         yield root
@@ -316,7 +343,8 @@ def scan_path(path: Path) -> ScanResult:
             continue
         if suffix == SKOPS_SUFFIX:
             scanned.append(str(file))
-            findings.extend(_scan_skops(file))
+            pickled = _pickle_posing_as_skops(file)
+            findings.extend(pickled if pickled is not None else _scan_skops(file))
             continue
         # One read per file: sniff the start, and read the rest only for candidates.
         candidate = suffix in PICKLE_SUFFIXES

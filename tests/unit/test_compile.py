@@ -94,27 +94,65 @@ def test_compiled_training_loads_as_a_component(compiled):
 
     component = load_component_from_file(str(compiled["training"]))
     inputs = component.component_spec.inputs
-    assert {"data_uri", "target_column", "holdout_uri", "model_name", "min_accuracy"} <= set(inputs)
-    assert not inputs["data_uri"].optional and inputs["min_accuracy"].default == 0.8
+    assert {"data_uri", "recipe_uri", "holdout_uri", "target_column", "model_name"} <= set(inputs)
+    assert not inputs["data_uri"].optional and inputs["recipe_uri"].optional
+    # -1 means "the repository's mlops.yaml decides"; explicit values override it.
+    assert inputs["min_accuracy"].default == -1.0
 
 
 def test_training_tasks_and_gates(compiled):
-    root = documents(compiled["training"])[0]["root"]["dag"]["tasks"]
+    document = documents(compiled["training"])[0]
+    tasks = dict(_tasks(document))
     for task in (
+        "fetch-repository",
+        "check-code-quality",
+        "audit-dependencies",
+        "scan-repository",
+        "decide-static",
         "load-split",
         "train-model",
         "validate-holdout",
-        "audit-dependencies",
         "scan-model",
-        "check-code-quality",
         "sign-model",
         "decide-release",
     ):
-        assert task in root, task
-        assert not root[task].get("cachingOptions", {}).get("enableCache", False), (
+        assert task in tasks, task
+        assert not tasks[task].get("cachingOptions", {}).get("enableCache", False), (
             f"{task} is cached"
         )
+    root = document["root"]["dag"]["tasks"]
     assert any(name.startswith("condition-branches") for name in root), "release/reject branches"
+
+
+def test_static_gates_come_before_any_repository_code(compiled):
+    """Shift left: the static gates are their own group, and training hangs on their verdict."""
+    document = documents(compiled["training"])[0]
+    root = document["root"]["dag"]["tasks"]
+    assert root["static-gates"]["componentRef"]["name"] == "comp-static-gates"
+    static = dict(_tasks(document["components"]["comp-static-gates"]))
+    assert set(static) == {
+        "check-code-quality",
+        "audit-dependencies",
+        "scan-repository",
+        "decide-static",
+    }
+    # Training sits in the branch taken only when the static decision passed.
+    branch = document["components"]["comp-condition-2"]
+    assert "train-and-release" in branch["dag"]["tasks"]
+    condition = root["condition-branches-1"]
+    assert "static-gates" in condition["dependentTasks"]
+    train_and_release = dict(_tasks(document["components"]["comp-train-and-release"]))
+    assert "train-model" in train_and_release and "check-code-quality" not in train_and_release
+
+
+def test_the_training_task_gets_no_secret(compiled):
+    """The task that runs the repository's code has no Secret, env or volume, on a cluster."""
+    for name, path in compiled.items():
+        platform = documents(path)[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+        assert "exec-train-model" in executors(path), name
+        assert "exec-train-model" not in platform, (name, platform.get("exec-train-model"))
+        env = executors(path)["exec-train-model"]["container"].get("env", [])
+        assert env == [], env
 
 
 def test_every_executor_uses_the_runtime_image(compiled):
@@ -173,7 +211,7 @@ def test_no_credentials_in_the_yaml_only_secret_refs(compiled):
         for s in spec.get("secretAsEnv", [])
         for m in s["keyToEnv"]
     }
-    assert secret_names == {"mlops-s3-credentials"}
+    assert secret_names == {"mlops-s3-credentials", "mlops-git-credentials"}
     assert {"MLOPS_S3_ACCESS_KEY", "MLOPS_S3_SECRET_KEY"} <= secret_keys
     mounted = {
         v["secretName"] for spec in platform.values() for v in spec.get("secretAsVolume", [])

@@ -172,9 +172,18 @@ def test_skops_with_untrusted_type_unsafe(tmp_path: Path) -> None:
 
 
 def test_not_a_zip_skops_unsafe(tmp_path: Path) -> None:
-    (tmp_path / "m.skops").write_bytes(_evil_bytes())
+    (tmp_path / "m.skops").write_bytes(b"neither a zip nor a pickle")
     result = scan_path(tmp_path)
     assert not result.safe and "not a zip" in result.findings[0]["detail"]
+
+
+def test_pickle_renamed_skops_is_reported_as_a_pickle(tmp_path: Path) -> None:
+    (tmp_path / "m.skops").write_bytes(_evil_bytes())
+    result = scan_path(tmp_path)
+    assert not result.safe
+    details = [f["detail"] for f in result.findings]
+    assert "pickle/joblib data, not a skops archive" in details[0]
+    assert any("OVERTLY_MALICIOUS" in d or "UNSAFE" in d for d in details[1:]), details
 
 
 def test_missing_path(tmp_path: Path) -> None:
