@@ -1,10 +1,12 @@
 """Compiles every pipeline to YAML for a Kubeflow Pipelines cluster.
 
-    python compile.py [--out compiled] [--image REGISTRY/kfp-mlops:TAG]
+    python compile.py [--out compiled] [--image REGISTRY/kfp-mlops@sha256:DIGEST]
 
 The YAML names the image every task runs in: by default the project image of
 ``mlops/runtime.py``; ``--image`` swaps in the one you built from the
-Dockerfile and pushed. Nothing from the environment is baked in: credentials
+Dockerfile and pushed. Name it by digest (``repo@sha256:...``, printed by the
+release-images workflow): a tag can later point at another image, so compiling
+with one prints a warning. Nothing from the environment is baked in: credentials
 reach tasks from Kubernetes Secrets (see ``pipelines/_cluster.py``), and the
 output is byte-for-byte deterministic for the same sources and kfp version.
 """
@@ -66,6 +68,21 @@ def compile_pipeline(pipeline: BaseComponent, out_file: Path, image: str | None 
     return out_file
 
 
+def image_argument(value: str) -> str:
+    """``--image``: a checked image reference; a digest reference is kept by its digest alone.
+
+    Raises:
+        argparse.ArgumentTypeError: not an image reference (argparse exits 2 naming it).
+    """
+    from mlops.core.errors import UsageError
+    from mlops.core.rules import check_image_reference
+
+    try:
+        return check_image_reference(value, name="--image").canonical()
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Compiles the chosen pipelines (default: all of them).
 
@@ -82,7 +99,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out", type=Path, default=DEFAULT_OUT, help="output folder (default: compiled/)"
     )
-    parser.add_argument("--image", help=f"image for every task (default {RUNTIME_IMAGE})")
+    parser.add_argument(
+        "--image",
+        type=image_argument,
+        help=f"image for every task, best by digest: repo@sha256:... (default {RUNTIME_IMAGE})",
+    )
     parser.add_argument(
         "--pipeline",
         action="append",
@@ -90,6 +111,12 @@ def main(argv: list[str] | None = None) -> int:
         help="compile only this pipeline (repeatable)",
     )
     args = parser.parse_args(argv)
+    from mlops.core.rules import check_image_reference
+
+    what = "--image" if args.image else "the default image"
+    warning = check_image_reference(args.image or RUNTIME_IMAGE).tag_warning(what)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     for name in args.pipeline or sorted(PIPELINES):
         path = compile_pipeline(PIPELINES[name], args.out / f"{name}.yaml", args.image)
         print(f"compiled {name} -> {path}")

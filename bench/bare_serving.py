@@ -116,7 +116,12 @@ def serve_starlette(port: int, models: dict[str, Any]) -> None:
                 "model_name": name,
                 "id": body.get("id"),
                 "outputs": [
-                    {"name": "predict", "shape": [len(labels)], "datatype": datatype, "data": labels}
+                    {
+                        "name": "predict",
+                        "shape": [len(labels)],
+                        "datatype": datatype,
+                        "data": labels,
+                    }
                 ],
             }
         )

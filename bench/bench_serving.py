@@ -87,7 +87,9 @@ def repo_pipeline(schema: Any) -> Any:
             ),
         ]
     )
-    return Pipeline([("columns", columns), ("model", HistGradientBoostingClassifier(random_state=0))])
+    return Pipeline(
+        [("columns", columns), ("model", HistGradientBoostingClassifier(random_state=0))]
+    )
 
 
 @dataclass
@@ -103,8 +105,8 @@ class BenchModel:
 
 def build_models(home: Path, store: Any) -> dict[str, BenchModel]:
     """Trains, packages, signs, publishes and deploys the bench's models."""
-    from mlops.deployment.state import Release, deploy
     from mlops.demo.data import TARGET
+    from mlops.deployment.state import Release, deploy
     from mlops.model.packaging import REFERENCE_FILE, write_model_dir
     from mlops.model.registry import publish_model_dir
     from mlops.model.schema import FeatureSchema, coerce
@@ -120,9 +122,21 @@ def build_models(home: Path, store: Any) -> dict[str, BenchModel]:
     repo_schema = FeatureSchema.from_frame(features, categorical=list(CATEGORICAL))
     repo = repo_pipeline(repo_schema).fit(coerce(frame, repo_schema), frame[TARGET])
     specs = [
-        (BUILTIN, builtin, builtin_schema, train_frame.drop(columns=[TARGET]), "logistic_regression"),
+        (
+            BUILTIN,
+            builtin,
+            builtin_schema,
+            train_frame.drop(columns=[TARGET]),
+            "logistic_regression",
+        ),
         (REPO, repo, repo_schema, features, "hist_gradient_boosting"),
-        (GENERIC, builtin, builtin_schema, train_frame.drop(columns=[TARGET]), "logistic_regression"),
+        (
+            GENERIC,
+            builtin,
+            builtin_schema,
+            train_frame.drop(columns=[TARGET]),
+            "logistic_regression",
+        ),
     ]
     models = {}
     for name, model, schema, train_features, estimator in specs:
@@ -303,7 +317,9 @@ def server_command(label: str, port: int, models: dict[str, BenchModel]) -> list
     return [sys.executable, str(ROOT / "bench" / "bare_serving.py"), kind, str(port), *pairs]
 
 
-def wait_ready(port: int, names: list[str], process: subprocess.Popen, timeout: float = 180) -> None:
+def wait_ready(
+    port: int, names: list[str], process: subprocess.Popen, timeout: float = 180
+) -> None:
     """Until every model answers ready (bounded)."""
     deadline = time.monotonic() + timeout
     pending = list(names)
@@ -341,7 +357,11 @@ def pinning() -> tuple[list[str], str]:
         return [], f"not pinned ({len(cpus)} CPU(s) available)"
     server, load = cpus[0], cpus[1]
     os.sched_setaffinity(0, {load})  # wrk and the embedded store inherit the load CPU
-    return ["taskset", "-c", str(server)], f"server on CPU {server}, wrk and the store on CPU {load}"
+    return [
+        "taskset",
+        "-c",
+        str(server),
+    ], f"server on CPU {server}, wrk and the store on CPU {load}"
 
 
 def bench_server(
@@ -434,7 +454,9 @@ def goals(results: list[dict]) -> list[tuple[str, bool]]:
         one, sixteen = (REPO, protocol, 1, 1), (REPO, protocol, 1, 16)
         if one in ours and one in bare:
             ratio = ours[one]["req_per_s"] / bare[one]["req_per_s"]
-            checks.append((f"repo {protocol} 1 conn: {ratio:.2f}x bare KServe (>= 1.0x)", ratio >= 1))
+            checks.append(
+                (f"repo {protocol} 1 conn: {ratio:.2f}x bare KServe (>= 1.0x)", ratio >= 1)
+            )
         if sixteen in ours and sixteen in bare:
             ratio = ours[sixteen]["req_per_s"] / bare[sixteen]["req_per_s"]
             p99 = ours[sixteen]["p99_ms"], bare[sixteen]["p99_ms"]
@@ -563,7 +585,9 @@ def main() -> int:
     }
     (args.out / "serving.json").write_text(json.dumps(report, indent=2))
     drawn = chart(results, args.out / "serving.png")
-    print(f"results: {args.out / 'serving.json'}" + (f", {args.out / 'serving.png'}" if drawn else ""))
+    print(
+        f"results: {args.out / 'serving.json'}" + (f", {args.out / 'serving.png'}" if drawn else "")
+    )
     if not drawn:
         print("(matplotlib is not installed: no PNG chart)")
     wrong = [r for r in results if r["errors"] or r["wrong"]]

@@ -13,11 +13,12 @@ How a batch forms (MLServer's "adaptive batching", without its fixed wait):
 * One worker thread per batcher runs the model, off the event loop: while it
   computes, the loop keeps reading requests, and they queue for the next batch.
 * When the worker is free it takes the queue at once, unless requests for the
-  same model are still being read (:class:`Arrivals`: the HTTP layer counts them
-  from their headers until they are queued or answered). Then it waits for them,
-  but never longer than ``max_wait`` after the oldest queued request arrived
-  (``MLOPS_MAX_BATCH_WAIT_MS``), so an idle server, or one client, never waits,
-  and a slow client holds nobody up past the bound.
+  same model are being parsed and validated on the loop right now
+  (:class:`Arrivals`: the HTTP layer counts a request from the moment its whole
+  body is in until it is queued or answered). Then it waits for them, but never
+  longer than ``max_wait`` after the oldest queued request was queued
+  (``MLOPS_MAX_BATCH_WAIT_MS``). An idle server, or one client, never waits; a
+  slow client, whose body is still on its way, is not waited for at all.
 * A batch holds at most ``max_rows`` rows (``MLOPS_MAX_BATCH_ROWS``); a request
   with more rows than that is scored alone.
 
@@ -41,6 +42,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlops.core.settings import ServingSettings
+from serving import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -74,53 +76,75 @@ class BatchPolicy:
         return cls(settings.max_batch_rows, settings.max_batch_wait_ms / 1000.0)
 
 
-class Arrivals:
-    """Inference requests per model name that the server is reading but has not queued yet.
+class Ticket:
+    """One inference request's place in :class:`Arrivals` (shared by the tasks serving it)."""
 
-    The HTTP layer calls :meth:`arrive` when a request's headers are in and
-    :meth:`done` when it is answered; the predictor calls :meth:`settle` when the
-    request is queued (or scored). A batcher waits only while its model has
-    arrivals, which is what makes the batching adaptive: no concurrency, no wait.
+    __slots__ = ("counted", "model")
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.counted = False
+
+
+class Arrivals:
+    """Inference requests per model name whose body is in but that are not queued yet.
+
+    The HTTP layer opens a :class:`Ticket` per request (:meth:`begin`), counts it
+    once the whole body has arrived (:meth:`arrived`) and closes it when the
+    request is answered (:meth:`end`); the predictor settles it when the request
+    is queued or scored (:meth:`settle`). Such a request is being parsed and
+    validated on the event loop, microseconds to milliseconds from joining a
+    batch: a batcher waits only while its model has some, which makes the
+    batching adaptive (one client, no wait) and leaves slow clients out of it
+    (a body still on its way is not counted, so it holds nobody up).
     """
 
     def __init__(self) -> None:
         self._counts: dict[str, int] = {}
         self._listeners: dict[str, list[Callable[[], None]]] = {}
         self._lock = threading.Lock()
-        # The current request's model, in a one-item list so settle() can empty it once.
-        self._current: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
-            "mlops_arriving", default=None
+        # The current request's ticket. A mutable object, so every task serving the
+        # request (they copy the context) sees it counted or settled.
+        self._current: contextvars.ContextVar[Ticket | None] = contextvars.ContextVar(
+            "mlops_arrival", default=None
         )
 
-    def arrive(self, model: str) -> contextvars.Token:
-        """Counts a request for ``model`` as arriving; returns the token :meth:`done` takes."""
-        with self._lock:
-            self._counts[model] = self._counts.get(model, 0) + 1
-        return self._current.set([model])
+    def begin(self, model: str) -> tuple[Ticket, contextvars.Token]:
+        """Opens the current request's ticket (not counted yet); :meth:`end` closes it."""
+        ticket = Ticket(model)
+        return ticket, self._current.set(ticket)
 
-    def settle(self) -> None:
-        """The current request has been queued or answered: it is no longer arriving."""
-        box = self._current.get()
-        if not box:
+    def arrived(self, ticket: Ticket) -> None:
+        """The request's body is in: count it until it is queued or answered."""
+        if ticket.counted:
             return
-        model = box.pop()
+        ticket.counted = True
         with self._lock:
-            count = self._counts.get(model, 1) - 1
+            self._counts[ticket.model] = self._counts.get(ticket.model, 0) + 1
+
+    def settle(self, ticket: Ticket | None = None) -> None:
+        """The (current) request has been queued or answered: no batch waits for it."""
+        ticket = ticket if ticket is not None else self._current.get()
+        if ticket is None or not ticket.counted:
+            return
+        ticket.counted = False
+        with self._lock:
+            count = self._counts.get(ticket.model, 1) - 1
             if count > 0:
-                self._counts[model] = count
+                self._counts[ticket.model] = count
                 return
-            self._counts.pop(model, None)
-            listeners = list(self._listeners.get(model, ()))
+            self._counts.pop(ticket.model, None)
+            listeners = list(self._listeners.get(ticket.model, ()))
         for wake in listeners:  # a batcher waiting for this model can go now
             wake()
 
-    def done(self, token: contextvars.Token) -> None:
-        """Ends what :meth:`arrive` started (settling the request if nothing did)."""
-        self.settle()
+    def end(self, ticket: Ticket, token: contextvars.Token) -> None:
+        """Closes what :meth:`begin` opened (settling the request if nothing did)."""
+        self.settle(ticket)
         self._current.reset(token)
 
     def arriving(self, model: str) -> int:
-        """Requests for ``model`` being read now."""
+        """Requests for ``model`` in, not yet queued."""
         return self._counts.get(model, 0)
 
     def listen(self, model: str, wake: Callable[[], None]) -> None:
@@ -190,6 +214,7 @@ class MicroBatcher:
         self._cond = threading.Condition()
         self._closed = False
         self._thread: threading.Thread | None = None
+        self._size_metric = metrics.BATCH_REQUESTS.labels(model)
         self.arrivals.listen(model, self._wake)
 
     async def submit(self, part: Any, rows: int) -> Any:
@@ -286,6 +311,7 @@ class MicroBatcher:
             results = [exc] * len(jobs)
         self.batches += 1
         self.largest = max(self.largest, len(jobs))
+        self._size_metric.observe(len(jobs))
         by_loop: dict[asyncio.AbstractEventLoop, tuple[list[_Job], list[Any]]] = {}
         for job, result in zip(jobs, results, strict=True):
             mine = by_loop.setdefault(job.loop, ([], []))

@@ -15,6 +15,8 @@
   ``body`` did not arrive in time (408, connection closed).
 * ``mlops_inference_log_records_total{model,result}`` -- inference-log rows ``written`` / ``dropped``.
 * ``mlops_request_duration_seconds{model,version,endpoint}`` -- request latency (predict/infer/explain).
+* ``mlops_batch_requests{model}`` -- requests scored together per model call
+  (:mod:`serving.batching`; 1 when the server is idle, more under concurrent load).
 
 Request-level counting happens once per HTTP request in the ASGI middleware
 (:mod:`serving.rest`); the model notes which version served the request in a
@@ -75,6 +77,13 @@ REQUEST_DURATION = Histogram(
     "Request latency.",
     ["model", "version", "endpoint"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+
+BATCH_REQUESTS = Histogram(
+    "mlops_batch_requests",
+    "Requests scored together in one model call.",
+    ["model"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
 )
 
 UNKNOWN = "unknown"

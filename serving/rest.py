@@ -11,10 +11,12 @@ starts. :func:`install` adds ours first, so they are in place before KServe's
   malformed ``Inference-Header-Content-Length`` with 400, and counts every request
   (errors included) in the ``mlops_*`` request metrics, labelled with the version
   that answered; a request whose client went away is counted as ``code="aborted"``,
-  not as a server error; and counts predictions being read as arriving
-  (:data:`serving.batching.ARRIVALS`), which the model's batcher briefly waits for;
+  not as a server error; and counts a prediction whose body is in as arriving
+  (:data:`serving.batching.ARRIVALS`) until it is queued: the model's batcher
+  briefly waits for such requests;
 * exception handlers turning FastAPI's 422 validation errors (malformed V2 JSON,
   missing fields) into 400 and HTTP errors into ``{"error": ...}``;
+* ``GET /metrics`` (KServe's, from the default registry) encoded off the event loop;
 * ``GET /v1/models/<name>``: the serving status (stable / canary versions,
   desired state, fallback, ``not_ready_reason``), 503 while not ready;
 * the Open Inference Protocol's metadata with ``versions`` (every version the name
@@ -61,7 +63,7 @@ from mlops.core.settings import (
     ServingSettings,
 )
 from serving import metrics
-from serving.batching import ARRIVALS
+from serving.batching import ARRIVALS, Ticket
 from serving.router import pinned_version
 
 logger = logging.getLogger(__name__)
@@ -147,13 +149,14 @@ async def _send_json(send: Send, status: int, message: str) -> None:
 class _Exchange:
     """What the guard learns about one request while it runs (status, body, disconnect)."""
 
-    __slots__ = ("aborted", "body_done", "started", "status")
+    __slots__ = ("aborted", "arrival", "body_done", "started", "status")
 
-    def __init__(self) -> None:
+    def __init__(self, arrival: Ticket | None = None) -> None:
         self.status = 500
         self.started = False
         self.body_done = False
         self.aborted = False
+        self.arrival = arrival
 
 
 class RequestGuard:
@@ -189,9 +192,9 @@ class RequestGuard:
         model, endpoint, protocol = target
         started = time.perf_counter()
         scratch, token = metrics.begin_request()
-        # A prediction being read: the model's batcher may wait for it (bounded).
-        arriving = ARRIVALS.arrive(model) if endpoint != "explain" else None
-        exchange = _Exchange()
+        # A prediction, once its body is in, is one the model's batcher may wait for.
+        arrival = ARRIVALS.begin(model) if endpoint != "explain" else None
+        exchange = _Exchange(arrival[0] if arrival is not None else None)
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -206,8 +209,8 @@ class RequestGuard:
                 return
             await self._run(scope, self._receiver(receive, exchange), send_wrapper, exchange)
         finally:
-            if arriving is not None:
-                ARRIVALS.done(arriving)
+            if arrival is not None:
+                ARRIVALS.end(*arrival)
             metrics.end_request(token)
             self._count(model, endpoint, protocol, scratch, exchange, started)
 
@@ -243,6 +246,8 @@ class RequestGuard:
                     raise BodyTooLarge(limit)
                 if not message.get("more_body", False):
                     exchange.body_done = True
+                    if exchange.arrival is not None:
+                        ARRIVALS.arrived(exchange.arrival)
             elif kind == "http.disconnect" and not exchange.started:
                 exchange.aborted = True
             return message
@@ -406,6 +411,7 @@ def install(app: Any, registry: Any, settings: ServingSettings, dataplane: Any) 
 
 
 def _add_routes(app: Any, registry: Any, dataplane: Any, token: str | None) -> None:
+    app.add_api_route("/metrics", _metrics, methods=["GET"])
     server_metadata = _server_metadata_route(dataplane, admin=token is not None)
     app.add_api_route("/v2", server_metadata, methods=["GET"])
     app.add_api_route("/v2/", server_metadata, methods=["GET"])
@@ -459,6 +465,19 @@ async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONRes
 
 
 # -- routes ------------------------------------------------------------------------------------
+async def _metrics(request: Request) -> Response:
+    """``GET /metrics`` as KServe answers it, encoded on a worker thread.
+
+    Encoding every series (each model, version, class and bucket) takes
+    milliseconds; on the event loop, every scrape would stall the requests in flight.
+    """
+    from prometheus_client import REGISTRY, exposition
+
+    encoder, content_type = exposition.choose_encoder(request.headers.get("accept"))
+    content = await asyncio.to_thread(encoder, REGISTRY)
+    return Response(content=content, headers={"content-type": content_type})
+
+
 def _server_metadata_route(dataplane: Any, admin: bool) -> Callable[[], Awaitable[JSONResponse]]:
     async def server_metadata() -> JSONResponse:
         body = dict(dataplane.metadata())

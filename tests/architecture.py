@@ -25,10 +25,10 @@ MLOPS_LAYERS: tuple[tuple[str, ...], ...] = (
     ("mlops.monitoring",),
     ("mlops.release",),
     ("mlops.runs",),
-    ("mlops.cli", "mlops.demo"),
+    ("mlops.api", "mlops.cli", "mlops.demo"),
 )
 #: The applications on top: the only parts of ``mlops`` that may use serving and pipelines.
-APPLICATIONS = ("mlops.cli", "mlops.demo")
+APPLICATIONS = ("mlops.api", "mlops.cli", "mlops.demo")
 
 
 @dataclass(frozen=True)

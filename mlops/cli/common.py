@@ -1,4 +1,4 @@
-"""What several subcommands share: store and key set-up, JSON output, pipeline lookup."""
+"""What several subcommands share: store and key set-up, JSON output, pipeline lookup, cluster options."""
 
 from __future__ import annotations
 
@@ -8,37 +8,28 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlops.core.errors import UsageError
+# Shared with the Python API (one code path); re-exported for the subcommands and the demo.
+from mlops.api.local import ensure_signing_keys, ensure_store_env
+from mlops.api.runs import pipeline_named
 
+if TYPE_CHECKING:
+    import argparse
 
-def ensure_store_env() -> None:
-    """Exports MLOPS_S3_* for this process and its tasks; starts the embedded store if none is set.
+    from mlops.api.cluster import Cluster
 
-    The bucket is created when missing, so a fresh MinIO works without set-up.
-    """
-    from mlops.core.embedded_store import resolve_store_settings
-    from mlops.core.settings import mlops_home
-    from mlops.core.store import ObjectStore
-
-    settings = resolve_store_settings(mlops_home())
-    ObjectStore(settings).ensure_bucket()
-    os.environ.update(settings.to_env())
-
-
-def ensure_signing_keys() -> tuple[Path, Path]:
-    """The local key pair (created on first use) exported as MLOPS_SIGNING_KEY / _PUBLIC_KEY."""
-    from mlops.core.settings import PUBLIC_KEY_VAR, SIGNING_KEY_VAR, mlops_home
-    from mlops.trust.signing import default_key_paths, generate_keypair
-
-    private, public = default_key_paths(mlops_home())
-    if not private.exists() and not public.exists():
-        generate_keypair(private, public)
-        print(f"created signing key pair in {private.parent}", file=sys.stderr)
-    os.environ.setdefault(SIGNING_KEY_VAR, str(private))
-    os.environ.setdefault(PUBLIC_KEY_VAR, str(public))
-    return private, public
+__all__ = [
+    "add_cluster_arguments",
+    "cluster_from_args",
+    "emit_json",
+    "ensure_signing_keys",
+    "ensure_store_env",
+    "error_payload",
+    "json_stdout",
+    "pipeline_named",
+    "stdout_to_stderr",
+]
 
 
 @contextlib.contextmanager
@@ -72,10 +63,62 @@ def error_payload(message: str, exit_code: int, **details: Any) -> dict[str, Any
     return {**details, "status": "error", "error": message, "exit_code": exit_code}
 
 
-def pipeline_named(name: str) -> Any:
-    """The pipeline function called ``name``; an unknown name is a usage error listing them."""
-    from pipelines import PIPELINES
+def json_stdout(as_json: bool) -> contextlib.AbstractContextManager[None]:
+    """With ``--json``, everything printed meanwhile goes to stderr (kfp prints links on stdout)."""
+    return stdout_to_stderr() if as_json else contextlib.nullcontext()
 
-    if name not in PIPELINES:
-        raise UsageError(f"unknown pipeline {name!r}; pipelines are: {', '.join(PIPELINES)}")
-    return PIPELINES[name]
+
+def add_cluster_arguments(parser: argparse.ArgumentParser, *, required: bool = False) -> None:
+    """The options of a Kubeflow Pipelines submission: host, profile, images, credentials."""
+    from mlops.runtime import RUNTIME_IMAGE
+
+    parser.add_argument(
+        "--host",
+        required=required,
+        help="Kubeflow Pipelines API URL"
+        + ("" if required else ": submit instead of running locally"),
+    )
+    parser.add_argument("--namespace", help="Kubeflow profile namespace (multi-user KFP)")
+    parser.add_argument("--experiment", default="mlops", help="KFP experiment (default mlops)")
+    parser.add_argument(
+        "--service-account",
+        help="Kubernetes service account of the run's pods (mlops-pipeline from "
+        "deploy/k8s/rbac.yaml may manage InferenceServices)",
+    )
+    parser.add_argument("--image", help=f"image of every task (default {RUNTIME_IMAGE})")
+    parser.add_argument(
+        "--serving-image",
+        help="predictor image of deployments (default: the project's serving image)",
+    )
+    credentials = parser.add_mutually_exclusive_group()
+    credentials.add_argument(
+        "--token-file",
+        type=Path,
+        help="file with a bearer token for the KFP API, read on every request",
+    )
+    credentials.add_argument(
+        "--in-cluster-token",
+        action="store_true",
+        help="use the pipelines token a Kubeflow notebook pod has mounted "
+        "(KF_PIPELINES_SA_TOKEN_PATH, else /var/run/secrets/kubeflow/pipelines/token)",
+    )
+
+
+def cluster_from_args(args: argparse.Namespace) -> Cluster:
+    """The :class:`mlops.api.Cluster` of the options :func:`add_cluster_arguments` added.
+
+    Raises:
+        UsageError: a bad host or a missing token file.
+    """
+    from mlops.api.cluster import Cluster
+
+    return Cluster(
+        host=args.host,
+        namespace=args.namespace,
+        experiment=args.experiment,
+        service_account=args.service_account,
+        image=args.image,
+        serving_image=args.serving_image,
+        token_file=args.token_file,
+        in_cluster_token=args.in_cluster_token,
+    )

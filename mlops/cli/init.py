@@ -112,13 +112,17 @@ def check_git_identity(cwd: Path) -> None:
 
 
 def commit_repository(repo: Path) -> str:
-    """``git init``, add everything and commit; returns the commit's SHA.
+    """``git init`` on branch ``main``, add everything and commit; returns the commit's SHA.
+
+    ``main`` because the workflow releases pushes to it (``symbolic-ref``, not
+    ``init -b``, which git before 2.28 lacks).
 
     Raises:
         MlopsError: a git command failed (its message included).
     """
     for args in (
         ("init", "-q"),
+        ("symbolic-ref", "HEAD", "refs/heads/main"),
         ("add", "-A"),
         ("commit", "-q", "--no-verify", "-m", COMMIT_MESSAGE),
         ("rev-parse", "HEAD"),

@@ -3,94 +3,51 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 from typing import Any
 
-from mlops.cli.common import (
-    emit_json,
-    ensure_signing_keys,
-    ensure_store_env,
-    pipeline_named,
-    stdout_to_stderr,
-)
-from mlops.core import settings
-from mlops.core.errors import EXIT_OK, EXIT_REJECTED, EXIT_SYSTEM
+from mlops.api.outcome import exit_code_for
+from mlops.core.errors import UsageError
+from mlops.cli.common import add_cluster_arguments, cluster_from_args, emit_json, json_stdout
 from mlops.release.decision import GATE_ORDER
 
-_EXIT_FOR_STATUS = {"released": EXIT_OK, "no_drift": EXIT_OK, "rejected": EXIT_REJECTED}
-
-
-def exit_code_for(status: str) -> int:
-    """An outcome the CLI does not know is a failure, never a success."""
-    return _EXIT_FOR_STATUS.get(status, EXIT_SYSTEM)
+__all__ = ["cmd_run", "exit_code_for", "print_outcome", "register"]
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Parses ``-p`` parameters against the pipeline's signature, then runs or submits it."""
+    """Parses ``-p`` parameters against the pipeline's signature, then runs or submits it.
+
+    Exit codes: 0 released (or no drift; or submitted without ``--wait``), 3 rejected
+    by a gate, 2 bad input (nothing ran), 1 a failed task or cluster run, an
+    unreachable cluster, a ``--wait`` that timed out, or an outcome the CLI does not know.
+    """
+    from mlops.api.runs import pipeline_named, run_pipeline
     from mlops.runs.params import parse_params
 
-    pipeline = pipeline_named(args.pipeline)
-    arguments = parse_params(pipeline, args.param or [])
-    if args.host:
-        return _submit(args, pipeline, arguments)
-    return _run_local(args, pipeline, arguments)
-
-
-def _submit(args: argparse.Namespace, pipeline: Any, arguments: dict[str, Any]) -> int:
-    """Submits to a Kubeflow Pipelines API; the run executes on the cluster."""
-    import kfp
-
-    if args.pipeline == "training":
-        from mlops.runs.lifecycle import pin_repository
-
-        arguments = pin_repository(arguments)  # the cluster trains the commit named here
-    client = kfp.Client(host=args.host, namespace=args.namespace)
-    run = client.create_run_from_pipeline_func(
-        pipeline,
-        arguments=arguments,
-        experiment_name=args.experiment,
-        enable_caching=False,
-        service_account=args.service_account,
-    )
-    result = {
-        "status": "submitted",
-        "run_id": run.run_id,
-        "host": args.host,
-        "pipeline": args.pipeline,
-    }
-    if args.json:
-        emit_json(result)
-    else:
-        print(f"submitted {args.pipeline} run {run.run_id} to {args.host}")
-    return EXIT_OK
-
-
-def _run_local(args: argparse.Namespace, pipeline: Any, arguments: dict[str, Any]) -> int:
-    from mlops.runs.lifecycle import finish_local_run, prepare_local_run
-    from mlops.runs.local import run_locally
-
-    progress = None if args.json else sys.stderr
+    arguments = parse_params(pipeline_named(args.pipeline), args.param or [])
+    if args.wait and not args.host:
+        raise UsageError("--wait needs --host (a local run always waits)")
+    cluster = cluster_from_args(args) if args.host else None
     # run_locally captures the tasks' output; this also keeps anything printed
-    # around it off stdout, which --json reserves for the one outcome object.
-    with stdout_to_stderr() if args.json else contextlib.nullcontext():
-        ensure_store_env()
-        ensure_signing_keys()
-        arguments = prepare_local_run(args.pipeline, arguments)
-        if progress:
-            store_settings = settings.StoreSettings.from_env()
-            print(
-                f"running {args.pipeline} locally (kfp.local; object store "
-                f"{store_settings.endpoint}, bucket {store_settings.bucket})",
-                file=progress,
-            )
-        run = run_locally(pipeline, arguments, settings.mlops_home() / "runs", progress)
-        result = finish_local_run(args.pipeline, arguments, run)
+    # around it (and kfp's links) off stdout, which --json reserves for the one object.
+    with json_stdout(args.json):
+        outcome = run_pipeline(
+            args.pipeline,
+            cluster=cluster,
+            wait=args.wait,
+            timeout=args.timeout,
+            progress=None if args.json else sys.stderr,
+            **arguments,
+        )
+    result = outcome.to_dict()
     if args.json:
         emit_json(result)
+    elif outcome.status == "submitted":
+        print(f"submitted {args.pipeline} run {result['run_id']} to {args.host}")
+        print(f"  {result['run_url']}")
     else:
         print_outcome(result)
-    return exit_code_for(result["status"])
+    return outcome.exit_code
 
 
 def print_outcome(result: dict[str, Any]) -> None:
@@ -124,7 +81,10 @@ def print_outcome(result: dict[str, Any]) -> None:
             print(f"  {key}: {result[key]}")
     if result["status"] != "released":
         print(f"  reason: {result.get('reason')}")
-    print(f"  run folder: {result['run_dir']}")
+    if result.get("run_dir"):
+        print(f"  run folder: {result['run_dir']}")
+    if result.get("run_url"):
+        print(f"  run: {result['run_url']} ({result.get('state')})")
 
 
 def register(subparsers: Any) -> None:
@@ -135,14 +95,18 @@ def register(subparsers: Any) -> None:
         "-p", "--param", action="append", metavar="KEY=VALUE", help="pipeline parameter"
     )
     run.add_argument("--json", action="store_true", help="print one JSON object with the outcome")
-    run.add_argument("--host", help="Kubeflow Pipelines API URL: submit instead of running locally")
-    run.add_argument("--namespace", help="Kubeflow namespace (with --host)")
-    run.add_argument("--experiment", default="mlops", help="KFP experiment (with --host)")
+    add_cluster_arguments(run)
     run.add_argument(
-        "--service-account",
-        help="Kubernetes service account of the run's pods (with --host; "
-        "mlops-pipeline from deploy/k8s/rbac.yaml may manage "
-        "InferenceServices)",
+        "--wait",
+        action="store_true",
+        help="with --host: wait for the run and exit with its outcome "
+        "(0 released or no drift, 3 rejected, 1 failed)",
+    )
+    run.add_argument(
+        "--timeout",
+        type=float,
+        default=3600.0,
+        help="with --wait: seconds to wait at most (default 3600; then exit 1)",
     )
     # A local run sets up the store itself, inside its stdout redirection.
     run.set_defaults(func=cmd_run, needs_store=False)

@@ -8,6 +8,8 @@ language while the bounds stay the same everywhere.
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from typing import Any
 
 from mlops.core.errors import UsageError
@@ -15,10 +17,12 @@ from mlops.core.errors import UsageError
 __all__ = [
     "DEPLOY_MODES",
     "DEPLOY_TARGETS",
+    "ImageRef",
     "check_canary_percent",
     "check_deploy_mode",
     "check_deploy_target",
     "check_fraction",
+    "check_image_reference",
 ]
 
 #: How a released model is rolled out: not at all, next to the stable one, or in its place.
@@ -114,3 +118,105 @@ def check_fraction(
         bounds = f"{'[' if zero_ok else '('}0, 1{']' if one_ok else ')'}"
         raise UsageError(f"{name} must be in {bounds}, got {number}")
     return number
+
+
+# -- container image references ---------------------------------------------------
+# The distribution reference grammar (github.com/distribution/reference): an optional
+# registry host[:port], lowercase path components joined by "/", then ":tag" and/or
+# "@sha256:<64 hex>". Only sha256 digests are accepted: it is what registries, cosign and
+# the admission policies (deploy/k8s/) name images by.
+_HOST = (
+    r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*)"
+)
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_IMAGE_REFERENCE = re.compile(
+    rf"^(?P<repository>(?:{_HOST}(?::[0-9]+)?/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)"
+    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
+    r"(?:@(?P<digest>[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9A-Za-z=_-]+))?$"
+)
+_SHA256_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+_MAX_REPOSITORY = 255
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """A checked container image reference.
+
+    Attributes:
+        repository: Registry and path, e.g. ``ghcr.io/kfp-mlops/kfp-mlops-serving``.
+        tag: The tag, or ``None`` (no tag, or only a digest).
+        digest: ``sha256:<64 hex>``, or ``None`` when the image is named by tag.
+    """
+
+    repository: str
+    tag: str | None = None
+    digest: str | None = None
+
+    @property
+    def pinned(self) -> bool:
+        """Whether the reference names one image by its content (a digest)."""
+        return self.digest is not None
+
+    def canonical(self) -> str:
+        """The reference to run: ``repository@digest`` when pinned, else ``repository:tag``.
+
+        A tag next to a digest is dropped: the runtime ignores it, and keeping it would
+        suggest the tag matters.
+        """
+        if self.digest:
+            return f"{self.repository}@{self.digest}"
+        return f"{self.repository}:{self.tag or 'latest'}"
+
+    def tag_warning(self, name: str = "image") -> str | None:
+        """A warning when the image is named by a tag (which can be moved), else ``None``.
+
+        Args:
+            name: What the caller calls the image (``--image``, ``serving_image``).
+        """
+        if self.pinned:
+            return None
+        return (
+            f"{name} {self.canonical()} is named by tag, not by digest: the tag can later point "
+            "at another image, and signatures are checked per digest; "
+            f"pass {self.repository}@sha256:<digest> (printed by the release-images workflow)"
+        )
+
+
+def check_image_reference(ref: str, name: str = "image") -> ImageRef:
+    """Parses a container image reference: ``repo[:tag]`` or ``repo[:tag]@sha256:<64 hex>``.
+
+    Args:
+        ref: The reference, e.g. ``ghcr.io/kfp-mlops/kfp-mlops-serving@sha256:...``.
+        name: What the caller calls it, for the message.
+
+    Returns:
+        The parsed reference; :meth:`ImageRef.tag_warning` says when it is only a tag.
+
+    Raises:
+        UsageError: empty, not a reference (uppercase path, spaces, bad tag), a digest
+            other than ``sha256:`` with 64 lowercase hex digits, or a repository longer
+            than 255 characters.
+    """
+    text = ref if isinstance(ref, str) else ""
+    match = _IMAGE_REFERENCE.match(text)
+    if not text or match is None:
+        raise UsageError(
+            f"{name} must be an image reference like registry/path:tag or "
+            f"registry/path@sha256:<64 hex>, got {ref!r}"
+        )
+    repository, tag, digest = match.group("repository", "tag", "digest")
+    first, _, rest = repository.partition("/")
+    # A first component is a registry host only when it looks like one (docker's rule);
+    # otherwise it is a path component, and those are lowercase.
+    if rest and not ("." in first or ":" in first or first == "localhost"):
+        if not re.fullmatch(_PATH_COMPONENT, first):
+            raise UsageError(f"{name} {ref!r}: repository names are lowercase")
+    if len(repository) > _MAX_REPOSITORY:
+        raise UsageError(
+            f"{name} {ref!r}: the repository is longer than {_MAX_REPOSITORY} characters"
+        )
+    if digest is not None and not _SHA256_DIGEST.match(digest):
+        raise UsageError(
+            f"{name} {ref!r}: the digest must be sha256: followed by 64 lowercase hex digits"
+        )
+    return ImageRef(repository=repository, tag=tag, digest=digest)

@@ -290,8 +290,8 @@ MAX_BATCH_WAIT_MS_VAR = _var(
     "MLOPS_MAX_BATCH_WAIT_MS",
     parse_positive_float,
     2.0,
-    "model server: longest a request waits for requests still being read to join its batch "
-    "(milliseconds; an idle server never waits)",
+    "model server: longest a request waits for requests already received (being parsed) to "
+    "join its batch (milliseconds; an idle server never waits)",
 )
 ACCESS_LOG_VAR = _var("MLOPS_ACCESS_LOG", parse_bool, False, "model server: log every request")
 LOG_LEVEL_VAR = _var("MLOPS_LOG_LEVEL", parse_text, "INFO", "model server log level")

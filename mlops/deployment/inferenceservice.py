@@ -26,6 +26,12 @@ Canary releases take one of two forms, depending on the deployment mode:
 
 A full (non-canary) release in Raw mode keeps the live predictor's ``name`` so
 the existing Deployment is rolled in place rather than replaced by a new one.
+
+The predictor image is checked as an image reference. Given a digest
+(``repo@sha256:...``) the container names the image by that digest alone, so
+what runs is exactly what was signed (the admission policies in ``deploy/k8s/``
+verify signatures per digest); given a tag it is used as is, and
+:func:`image_warning` says why that is weaker.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ import re
 from typing import Any, Literal
 
 from mlops.core.errors import UsageError
-from mlops.core.rules import check_canary_percent
+from mlops.core.rules import check_canary_percent, check_image_reference
 from mlops.core.settings import BUCKET_VAR, SECURE_VAR, STORE_ENV_VARS
 from mlops.runtime import (
     PUBLIC_KEY_FILE,
@@ -58,6 +64,8 @@ __all__ = [
     "is_raw_mode",
     "manifest_from_live",
     "has_canary",
+    "image_warning",
+    "serving_image_reference",
 ]
 
 API_VERSION = "serving.kserve.io/v1beta1"
@@ -134,6 +142,33 @@ def variant_name(isvc_name: str, version: str) -> str:
     if digits < 4:
         raise UsageError(f"InferenceService name {isvc_name!r} is too long for a canary variant")
     return "v" + hashlib.sha256(version.encode()).hexdigest()[:digits]
+
+
+def serving_image_reference(image: str) -> str:
+    """The image reference the predictor container runs: by digest when one is given.
+
+    Args:
+        image: ``repo[:tag]`` or ``repo[:tag]@sha256:<64 hex>``.
+
+    Returns:
+        ``repo@sha256:<hex>`` for a digest reference (a tag beside it is dropped), else
+        ``repo:tag`` (``:latest`` when no tag is given, as the runtime would read it).
+
+    Raises:
+        UsageError: not an image reference, or a digest that is not sha256 with 64 hex digits.
+    """
+    return check_image_reference(image, name="serving image").canonical()
+
+
+def image_warning(image: str) -> str | None:
+    """Why a predictor image named by tag is weaker than one named by digest, or ``None``.
+
+    The deploy step records it in its summary (``image_warning``).
+
+    Raises:
+        UsageError: not an image reference.
+    """
+    return check_image_reference(image, name="serving image").tag_warning("serving image")
 
 
 def _resources(overrides: dict | None) -> dict:
@@ -248,7 +283,8 @@ def build_inferenceservice(
         version: Published version, recorded in labels.
         storage_uri: ``s3://<bucket>/models/<name>/<version>``.
         namespace: Target namespace.
-        image: Predictor image (runs ``python -m serving``).
+        image: Predictor image (runs ``python -m serving``); a digest reference
+            (``repo@sha256:...``) is named by its digest alone.
         service_account: Service account of the predictor pods.
         deployment_mode: ``Serverless`` (Knative) or ``RawDeployment``/``Standard``.
         canary_percent: 1-99 makes the release a canary next to the live stable
@@ -263,7 +299,7 @@ def build_inferenceservice(
         The manifest as a plain dict.
 
     Raises:
-        UsageError: an invalid name, version, mode or percent.
+        UsageError: an invalid name, version, mode, percent or image reference.
     """
     percent = _checked_inputs(
         model_name, version, storage_uri, namespace, deployment_mode, canary_percent
@@ -272,7 +308,7 @@ def build_inferenceservice(
         model_name,
         version,
         storage_uri,
-        image=image,
+        image=serving_image_reference(image),
         service_account=service_account,
         resources=resources,
         public_key_secret=public_key_secret,

@@ -190,6 +190,7 @@ def test_git_makes_one_commit_of_every_file(tmp_path, monkeypatch):
     assert git("status", "--porcelain") == ""
     assert set(git("ls-files").split()) == EXPECTED_FILES
     assert len(git("rev-list", "--all").split()) == 1
+    assert git("branch", "--show-current").strip() == "main"  # the branch the workflow releases
 
 
 def test_the_template_is_no_builtin_recipe():
@@ -197,3 +198,22 @@ def test_the_template_is_no_builtin_recipe():
 
     with pytest.raises(UsageError):
         builtin_dir("scaffold")
+
+
+def test_git_without_an_identity_is_refused_before_anything_is_written(
+    tmp_path, monkeypatch, capsys
+):
+    for name in ("AUTHOR", "COMMITTER"):
+        monkeypatch.delenv(f"GIT_{name}_NAME", raising=False)
+        monkeypatch.delenv(f"GIT_{name}_EMAIL", raising=False)
+    monkeypatch.delenv("EMAIL", raising=False)
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    # No guessing user@host either: git must be told who commits.
+    monkeypatch.setenv("GIT_CONFIG_COUNT", "1")
+    monkeypatch.setenv("GIT_CONFIG_KEY_0", "user.useConfigOnly")
+    monkeypatch.setenv("GIT_CONFIG_VALUE_0", "true")
+    dest = tmp_path / "anonymous"
+    assert main(["init", str(dest), "--git"]) == 2
+    assert "user.email" in capsys.readouterr().err
+    assert not dest.exists()

@@ -4,7 +4,9 @@ A component with several outputs returns a plain tuple; :func:`run` names its
 items the way KFP's executor does, position by position in the order of the
 ``NamedTuple`` return annotation. Artifacts are ``kfp.dsl`` objects whose ``uri`` is a tmp path (kfp maps a
 local ``uri`` to the same ``.path``); the store is the real SeaweedFS server
-(``store_env``); signing uses a key pair generated for the test.
+(``store_env``); signing uses a key pair generated for the test. The model
+repository is the built-in ``logistic_regression`` recipe, fetched by the real
+``fetch_repository`` component; its entry point runs in the real child process.
 """
 
 from __future__ import annotations
@@ -17,15 +19,19 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from kfp.dsl import ClassificationMetrics, Dataset, Markdown, Metrics, Model
+from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Markdown, Metrics, Model
 
 from components.audit_dependencies import audit_dependencies
 from components.check_code_quality import check_code_quality
 from components.decide_release import decide_release
+from components.decide_static import decide_static
+from components.fetch_repository import fetch_repository
 from components.load_split import load_split
 from components.publish_model import publish_model
 from components.record_rejection import record_rejection
+from components.record_static_rejection import record_static_rejection
 from components.scan_model import scan_model
+from components.scan_repository import scan_repository
 from components.sign_model import sign_model
 from components.train_model import train_model
 from components.validate_holdout import validate_holdout
@@ -33,7 +39,8 @@ from mlops.core.data import fingerprint, read_table
 from mlops.core.errors import DataError, UsageError, VerificationError
 from mlops.model.candidate import train_candidate
 from mlops.model.registry import COMPLETE_MARKER, list_versions
-from mlops.release.decision import GATE_ORDER, GateResult
+from mlops.repository.source import fetch_repository as fetch_builtin
+from mlops.release.decision import CANDIDATE_GATES, GATE_ORDER, STATIC_GATES, GateResult
 from tests.conftest import shared_path
 from tests.training_helpers import (
     MODEL_NAME,
@@ -82,20 +89,29 @@ def split(work, data):
 
 
 @pytest.fixture(scope="module")
-def trained(work, split):
+def repository(work):
+    """The built-in logistic_regression recipe as the fetch step leaves it (no name or target in it)."""
+    repo = artifact(Artifact, work / "fetch" / "repository")
+    outputs = run(fetch_repository, repository=repo, target_column=TARGET, model_name=MODEL_NAME)
+    return {"artifact": repo, "outputs": outputs}
+
+
+@pytest.fixture(scope="module")
+def trained(work, split, repository):
     model = artifact(Model, work / "train" / "model")
     metrics = artifact(Metrics, work / "train" / "metrics")
     accuracy = train_model.python_func(
         train_data=split["train"],
         test_data=split["test"],
+        repository=repository["artifact"],
         target_column=TARGET,
         model_name=MODEL_NAME,
         model=model,
         metrics=metrics,
-        estimator="logistic_regression",
         drop_columns="",
         data_fingerprint=split["outputs"].data_fingerprint,
         seed=42,
+        source=repository["outputs"].source,
     )
     return {"model": model, "metrics": metrics, "accuracy": accuracy}
 
@@ -117,6 +133,44 @@ def holdout_gate(work, split, trained, data, min_accuracy: float, name: str):
 
 def gate_json(name: str, passed: bool = True) -> str:
     return GateResult(name, passed, f"{name} {'ok' if passed else 'failed'}").to_json()
+
+
+def static_json(failed: tuple[str, ...] = ()) -> str:
+    """The decision JSON of ``decide_static`` with the ``failed`` static gates failing."""
+    return run(
+        decide_static,
+        quality_gate=gate_json("code_quality", "code_quality" not in failed),
+        audit_gate=gate_json("dependency_audit", "dependency_audit" not in failed),
+        scan_gate=gate_json("repository_scan", "repository_scan" not in failed),
+    ).gates
+
+
+# -- fetch_repository ---------------------------------------------------------------------------
+def test_fetch_repository_settles_parameters_and_records_the_source(repository):
+    outputs = repository["outputs"]
+    repo = repository["artifact"]
+    assert (Path(repo.path) / "mlops.yaml").is_file() and (Path(repo.path) / "train.py").is_file()
+    assert outputs.target_column == TARGET and outputs.model_name == MODEL_NAME
+    assert outputs.min_accuracy == 0.8  # neither given nor in the recipe's mlops.yaml
+    assert outputs.drop_columns == "" and outputs.categorical_columns == ""
+    source = json.loads(outputs.source)
+    assert source["kind"] == "builtin" and source["uri"] == "builtin:logistic_regression"
+    assert source["tree_digest"].startswith("sha256:")
+    assert source["parameters"]["target_column"] == {"value": TARGET, "source": "parameter"}
+    assert source["parameters"]["min_accuracy"] == {"value": 0.8, "source": "default"}
+    assert repo.metadata == {
+        "uri": "builtin:logistic_regression",
+        "commit": "",
+        "tree_digest": source["tree_digest"],
+    }
+
+
+def test_fetch_repository_rejects_an_unknown_estimator_and_a_missing_target(work):
+    repo = artifact(Artifact, work / "fetch-bad" / "repository")
+    with pytest.raises(UsageError, match="no builtin recipe 'svm'.*random_forest"):
+        run(fetch_repository, repository=repo, estimator="svm", model_name=MODEL_NAME)
+    with pytest.raises(UsageError, match="target column not set"):
+        run(fetch_repository, repository=repo, model_name=MODEL_NAME)
 
 
 # -- load_split ---------------------------------------------------------------------------------
@@ -183,7 +237,7 @@ def test_load_split_refuses_a_stray_word_and_a_huge_cell(work, data):
         run(load_split, data_uri=str(huge_csv), **outputs)
 
 
-def test_declared_categorical_column_is_split_trained_and_recorded(work, data):
+def test_declared_categorical_column_is_split_trained_and_recorded(work, data, repository):
     frame = read_table(str(data["training"]))
     grades = [str(i % 3 + 1) for i in range(len(frame))]
     grades[5] = "x"
@@ -201,6 +255,7 @@ def test_declared_categorical_column_is_split_trained_and_recorded(work, data):
     train_model.python_func(
         train_data=train_data,
         test_data=test_data,
+        repository=repository["artifact"],
         target_column=TARGET,
         model_name=MODEL_NAME,
         model=model,
@@ -215,12 +270,24 @@ def test_declared_categorical_column_is_split_trained_and_recorded(work, data):
 
 
 # -- train_model --------------------------------------------------------------------------------
-def test_train_model_writes_the_model_directory(trained, split):
+def test_train_model_writes_the_model_directory(trained, split, repository):
     model_dir = trained["model"].path
     names = {p.name for p in Path(model_dir).iterdir()}
     assert names == {"model.skops", "metadata.json", "reference.parquet", "requirements.txt"}
     metadata = json.loads(open(f"{model_dir}/metadata.json").read())
-    assert metadata["model_name"] == MODEL_NAME and metadata["estimator"] == "logistic_regression"
+    assert metadata["model_name"] == MODEL_NAME
+    # What was fitted is what the recipe's entry point built.
+    assert metadata["estimator"] == "Pipeline[LogisticRegression]"
+    assert trained["model"].metadata["estimator"] == metadata["estimator"]
+    assert metadata["recipe"] == {
+        "entry_point": "train:build_model",
+        "params": {"seed": 42},
+        "checked_in_model": None,
+    }
+    # The repository record of the fetch step, kept for retraining.
+    assert metadata["repository"] == json.loads(repository["outputs"].source)
+    assert metadata["repository"]["uri"] == "builtin:logistic_regression"
+    assert trained["model"].metadata["source"] == "trained by the entry point"
     assert metadata["version"] == trained["model"].metadata["version"]
     assert metadata["data_fingerprints"]["data"] == split["outputs"].data_fingerprint
     assert metadata["data_fingerprints"]["train"] == fingerprint(
@@ -241,7 +308,9 @@ def test_train_model_writes_the_model_directory(trained, split):
     )
 
 
-def test_train_model_rejects_bad_name_and_estimator(work, split):
+def test_train_model_rejects_a_bad_name_and_a_repository_without_mlops_yaml(
+    work, split, repository
+):
     model = artifact(Model, work / "train-bad" / "model")
     metrics = artifact(Metrics, work / "train-bad" / "metrics")
     common = dict(
@@ -252,25 +321,37 @@ def test_train_model_rejects_bad_name_and_estimator(work, split):
         metrics=metrics,
     )
     with pytest.raises(UsageError, match="model_name 'Bad_Name' is invalid"):
-        train_model.python_func(model_name="Bad_Name", **common)
-    with pytest.raises(UsageError, match="estimator 'svm' is unknown"):
-        train_model.python_func(model_name=MODEL_NAME, estimator="svm", **common)
-
-
-def test_train_candidate_checks_name_and_estimator_before_reading_data(tmp_path):
-    missing = tmp_path / "no-such-split.parquet"
-    with pytest.raises(UsageError, match="model_name 'Bad_Name' is invalid"):
-        train_candidate(
-            missing, missing, tmp_path / "model", target_column=TARGET, model_name="Bad_Name"
+        train_model.python_func(
+            model_name="Bad_Name", repository=repository["artifact"], **common
         )
-    with pytest.raises(UsageError, match="estimator 'svm' is unknown"):
+    bare = work / "bare-repository"
+    bare.mkdir()
+    (bare / "train.py").write_text("def build_model(params):\n    raise AssertionError\n")
+    with pytest.raises(UsageError, match="no mlops.yaml in"):
+        train_model.python_func(
+            model_name=MODEL_NAME, repository=artifact(Artifact, bare), **common
+        )
+
+
+def test_train_candidate_checks_name_and_mlops_yaml_before_reading_data(tmp_path):
+    missing = tmp_path / "no-such-split.parquet"
+    builtin = tmp_path / "repository"
+    fetch_builtin("builtin:logistic_regression", builtin)
+    with pytest.raises(UsageError, match="model_name 'Bad_Name' is invalid"):
         train_candidate(
             missing,
             missing,
             tmp_path / "model",
+            builtin,
             target_column=TARGET,
-            model_name=MODEL_NAME,
-            estimator="svm",
+            model_name="Bad_Name",
+        )
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "mlops.yaml").write_text("entry_point: train:build_model\nestimator: svm\n")
+    with pytest.raises(UsageError, match="unknown key.*estimator"):
+        train_candidate(
+            missing, missing, tmp_path / "model", broken, target_column=TARGET, model_name=MODEL_NAME
         )
     assert not (tmp_path / "model").exists()
 
@@ -296,28 +377,45 @@ def test_validate_holdout_fails_below_threshold(work, split, trained, data):
 
 
 # -- scan, sign, audit, quality, decide, publish -------------------------------------------------
-def test_release_chain_publishes_a_signed_model(work, split, trained, data, store_env, monkeypatch):
+def test_release_chain_publishes_a_signed_model(
+    work, split, trained, data, repository, store_env, monkeypatch
+):
     advisory_db = shared_path("advisory-db")
     use_signing_keys(monkeypatch, work / "keys")
-    holdout, _, _ = holdout_gate(work, split, trained, data, 0.8, "chain-holdout")
+    repo = repository["artifact"]
 
-    scan_report = artifact(Markdown, work / "chain" / "scan.md")
-    scan = run(scan_model, model=trained["model"], report=scan_report)
-    assert scan.passed is True and "PASSED" in open(scan_report.path).read()
+    # The static gates, on the fetched repository.
+    quality_report = artifact(Markdown, work / "chain" / "quality.md")
+    quality = run(check_code_quality, repository=repo, report=quality_report, fail_on="medium")
+    assert quality.passed is True, GateResult.from_json(quality.gate).detail
+    assert GateResult.from_json(quality.gate).name == "code_quality"
 
     audit_report = artifact(Markdown, work / "chain" / "audit.md")
     audit = run(
         audit_dependencies,
-        model=trained["model"],
+        repository=repo,
         report=audit_report,
         advisory_db_uri=str(advisory_db),
     )
     assert audit.passed is True, GateResult.from_json(audit.gate).detail
-    assert "Dependency audit: PASSED (clean)" in open(audit_report.path).read()
+    assert "Dependency audit: PASSED" in open(audit_report.path).read()
 
-    quality_report = artifact(Markdown, work / "chain" / "quality.md")
-    quality = run(check_code_quality, report=quality_report, paths="components", fail_on="medium")
-    assert quality.passed is True, GateResult.from_json(quality.gate).detail
+    repo_scan_report = artifact(Markdown, work / "chain" / "repo-scan.md")
+    repo_scan = run(scan_repository, repository=repo, report=repo_scan_report)
+    assert repo_scan.passed is True
+    assert GateResult.from_json(repo_scan.gate).detail == "safe: no checked-in model"
+
+    static = run(
+        decide_static, quality_gate=quality.gate, audit_gate=audit.gate, scan_gate=repo_scan.gate
+    )
+    assert static.passed is True, static.gates
+    assert list(json.loads(static.gates)["gates"]) == list(STATIC_GATES)
+
+    # The candidate gates, on the trained model.
+    holdout, _, _ = holdout_gate(work, split, trained, data, 0.8, "chain-holdout")
+    scan_report = artifact(Markdown, work / "chain" / "scan.md")
+    scan = run(scan_model, model=trained["model"], report=scan_report)
+    assert scan.passed is True and "PASSED" in open(scan_report.path).read()
 
     signed = artifact(Model, work / "chain" / "signed_model")
     signed.metadata.update(trained["model"].metadata)
@@ -328,15 +426,16 @@ def test_release_chain_publishes_a_signed_model(work, split, trained, data, stor
 
     decision = run(
         decide_release,
-        holdout_gate=holdout.gate,
-        audit_gate=audit.gate,
+        static_gates=static.gates,
         scan_gate=scan.gate,
-        quality_gate=quality.gate,
+        holdout_gate=holdout.gate,
         signature_gate=sign.gate,
     )
     assert decision.passed is True, decision.gates
     gates = json.loads(decision.gates)
-    assert set(gates["gates"]) == set(GATE_ORDER) and gates["reason"] == "all gates passed"
+    assert list(gates["gates"]) == list(GATE_ORDER) and gates["reason"] == "all gates passed"
+    # Every gate's metrics, the static ones included, end up in the release decision.
+    assert gates["metrics"]["holdout_accuracy"] == holdout.accuracy
 
     summary = artifact(Markdown, work / "chain" / "summary.md")
     published = run(publish_model, signed_model=signed, gates=decision.gates, summary=summary)
@@ -349,6 +448,7 @@ def test_release_chain_publishes_a_signed_model(work, split, trained, data, stor
     assert published.model_uri == f"s3://{store_env.bucket}/models/{MODEL_NAME}/{version}"
     assert outcome["metrics"]["holdout_accuracy"] == holdout.accuracy
     assert outcome["metrics"]["test_accuracy"] == trained["accuracy"]
+    assert outcome["repository"] == json.loads(repository["outputs"].source)
     assert f"### Released {MODEL_NAME} {version}" in open(summary.path).read()
     prefix = f"models/{MODEL_NAME}/{version}/"
     assert {key[len(prefix) :] for key in keys_under(store_env, prefix)} == PUBLISHED_FILES
@@ -410,11 +510,11 @@ def test_scan_model_flags_a_pickle(work, trained):
     assert "FAILED" in open(report.path).read()
 
 
-def test_audit_without_a_database_fails_closed(work, trained):
+def test_audit_without_a_database_fails_closed(work, repository):
     report = artifact(Markdown, work / "audit-none.md")
     outputs = run(
         audit_dependencies,
-        model=trained["model"],
+        repository=repository["artifact"],
         report=report,
         advisory_db_uri="",
         allow_unknown_audit=False,
@@ -423,7 +523,7 @@ def test_audit_without_a_database_fails_closed(work, trained):
     assert GateResult.from_json(outputs.gate).detail.startswith("unknown")
     missing = run(
         audit_dependencies,
-        model=trained["model"],
+        repository=repository["artifact"],
         report=report,
         advisory_db_uri=str(work / "no-db"),
     )
@@ -433,28 +533,81 @@ def test_audit_without_a_database_fails_closed(work, trained):
     )
 
 
+def test_scan_repository_refuses_a_checked_in_pickle(work):
+    repo = work / "pickle-repository"
+    repo.mkdir()
+    (repo / "mlops.yaml").write_text("entry_point: train:build_model\nmodel: model.pkl\n")
+    # A protocol-0 pickle whose loading would call os.system (written as bytes, never loaded).
+    (repo / "model.pkl").write_bytes(b"cos\nsystem\n(S'echo pwned'\ntR.")
+    report = artifact(Markdown, work / "pickle-scan.md")
+    outputs = run(scan_repository, repository=artifact(Artifact, repo), report=report)
+    gate = GateResult.from_json(outputs.gate)
+    assert outputs.passed is False and gate.name == "repository_scan"
+    assert "only .skops models are accepted, not model.pkl" in gate.detail
+
+
+def test_decide_static_fails_when_any_static_gate_fails_or_is_missing():
+    decision = json.loads(static_json(failed=("dependency_audit",)))
+    assert decision["reason"] == "dependency_audit: dependency_audit failed"
+    assert list(decision["gates"]) == list(STATIC_GATES)
+    partial = run(
+        decide_static,
+        quality_gate=gate_json("code_quality"),
+        audit_gate=gate_json("dependency_audit"),
+        scan_gate=gate_json("code_quality"),  # the scan's slot holds another gate
+    )
+    assert partial.passed is False
+    assert "repository_scan: gate did not run" in json.loads(partial.gates)["reason"]
+
+
 def test_decide_release_names_failed_gates():
     decision = run(
         decide_release,
-        holdout_gate=gate_json("holdout_accuracy", False),
-        audit_gate=gate_json("dependency_audit"),
+        static_gates=static_json(),
         scan_gate=gate_json("model_scan"),
-        quality_gate=gate_json("code_quality"),
+        holdout_gate=gate_json("holdout_accuracy", False),
         signature_gate=gate_json("signature", False),
     )
     assert decision.passed is False
     reason = json.loads(decision.gates)["reason"]
     assert "holdout_accuracy: holdout_accuracy failed" in reason and "signature:" in reason
     assert "model_scan" not in reason
+    assert list(json.loads(decision.gates)["gates"]) == list(GATE_ORDER)
+
+
+def test_decide_release_keeps_a_failed_static_gate_and_needs_every_candidate_gate():
+    # decide_release runs only after the static gates passed; should a failed static
+    # decision reach it anyway, it fails closed and names that gate.
+    failed_static = run(
+        decide_release,
+        static_gates=static_json(failed=("code_quality",)),
+        scan_gate=gate_json("model_scan"),
+        holdout_gate=gate_json("holdout_accuracy"),
+        signature_gate=gate_json("signature"),
+    )
+    assert failed_static.passed is False
+    assert json.loads(failed_static.gates)["reason"] == "code_quality: code_quality failed"
+    no_static = run(
+        decide_release,
+        static_gates=json.dumps({"gates": {}, "metrics": {}, "reason": ""}),
+        scan_gate=gate_json("model_scan"),
+        holdout_gate=gate_json("holdout_accuracy"),
+        signature_gate=gate_json("signature"),
+    )
+    assert no_static.passed is False
+    reason = json.loads(no_static.gates)["reason"]
+    for name in STATIC_GATES:
+        assert f"{name}: gate did not run" in reason
+    for name in CANDIDATE_GATES:
+        assert name not in reason
 
 
 def test_record_rejection_publishes_nothing(work, trained, store_env):
     gates = run(
         decide_release,
-        holdout_gate=gate_json("holdout_accuracy", False),
-        audit_gate=gate_json("dependency_audit"),
+        static_gates=static_json(),
         scan_gate=gate_json("model_scan"),
-        quality_gate=gate_json("code_quality"),
+        holdout_gate=gate_json("holdout_accuracy", False),
         signature_gate=gate_json("signature"),
     ).gates
     summary = artifact(Markdown, work / "reject" / "summary.md")
@@ -465,6 +618,7 @@ def test_record_rejection_publishes_nothing(work, trained, store_env):
     assert outcome["status"] == "rejected" and outcome["model_version"] is None
     assert outcome["candidate_version"] == version and outcome["model_uri"] is None
     assert outcome["reason"] == "holdout_accuracy: holdout_accuracy failed"
+    assert outcome["repository"]["uri"] == "builtin:logistic_regression"
     key = f"rejections/{MODEL_NAME}/{version}.json"
     assert outcome["record_uri"] == store_env.uri(key)
     record = store_env.get_json(key)
@@ -472,3 +626,28 @@ def test_record_rejection_publishes_nothing(work, trained, store_env):
     assert keys_under(store_env, "models/") == []
     assert f"### Rejected {MODEL_NAME} candidate {version}" in open(summary.path).read()
     assert COMPLETE_MARKER not in "".join(keys_under(store_env, ""))
+
+
+def test_record_static_rejection_keeps_the_source_and_publishes_nothing(
+    work, repository, store_env
+):
+    gates = static_json(failed=("code_quality",))
+    summary = artifact(Markdown, work / "static-reject" / "summary.md")
+    outcome = json.loads(
+        record_static_rejection.python_func(
+            model_name=MODEL_NAME,
+            gates=gates,
+            source=repository["outputs"].source,
+            summary=summary,
+            trigger=json.dumps({"drift_detected": True}),
+        )
+    )
+    assert outcome["status"] == "rejected" and outcome["model_version"] is None
+    assert outcome["reason"] == "code_quality: code_quality failed"
+    assert outcome["repository"] == json.loads(repository["outputs"].source)
+    assert outcome["trigger"] == {"drift_detected": True}
+    key = f"rejections/{MODEL_NAME}/{outcome['candidate_version']}.json"
+    assert outcome["record_uri"] == store_env.uri(key)
+    assert store_env.get_json(key)["reason"] == outcome["reason"]
+    assert keys_under(store_env, "models/") == []
+    assert "code_quality" in open(summary.path).read()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -25,6 +24,7 @@ import pytest
 import yaml
 
 from tests.conftest import shared_path
+from tests.yaml_helpers import load_workflow
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO_ROOT / "examples" / "model-repo"
@@ -32,21 +32,8 @@ WORKFLOW = EXAMPLE / ".github" / "workflows" / "mlops.yaml"
 RELEASE_STEP = "Train, gate and release"
 
 
-class WorkflowLoader(yaml.SafeLoader):
-    """YAML 1.2 booleans only: ``on``, ``off``, ``yes`` and ``no`` stay strings, as GitHub reads them."""
-
-
-WorkflowLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-WorkflowLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
-
-
 def workflow() -> dict[str, Any]:
-    return yaml.load(WORKFLOW.read_text(), Loader=WorkflowLoader)  # a SafeLoader subclass
+    return load_workflow(WORKFLOW)
 
 
 def example_module() -> ModuleType:

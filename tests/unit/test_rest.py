@@ -218,3 +218,33 @@ def test_settings_keep_the_admin_token_out_of_repr():
     read = ServingSettings.from_env(env)
     assert (read.admin_enabled, read.header_timeout_seconds) == (True, 3.0)
     assert not ServingSettings.from_env({"MLOPS_ADMIN_TOKEN": TOKEN}).admin_enabled
+
+
+def test_metrics_are_encoded_off_the_event_loop():
+    from prometheus_client import REGISTRY
+
+    seen: list[bool] = []
+
+    class Probe:
+        """A collector noting whether it runs where an event loop runs."""
+
+        def collect(self):
+            try:
+                asyncio.get_running_loop()
+                seen.append(True)
+            except RuntimeError:
+                seen.append(False)
+            return []
+
+    client, _ = _client()
+    probe = Probe()
+    REGISTRY.register(probe)  # type: ignore[arg-type]
+    seen.clear()  # registering collects once, in this (loop-less) thread
+    try:
+        answer = client.get("/metrics")
+    finally:
+        REGISTRY.unregister(probe)  # type: ignore[arg-type]
+    assert answer.status_code == 200
+    assert "mlops_request_timeouts_total" in answer.text
+    assert answer.headers["content-type"].startswith("text/plain")
+    assert seen == [False]  # collected on a worker thread, not on the loop
