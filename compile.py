@@ -1,25 +1,25 @@
 """Compiles every pipeline to YAML for a Kubeflow Pipelines cluster.
 
     python compile.py [--out compiled] [--image REGISTRY/kfp-mlops@sha256:DIGEST]
+                      [--serving-image REGISTRY/kfp-mlops-serving@sha256:DIGEST]
 
 The YAML names the image every task runs in: by default the project image of
 ``mlops/runtime.py``; ``--image`` swaps in the one you built from the
 Dockerfile and pushed. Name it by digest (``repo@sha256:...``, printed by the
 release-images workflow): a tag can later point at another image, so compiling
-with one prints a warning. Nothing from the environment is baked in: credentials
-reach tasks from Kubernetes Secrets (see ``pipelines/_cluster.py``), and the
-output is byte-for-byte deterministic for the same sources and kfp version.
+with one prints a warning. ``--serving-image`` sets the default predictor image of
+the deployments (the ``serving_image`` parameter). Nothing from the environment is
+baked in: credentials reach tasks from Kubernetes Secrets (see
+``pipelines/_cluster.py``), and the output is byte-for-byte deterministic for the
+same sources and kfp version.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-import yaml
 
 if TYPE_CHECKING:
     from kfp.dsl.base_component import BaseComponent
@@ -37,39 +37,39 @@ def set_image(document: dict, image: str) -> int:
     Returns:
         How many executors were changed.
     """
-    executors = document.get("deploymentSpec", {}).get("executors", {})
-    for executor in executors.values():
-        executor["container"]["image"] = image
-    return len(executors)
+    from mlops.api.compiling import set_image as set_executor_image
+
+    return set_executor_image(document, image)
 
 
-def compile_pipeline(pipeline: BaseComponent, out_file: Path, image: str | None = None) -> Path:
+def compile_pipeline(
+    pipeline: BaseComponent,
+    out_file: Path,
+    image: str | None = None,
+    serving_image: str | None = None,
+) -> Path:
     """Compiles one pipeline to deterministic YAML (sorted keys, fixed width).
+
+    The work is :func:`mlops.api.compiling.compile_pipeline`, which ``mlops run
+    --host`` and ``mlops schedule`` use too, so they submit what this writes.
 
     Args:
         pipeline: A ``@dsl.pipeline`` function.
         out_file: The YAML file to write; its folder is created if missing.
         image: Image for every executor; ``None`` keeps the one of ``mlops/runtime.py``.
+        serving_image: Default of the ``serving_image`` parameter (the predictor image
+            of deployments); ``None`` keeps ``''``, the project's serving image.
 
     Returns:
         ``out_file``.
     """
-    from kfp import compiler
+    from mlops.api.compiling import compile_pipeline as compile_with_images
 
-    with tempfile.TemporaryDirectory() as work:
-        raw = Path(work) / out_file.name
-        compiler.Compiler().compile(pipeline, str(raw))
-        documents = list(yaml.safe_load_all(raw.read_text()))
-    if image:
-        for document in documents:
-            set_image(document, image)
-    out_file.parent.mkdir(parents=True, exist_ok=True)
-    out_file.write_text(yaml.safe_dump_all(documents, sort_keys=True, width=100))
-    return out_file
+    return compile_with_images(pipeline, out_file, image, serving_image)
 
 
 def image_argument(value: str) -> str:
-    """``--image``: a checked image reference; a digest reference is kept by its digest alone.
+    """An image option: a checked reference; a digest reference is kept by its digest alone.
 
     Raises:
         argparse.ArgumentTypeError: not an image reference (argparse exits 2 naming it).
@@ -78,7 +78,8 @@ def image_argument(value: str) -> str:
     from mlops.core.rules import check_image_reference
 
     try:
-        return check_image_reference(value, name="--image").canonical()
+        # argparse prefixes the option's name ("argument --serving-image: ...").
+        return check_image_reference(value, name="the image").canonical()
     except UsageError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         The exit code, 0.
     """
-    from mlops.runtime import RUNTIME_IMAGE
+    from mlops.runtime import RUNTIME_IMAGE, SERVING_IMAGE
     from pipelines import PIPELINES
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -105,6 +106,11 @@ def main(argv: list[str] | None = None) -> int:
         help=f"image for every task, best by digest: repo@sha256:... (default {RUNTIME_IMAGE})",
     )
     parser.add_argument(
+        "--serving-image",
+        type=image_argument,
+        help=f"default predictor image of deployments (default {SERVING_IMAGE})",
+    )
+    parser.add_argument(
         "--pipeline",
         action="append",
         choices=sorted(PIPELINES),
@@ -113,12 +119,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from mlops.core.rules import check_image_reference
 
-    what = "--image" if args.image else "the default image"
-    warning = check_image_reference(args.image or RUNTIME_IMAGE).tag_warning(what)
-    if warning:
-        print(f"warning: {warning}", file=sys.stderr)
+    chosen = [("--image" if args.image else "the default image", args.image or RUNTIME_IMAGE)]
+    if args.serving_image:
+        chosen.append(("--serving-image", args.serving_image))
+    for what, image in chosen:
+        warning = check_image_reference(image).tag_warning(what)
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
     for name in args.pipeline or sorted(PIPELINES):
-        path = compile_pipeline(PIPELINES[name], args.out / f"{name}.yaml", args.image)
+        path = compile_pipeline(
+            PIPELINES[name], args.out / f"{name}.yaml", args.image, args.serving_image
+        )
         print(f"compiled {name} -> {path}")
     return 0
 

@@ -1,9 +1,7 @@
-"""KFP component: sign the model directory and verify the signature."""
-
-from typing import NamedTuple
+"""KFP component: write the release evidence into the released model and sign it."""
 
 from kfp import dsl
-from kfp.dsl import Input, Model, Output
+from kfp.dsl import Input, Markdown, Model, Output
 
 from mlops.runtime import COMPONENT_KWARGS
 
@@ -11,26 +9,51 @@ from mlops.runtime import COMPONENT_KWARGS
 @dsl.component(**COMPONENT_KWARGS)
 def sign_model(
     model: Input[Model],
+    gates: str,
     signed_model: Output[Model],
-) -> NamedTuple("SignOutputs", [("passed", bool), ("gate", str)]):  # type: ignore[valid-type]
-    """Signs the model directory (OpenSSF model signing) and verifies the result.
+    evidence: Output[Markdown],
+    holdout_fingerprint: str = "",
+    max_regression: float = 0.0,
+    run_id: str = "",
+    serving_image: str = "",
+) -> str:
+    """Writes ``release.json`` (every gate, metrics, thresholds, repository, data) and signs the folder.
 
-    The private key comes from ``MLOPS_SIGNING_KEY`` or, on a cluster, the
-    ``mlops-signing-key`` Secret mounted at ``/etc/mlops/signing``.
+    Runs only after the release decision passed, so no rejected candidate is ever
+    signed; the signature (OpenSSF model signing) covers the evidence with the
+    model files. The private key comes from ``MLOPS_SIGNING_KEY`` or, on a
+    cluster, the ``mlops-signing-key`` Secret mounted at ``/etc/mlops/signing``.
 
     Args:
-        model: Unsigned model directory.
-        signed_model: The same files plus ``model.sig``.
+        model: The released candidate's model directory.
+        gates: Decision JSON from ``decide_release`` (every gate passed).
+        signed_model: The same files plus ``release.json`` and ``model.sig``.
+        evidence: The release evidence as Markdown for the Kubeflow UI.
+        holdout_fingerprint: Fingerprint of the holdout the gates scored.
+        max_regression: The champion gate's allowance (recorded as a threshold).
+        run_id: The pipeline run (recorded).
+        serving_image: The predictor image the release is deployed with (recorded).
 
     Returns:
-        passed: Signature gate decision. gate: GateResult JSON.
+        The evidence JSON.
     """
+    import json
     import logging
 
-    from mlops.release.gates import signature_gate
+    from mlops.release.evidence import candidate_evidence, evidence_markdown, sign_release
 
     logging.basicConfig(level=logging.INFO)
-    gate = signature_gate(model.path, signed_model.path)
+    record = candidate_evidence(
+        model.path,
+        gates,
+        holdout_fingerprint=holdout_fingerprint,
+        max_regression=max_regression,
+        run_id=run_id,
+        serving_image=serving_image,
+    )
+    sign_release(model.path, signed_model.path, record)
     signed_model.metadata.update(model.metadata)
-    signed_model.metadata["signed"] = gate.passed
-    return gate.passed, gate.to_json()
+    signed_model.metadata["signed"] = True
+    with open(evidence.path, "w") as handle:
+        handle.write(evidence_markdown(record))
+    return json.dumps(record, sort_keys=True)

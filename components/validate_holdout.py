@@ -1,4 +1,4 @@
-"""KFP component: the holdout-accuracy gate on an independent holdout."""
+"""KFP component: the holdout-accuracy and champion/challenger gates on an independent holdout."""
 
 from typing import NamedTuple
 
@@ -15,13 +15,26 @@ def validate_holdout(
     holdout_uri: str,
     metrics: Output[Metrics],
     classification: Output[ClassificationMetrics],
+    champion: Output[Metrics],
     min_accuracy: float = 0.8,
-) -> NamedTuple("HoldoutOutputs", [("passed", bool), ("accuracy", float), ("gate", str)]):  # type: ignore[valid-type]
-    """Scores the model on an independent holdout set and decides the accuracy gate.
+    max_regression: float = 0.0,
+    champion_metric: str = "accuracy",
+) -> NamedTuple(  # type: ignore[valid-type]
+    "HoldoutOutputs",
+    [
+        ("passed", bool),
+        ("accuracy", float),
+        ("gate", str),
+        ("regression_gate", str),
+        ("holdout_fingerprint", str),
+    ],
+):
+    """Scores the candidate on an independent holdout, and the model in production on the same rows.
 
     The holdout is given separately from the training data and checked not to
     overlap it: a holdout that shares most rows with the training split would
-    vouch for nothing.
+    vouch for nothing. The deployed stable version of the same model (the
+    champion) is verified like a served model and scored on the same rows.
 
     Args:
         model: Model directory from training.
@@ -29,23 +42,36 @@ def validate_holdout(
         holdout_uri: Labelled holdout table (path, file:// or s3://).
         metrics: Holdout scores.
         classification: Confusion matrix and, for binary targets, the ROC curve.
-        min_accuracy: Gate threshold in [0, 1].
+        champion: Candidate and champion scores side by side, McNemar p-value.
+        min_accuracy: Holdout accuracy threshold in [0, 1].
+        max_regression: How far below the champion's score the candidate may be, in [0, 1].
+        champion_metric: What the champion is compared on: accuracy or f1_macro.
 
     Returns:
-        passed: Gate decision. accuracy: Holdout accuracy. gate: GateResult JSON.
+        passed: Holdout gate decision. accuracy: Holdout accuracy. gate: GateResult JSON.
+        regression_gate: GateResult JSON of no_regression. holdout_fingerprint: The holdout's.
     """
     import logging
 
     import pandas as pd
 
-    from mlops.release.holdout import validate_on_holdout
+    from mlops.release.holdout import validate_release
 
     logging.basicConfig(level=logging.INFO)
-    gate, evaluation = validate_on_holdout(
-        model.path, pd.read_parquet(train_data.path), holdout_uri, min_accuracy
+    result = validate_release(
+        model.path,
+        pd.read_parquet(train_data.path),
+        holdout_uri,
+        min_accuracy,
+        max_regression=max_regression,
+        champion_metric=champion_metric,
     )
-    for name, value in gate.metrics.items():
+    for name, value in result.holdout_gate.metrics.items():
         metrics.log_metric(name, value)
+    for name, value in result.regression_gate.metrics.items():
+        champion.log_metric(name, value)
+    champion.log_metric("no_regression_passed", float(result.regression_gate.passed))
+    evaluation = result.evaluation
     labels = [str(label) for label in evaluation.labels]
     classification.log_confusion_matrix(labels, evaluation.confusion_matrix)
     if evaluation.roc_curve:
@@ -54,4 +80,10 @@ def validate_holdout(
             evaluation.roc_curve["tpr"],
             evaluation.roc_curve["thresholds"],
         )
-    return gate.passed, evaluation.accuracy, gate.to_json()
+    return (
+        result.holdout_gate.passed,
+        evaluation.accuracy,
+        result.holdout_gate.to_json(),
+        result.regression_gate.to_json(),
+        result.holdout_fingerprint,
+    )

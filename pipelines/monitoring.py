@@ -31,7 +31,29 @@ def monitoring(
     namespace: str = "kubeflow-user",
     serving_image: str = "",
 ) -> str:
-    """Returns the outcome JSON: status no_drift, released or rejected, with the drift summary."""
+    """Returns the outcome JSON: status no_drift, released or rejected, with the drift summary.
+
+    Args:
+        model_name: The deployed model to watch (registry name, lowercase letters,
+            digits and '-'); its training sample is the drift reference.
+        retrain_data_uri: Training table for retraining on drift: CSV or Parquet, a
+            path, file:// or s3://bucket/key.
+        holdout_uri: Independent labelled holdout table the retrained candidate must pass.
+        current_uri: Production table to check ('' = the model's inference logs of
+            the last window_hours).
+        window_hours: Hours of inference logs checked when current_uri is '', > 0.
+        drift_share_threshold: Share of drifted feature columns that means drift, in (0, 1].
+        min_accuracy: Holdout accuracy threshold of the retrained model in [0, 1]
+            (-1 = the repository's mlops.yaml, else 0.8).
+        test_size: Fraction of rows in the retraining test split, in (0, 1).
+        seed: Random seed of the retraining split and of the entry point.
+        advisory_db_uri: Offline advisory database for the dependency audit ('' = none).
+        allow_unknown_audit: Let an audit that could not check pass (never a vulnerable one).
+        canary_percent: Canary share of traffic in percent for the retrained model, 1-99.
+        deploy_target: kserve (an InferenceService) or local (mlops serve).
+        namespace: Kubernetes namespace of the InferenceService.
+        serving_image: Predictor image of the InferenceService ('' = the project's).
+    """
     drift = live(
         uses_store(
             check_drift(
@@ -42,6 +64,7 @@ def monitoring(
             )
         )
     )
+    drift.set_display_name("Check production data for drift")
     with dsl.If(drift.outputs["drift_detected"] == True, name="drift-detected"):  # noqa: E712
         retrained = training(
             data_uri=retrain_data_uri,
@@ -65,6 +88,8 @@ def monitoring(
             serving_image=serving_image,
             trigger=drift.outputs["summary"],
         )
+        retrained.set_display_name("Retrain the deployed model's repository, gate, canary")
     with dsl.Else(name="no-drift"):
         unchanged = live(uses_store(record_no_drift(drift_summary=drift.outputs["summary"])))
+        unchanged.set_display_name("Record: no drift, production unchanged")
     return dsl.OneOf(retrained.output, unchanged.output)

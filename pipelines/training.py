@@ -57,8 +57,8 @@ def static_gates(
 
     Args:
         repository: The fetched repository.
-        advisory_db_uri: Offline advisory database for the audit.
-        allow_unknown_audit: Let an audit that could not check pass.
+        advisory_db_uri: Offline advisory database for the audit ('' = none).
+        allow_unknown_audit: Let an audit that could not check pass (never a vulnerable one).
         quality_fail_on: Lowest finding severity that fails code quality: low, medium or high.
     """
     quality = live(check_code_quality(repository=repository, fail_on=quality_fail_on))
@@ -103,6 +103,8 @@ def train_and_release(
     drop_columns: str = "",
     categorical_columns: str = "",
     use_checked_in_model: bool = True,
+    max_regression: float = 0.0,
+    champion_metric: str = "accuracy",
     test_size: float = 0.2,
     seed: int = 42,
     deploy: str = "none",
@@ -118,18 +120,20 @@ def train_and_release(
         repository: The fetched repository (its static gates passed).
         source: Repository record JSON of the fetch step.
         static_gates_json: Decision JSON of the static gates (kept in the outcome).
-        data_uri: Training table.
+        data_uri: Training table: CSV or Parquet, a path, file:// or s3://bucket/key.
         target_column: Label column.
-        holdout_uri: Independent labelled holdout table.
+        holdout_uri: Independent labelled holdout table (path, file:// or s3://).
         model_name: Registry name.
         min_accuracy: Holdout accuracy threshold in [0, 1].
         drop_columns: Comma-separated columns dropped before training.
         categorical_columns: Comma-separated columns that are categorical.
         use_checked_in_model: Use the model mlops.yaml names, if any.
+        max_regression: How far below the production champion's score the candidate may be.
+        champion_metric: accuracy or f1_macro, what the champion is compared on.
         test_size: Test split fraction in (0, 1).
         seed: Random seed.
         deploy: none, stable or canary.
-        canary_percent: Canary share of traffic, 1-99.
+        canary_percent: Canary share of traffic in percent, 1-99.
         deploy_target: kserve or local.
         namespace: Kubernetes namespace of the InferenceService.
         serving_image: Predictor image ('' = the project's serving image).
@@ -168,29 +172,47 @@ def train_and_release(
     scan = live(scan_model(model=trained.outputs["model"]))
     scan.set_display_name("Scan the trained model (trusted types only)")
     holdout = live(
-        uses_store(
-            validate_holdout(
-                model=trained.outputs["model"],
-                train_data=split.outputs["train_data"],
-                holdout_uri=holdout_uri,
-                min_accuracy=min_accuracy,
+        uses_public_key(
+            uses_store(
+                validate_holdout(
+                    model=trained.outputs["model"],
+                    train_data=split.outputs["train_data"],
+                    holdout_uri=holdout_uri,
+                    min_accuracy=min_accuracy,
+                    max_regression=max_regression,
+                    champion_metric=champion_metric,
+                )
             )
         )
     )
-    holdout.set_display_name("Validate on the independent holdout")
-    signed = live(uses_public_key(uses_private_key(sign_model(model=trained.outputs["model"]))))
-    signed.set_display_name("Sign the model")
+    holdout.set_display_name("Validate on the independent holdout, against the champion")
     decision = live(
         decide_release(
             static_gates=static_gates_json,
             scan_gate=scan.outputs["gate"],
             holdout_gate=holdout.outputs["gate"],
-            signature_gate=signed.outputs["gate"],
+            regression_gate=holdout.outputs["regression_gate"],
         )
     )
     decision.set_display_name("Decide the release")
 
     with dsl.If(decision.outputs["passed"] == True, name="all-gates-passed"):  # noqa: E712
+        # Signed only now: a signature on a folder means it passed, and says so in release.json.
+        signed = live(
+            uses_public_key(
+                uses_private_key(
+                    sign_model(
+                        model=trained.outputs["model"],
+                        gates=decision.outputs["gates"],
+                        holdout_fingerprint=holdout.outputs["holdout_fingerprint"],
+                        max_regression=max_regression,
+                        run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+                        serving_image=serving_image,
+                    )
+                )
+            )
+        )
+        signed.set_display_name("Write the release evidence and sign")
         published = live(
             uses_public_key(
                 uses_store(
@@ -219,7 +241,7 @@ def train_and_release(
                         )
                     )
                 )
-            ).set_display_name("Deploy (verify the signature, roll out)")
+            ).set_display_name("Deploy (verify the signature and evidence, roll out)")
     with dsl.Else(name="gate-failed"):
         rejected = live(
             uses_store(
@@ -249,6 +271,8 @@ def training(
     categorical_columns: str = "",
     estimator: str = "logistic_regression",
     use_checked_in_model: bool = True,
+    max_regression: float = 0.0,
+    champion_metric: str = "accuracy",
     test_size: float = 0.2,
     seed: int = 42,
     advisory_db_uri: str = "",
@@ -280,6 +304,10 @@ def training(
             random_forest or gradient_boosting.
         use_checked_in_model: Use the pre-trained .skops model mlops.yaml names, if any,
             instead of training (false: always train with the entry point).
+        max_regression: Champion/challenger gate: how far below the deployed stable
+            version's holdout score (same rows) the candidate may be, in [0, 1] (0.0: at
+            least as good); the first release, with no champion, passes.
+        champion_metric: What the champion is compared on: accuracy or f1_macro.
         test_size: Fraction of rows in the test split, in (0, 1).
         seed: Random seed of the split and of the entry point (params["seed"]).
         advisory_db_uri: Offline advisory database for the audit ('' = none).
@@ -329,6 +357,8 @@ def training(
             drop_columns=repo.outputs["drop_columns"],
             categorical_columns=repo.outputs["categorical_columns"],
             use_checked_in_model=use_checked_in_model,
+            max_regression=max_regression,
+            champion_metric=champion_metric,
             test_size=test_size,
             seed=seed,
             deploy=deploy,

@@ -26,7 +26,7 @@ def _write_signed(
 ) -> tuple[Path, Any]:
     from mlops.model.packaging import write_model_dir
     from mlops.model.training import train
-    from mlops.trust.signing import sign_model_dir
+    from tests.release_helpers import release_and_sign
 
     model, schema = train(frame, target, estimator)
     write_model_dir(
@@ -44,7 +44,7 @@ def _write_signed(
         params={},
         seed=0,
     )
-    sign_model_dir(dest, private_key)
+    release_and_sign(dest, private_key)
     return Path(dest), model
 
 

@@ -62,7 +62,7 @@ def build_model_dir(
     from mlops.model.packaging import write_model_dir
     from mlops.model.schema import FeatureSchema
     from mlops.model.training import build_pipeline
-    from mlops.trust.signing import sign_model_dir
+    from tests.release_helpers import release_and_sign
 
     features, target = iris_frame(seed)
     if binary:
@@ -85,7 +85,7 @@ def build_model_dir(
         params={},
         seed=seed,
     )
-    sign_model_dir(dest, private_key)
+    release_and_sign(dest, private_key)
     return Path(dest), model, features
 
 

@@ -24,8 +24,19 @@ TARGET = "diagnosis"
 MODEL_NAME = "breast-cancer"
 
 # Keys of the outcome JSON a `mlops run training --json` prints.
-OUTCOME_KEYS = {"status", "model_name", "model_version", "model_uri", "metrics", "gates", "run_dir"}
-GATE_NAMES = {"holdout_accuracy", "dependency_audit", "model_scan", "code_quality", "signature"}
+OUTCOME_KEYS = {
+    "status",
+    "model_name",
+    "model_version",
+    "model_uri",
+    "metrics",
+    "gates",
+    "run_dir",
+    "repository",
+}
+# The gates that read the repository without running it; a run that trained has all of GATE_NAMES.
+STATIC_GATE_NAMES = {"code_quality", "dependency_audit", "repository_scan"}
+GATE_NAMES = STATIC_GATE_NAMES | {"model_scan", "holdout_accuracy", "signature"}
 PUBLISHED_FILES = {
     "model.skops",
     "metadata.json",
@@ -167,6 +178,59 @@ def single_json(stdout: str) -> dict[str, Any]:
     payload = json.loads(lines[0])
     assert isinstance(payload, dict)
     return payload
+
+
+# -- git repositories ---------------------------------------------------------------------------
+#: Git without the developer's configuration or identity: what a test commits is the same anywhere.
+GIT_ENV = {
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_AUTHOR_NAME": "Data Scientist",
+    "GIT_AUTHOR_EMAIL": "ds@example.com",
+    "GIT_COMMITTER_NAME": "Data Scientist",
+    "GIT_COMMITTER_EMAIL": "ds@example.com",
+}
+
+
+def git(repo: Path, *args: str) -> str:
+    """Runs ``git ARGS`` in ``repo``; returns its stdout, stripped."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")} | GIT_ENV
+    result = subprocess.run(
+        ["git", *args], cwd=repo, env=env, capture_output=True, text=True, check=True
+    )
+    return result.stdout.strip()
+
+
+def write_files(root: Path, files: dict[str, str | bytes]) -> None:
+    """Writes ``files`` (relative path -> text or bytes) under ``root``."""
+    for relative, content in files.items():
+        path = Path(root) / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+
+
+def commit_files(repo: Path, files: dict[str, str | bytes], message: str) -> str:
+    """Writes ``files`` into the git repository ``repo``, commits them; returns the commit SHA."""
+    write_files(repo, files)
+    git(repo, "add", "--all")
+    git(repo, "commit", "--quiet", "-m", message)
+    return git(repo, "rev-parse", "HEAD")
+
+
+def git_repository(path: Path, files: dict[str, str | bytes]) -> tuple[Path, str]:
+    """A new git repository at ``path`` (branch ``main``) with ``files`` committed: (path, SHA)."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    git(path, "init", "--quiet", "--initial-branch=main")
+    return path, commit_files(path, files, "model repository")
+
+
+def git_uri(repo: Path, ref: str = "main") -> str:
+    """The ``recipe_uri`` of a local git repository at ``ref``: ``git+file:///...@ref``."""
+    return f"git+{Path(repo).resolve().as_uri()}@{ref}"
 
 
 # -- the store ----------------------------------------------------------------------------------

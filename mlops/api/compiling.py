@@ -78,7 +78,9 @@ def compile_documents(
         documents = list(yaml.safe_load_all(raw.read_text()))
     if image:
         changed = set_image(documents[0], image)
-        logger.info("%s: %d executor(s) run %s", documents[0]["pipelineInfo"]["name"], changed, image)
+        logger.info(
+            "%s: %d executor(s) run %s", documents[0]["pipelineInfo"]["name"], changed, image
+        )
     if serving_image:
         set_parameter_default(documents[0], SERVING_IMAGE_PARAMETER, serving_image)
     return documents

@@ -200,7 +200,9 @@ class Outcome:
         ]
         repository = self.repository
         if repository.get("uri"):
-            rows.append(("repository", f"{repository['uri']} (tree {repository.get('tree_digest')})"))
+            rows.append(
+                ("repository", f"{repository['uri']} (tree {repository.get('tree_digest')})")
+            )
         drift = self.drift
         if drift:
             rows.append(("drift", f"detected={drift.get('detected')} share={drift.get('share')}"))

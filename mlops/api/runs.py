@@ -84,6 +84,7 @@ def run_pipeline(
     cluster: Cluster | None = None,
     wait: bool = True,
     timeout: float = 3600.0,
+    poll_seconds: float = 10.0,
     progress: IO[str] | None = None,
     **params: Any,
 ) -> Outcome:
@@ -106,6 +107,7 @@ def run_pipeline(
             credentials); ``None`` with no ``host``: run here.
         wait: On a cluster, wait for the run to finish (local runs always do).
         timeout: Seconds to wait for a cluster run.
+        poll_seconds: Seconds between two looks at a cluster run.
         progress: Stream for one line per finished local step (``sys.stdout`` in
             a notebook), or None.
         **params: Pipeline parameters (``data_uri=...``); text is parsed as
@@ -132,7 +134,15 @@ def run_pipeline(
         from mlops.runs.lifecycle import pin_repository
 
         arguments = pin_repository(arguments)  # the cluster trains the commit named here
-    return submit(pipeline, function, arguments, target, wait=wait, timeout=timeout)
+    return submit(
+        pipeline,
+        function,
+        arguments,
+        target,
+        wait=wait,
+        timeout=timeout,
+        poll_seconds=poll_seconds,
+    )
 
 
 def schedule_pipeline(

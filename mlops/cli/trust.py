@@ -12,6 +12,7 @@ vulnerable or unknown audit, unsafe file).
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -37,22 +38,62 @@ def _cmd_keys_init(args: argparse.Namespace) -> int:
 
 def _cmd_verify(args: argparse.Namespace) -> int:
     from mlops.core.errors import VerificationError
-    from mlops.trust.signing import default_key_paths, verify_model_dir
+    from mlops.trust.signing import default_key_paths
 
-    public_key = args.public_key or default_key_paths(_home())[1]
+    public_key = Path(args.public_key or default_key_paths(_home())[1])
     try:
         if args.model_dir.startswith("s3://"):
-            _verify_published(args.model_dir, Path(public_key))
+            evidence = _verify_published(args.model_dir, public_key)
         else:
-            verify_model_dir(Path(args.model_dir), Path(public_key))
+            evidence = _verify_local(Path(args.model_dir), public_key)
     except VerificationError as exc:
         print(f"INVALID: {exc}", file=sys.stderr)
         return EXIT_INVALID
-    print(f"OK: {args.model_dir} is signed by {public_key}")
+    print(f"OK: {args.model_dir} is signed by {public_key} and released")
+    _print_evidence(evidence)
     return EXIT_OK
 
 
-def _verify_published(model_uri: str, public_key: Path) -> None:
+#: A folder named like a version id (``v20261128-183800-a1b2``) claims to be that version.
+_VERSION_NAME = re.compile(r"v\d{8}-\d{6}-[0-9a-f]{4}")
+
+
+def _verify_local(model_dir: Path, public_key: Path) -> dict[str, Any]:
+    """Signature, then identity and release policy of a local folder; returns its evidence.
+
+    A folder named like a version must be that version (a signed folder copied
+    under another version name is refused); otherwise the signed metadata names it.
+    """
+    from mlops.model.packaging import read_metadata
+    from mlops.trust.evidence import check_release
+    from mlops.trust.signing import verify_identity, verify_model_dir
+
+    verify_model_dir(model_dir, public_key)
+    metadata = read_metadata(model_dir)
+    name, version = str(metadata.get("model_name")), str(metadata.get("version"))
+    if _VERSION_NAME.fullmatch(model_dir.resolve().name):
+        version = model_dir.resolve().name
+    verify_identity(model_dir, name, version)
+    return check_release(model_dir, name, version)
+
+
+def _print_evidence(evidence: dict[str, Any]) -> None:
+    """The release evidence, briefly: repository, gates, holdout metrics, thresholds."""
+    repository = evidence.get("repository") or {}
+    print(f"  model: {evidence['model_name']} {evidence['version']}")
+    if repository:
+        print(
+            f"  repository: {repository.get('uri')} (commit {repository.get('commit') or '-'}, "
+            f"tree {repository.get('tree_digest')})"
+        )
+    for name, gate in evidence["gates"].items():
+        print(f"  [{'pass' if gate['passed'] else 'FAIL'}] {name}: {gate['detail']}")
+    accuracy = evidence.get("holdout_metrics", {}).get("holdout_accuracy")
+    if accuracy is not None:
+        print(f"  holdout_accuracy: {accuracy:.4f}; thresholds: {evidence.get('thresholds')}")
+
+
+def _verify_published(model_uri: str, public_key: Path) -> dict[str, Any]:
     """Verifies a published version; one without its completion marker is invalid, named so.
 
     Raises:
@@ -75,7 +116,7 @@ def _verify_published(model_uri: str, public_key: Path) -> None:
             f"{model_uri} is incomplete: it has no {COMPLETE_MARKER} marker (its upload "
             "never finished), so it is not a published version and is never served"
         )
-    verify_published(store, model_uri, public_key)
+    return verify_published(store, model_uri, public_key)
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:

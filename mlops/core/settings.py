@@ -63,6 +63,17 @@ def parse_positive_float(value: str, name: str) -> float:
     return number
 
 
+def parse_fraction(value: str, name: str) -> float:
+    """Parses a number in [0, 1]."""
+    try:
+        number = float(value.strip())
+    except ValueError:
+        raise UsageError(f"{name}={value!r} is not a number") from None
+    if not 0 <= number <= 1:
+        raise UsageError(f"{name}={value!r} must be between 0 and 1")
+    return number
+
+
 def parse_text(value: str, name: str) -> str:
     """A string setting, surrounding blanks removed."""
     return value.strip()
@@ -186,6 +197,14 @@ PUSHGATEWAY_VAR = _var(
     parse_text,
     None,
     "Prometheus Pushgateway URL for drift and release metrics",
+)
+MIN_ACCURACY_VAR = _var(
+    "MLOPS_MIN_ACCURACY",
+    parse_fraction,
+    None,
+    "release policy: the holdout accuracy a model's signed `release.json` must show before "
+    "deploy or the model server accepts it; raises (never lowers) the model's own threshold",
+    default_text="unset: the model's own `min_accuracy`",
 )
 # Model repositories
 GIT_TOKEN_VAR = _var(

@@ -118,12 +118,18 @@ def _roll_out_on_kserve(
 
     Returns:
         What the summary records about the cluster: schema validation,
-        namespace, deployment mode and URL.
+        namespace, deployment mode, URL, the image (and a warning when it is a tag).
     """
-    from mlops.deployment.inferenceservice import build_inferenceservice
+    from mlops.deployment.inferenceservice import (
+        build_inferenceservice,
+        image_warning,
+        serving_image_reference,
+    )
     from mlops.deployment.kube import apply_inferenceservice, default_client, get_inferenceservice
     from mlops.runtime import SERVING_IMAGE
 
+    image = image or SERVING_IMAGE
+    warning = image_warning(image)  # a malformed reference fails before any cluster call
     client = client or default_client()
     live = get_inferenceservice(model_name, namespace, client)
     kserve_mode = _kserve_mode(deployment_mode, live, model_name, namespace)
@@ -132,7 +138,7 @@ def _roll_out_on_kserve(
         version,
         model_uri,
         namespace=namespace,
-        image=image or SERVING_IMAGE,
+        image=image,
         deployment_mode=kserve_mode,  # type: ignore[arg-type]
         canary_percent=percent,
         previous=live,
@@ -141,12 +147,18 @@ def _roll_out_on_kserve(
     ready = apply_inferenceservice(
         manifest, client=client, timeout_seconds=timeout_seconds, poll_seconds=poll_seconds
     )
-    return {
+    result = {
         "schema_validated": schema_validated,
         "namespace": namespace,
         "deployment_mode": kserve_mode,
         "url": (ready.get("status") or {}).get("url"),
+        "image": serving_image_reference(image),
     }
+    if warning:
+        # A tag can be moved to other bytes after the fact; a digest cannot.
+        logger.warning("%s", warning)
+        result["image_warning"] = warning
+    return result
 
 
 def deploy_action(

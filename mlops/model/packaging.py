@@ -5,6 +5,8 @@ Files:
     metadata.json      feature schema, classes, metrics, fingerprints, versions, recipe
     reference.parquet  a sample of the training features, the drift reference
     requirements.txt   exact pins of the serving environment (audited)
+    sbom.cdx.json      CycloneDX SBOM of that environment
+    release.json       the release evidence (added by the sign step, after the decision)
     model.sig          OpenSSF model-signing bundle (added by the sign step)
 """
 
@@ -96,6 +98,7 @@ def write_model_dir(
     """
     from mlops.core.environment import serving_requirements
     from mlops.model.modelio import save_model
+    from mlops.core.sbom import SBOM_FILE, write_sbom
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -109,6 +112,8 @@ def write_model_dir(
     sample = train_features.sample(n=min(REFERENCE_ROWS, len(train_features)), random_state=seed)
     sample.reset_index(drop=True).to_parquet(out_dir / REFERENCE_FILE, index=False)
     (out_dir / REQUIREMENTS_FILE).write_text(serving_requirements())
+    # What the model is served with, as a CycloneDX SBOM; the signature covers it too.
+    write_sbom(out_dir / SBOM_FILE)
     metadata = {
         "model_name": model_name,
         "version": version,

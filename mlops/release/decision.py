@@ -14,8 +14,8 @@ from typing import Any
 
 #: The static gates: they read the repository and run none of its code, so they come first.
 STATIC_GATES = ("code_quality", "dependency_audit", "repository_scan")
-#: The gates on the trained candidate.
-CANDIDATE_GATES = ("model_scan", "holdout_accuracy", "signature")
+#: The gates on the trained candidate. Signing is not a gate: it follows a passed decision.
+CANDIDATE_GATES = ("model_scan", "holdout_accuracy", "no_regression")
 GATE_ORDER = STATIC_GATES + CANDIDATE_GATES
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -160,6 +162,63 @@ def contained(values: np.ndarray, pool: np.ndarray) -> np.ndarray:
     return ordered[found] == values
 
 
+@dataclass(frozen=True)
+class HoldoutValidation:
+    """What the holdout step decided: both of its gates, the scores, the holdout's fingerprint."""
+
+    holdout_gate: GateResult
+    regression_gate: GateResult
+    evaluation: Evaluation
+    holdout_fingerprint: str
+
+
+def validate_release(
+    model_dir: Path,
+    train_frame: pd.DataFrame,
+    holdout_uri: str,
+    min_accuracy: float,
+    *,
+    max_regression: float = 0.0,
+    champion_metric: str = "accuracy",
+    store: Any = None,
+    public_key: Path | None = None,
+) -> HoldoutValidation:
+    """The holdout step: the accuracy gate and, on the same rows, the champion comparison.
+
+    Raises:
+        UsageError: ``min_accuracy`` or ``max_regression`` outside [0, 1], or an unknown metric.
+        DataError: the holdout cannot be read or lacks the model's columns.
+        VerificationError: the production champion does not verify.
+    """
+    from mlops.core.data import fingerprint
+    from mlops.model.modelio import load_model
+    from mlops.release.champion import check_champion_metric, no_regression_gate
+
+    min_accuracy = check_fraction("min_accuracy", min_accuracy, inclusive=True)
+    check_fraction("max_regression", max_regression, inclusive=True)
+    check_champion_metric(champion_metric)
+    metadata = read_metadata(model_dir)
+    schema = FeatureSchema.from_metadata(metadata)
+    holdout = read_table(holdout_uri)
+    check_labelled(holdout, metadata["target_column"], f"holdout {holdout_uri!r}")
+    model = load_model(Path(model_dir) / MODEL_FILE)
+    gate, evaluation = _holdout_gate(
+        model, metadata, schema, train_frame, holdout, holdout_uri, min_accuracy
+    )
+    regression = no_regression_gate(
+        model,
+        schema,
+        holdout,
+        metadata["target_column"],
+        metadata["model_name"],
+        max_regression=max_regression,
+        metric=champion_metric,
+        store=store,
+        public_key=public_key,
+    )
+    return HoldoutValidation(gate, regression, evaluation, fingerprint(holdout))
+
+
 def validate_on_holdout(
     model_dir: Path, train_frame: pd.DataFrame, holdout_uri: str, min_accuracy: float
 ) -> tuple[GateResult, Evaluation]:
@@ -173,11 +232,24 @@ def validate_on_holdout(
 
     min_accuracy = check_fraction("min_accuracy", min_accuracy, inclusive=True)
     metadata = read_metadata(model_dir)
-    target = metadata["target_column"]
     schema = FeatureSchema.from_metadata(metadata)
     holdout = read_table(holdout_uri)
-    check_labelled(holdout, target, f"holdout {holdout_uri!r}")
+    check_labelled(holdout, metadata["target_column"], f"holdout {holdout_uri!r}")
     model = load_model(Path(model_dir) / MODEL_FILE)
+    return _holdout_gate(model, metadata, schema, train_frame, holdout, holdout_uri, min_accuracy)
+
+
+def _holdout_gate(
+    model: Any,
+    metadata: dict[str, Any],
+    schema: FeatureSchema,
+    train_frame: pd.DataFrame,
+    holdout: pd.DataFrame,
+    holdout_uri: str,
+    min_accuracy: float,
+) -> tuple[GateResult, Evaluation]:
+    """The ``holdout_accuracy`` gate on a loaded model and holdout."""
+    target = metadata["target_column"]
     evaluation = evaluate(model, holdout, target, schema, source=f"holdout {holdout_uri!r}")
     columns = [*schema.names, target]
     shared = (
@@ -198,4 +270,5 @@ def validate_on_holdout(
         f"min_accuracy {min_accuracy:.4f} on {evaluation.rows} rows"
     )
     logger.info("holdout gate: %s", detail)
+    metrics["min_accuracy"] = min_accuracy
     return GateResult("holdout_accuracy", passed, detail, metrics), evaluation

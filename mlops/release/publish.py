@@ -69,12 +69,15 @@ def publish_release(
     Raises:
         VerificationError: The signature does not verify; nothing is published.
     """
+    from mlops.trust.evidence import check_release
     from mlops.trust.signing import verify_model_dir
 
     store = store or ObjectStore.from_env()
     metadata = read_metadata(signed_dir)
     validate_model_name(metadata["model_name"])
     verify_model_dir(Path(signed_dir), settings.signing_key_paths()[1], SIGNATURE_FILE)
+    # The same policy deploy and serving apply: never publish what they would refuse.
+    check_release(Path(signed_dir), metadata["model_name"], metadata["version"])
     store.ensure_bucket()
     ref = publish_model_dir(store, Path(signed_dir), metadata["model_name"], metadata["version"])
     _push_decision(metadata["model_name"], "released")
@@ -134,7 +137,11 @@ def _record(
     """Writes the rejection record of a candidate described by ``metadata``; returns the outcome."""
     store = store or ObjectStore.from_env()
     validate_model_name(metadata["model_name"])  # it becomes part of the record's key
+    from mlops.release.evidence import build_evidence
+
     outcome = _outcome("rejected", metadata, gates_json, trigger=trigger)
+    # The evidence a release would have carried, kept with the rejection, never signed.
+    outcome["evidence"] = build_evidence(metadata, gates_json)
     outcome["rejected_at"] = datetime.now(UTC).isoformat()
     store.ensure_bucket()
     key = f"{REJECTIONS_PREFIX}/{metadata['model_name']}/{metadata['version']}.json"

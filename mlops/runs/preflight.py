@@ -37,6 +37,28 @@ def check_seed(seed: Any) -> int:
     return value
 
 
+#: What the pipelines' ``min_accuracy`` parameter holds when it is not given.
+MIN_ACCURACY_NOT_GIVEN = -1.0
+
+
+def check_min_accuracy(value: Any) -> float:
+    """A ``min_accuracy`` parameter: a number in [0, 1], or -1 for "not given".
+
+    Only -1 means "not given" (then the repository's ``mlops.yaml`` or the default
+    decides); any other negative number is a mistake, never a silent default.
+
+    Raises:
+        UsageError: anything else, naming ``min_accuracy`` and the value.
+    """
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"min_accuracy must be a number, got {value!r}") from None
+    if number == MIN_ACCURACY_NOT_GIVEN:
+        return number
+    return check_fraction("min_accuracy", number, inclusive=True)
+
+
 def check_deploy(mode: str, canary_percent: int) -> None:
     """The pipeline's ``deploy`` mode and, for a canary, its ``canary_percent``.
 
@@ -68,17 +90,19 @@ def repository_parameters(arguments: dict[str, Any]) -> dict[str, Any]:
         UsageError: the repository cannot be fetched, its mlops.yaml is bad, or a
             required value is given nowhere.
     """
-    from mlops.repository.checkout import checkout
+    from mlops.repository.checkout import checkout, recipe_uri_for
 
     overrides = {key: arguments[key] for key in REPOSITORY_PARAMETERS if key in arguments}
-    overrides.setdefault("min_accuracy", -1.0)
+    overrides.setdefault("min_accuracy", MIN_ACCURACY_NOT_GIVEN)
+    estimator = arguments.get("estimator", "logistic_regression")
     with tempfile.TemporaryDirectory(prefix="mlops-preflight-") as work:
-        result = checkout(
-            arguments.get("recipe_uri", ""),
-            Path(work) / "repository",
-            overrides,
-            estimator=arguments.get("estimator", "logistic_regression"),
-        )
+        dest = Path(work) / "repository"
+        try:
+            result = checkout(arguments.get("recipe_uri", ""), dest, overrides, estimator=estimator)
+        except UsageError as exc:
+            # The folder is this check's own copy, gone when it returns: name the recipe.
+            recipe = recipe_uri_for(arguments.get("recipe_uri", ""), estimator)
+            raise type(exc)(str(exc).replace(str(dest), recipe)) from None
     return result.values
 
 
@@ -92,10 +116,16 @@ def check_training(arguments: dict[str, Any]) -> None:
     Raises:
         UsageError: the first problem found, named (a DataError for the data).
     """
+    from mlops.repository.checkout import recipe_uri_for
+
     test_size = check_fraction("test_size", arguments.get("test_size", 0.2))
     seed = check_seed(arguments.get("seed", 42))
-    if not arguments.get("recipe_uri"):
-        check_estimator(arguments.get("estimator", "logistic_regression"))
+    estimator = arguments.get("estimator", "logistic_regression")
+    # The CLI pins recipe_uri before these checks, so a run that names no recipe
+    # arrives with builtin:<estimator>: name the estimator parameter, not the URI.
+    if arguments.get("recipe_uri", "") in ("", recipe_uri_for("", estimator)):
+        check_estimator(estimator)
+    check_min_accuracy(arguments.get("min_accuracy", MIN_ACCURACY_NOT_GIVEN))
     check_deploy(arguments.get("deploy", "none"), arguments.get("canary_percent", 10))
     values = repository_parameters(arguments)
     validate_model_name(values["model_name"])
@@ -128,8 +158,7 @@ def check_training(arguments: dict[str, Any]) -> None:
 def check_monitoring(arguments: dict[str, Any]) -> None:
     """Parameters and tables of a ``monitoring`` run (the drift data itself is checked in the run)."""
     validate_model_name(arguments["model_name"])
-    if float(arguments.get("min_accuracy", -1.0)) != -1.0:
-        check_fraction("min_accuracy", arguments["min_accuracy"], inclusive=True)
+    check_min_accuracy(arguments.get("min_accuracy", MIN_ACCURACY_NOT_GIVEN))
     check_fraction("test_size", arguments.get("test_size", 0.2))
     check_fraction(
         "drift_share_threshold", arguments.get("drift_share_threshold", 0.5), allow_one=True

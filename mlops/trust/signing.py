@@ -362,18 +362,27 @@ def verify_version_dir(
     model_name: str,
     version: str,
     signature_name: str = DEFAULT_SIGNATURE_NAME,
-) -> None:
-    """Verifies a fetched version: its signature, then that it is the version it was fetched as.
+) -> dict[str, Any]:
+    """Verifies a fetched version: its signature, that it is the version it was fetched as, its release.
+
+    The last step is the release policy (:func:`mlops.trust.evidence.check_release`):
+    the signed ``release.json`` names this model and version, every gate passed,
+    and the holdout accuracy meets the policy minimum.
 
     Raises:
         UsageError: The folder or the public key file is missing or unusable.
-        VerificationError: See :func:`verify_model_dir` and :func:`verify_identity`.
+        VerificationError: See :func:`verify_model_dir`, :func:`verify_identity`
+            and :func:`mlops.trust.evidence.check_release`.
     """
+    from mlops.trust.evidence import check_release
+
     verify_model_dir(model_dir, public_key, signature_name)
     verify_identity(model_dir, model_name, version)
+    # A signature says who signed; the signed evidence says the release passed every gate.
+    return check_release(model_dir, model_name, version)
 
 
-def verify_published(store: ObjectStore, model_uri: str, public_key: Path) -> None:
+def verify_published(store: ObjectStore, model_uri: str, public_key: Path) -> dict[str, Any]:
     """Downloads a published version and verifies it, as serving does before loading.
 
     Checks the signature, then that the signed metadata names the model and
@@ -392,4 +401,4 @@ def verify_published(store: ObjectStore, model_uri: str, public_key: Path) -> No
     _, model_name, version = parse_model_uri(model_uri)
     with tempfile.TemporaryDirectory() as work:
         model_dir = fetch_model(store, model_uri, Path(work))
-        verify_version_dir(model_dir, Path(public_key), model_name, version)
+        return verify_version_dir(model_dir, Path(public_key), model_name, version)

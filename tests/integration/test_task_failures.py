@@ -149,7 +149,11 @@ def bad_files(tmp_path_factory):
     lone = frame.copy()
     lone.loc[5, TARGET] = "unsure"
     lone.to_csv(root / "lone-class.csv", index=False)
+    bad_recipe = root / "bad-recipe"
+    bad_recipe.mkdir()
+    (bad_recipe / "mlops.yaml").write_text("entry_point: train:build_model\nestimator: svm\n")
     return {
+        "bad-recipe": bad_recipe,
         "training": training_csv,
         "holdout": holdout_csv,
         "infinite": root / "infinite.csv",
@@ -177,7 +181,18 @@ TRAINING_CASES = {
         "validate-holdout",
         ["missing value", "every row must be labelled"],
     ),
+    # The fetch step reads mlops.yaml again: a cluster run says what the checks say locally.
+    "bad mlops.yaml": (
+        "training",
+        "holdout",
+        {"recipe_uri": "bad-recipe"},
+        "fetch-repository",
+        ["mlops.yaml: unknown key(s) estimator"],
+    ),
 }
+#: The static gates must pass for a run to reach the tasks above; without an advisory
+#: database the audit could not check, which these runs allow.
+STATIC_GATES_PASS = {"allow_unknown_audit": "true"}
 
 
 @pytest.mark.slow
@@ -185,7 +200,8 @@ TRAINING_CASES = {
 def test_training_task_failures_name_the_task_and_cause(case, bad_files, home, monkeypatch, capfd):
     data, holdout, params, task, fragments = TRAINING_CASES[case]
     monkeypatch.setattr("mlops.runs.preflight.check_training", lambda arguments: None)
-    argv = training_args(bad_files[data], bad_files[holdout], **params)
+    params = {k: bad_files.get(v, v) if k == "recipe_uri" else v for k, v in params.items()}
+    argv = training_args(bad_files[data], bad_files[holdout], **params, **STATIC_GATES_PASS)
     code, out, err = run_main(argv, capfd)
     payload = single_json(out)
     assert payload["status"] == "error" and payload["failed_task"] == task, payload

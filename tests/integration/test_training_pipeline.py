@@ -84,11 +84,11 @@ def advisory_db() -> Path:
 def cli_runs(store_settings, data, advisory_db, tmp_path_factory):
     """Starts the released and the rejected CLI runs in the background."""
     runs: dict[str, CliRun] = {}
-    # The released run uses every default (the documented example); the rejected one narrows
-    # the code-quality gate to components/ so that only the holdout gate decides it.
+    # The released run uses every default (the documented example: the built-in
+    # logistic_regression recipe); the rejected one only raises the holdout threshold.
     for name, extra in (
         ("released", {}),
-        ("rejected", {"min_accuracy": "0.999", "quality_paths": "components"}),
+        ("rejected", {"min_accuracy": "0.999"}),
     ):
         root = tmp_path_factory.mktemp(f"cli-{name}")
         store = fresh_store(store_settings)
@@ -138,7 +138,6 @@ def test_run_locally_publishes_a_complete_signed_model(
             f"model_name={MODEL_NAME}",
             f"advisory_db_uri={advisory_db}",
             "estimator=random_forest",
-            "quality_paths=components",
         ],
     )
     arguments = prepare_local_run("training", arguments)
@@ -160,6 +159,12 @@ def test_run_locally_publishes_a_complete_signed_model(
     log = re.sub(r"\x1b\[[0-9;]*m", "", run.log_file.read_text())
     assert "Task 'publish-model' finished with status SUCCESS" in log
     assert "Executing task 'record-rejection'" not in log
+    assert "Executing task 'record-static-rejection'" not in log
+    # Shift left: every static gate ran and was decided before the repository's code did.
+    started = {m.group(1): m.start() for m in re.finditer(r"Executing task '([a-z-]+)'", log)}
+    for task in ("check-code-quality", "audit-dependencies", "scan-repository", "decide-static"):
+        assert started[task] < started["load-split"] < started["train-model"], task
+    assert started["fetch-repository"] < started["check-code-quality"]
     version = outcome["model_version"]
     assert outcome["model_uri"] == store.uri(f"models/{MODEL_NAME}/{version}")
 
@@ -177,7 +182,14 @@ def test_run_locally_publishes_a_complete_signed_model(
 
     metadata = json.loads((local / "metadata.json").read_text())
     assert metadata["model_name"] == MODEL_NAME and metadata["version"] == version
-    assert metadata["estimator"] == "random_forest" and metadata["target_column"] == TARGET
+    assert metadata["target_column"] == TARGET
+    # The estimator shorthand selects the built-in recipe; what it built is recorded.
+    assert metadata["estimator"] == "Pipeline[RandomForestClassifier]"
+    assert metadata["recipe"]["entry_point"] == "train:build_model"
+    assert metadata["recipe"]["checked_in_model"] is None
+    assert metadata["repository"]["uri"] == "builtin:random_forest"
+    assert metadata["repository"]["tree_digest"].startswith("sha256:")
+    assert outcome["repository"] == metadata["repository"]
     assert metadata["classes"] == ["benign", "malignant"]
     training_frame = pd.read_csv(data["training"])
     features = [c for c in training_frame.columns if c != TARGET]
@@ -216,6 +228,11 @@ def test_cli_release_prints_one_json_object(cli_runs):
     assert outcome["status"] == "released" and outcome["model_name"] == MODEL_NAME
     assert outcome["reason"] == "all gates passed"
     assert set(outcome["gates"]) == GATE_NAMES
+    repository = outcome["repository"]
+    assert repository["uri"] == "builtin:logistic_regression"
+    # Where each run value came from: the CLI's -p, else the recipe's mlops.yaml, else a default.
+    assert repository["parameters"]["model_name"] == {"value": MODEL_NAME, "source": "parameter"}
+    assert repository["parameters"]["min_accuracy"] == {"value": 0.8, "source": "default"}
     for name, gate in outcome["gates"].items():
         assert set(gate) == {"passed", "detail"} and gate["passed"] is True, (name, gate)
     for metric in ("test_accuracy", "holdout_accuracy", "test_f1_macro", "holdout_roc_auc"):

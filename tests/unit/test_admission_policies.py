@@ -78,11 +78,12 @@ def test_validation_catches_a_misspelt_field_in_either_policy():
     cip = copy.deepcopy(documents(SIGSTORE)[0])
     cip["spec"]["authorities"][0]["keyles"] = cip["spec"]["authorities"][0].pop("keyless")
     assert any("keyles" in problem for problem in problems(cip))
-    bad_mode = copy.deepcopy(documents(SIGSTORE)[0])
-    bad_mode["spec"]["mode"] = "enforced"
-    assert problems(bad_mode)
+    # The CRD does not enumerate modes (the controller's webhook does); types it does check.
+    wrong_type = copy.deepcopy(documents(SIGSTORE)[0])
+    wrong_type["spec"]["images"] = "ghcr.io/kfp-mlops/**"
+    assert any("spec.images" in problem for problem in problems(wrong_type))
     kyverno = copy.deepcopy(documents(KYVERNO)[0])
-    kyverno["spec"]["rules"][1]["verifyImages"][0]["failureAction"] = "Block"
+    kyverno["spec"]["rules"][-1]["verifyImages"][0]["failureAction"] = "Block"
     assert problems(kyverno)
 
 
@@ -170,31 +171,128 @@ def kyverno_wildcard(pattern: str) -> re.Pattern[str]:
     return re.compile(re.escape(pattern).replace(r"\*", ".*").replace(r"\?", "."))
 
 
-def test_the_kyverno_policy_guards_the_predictors_this_project_builds():
+def kyverno_matches(pattern: str, value: str) -> bool:
+    """A Kyverno pattern value: alternatives split on ``|``, each a wildcard."""
+    return any(kyverno_wildcard(p.strip()).fullmatch(value) for p in pattern.split("|"))
+
+
+def kyverno_rules() -> dict[str, dict[str, Any]]:
+    return {rule["name"]: rule for rule in documents(KYVERNO)[0]["spec"]["rules"]}
+
+
+def predictor_pod() -> dict[str, Any]:
+    """The pod KServe makes of this project's predictor, with the sidecars it injects."""
     manifest = build_inferenceservice(
         "iris", "v1", "s3://mlops/models/iris/v1", image=SERVING_IMAGE
     )
     predictor = manifest["spec"]["predictor"]
-    pod_labels = predictor["labels"]
-    (container,) = predictor["containers"]
-    validate_rule, verify_rule = documents(KYVERNO)[0]["spec"]["rules"]
-    (selected,) = validate_rule["match"]["any"]
+    queue_proxy = {
+        "name": "queue-proxy",
+        "image": f"gcr.io/knative-releases/knative.dev/serving/cmd/queue@{DIGEST}",
+    }
+    return {
+        "metadata": {"namespace": manifest["metadata"]["namespace"], "labels": predictor["labels"]},
+        "spec": {
+            "containers": [*predictor["containers"], queue_proxy],
+            "initContainers": [{"name": "istio-init", "image": "docker.io/istio/proxyv2:1.22.1"}],
+        },
+    }
+
+
+def selects(rule: dict[str, Any], pod: dict[str, Any]) -> bool:
+    (selected,) = rule["match"]["any"]
     resources = selected["resources"]
     assert resources["kinds"] == ["Pod"]
-    assert resources["namespaces"] == [manifest["metadata"]["namespace"]]
-    (expression,) = resources["selector"]["matchExpressions"]
-    assert expression == {"key": LABEL_MODEL, "operator": "Exists"} and LABEL_MODEL in pod_labels
-    (entry,) = validate_rule["validate"]["pattern"]["spec"]["containers"]
-    assert entry["(name)"] == container["name"] == CONTAINER_NAME
-    assert validate_rule["validate"]["failureAction"] == "Enforce"
-    assert kyverno_wildcard(entry["image"]).fullmatch(container["image"])
-    assert not kyverno_wildcard(entry["image"]).fullmatch("docker.io/attacker/model-server:1")
-    (verify,) = verify_rule["verifyImages"]
-    assert verify["failureAction"] == "Enforce" and verify["required"] and verify["verifyDigest"]
+    if pod["metadata"]["namespace"] not in resources["namespaces"]:
+        return False
+    for expression in resources.get("selector", {}).get("matchExpressions", []):
+        assert expression["operator"] == "Exists"
+        if expression["key"] not in pod["metadata"]["labels"]:
+            return False
+    return True
+
+
+def admitted_by_image_rules(pod: dict[str, Any]) -> bool:
+    """The two validate rules, evaluated as Kyverno does for these patterns."""
+    rules = kyverno_rules()
+    server_rule = rules["predictors-run-project-images"]
+    others_rule = rules["predictors-run-no-other-images"]
+    if not selects(server_rule, pod):
+        return True
+    (server,) = server_rule["validate"]["pattern"]["spec"]["containers"]
+    for container in pod["spec"]["containers"]:
+        if container["name"] == server["(name)"] and not kyverno_matches(
+            server["image"], container["image"]
+        ):
+            return False
+    spec_pattern = others_rule["validate"]["pattern"]["spec"]
+    (allowed,) = spec_pattern["containers"]
+    (allowed_init,) = spec_pattern["=(initContainers)"]
+    return all(
+        kyverno_matches(allowed["image"], c["image"]) for c in pod["spec"]["containers"]
+    ) and all(
+        kyverno_matches(allowed_init["image"], c["image"])
+        for c in pod["spec"].get("initContainers", [])
+    )
+
+
+def test_the_kyverno_policy_selects_the_predictors_this_project_builds():
+    pod = predictor_pod()
+    rules = kyverno_rules()
+    assert set(rules) == {
+        "predictors-run-project-images",
+        "predictors-run-no-other-images",
+        "project-images-are-signed",
+    }
+    for name in ("predictors-run-project-images", "predictors-run-no-other-images"):
+        assert selects(rules[name], pod), name
+        assert rules[name]["validate"]["failureAction"] == "Enforce"
+    (server,) = rules["predictors-run-project-images"]["validate"]["pattern"]["spec"]["containers"]
+    assert server["(name)"] == CONTAINER_NAME == pod["spec"]["containers"][0]["name"]
+    (expression,) = rules["predictors-run-project-images"]["match"]["any"][0]["resources"][
+        "selector"
+    ]["matchExpressions"]
+    assert expression["key"] == LABEL_MODEL
+    assert selects(rules["project-images-are-signed"], pod)
+
+
+def test_a_predictor_with_the_project_image_and_platform_sidecars_is_admitted():
+    assert admitted_by_image_rules(predictor_pod())
+    by_digest = predictor_pod()
+    by_digest["spec"]["containers"][0]["image"] = SERVING_IMAGE.split(":")[0] + "@" + DIGEST
+    assert admitted_by_image_rules(by_digest)
+
+
+@pytest.mark.parametrize(
+    ("where", "image"),
+    [
+        ("server", "docker.io/attacker/model-server:1"),
+        ("server", "gcr.io/knative-releases/not-a-model-server:1"),  # a platform image as server
+        ("extra", "docker.io/library/nginx:1.27"),  # what `kubectl run --labels` would start
+        ("init", "busybox:1.36"),
+    ],
+)
+def test_a_predictor_running_another_image_is_refused(where, image):
+    pod = predictor_pod()
+    if where == "server":
+        pod["spec"]["containers"][0]["image"] = image
+    elif where == "extra":
+        pod["spec"]["containers"].append({"name": "probe", "image": image})
+    else:
+        pod["spec"]["initContainers"].append({"name": "probe", "image": image})
+    assert not admitted_by_image_rules(pod)
+
+
+def test_every_project_image_is_verified_by_digest_with_its_sbom():
+    rules = kyverno_rules()
+    (verify,) = rules["project-images-are-signed"]["verifyImages"]
+    assert verify["type"] == "Cosign" and verify["failureAction"] == "Enforce"
+    assert verify["required"] and verify["verifyDigest"]
     assert verify["mutateDigest"], "a tag is replaced by the digest that was verified"
     (reference,) = verify["imageReferences"]
-    assert reference == entry["image"], "every image the predictor may run is verified"
+    (server,) = rules["predictors-run-project-images"]["validate"]["pattern"]["spec"]["containers"]
+    assert reference == server["image"], "every image the model server may run is verified"
     for image in (RUNTIME_IMAGE, SERVING_IMAGE, SERVING_IMAGE.split(":")[0] + "@" + DIGEST):
-        assert kyverno_wildcard(reference).fullmatch(image)
+        assert kyverno_matches(reference, image)
     (attestation,) = verify["attestations"]
     assert attestation["type"] == "https://cyclonedx.org/bom"

@@ -27,6 +27,7 @@ from mlops.model.feature_quality import (
 from mlops.model.schema import CATEGORICAL, NUMERIC
 from mlops.model.training import split_dataset, train
 from mlops.monitoring.check import DeployedModel
+from mlops.repository.source import fetch_repository
 from tests.training_helpers import TARGET, breast_cancer
 
 
@@ -213,26 +214,36 @@ def test_candidate_records_categorical_columns_and_the_recipe_returns_them(cance
     )
     train_frame.to_parquet(tmp_path / "train.parquet", index=False)
     test_frame.to_parquet(tmp_path / "test.parquet", index=False)
+    fetched = fetch_repository("builtin:logistic_regression", tmp_path / "repository")
     candidate = train_candidate(
         tmp_path / "train.parquet",
         tmp_path / "test.parquet",
         tmp_path / "model",
+        fetched.path,
         target_column=TARGET,
         model_name="graded",
         categorical_columns="grade",
         seed=1,
+        repository={"uri": fetched.source.pinned_uri(), "tree_digest": fetched.tree_digest},
     )
     metadata = json.loads((candidate.model_dir / "metadata.json").read_text())
     assert metadata["params"] == {"seed": 1, "categorical_columns": ["grade"]}
     grade = next(f for f in metadata["features"] if f["name"] == "grade")
     assert grade == {"name": "grade", "kind": "categorical", "categories": ["1", "2", "3", "x"]}
     deployed = DeployedModel("graded", candidate.version, "s3://x", metadata, train_frame)
-    assert deployed.recipe()["categorical_columns"] == "grade"
-    # A model published before the parameter existed retrains with none declared.
-    older = {k: v for k, v in metadata.items() if k != "params"}
+    assert deployed.recipe() == {
+        "target_column": TARGET,
+        "drop_columns": "",
+        "categorical_columns": "grade",
+        "recipe_uri": "builtin:logistic_regression",
+    }
+    # A model published before the parameter and repositories existed recorded the
+    # built-in estimator by name: it retrains with that recipe and none declared.
+    older = {k: v for k, v in metadata.items() if k not in ("params", "recipe", "repository")}
+    older["estimator"] = "logistic_regression"
     assert DeployedModel("graded", "1", "s3://x", older, train_frame).recipe() == {
         "target_column": TARGET,
         "drop_columns": "",
         "categorical_columns": "",
-        "estimator": "logistic_regression",
+        "recipe_uri": "builtin:logistic_regression",
     }

@@ -17,8 +17,12 @@ def test_inputs_types_and_required():
     assert inputs["min_accuracy"][0] == "Float" and inputs["seed"][0] == "Integer"
     assert inputs["allow_unknown_audit"][0] == "Boolean"
     required = sorted(name for name, (_, needed) in inputs.items() if needed)
-    assert required == ["data_uri", "holdout_uri", "model_name", "target_column"]
-    assert inputs["min_accuracy"][1] is False
+    # The target column and the model name may come from the repository's mlops.yaml.
+    assert required == ["data_uri", "holdout_uri"]
+    for name in ("target_column", "model_name", "min_accuracy", "recipe_uri", "estimator"):
+        assert inputs[name][1] is False, name
+    assert inputs["recipe_uri"][0] == "String"
+    assert inputs["use_checked_in_model"][0] == "Boolean"
 
 
 def test_typed_values():
@@ -32,7 +36,9 @@ def test_typed_values():
             "test_size=0.25",
             "canary_percent=20",
             "drop_columns=a,b",
-            "quality_paths=x=y",
+            "recipe_uri=s3://bucket/repo/",
+            "trigger=x=y",
+            "use_checked_in_model=no",
         ],
     )
     assert args["data_uri"] == "/d.csv" and args["model_name"] == "m"
@@ -41,7 +47,9 @@ def test_typed_values():
     assert args["canary_percent"] == 20
     assert args["allow_unknown_audit"] is True
     assert args["drop_columns"] == "a,b"
-    assert args["quality_paths"] == "x=y"  # only the first '=' separates
+    assert args["recipe_uri"] == "s3://bucket/repo/"
+    assert args["trigger"] == "x=y"  # only the first '=' separates
+    assert args["use_checked_in_model"] is False
     assert "estimator" not in args  # defaults stay with the pipeline
 
 
@@ -71,11 +79,23 @@ def test_unknown_name_lists_valid_ones():
         assert name in str(info.value)
 
 
+def test_only_the_tables_are_required():
+    assert parse_params(training, ["data_uri=/d.csv", "holdout_uri=/h.csv"]) == {
+        "data_uri": "/d.csv",
+        "holdout_uri": "/h.csv",
+    }
+
+
 def test_missing_required_are_named():
     with pytest.raises(UsageError, match="missing required parameter") as info:
         parse_params(training, ["data_uri=/d.csv", "model_name=m"])
-    assert "target_column" in str(info.value) and "holdout_uri" in str(info.value)
-    assert "data_uri" not in str(info.value).split(":", 1)[1]
+    named = str(info.value).split(":", 1)[1]
+    assert "holdout_uri" in named
+    assert "data_uri" not in named and "model_name" not in named
+    assert "target_column" not in named  # optional: mlops.yaml's target
+    with pytest.raises(UsageError, match="missing required parameter") as info:
+        parse_params(training, ["model_name=m"])
+    assert "data_uri" in str(info.value) and "holdout_uri" in str(info.value)
 
 
 @pytest.mark.parametrize(

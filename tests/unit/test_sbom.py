@@ -1,4 +1,4 @@
-"""The CycloneDX SBOM of the serving image (``mlops.trust.sbom``).
+"""The CycloneDX SBOM of the serving image (``mlops.core.sbom``).
 
 Validated against the CycloneDX JSON schema that cyclonedx-python-lib ships; its
 packages are exactly ``requirements-serving.lock`` plus the project's wheel; a
@@ -20,7 +20,7 @@ from cyclonedx.validation.json import JsonStrictValidator
 
 from mlops.core.errors import DataError, VerificationError
 from mlops.trust import signing
-from mlops.trust.sbom import (
+from mlops.core.sbom import (
     SBOM_FILE,
     SERVING_IMAGE_NAME,
     SPEC_VERSION,
@@ -124,7 +124,7 @@ def test_the_signature_of_a_model_folder_covers_its_sbom(tmp_path: Path):
 
 def run_module(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "mlops.trust.sbom", *args],
+        [sys.executable, "-m", "mlops.core.sbom", *args],
         input=stdin,
         capture_output=True,
         text=True,
@@ -157,3 +157,8 @@ def test_the_command_writes_the_sbom_of_a_lock_file_and_of_stdin(tmp_path: Path)
 def test_the_command_exits_2_naming_the_bad_line():
     done = run_module("--lock", "-", stdin="numpy==2.0\nrequests\n")
     assert done.returncode == 2 and "lock line 2" in done.stderr and not done.stdout
+
+
+def test_the_command_exits_2_for_a_missing_lock(tmp_path: Path):
+    done = run_module("--lock", str(tmp_path / "absent.lock"))
+    assert done.returncode == 2 and "cannot read lock" in done.stderr and not done.stdout

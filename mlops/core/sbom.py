@@ -6,7 +6,7 @@ that runs the model (``requirements-serving.lock``, the same closure
 environment, since the images carry no source tree), plus this project's own
 wheel. It is written before the folder is signed, so the signature covers it.
 The release-images workflow attaches the same document to the serving image as
-a cosign attestation (``python -m mlops.trust.sbom --lock requirements-serving.lock``).
+a cosign attestation (``python -m mlops.core.sbom --lock requirements-serving.lock``).
 
 The SBOM lists the Python packages only, each as ``pkg:pypi/<name>@<version>``;
 the Debian packages of the base image are not in it.
@@ -30,7 +30,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from mlops.core.errors import DataError
+from mlops.core.errors import DataError, UsageError
 
 __all__ = [
     "SBOM_FILE",
@@ -199,16 +199,16 @@ def write_sbom(path: Path, lock_text: str | None = None, **kwargs: Any) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m mlops.trust.sbom``: prints (or writes) the SBOM of a lock.
+    """``python -m mlops.core.sbom``: prints (or writes) the SBOM of a lock.
 
     Args:
         argv: Command-line arguments; ``None`` reads ``sys.argv``.
 
     Returns:
-        The exit code: 0, or 2 for a lock that is not a list of exact pins.
+        The exit code: 0, or 2 for a lock that cannot be read or is not a list of exact pins.
     """
     parser = argparse.ArgumentParser(
-        prog="python -m mlops.trust.sbom", description=__doc__.split("\n")[0]
+        prog="python -m mlops.core.sbom", description=__doc__.split("\n")[0]
     )
     parser.add_argument(
         "--lock",
@@ -229,7 +229,11 @@ def main(argv: list[str] | None = None) -> int:
     elif args.lock == "-":
         lock_text = sys.stdin.read()
     else:
-        lock_text = Path(args.lock).read_text(encoding="utf-8")
+        try:
+            lock_text = Path(args.lock).read_text(encoding="utf-8")
+        except OSError as exc:
+            print(f"error: cannot read lock {args.lock}: {exc.strerror}", file=sys.stderr)
+            return UsageError.exit_code
     try:
         document = sbom_from_lock(lock_text, image_name=args.image_name)
     except DataError as exc:
