@@ -22,6 +22,8 @@ def monitoring(
     window_hours: float = 24.0,
     drift_share_threshold: float = 0.5,
     min_accuracy: float = -1.0,
+    max_regression: float = 0.0,
+    champion_metric: str = "accuracy",
     test_size: float = 0.2,
     seed: int = 42,
     advisory_db_uri: str = "",
@@ -45,6 +47,9 @@ def monitoring(
         drift_share_threshold: Share of drifted feature columns that means drift, in (0, 1].
         min_accuracy: Holdout accuracy threshold of the retrained model in [0, 1]
             (-1 = the repository's mlops.yaml, else 0.8).
+        max_regression: How far below the deployed stable version's score on the same
+            holdout the retrained model may be, in [0, 1] (0.0: never worse than production).
+        champion_metric: What the champion is compared on: accuracy or f1_macro.
         test_size: Fraction of rows in the retraining test split, in (0, 1).
         seed: Random seed of the retraining split and of the entry point.
         advisory_db_uri: Offline advisory database for the dependency audit ('' = none).
@@ -72,6 +77,8 @@ def monitoring(
             holdout_uri=holdout_uri,
             model_name=model_name,
             min_accuracy=min_accuracy,
+            max_regression=max_regression,
+            champion_metric=champion_metric,
             drop_columns=drift.outputs["drop_columns"],
             categorical_columns=drift.outputs["categorical_columns"],
             recipe_uri=drift.outputs["recipe_uri"],

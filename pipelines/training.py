@@ -123,7 +123,7 @@ def train_and_release(
         data_uri: Training table: CSV or Parquet, a path, file:// or s3://bucket/key.
         target_column: Label column.
         holdout_uri: Independent labelled holdout table (path, file:// or s3://).
-        model_name: Registry name.
+        model_name: Registry name, lowercase letters, digits and '-'.
         min_accuracy: Holdout accuracy threshold in [0, 1].
         drop_columns: Comma-separated columns dropped before training.
         categorical_columns: Comma-separated columns that are categorical.

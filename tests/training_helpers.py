@@ -36,12 +36,14 @@ OUTCOME_KEYS = {
 }
 # The gates that read the repository without running it; a run that trained has all of GATE_NAMES.
 STATIC_GATE_NAMES = {"code_quality", "dependency_audit", "repository_scan"}
-GATE_NAMES = STATIC_GATE_NAMES | {"model_scan", "holdout_accuracy", "signature"}
+GATE_NAMES = STATIC_GATE_NAMES | {"model_scan", "holdout_accuracy", "no_regression"}
 PUBLISHED_FILES = {
     "model.skops",
     "metadata.json",
     "reference.parquet",
     "requirements.txt",
+    "sbom.cdx.json",
+    "release.json",
     "model.sig",
     "_COMPLETE",
 }

@@ -242,6 +242,7 @@ def wait_for_run(
         MlopsError: it had not finished after ``timeout`` seconds (it keeps running).
     """
     deadline = time.monotonic() + timeout
+    pause = min(1.0, poll_seconds)
     while True:
         with api_errors(host):
             run = client.get_run(run_id)
@@ -252,4 +253,6 @@ def wait_for_run(
                 f"run {run_id} is still {run.state} after {timeout:.0f} s "
                 f"(it keeps running on the cluster)"
             )
-        time.sleep(poll_seconds)
+        time.sleep(min(pause, max(deadline - time.monotonic(), 0.0)))
+        # Look again soon at first (a rejected run can end within a minute), then every poll.
+        pause = min(pause * 2, poll_seconds)

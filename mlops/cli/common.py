@@ -63,9 +63,18 @@ def error_payload(message: str, exit_code: int, **details: Any) -> dict[str, Any
     return {**details, "status": "error", "error": message, "exit_code": exit_code}
 
 
-def json_stdout(as_json: bool) -> contextlib.AbstractContextManager[None]:
-    """With ``--json``, everything printed meanwhile goes to stderr (kfp prints links on stdout)."""
-    return stdout_to_stderr() if as_json else contextlib.nullcontext()
+@contextlib.contextmanager
+def json_stdout(as_json: bool) -> Iterator[None]:
+    """With ``--json``, everything printed meanwhile goes to stderr (kfp prints links on stdout).
+
+    Both fd 1 (task subprocesses) and ``sys.stdout`` (kfp's ``print``, which is not
+    fd 1 under a test runner or Jupyter) are redirected.
+    """
+    if not as_json:
+        yield
+        return
+    with stdout_to_stderr(), contextlib.redirect_stdout(sys.stderr):
+        yield
 
 
 def add_cluster_arguments(parser: argparse.ArgumentParser, *, required: bool = False) -> None:

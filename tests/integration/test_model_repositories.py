@@ -370,6 +370,15 @@ def test_a_repository_with_its_own_pipeline_is_released_and_served(runs, tables)
     model_dir = fetch_model(run.store, payload["model_uri"], runs["work"] / "hgb-model")
     metadata = json.loads((model_dir / "metadata.json").read_text())
     assert metadata["repository"]["commit"] == run.commit
+    from mlops.trust.signing import verify_version_dir
+
+    # Signed after the decision: the signed release.json names the commit and every gate.
+    evidence = verify_version_dir(
+        model_dir, runs["keys"] / "signing-key.pub.pem", "cancer-hgb", payload["model_version"]
+    )
+    assert evidence["repository"]["commit"] == run.commit
+    assert set(evidence["gates"]) >= {"code_quality", "holdout_accuracy", "no_regression"}
+    assert (model_dir / "sbom.cdx.json").is_file()
     assert metadata["recipe"]["entry_point"] == "train:build_model"
     assert metadata["recipe"]["params"]["max_iter"] == 60
     assert "HistGradientBoostingClassifier" in metadata["estimator"]
@@ -476,3 +485,7 @@ def test_an_inaccurate_checked_in_model_is_rejected_by_the_holdout_gate(runs):
     assert payload["gates"]["holdout_accuracy"]["passed"] is False
     assert payload["gates"]["code_quality"]["passed"] is True
     assert list_versions(run.store, "cancer-pretrained-bad") == []
+    # A rejected candidate is never signed: no signature in the store or the run's artifacts.
+    assert not [key for key in run.store.list("", recursive=True) if key.endswith("model.sig")]
+    assert not list(Path(payload["run_dir"]).rglob("model.sig"))
+    assert payload["evidence"]["gates"]["holdout_accuracy"]["passed"] is False

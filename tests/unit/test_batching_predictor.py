@@ -51,7 +51,7 @@ def hist_gradient_boosting_dir(dest: Path, private_key: Path) -> Path:
 
     from mlops.model.packaging import write_model_dir
     from mlops.model.schema import FeatureSchema, coerce
-    from mlops.trust.signing import sign_model_dir
+    from tests.release_helpers import release_and_sign
 
     features, target = iris_frame()
     schema = FeatureSchema.from_frame(features)
@@ -78,7 +78,7 @@ def hist_gradient_boosting_dir(dest: Path, private_key: Path) -> Path:
         train_features=features,
         params={},
     )
-    sign_model_dir(dest, private_key)
+    release_and_sign(dest, private_key)
     return dest
 
 

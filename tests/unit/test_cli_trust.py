@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import stat
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 
 from mlops.cli import main as cli_main
 from mlops.trust import signing
+from tests.release_helpers import passed_decision_json, release_and_sign
 
 SHARED_DB = Path(__file__).resolve().parents[2].parent / "shared" / "advisory-db"
 
@@ -25,6 +27,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     h = tmp_path / "mlops-home"
     monkeypatch.setenv("MLOPS_HOME", str(h))
     monkeypatch.delenv("MLOPS_ADVISORY_DB", raising=False)
+    monkeypatch.delenv("MLOPS_MIN_ACCURACY", raising=False)
     return h
 
 
@@ -33,7 +36,7 @@ def model_dir(tmp_path: Path) -> Path:
     d = tmp_path / "model"
     d.mkdir()
     (d / "model.skops").write_bytes(b"skops-bytes")
-    (d / "metadata.json").write_text("{}")
+    (d / "metadata.json").write_text('{"model_name": "churn", "version": "v1"}')
     (d / "reference.parquet").write_bytes(b"PAR1PAR1")
     return d
 
@@ -64,13 +67,50 @@ def test_verify_exit_codes(home: Path, model_dir: Path, capsys) -> None:
     capsys.readouterr()
     assert _run("verify", str(model_dir)) == 4
     assert "missing signature" in capsys.readouterr().err
+    # Signed, but the sign step never ran after a passed decision: not a release.
     signing.sign_model_dir(model_dir, priv)
+    assert _run("verify", str(model_dir)) == 4
+    assert "INVALID" in (err := capsys.readouterr().err) and "never released" in err
+    release_and_sign(model_dir, priv)
     assert _run("verify", str(model_dir)) == 0
+    out = capsys.readouterr().out
+    assert "OK:" in out and "released" in out and "model: churn v1" in out
+    assert "[pass] no_regression" in out and "holdout_accuracy: 1.0000" in out
     assert _run("verify", str(model_dir), "--public-key", str(pub)) == 0
     (model_dir / "metadata.json").write_text('{"tampered": true}')
     capsys.readouterr()
     assert _run("verify", str(model_dir)) == 4
     assert "metadata.json" in capsys.readouterr().err
+
+
+def _failed_gate() -> str:
+    """A decision whose model_scan gate failed (what a rejected candidate's evidence says)."""
+    decision = json.loads(passed_decision_json())
+    decision["gates"]["model_scan"] = {"passed": False, "detail": "unsafe type os.system"}
+    return json.dumps(decision, sort_keys=True)
+
+
+@pytest.mark.parametrize(
+    "changes, policy, match",
+    [
+        ({"decision_json": _failed_gate()}, None, "failed gate.*model_scan: unsafe type"),
+        ({"version": "v0"}, None, "evidence of 'churn' version 'v0', not of 'churn' version 'v1'"),
+        ({"holdout_metrics": {"holdout_accuracy": 0.9}}, "0.95", "0.9000 .*below.*0.9500"),
+    ],
+    ids=["failed-gate", "other-version", "below-policy"],
+)
+def test_verify_applies_the_release_policy(
+    home: Path, model_dir: Path, capsys, monkeypatch, changes, policy, match
+) -> None:
+    assert _run("keys", "init") == 0
+    release_and_sign(model_dir, signing.default_key_paths(home)[0], **changes)
+    if policy is not None:
+        monkeypatch.setenv("MLOPS_MIN_ACCURACY", policy)
+    capsys.readouterr()
+    assert _run("verify", str(model_dir)) == 4
+    err = capsys.readouterr().err
+    assert err.startswith("INVALID:")
+    assert re.search(match, err), err
 
 
 def test_verify_missing_key_is_usage_error(home: Path, model_dir: Path, capsys) -> None:

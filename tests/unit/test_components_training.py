@@ -117,6 +117,7 @@ def trained(work, split, repository):
 
 
 def holdout_gate(work, split, trained, data, min_accuracy: float, name: str):
+    """validate_holdout on the trained model; the store (``store_env``) has no champion yet."""
     metrics = artifact(Metrics, work / name / "metrics")
     classification = artifact(ClassificationMetrics, work / name / "classification")
     outputs = run(
@@ -126,9 +127,36 @@ def holdout_gate(work, split, trained, data, min_accuracy: float, name: str):
         holdout_uri=str(data["holdout"]),
         metrics=metrics,
         classification=classification,
+        champion=artifact(Metrics, work / name / "champion"),
         min_accuracy=min_accuracy,
     )
     return outputs, metrics, classification
+
+
+def passed_gates(holdout_accuracy: float = 1.0) -> str:
+    """The decision JSON of a release whose every gate passed, as decide_release writes it."""
+    return run(
+        decide_release,
+        static_gates=static_json(),
+        scan_gate=gate_json("model_scan"),
+        holdout_gate=GateResult(
+            "holdout_accuracy", True, "ok", {"holdout_accuracy": holdout_accuracy}
+        ).to_json(),
+        regression_gate=gate_json("no_regression"),
+    ).gates
+
+
+def sign(work, trained, name: str, gates: str | None = None) -> Any:
+    """sign_model on the trained model with a passed decision: (signed artifact, evidence JSON)."""
+    signed = artifact(Model, work / name / "signed_model")
+    signed.metadata.update(trained["model"].metadata)
+    evidence = sign_model.python_func(
+        model=trained["model"],
+        gates=gates or passed_gates(),
+        signed_model=signed,
+        evidence=artifact(Markdown, work / name / "evidence.md"),
+    )
+    return signed, json.loads(evidence)
 
 
 def gate_json(name: str, passed: bool = True) -> str:
@@ -273,7 +301,8 @@ def test_declared_categorical_column_is_split_trained_and_recorded(work, data, r
 def test_train_model_writes_the_model_directory(trained, split, repository):
     model_dir = trained["model"].path
     names = {p.name for p in Path(model_dir).iterdir()}
-    assert names == {"model.skops", "metadata.json", "reference.parquet", "requirements.txt"}
+    # Everything but the release evidence and the signature: those follow a passed decision.
+    assert names == PUBLISHED_FILES - {"release.json", "model.sig", COMPLETE_MARKER}
     metadata = json.loads(open(f"{model_dir}/metadata.json").read())
     assert metadata["model_name"] == MODEL_NAME
     # What was fitted is what the recipe's entry point built.
@@ -357,7 +386,7 @@ def test_train_candidate_checks_name_and_mlops_yaml_before_reading_data(tmp_path
 
 
 # -- validate_holdout ---------------------------------------------------------------------------
-def test_validate_holdout_passes_and_logs_classification(work, split, trained, data):
+def test_validate_holdout_passes_and_logs_classification(work, split, trained, data, store_env):
     outputs, metrics, classification = holdout_gate(work, split, trained, data, 0.8, "holdout-pass")
     assert outputs.passed is True and outputs.accuracy > 0.9
     gate = GateResult.from_json(outputs.gate)
@@ -368,9 +397,13 @@ def test_validate_holdout_passes_and_logs_classification(work, split, trained, d
     assert [c["displayName"] for c in matrix["annotationSpecs"]] == ["benign", "malignant"]
     assert sum(sum(row["row"]) for row in matrix["rows"]) == 143
     assert len(classification.metadata["confidenceMetrics"]) > 2
+    # No model is deployed yet: no champion to regress from, so no_regression passes.
+    regression = GateResult.from_json(outputs.regression_gate)
+    assert regression.name == "no_regression" and regression.passed, regression.detail
+    assert outputs.holdout_fingerprint == fingerprint(read_table(str(data["holdout"])))
 
 
-def test_validate_holdout_fails_below_threshold(work, split, trained, data):
+def test_validate_holdout_fails_below_threshold(work, split, trained, data, store_env):
     outputs, _, _ = holdout_gate(work, split, trained, data, 0.999, "holdout-fail")
     assert outputs.passed is False
     assert "< min_accuracy 0.9990" in GateResult.from_json(outputs.gate).detail
@@ -417,25 +450,27 @@ def test_release_chain_publishes_a_signed_model(
     scan = run(scan_model, model=trained["model"], report=scan_report)
     assert scan.passed is True and "PASSED" in open(scan_report.path).read()
 
-    signed = artifact(Model, work / "chain" / "signed_model")
-    signed.metadata.update(trained["model"].metadata)
-    sign = run(sign_model, model=trained["model"], signed_model=signed)
-    assert sign.passed is True and signed.metadata["signed"] is True
-    assert (work / "chain" / "signed_model" / "model.sig").is_file()
-    assert not (work / "train" / "model" / "model.sig").exists(), "the input model stays unsigned"
-
     decision = run(
         decide_release,
         static_gates=static.gates,
         scan_gate=scan.gate,
         holdout_gate=holdout.gate,
-        signature_gate=sign.gate,
+        regression_gate=holdout.regression_gate,
     )
     assert decision.passed is True, decision.gates
     gates = json.loads(decision.gates)
     assert set(gates["gates"]) == set(GATE_ORDER) and gates["reason"] == "all gates passed"
     # Every gate's metrics, the static ones included, end up in the release decision.
     assert gates["metrics"]["holdout_accuracy"] == holdout.accuracy
+
+    # Signed only after the decision: the evidence records it, the signature covers it.
+    signed, evidence = sign(work, trained, "chain", decision.gates)
+    assert signed.metadata["signed"] is True
+    assert (Path(signed.path) / "model.sig").is_file()
+    assert json.loads((Path(signed.path) / "release.json").read_text()) == evidence
+    assert evidence["released"] is True and set(evidence["gates"]) == set(GATE_ORDER)
+    assert evidence["repository"] == json.loads(repository["outputs"].source)
+    assert not (work / "train" / "model" / "model.sig").exists(), "the input model stays unsigned"
 
     summary = artifact(Markdown, work / "chain" / "summary.md")
     published = run(publish_model, signed_model=signed, gates=decision.gates, summary=summary)
@@ -458,8 +493,7 @@ def test_release_chain_publishes_a_signed_model(
 
 def test_publish_refuses_a_tampered_model(work, trained, store_env, monkeypatch):
     use_signing_keys(monkeypatch, work / "keys")
-    signed = artifact(Model, work / "tamper" / "signed_model")
-    assert run(sign_model, model=trained["model"], signed_model=signed).passed
+    signed, _ = sign(work, trained, "tamper")
     with open(f"{signed.path}/requirements.txt", "a") as handle:
         handle.write("evil==6.6.6\n")
     gates = json.dumps({"gates": {}, "metrics": {}, "reason": "all gates passed"})
@@ -476,10 +510,9 @@ def test_publish_refuses_a_tampered_model(work, trained, store_env, monkeypatch)
 def test_sign_model_fails_closed_without_a_key(work, trained, monkeypatch):
     monkeypatch.setenv("MLOPS_SIGNING_KEY", str(work / "no-such-key.pem"))
     monkeypatch.setenv("MLOPS_SIGNING_PUBLIC_KEY", str(work / "no-such-key.pub.pem"))
-    signed = artifact(Model, work / "nokey" / "signed_model")
-    outputs = run(sign_model, model=trained["model"], signed_model=signed)
-    assert outputs.passed is False and signed.metadata["signed"] is False
-    assert GateResult.from_json(outputs.gate).detail.startswith("invalid:")
+    with pytest.raises(UsageError, match="no-such-key"):
+        sign(work, trained, "nokey")
+    assert not (work / "nokey" / "signed_model").exists(), "nothing is left half signed"
 
 
 def test_sign_model_fails_closed_with_a_mismatched_public_key(work, trained, monkeypatch):
@@ -487,13 +520,9 @@ def test_sign_model_fails_closed_with_a_mismatched_public_key(work, trained, mon
     _, other_public = use_signing_keys(monkeypatch, work / "other-keys")
     monkeypatch.setenv("MLOPS_SIGNING_KEY", str(private))
     monkeypatch.setenv("MLOPS_SIGNING_PUBLIC_KEY", str(other_public))
-    outputs = run(
-        sign_model,
-        model=trained["model"],
-        signed_model=artifact(Model, work / "mismatch" / "signed_model"),
-    )
-    assert outputs.passed is False
-    assert "wrong key" in GateResult.from_json(outputs.gate).detail
+    with pytest.raises(VerificationError):
+        sign(work, trained, "mismatch")
+    assert not (work / "mismatch" / "signed_model").exists(), "nothing is left signed"
 
 
 def test_scan_model_flags_a_pickle(work, trained):
@@ -566,11 +595,11 @@ def test_decide_release_names_failed_gates():
         static_gates=static_json(),
         scan_gate=gate_json("model_scan"),
         holdout_gate=gate_json("holdout_accuracy", False),
-        signature_gate=gate_json("signature", False),
+        regression_gate=gate_json("no_regression", False),
     )
     assert decision.passed is False
     reason = json.loads(decision.gates)["reason"]
-    assert "holdout_accuracy: holdout_accuracy failed" in reason and "signature:" in reason
+    assert "holdout_accuracy: holdout_accuracy failed" in reason and "no_regression:" in reason
     assert "model_scan" not in reason
     assert set(json.loads(decision.gates)["gates"]) == set(GATE_ORDER)
 
@@ -583,7 +612,7 @@ def test_decide_release_keeps_a_failed_static_gate_and_needs_every_candidate_gat
         static_gates=static_json(failed=("code_quality",)),
         scan_gate=gate_json("model_scan"),
         holdout_gate=gate_json("holdout_accuracy"),
-        signature_gate=gate_json("signature"),
+        regression_gate=gate_json("no_regression"),
     )
     assert failed_static.passed is False
     assert json.loads(failed_static.gates)["reason"] == "code_quality: code_quality failed"
@@ -592,7 +621,7 @@ def test_decide_release_keeps_a_failed_static_gate_and_needs_every_candidate_gat
         static_gates=json.dumps({"gates": {}, "metrics": {}, "reason": ""}),
         scan_gate=gate_json("model_scan"),
         holdout_gate=gate_json("holdout_accuracy"),
-        signature_gate=gate_json("signature"),
+        regression_gate=gate_json("no_regression"),
     )
     assert no_static.passed is False
     reason = json.loads(no_static.gates)["reason"]
@@ -608,7 +637,7 @@ def test_record_rejection_publishes_nothing(work, trained, store_env):
         static_gates=static_json(),
         scan_gate=gate_json("model_scan"),
         holdout_gate=gate_json("holdout_accuracy", False),
-        signature_gate=gate_json("signature"),
+        regression_gate=gate_json("no_regression"),
     ).gates
     summary = artifact(Markdown, work / "reject" / "summary.md")
     outcome = json.loads(

@@ -19,6 +19,7 @@ from mlops.deployment import state as desired
 from mlops.deployment.actions import deploy_action, promote_action, rollback_action
 from mlops.model.registry import publish_model_dir
 from mlops.trust.signing import sign_model_dir
+from tests.release_helpers import passed_decision_json, release_and_sign
 from tests.training_helpers import use_signing_keys
 from tests.unit.test_kube_apply import FakeKServe
 
@@ -29,24 +30,35 @@ WAIT = {"timeout_seconds": 0.2, "poll_seconds": 0.0}
 
 @pytest.fixture
 def published(store_env, tmp_path, monkeypatch):
-    """Three signed, published versions of a model in the test bucket: {version: uri}.
+    """Three released (evidence written, then signed), published versions: {version: uri}.
 
-    The deploy step verifies signatures like serving does, so MLOPS_SIGNING_PUBLIC_KEY
-    names the key they were signed with; and checks that the signed metadata names
-    the version of the path, as packaging records it.
+    The deploy step verifies like serving does: MLOPS_SIGNING_PUBLIC_KEY names the
+    key they were signed with, the signed metadata names the version of the path,
+    and the signed ``release.json`` records a passed release of that version.
     """
+    monkeypatch.delenv("MLOPS_MIN_ACCURACY", raising=False)
     private, _ = use_signing_keys(monkeypatch, tmp_path / "keys")
     uris = {}
     for version in ("v1", "v2", "v3"):
-        model_dir = tmp_path / version
-        model_dir.mkdir()
-        (model_dir / "model.skops").write_bytes(b"not really a model " + version.encode())
-        (model_dir / "metadata.json").write_text(
-            json.dumps({"model_name": MODEL, "version": version})
-        )
-        sign_model_dir(model_dir, private)
+        model_dir = _candidate(tmp_path / version, version)
+        release_and_sign(model_dir, private)
         uris[version] = publish_model_dir(store_env, model_dir, MODEL, version).uri
     return uris
+
+
+def _candidate(model_dir, version):
+    """A model folder as training leaves it: model file and metadata naming its identity."""
+    model_dir.mkdir()
+    (model_dir / "model.skops").write_bytes(b"not really a model " + version.encode())
+    (model_dir / "metadata.json").write_text(json.dumps({"model_name": MODEL, "version": version}))
+    return model_dir
+
+
+def _failed_decision_json():
+    """A decision whose no_regression gate failed (the evidence a rejection would carry)."""
+    decision = json.loads(passed_decision_json())
+    decision["gates"]["no_regression"] = {"passed": False, "detail": "candidate is worse"}
+    return json.dumps(decision)
 
 
 def test_unsigned_or_tampered_version_is_never_deployed(store_env, published, tmp_path):
@@ -59,6 +71,12 @@ def test_unsigned_or_tampered_version_is_never_deployed(store_env, published, tm
     store_env.put_bytes("models/iris/v2/model.skops", b"swapped after publishing")
     with pytest.raises(VerificationError, match="changed since signing: model.skops"):
         deploy_action(MODEL, published["v2"], "v2", "full", 0, "local", NS, "")
+    # The evidence is signed with the model: rewriting it after publishing is tampering too.
+    evidence = json.loads(store_env.get_bytes("models/iris/v3/release.json"))
+    evidence["gates"]["no_regression"] = {"passed": True, "detail": "rewritten"}
+    store_env.put_bytes("models/iris/v3/release.json", json.dumps(evidence).encode())
+    with pytest.raises(VerificationError, match="changed since signing: release.json"):
+        deploy_action(MODEL, published["v3"], "v3", "full", 0, "local", NS, "")
     assert desired.read_state(store_env, MODEL) is None
 
 
@@ -85,6 +103,54 @@ def test_a_version_whose_metadata_records_no_identity_is_never_deployed(
     uri = publish_model_dir(store_env, legacy, MODEL, "v5").uri
     with pytest.raises(VerificationError, match="records no model_name and version"):
         deploy_action(MODEL, uri, "v5", "full", 0, "local", NS, "")
+
+
+@pytest.mark.parametrize(
+    "release, match",
+    [
+        # signed by the right key, but the sign step never ran after a passed decision
+        (None, "signed but has no release.json: it was never released"),
+        (
+            {"decision_json": _failed_decision_json()},
+            "records failed gate.*no_regression: candidate is worse",
+        ),
+        ({"version": "v1"}, "evidence of 'iris' version 'v1', not of 'iris' version 'v7'"),
+        ({"holdout_metrics": {"holdout_accuracy": 0.5}}, "0.5000 .*below.*minimum 0.8000"),
+        ({"holdout_metrics": {}}, "records no holdout accuracy"),
+    ],
+    ids=["signed-not-released", "failed-gate", "other-version", "below-own", "no-holdout"],
+)
+def test_a_signed_version_without_a_passed_release_is_never_deployed(
+    store_env, published, tmp_path, release, match
+):
+    from mlops.core.settings import signing_key_paths
+    from tests.release_helpers import write_release
+
+    model_dir = _candidate(tmp_path / "v7", "v7")
+    if release is not None:
+        write_release(model_dir, **release)
+    sign_model_dir(model_dir, signing_key_paths()[0])
+    uri = publish_model_dir(store_env, model_dir, MODEL, "v7").uri
+    with pytest.raises(VerificationError, match=match):
+        deploy_action(MODEL, uri, "v7", "full", 0, "local", NS, "")
+    assert desired.read_state(store_env, MODEL) is None
+
+
+def test_the_policy_minimum_accuracy_raises_the_bar_for_deploy(
+    store_env, published, tmp_path, monkeypatch
+):
+    from mlops.core.settings import signing_key_paths
+
+    model_dir = _candidate(tmp_path / "v7", "v7")
+    release_and_sign(model_dir, signing_key_paths()[0], holdout_metrics={"holdout_accuracy": 0.9})
+    uri = publish_model_dir(store_env, model_dir, MODEL, "v7").uri
+    monkeypatch.setenv("MLOPS_MIN_ACCURACY", "0.95")
+    with pytest.raises(VerificationError, match="0.9000 .*below.*minimum 0.9500"):
+        deploy_action(MODEL, uri, "v7", "full", 0, "local", NS, "")
+    assert desired.read_state(store_env, MODEL) is None
+    # A policy below the model's own threshold (0.8) does not lower it; 0.9 passes both.
+    monkeypatch.setenv("MLOPS_MIN_ACCURACY", "0.5")
+    assert deploy_action(MODEL, uri, "v7", "full", 0, "local", NS, "")["state"]["stable"] == "v7"
 
 
 def test_local_deploy_canary_promote_rollback(store_env, published):

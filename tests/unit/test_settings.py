@@ -74,6 +74,7 @@ BAD_VALUES = {
     settings.parse_bool: ["perhaps", "2", "yes please"],
     settings.parse_positive_int: ["abc", "0", "-3", "1.5"],
     settings.parse_positive_float: ["abc", "0", "-1", "inf", "nan"],
+    settings.parse_fraction: ["abc", "-0.1", "1.5", "nan", "inf"],
 }
 #: Parsers that accept any text: nothing to reject.
 FREE_TEXT = (settings.parse_text, settings.parse_path)

@@ -9,6 +9,7 @@ import pytest
 
 from mlops.core.errors import UsageError, VerificationError
 from mlops.trust import signing
+from tests.release_helpers import release_and_sign, write_release
 
 
 @pytest.fixture(scope="module")
@@ -209,14 +210,32 @@ def test_verify_identity_fails_closed(model_dir: Path, text, match) -> None:
         signing.verify_identity(model_dir, "churn", "v2")
 
 
-def test_verify_version_dir_checks_the_signature_then_the_identity(model_dir: Path, keys) -> None:
+def test_verify_version_dir_checks_the_signature_then_the_identity(
+    model_dir: Path, keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MLOPS_MIN_ACCURACY", raising=False)
     priv, pub = keys
     _write_metadata(model_dir, '{"model_name": "churn", "version": "v2"}')
-    signing.sign_model_dir(model_dir, priv)
-    signing.verify_version_dir(model_dir, pub, "churn", "v2")
+    release_and_sign(model_dir, priv)
+    evidence = signing.verify_version_dir(model_dir, pub, "churn", "v2")
+    assert (evidence["model_name"], evidence["version"]) == ("churn", "v2")
     with pytest.raises(VerificationError, match="says model 'churn' version 'v2'"):
         signing.verify_version_dir(model_dir, pub, "churn", "v3")
     # Rewriting the metadata to match another path breaks the signature instead.
     _write_metadata(model_dir, '{"model_name": "churn", "version": "v3"}')
     with pytest.raises(VerificationError, match="changed since signing: metadata.json"):
         signing.verify_version_dir(model_dir, pub, "churn", "v3")
+
+
+def test_verify_version_dir_then_checks_the_release(model_dir: Path, keys) -> None:
+    # Signed by the right key, named right, but never released: refused all the same.
+    priv, pub = keys
+    _write_metadata(model_dir, '{"model_name": "churn", "version": "v2"}')
+    signing.sign_model_dir(model_dir, priv)
+    signing.verify_identity(model_dir, "churn", "v2")
+    with pytest.raises(VerificationError, match="has no release.json: it was never released"):
+        signing.verify_version_dir(model_dir, pub, "churn", "v2")
+    # Evidence added after signing is an unsigned file, not a release.
+    write_release(model_dir)
+    with pytest.raises(VerificationError, match="unsigned file.*added: release.json"):
+        signing.verify_version_dir(model_dir, pub, "churn", "v2")
