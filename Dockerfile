@@ -67,6 +67,10 @@ WORKDIR /home/mlops
 FROM base AS pipeline
 LABEL org.opencontainers.image.title="kfp-mlops" \
       org.opencontainers.image.description="kfp-mlops pipeline components"
+# git: the fetch step clones the data scientist's model repository (git+https://...@REF).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends git ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
 COPY --from=pipeline-venv /opt/venv /opt/venv
 USER 10001:10001
 # KFP components replace the command entirely; by hand the image runs the CLI.

@@ -40,7 +40,8 @@ def monitoring(
             digits and '-'); its training sample is the drift reference.
         retrain_data_uri: Training table for retraining on drift: CSV or Parquet, a
             path, file:// or s3://bucket/key.
-        holdout_uri: Independent labelled holdout table the retrained candidate must pass.
+        holdout_uri: Independent labelled holdout table the retrained candidate must pass:
+            CSV or Parquet, a path, file:// or s3://bucket/key.
         current_uri: Production table to check ('' = the model's inference logs of
             the last window_hours).
         window_hours: Hours of inference logs checked when current_uri is '', > 0.

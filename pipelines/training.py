@@ -132,7 +132,7 @@ def train_and_release(
         champion_metric: accuracy or f1_macro, what the champion is compared on.
         test_size: Test split fraction in (0, 1).
         seed: Random seed.
-        deploy: none, stable or canary.
+        deploy: none, canary or full.
         canary_percent: Canary share of traffic in percent, 1-99.
         deploy_target: kserve or local.
         namespace: Kubernetes namespace of the InferenceService.
@@ -289,7 +289,8 @@ def training(
 
     Args:
         data_uri: Training table: CSV or Parquet, a path, file:// or s3://bucket/key.
-        holdout_uri: Independent labelled holdout table the data scientist never used.
+        holdout_uri: Independent labelled holdout table the data scientist never used: CSV
+            or Parquet, a path, file:// or s3://bucket/key.
         recipe_uri: The model repository: a folder, git+file:///repo.git@REF,
             git+https://host/org/repo.git@REF, s3://bucket/prefix/ or builtin:NAME
             ('' = builtin:<estimator>).
@@ -313,7 +314,7 @@ def training(
         advisory_db_uri: Offline advisory database for the audit ('' = none).
         allow_unknown_audit: Let an audit that could not check pass (never a vulnerable one).
         quality_fail_on: Lowest code-quality finding severity that rejects: low, medium or high.
-        deploy: After release: none, stable or canary.
+        deploy: After release: none, canary or full.
         canary_percent: Canary share of traffic in percent, 1-99.
         deploy_target: kserve (an InferenceService) or local (mlops serve).
         namespace: Kubernetes namespace of the InferenceService.

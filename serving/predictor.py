@@ -391,16 +391,24 @@ class SklearnPredictor(Model):
         """Class probabilities of validated rows, every one finite (else InvalidInput)."""
         return cls._probabilities_of(loaded.scorer, frame)
 
-    def _score(self, loaded: LoadedModel, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """(class probabilities, predicted labels) of validated rows, counted and logged."""
+    def _score(
+        self, loaded: LoadedModel, columns: list[np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(class probabilities, predicted labels) of validated columns, counted and logged."""
+        frame = loaded.schema.frame(columns)
         proba = self._probabilities(loaded, frame)
         index = proba.argmax(axis=1)
         labels = loaded.labels[index]
-        self._observe(loaded, frame, index, labels)
+        self._observe(loaded, frame, columns, index, labels)
         return proba, labels
 
     def _observe(
-        self, loaded: LoadedModel, frame: pd.DataFrame, index: np.ndarray, labels: np.ndarray
+        self,
+        loaded: LoadedModel,
+        frame: pd.DataFrame,
+        columns: list[np.ndarray],
+        index: np.ndarray,
+        labels: np.ndarray,
     ) -> None:
         counts = np.bincount(index, minlength=len(loaded.classes))
         metrics.count_predictions(self.name, loaded.version, list(loaded.classes), counts)
@@ -417,7 +425,7 @@ class SklearnPredictor(Model):
     def _score_part(self, part: _Part) -> tuple[np.ndarray, np.ndarray] | Exception:
         """One request's answer, or the exception it gets."""
         try:
-            return self._score(part.loaded, part.loaded.schema.frame(part.columns))
+            return self._score(part.loaded, part.columns)
         except Exception as exc:
             return exc
 
@@ -436,7 +444,7 @@ class SklearnPredictor(Model):
             np.concatenate([part.columns[i] for part in parts]) for i in range(len(first.schema))
         ]
         try:
-            proba, labels = self._score(first, first.schema.frame(columns))
+            proba, labels = self._score(first, columns)
         except Exception:
             return [self._score_part(part) for part in parts]
         results: list[Any] = []
@@ -479,7 +487,7 @@ class SklearnPredictor(Model):
         batcher = self._batcher
         if batcher is None or loaded.call_seconds < self.batching.inline_below_seconds:
             ARRIVALS.settle()
-            proba, labels = self._score(loaded, loaded.schema.frame(columns))
+            proba, labels = self._score(loaded, columns)
         else:
             proba, labels = await batcher.submit(_Part(loaded, columns, rows), rows)
         return respond(proba, labels)
@@ -499,7 +507,7 @@ class SklearnPredictor(Model):
         """
         loaded = self._ready_state()
         columns, _, respond = self._prepare(loaded, payload)
-        return respond(*self._score(loaded, loaded.schema.frame(columns)))
+        return respond(*self._score(loaded, columns))
 
     def _prepare(
         self, loaded: LoadedModel, payload: dict | InferRequest

@@ -50,7 +50,10 @@ class FakeKfp:
     required_token: str | None = None
     #: The state and task details a run takes once read: tasks as (display name, state).
     finish_with: dict[str, Any] = field(
-        default_factory=lambda: {"state": "SUCCEEDED", "tasks": [("Publish the signed model", "SUCCEEDED")]}
+        default_factory=lambda: {
+            "state": "SUCCEEDED",
+            "tasks": [("Publish the signed model", "SUCCEEDED")],
+        }
     )
     _reads: dict[str, int] = field(default_factory=dict)
 
@@ -94,7 +97,9 @@ class FakeKfp:
         wanted = None
         if "filter" in request.query:
             predicates = json.loads(request.query["filter"][0]).get("predicates", [])
-            wanted = next((p["stringValue"] for p in predicates if p["key"] == "display_name"), None)
+            wanted = next(
+                (p["stringValue"] for p in predicates if p["key"] == "display_name"), None
+            )
         namespace = request.query.get("namespace", [None])[0]
         found = [
             e

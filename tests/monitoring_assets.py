@@ -38,6 +38,9 @@ SERVING_METRICS: frozenset[str] = frozenset(
         "mlops_request_duration_seconds_bucket",
         "mlops_request_duration_seconds_sum",
         "mlops_request_duration_seconds_count",
+        "mlops_batch_requests_bucket",
+        "mlops_batch_requests_sum",
+        "mlops_batch_requests_count",
     }
 )
 
@@ -51,6 +54,11 @@ PUSHED_METRICS: frozenset[str] = frozenset(
         "mlops_drift_last_check_timestamp_seconds",
         "mlops_release_decision",
         "mlops_release_decision_timestamp_seconds",
+        "mlops_model_accuracy",
+        "mlops_model_f1_macro",
+        "mlops_model_labelled_rows",
+        "mlops_model_min_accuracy",
+        "mlops_quality_last_check_timestamp_seconds",
     }
 )
 

@@ -91,7 +91,7 @@ class Cluster:
             credentials = ServiceAccountTokenVolumeCredentials(path=str(self.token_file))
         elif self.in_cluster_token:
             credentials = ServiceAccountTokenVolumeCredentials()
-        with warnings.catch_warnings(), api_errors(self.host):
+        with warnings.catch_warnings(), api_errors(self.host), _healthz_timeout(self.host):
             # "This client only works with Kubeflow Pipeline v2.0.0-beta.2 and later versions."
             warnings.simplefilter("ignore", FutureWarning)
             return kfp.Client(
@@ -107,13 +107,26 @@ class Cluster:
 
 
 @contextlib.contextmanager
+def _healthz_timeout(host: str) -> Iterator[None]:
+    # Without a namespace kfp.Client asks healthz whether KFP is multi-user, retrying
+    # five times when refused, then raises a bare TimeoutError.
+    try:
+        yield
+    except TimeoutError as exc:
+        raise MlopsError(
+            f"the KFP API at {host} refused its healthz endpoint 5 times: check the host "
+            "and the credentials (or give the profile namespace)"
+        ) from exc
+
+
+@contextlib.contextmanager
 def api_errors(host: str) -> Iterator[None]:
     """Turns the KFP client's HTTP and connection errors into the project's typed errors.
 
     A 4xx answer (bad request, credentials refused, not found) is a ``UsageError``;
     an unreachable API or a 5xx is an ``MlopsError`` (exit 1).
     """
-    from kfp_server_api.exceptions import ApiException
+    from kfp_server_api.exceptions import ApiException  # type: ignore[import-untyped]
     from urllib3.exceptions import HTTPError
 
     try:
@@ -156,8 +169,12 @@ def deciding_tasks(document: dict[str, Any]) -> dict[str, str]:
 
 
 def status_of_run(run: Any, deciding: dict[str, str]) -> str:
-    """How a finished run ended: ``released``, ``rejected`` or ``no_drift`` from the deciding
-    step that succeeded; ``failed`` when the run did not succeed; ``unknown`` otherwise."""
+    """How a finished run ended, from the deciding step that succeeded.
+
+    Returns:
+        ``released``, ``rejected`` or ``no_drift`` (the deciding step that succeeded);
+        ``failed`` when the run did not succeed; ``unknown`` otherwise.
+    """
     state = str(getattr(run, "state", "") or "")
     if state != "SUCCEEDED":
         return "failed"
@@ -201,7 +218,7 @@ def submit(
     client = cluster.client()
     with tempfile.TemporaryDirectory() as work:
         package, documents = compiled_package(pipeline, cluster, Path(work))
-        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H-%M-%S")
+        stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H-%M-%S")
         with api_errors(cluster.host):
             run = client.create_run_from_pipeline_package(
                 str(package),

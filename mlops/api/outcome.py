@@ -150,6 +150,29 @@ class Outcome:
         """A monitoring run's verdict: ``detected``, ``share`` and per-column ``columns``."""
         return self.data.get("drift")
 
+    def drift_columns(self) -> list[dict[str, Any]]:
+        """A monitoring run's per-column verdicts, most drifted first.
+
+        Returns:
+            One ``{"column", "score", "method", "threshold", "drifted"}`` per checked
+            column (``score`` is a p-value for K-S, Z-test and chi-square, drifted
+            below the threshold; a distance for Wasserstein and Jensen-Shannon,
+            drifted at or above it; ``threshold`` is None when the outcome does not
+            carry it); empty for a training run.
+        """
+        columns = (self.drift or {}).get("columns") or {}
+        rows = [
+            {
+                "column": name,
+                "score": float(verdict.get("score", float("nan"))),
+                "method": str(verdict.get("method", "")),
+                "threshold": verdict.get("threshold"),
+                "drifted": bool(verdict.get("drifted")),
+            }
+            for name, verdict in columns.items()
+        ]
+        return sorted(rows, key=lambda row: (not row["drifted"], row["column"]))
+
     @property
     def run_dir(self) -> Path | None:
         """A local run's task outputs (kfp.local's folder)."""

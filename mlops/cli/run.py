@@ -7,8 +7,8 @@ import sys
 from typing import Any
 
 from mlops.api.outcome import exit_code_for
-from mlops.core.errors import UsageError
 from mlops.cli.common import add_cluster_arguments, cluster_from_args, emit_json, json_stdout
+from mlops.core.errors import UsageError
 from mlops.release.decision import GATE_ORDER
 
 __all__ = ["cmd_run", "exit_code_for", "print_outcome", "register"]
@@ -81,6 +81,11 @@ def print_outcome(result: dict[str, Any]) -> None:
             print(f"  {key}: {result[key]}")
     if result["status"] != "released":
         print(f"  reason: {result.get('reason')}")
+    _print_where(result)
+
+
+def _print_where(result: dict[str, Any]) -> None:
+    """Where the run's outputs are: the local run folder, or the cluster run's page."""
     if result.get("run_dir"):
         print(f"  run folder: {result['run_dir']}")
     if result.get("run_url"):

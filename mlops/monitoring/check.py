@@ -135,7 +135,7 @@ def drift_payload(result: DriftResult) -> dict[str, Any]:
         "drift_detected": data["drift_detected"],
         "drift_share": data["drift_share"],
         "columns": {
-            name: {k: c[k] for k in ("drifted", "score", "method")}
+            name: {k: c[k] for k in ("drifted", "score", "method", "threshold")}
             for name, c in data["columns"].items()
         },
         "n_reference": data["n_reference"],

@@ -1,4 +1,4 @@
-"""Push drift and release metrics to a Prometheus Pushgateway.
+"""Push drift, release and live-quality metrics to a Prometheus Pushgateway.
 
 Pushing metrics must never fail the pipeline: every function here logs a
 warning and returns ``False`` when the push does not work, ``True`` when it did.
@@ -18,7 +18,10 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
 
 if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Iterable
+
     from mlops.monitoring.drift import DriftResult
+    from mlops.monitoring.quality import GroupQuality
 
 log = logging.getLogger(__name__)
 
@@ -147,4 +150,78 @@ def push_release_decision(
     return _push(gateway, job, model_name, registry, timeout)
 
 
-__all__ = ["push_drift_metrics", "push_release_decision", "RELEASE_DECISIONS"]
+def push_quality_metrics(
+    gateway: str,
+    model_name: str,
+    groups: Iterable[GroupQuality],
+    min_accuracy: float,
+    job: str = "mlops_quality",
+    timeout: float = DEFAULT_TIMEOUT,
+) -> bool:
+    """Push the live quality of ``model_name`` per version and role; ``True`` on success.
+
+    Gauges: ``mlops_model_labelled_rows{model,version,role}`` for every group,
+    ``mlops_model_accuracy{model,version,role}`` and ``mlops_model_f1_macro{...}``
+    for the groups with labelled rows, ``mlops_model_min_accuracy{model}`` (the
+    threshold ``MlopsModelAccuracyLow`` compares with) and
+    ``mlops_quality_last_check_timestamp_seconds{model}``. The push replaces the
+    model's previous quality group, so versions that no longer serve drop out.
+    """
+    registry = CollectorRegistry()
+    try:
+        labels = ["model", "version", "role"]
+        rows = Gauge(
+            "mlops_model_labelled_rows",
+            "Logged predictions with a feedback label in the quality window",
+            labels,
+            registry=registry,
+        )
+        accuracy = Gauge(
+            "mlops_model_accuracy",
+            "Accuracy on the labelled production rows of the quality window",
+            labels,
+            registry=registry,
+        )
+        f1 = Gauge(
+            "mlops_model_f1_macro",
+            "Macro-F1 on the labelled production rows of the quality window",
+            labels,
+            registry=registry,
+        )
+        for group in groups:
+            key = {
+                "model": model_name,
+                "version": str(group.model_version),
+                "role": str(group.role),
+            }
+            rows.labels(**key).set(group.labelled_rows)
+            if group.accuracy is not None:
+                accuracy.labels(**key).set(float(group.accuracy))
+            if group.f1_macro is not None:
+                f1.labels(**key).set(float(group.f1_macro))
+        _model_gauge(
+            registry,
+            "mlops_model_min_accuracy",
+            "Accuracy the model's release was held to (min_accuracy)",
+            model_name,
+            float(min_accuracy),
+        )
+        _model_gauge(
+            registry,
+            "mlops_quality_last_check_timestamp_seconds",
+            "Unix time of the last live quality check",
+            model_name,
+            time.time(),
+        )
+    except Exception as exc:  # noqa: BLE001 - a malformed result must not fail the pipeline either
+        log.warning("could not build quality metrics for model %r: %s", model_name, exc)
+        return False
+    return _push(gateway, job, model_name, registry, timeout)
+
+
+__all__ = [
+    "push_drift_metrics",
+    "push_quality_metrics",
+    "push_release_decision",
+    "RELEASE_DECISIONS",
+]

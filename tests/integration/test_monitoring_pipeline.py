@@ -140,6 +140,15 @@ def test_drift_retrains_and_releases_a_canary(world):
     assert state.stable.version == world["first_version"]
     assert state.canary.version == outcome["model_version"] != world["first_version"]
     assert state.canary_percent == 20
+    # Retrained with the deployed model's recipe (the built-in one it named), through its
+    # entry point, and the release records which.
+    metadata = json.loads(
+        world["store"].get_bytes(f"models/{MODEL}/{outcome['model_version']}/metadata.json")
+    )
+    assert metadata["repository"]["uri"] == "builtin:logistic_regression"
+    assert metadata["recipe"]["entry_point"] == "train:build_model"
+    assert metadata["recipe"]["checked_in_model"] is None
+    assert outcome["repository"]["uri"] == "builtin:logistic_regression"
     html = world["store"].get_bytes(outcome["report_uri"]).decode()
     assert "<html" in html.lower()
 

@@ -1,5 +1,10 @@
 """Executes the notebooks with nbclient, as a user would run them locally.
 
+Both drive the pipelines through the Python API (``mlops.run_pipeline``), never
+the CLI in a subprocess, and plot with matplotlib: the executed notebooks must
+hold ``image/png`` outputs (confusion matrix and ROC; drift per column and the
+release decision) and the outcome's HTML table.
+
 The kernel is ``python3`` resolved to this test's interpreter (the project venv):
 when the visible ``python3`` kernelspec points elsewhere, one is installed into a
 tmp prefix and put first on JUPYTER_PATH. MLOPS_HOME is a tmp folder and the
@@ -67,9 +72,20 @@ def outputs_text(notebook) -> str:
     return "\n".join(parts)
 
 
+def png_outputs(notebook) -> int:
+    """How many plots (``image/png`` outputs) the executed notebook holds."""
+    return sum(
+        "image/png" in output.get("data", {})
+        for cell in notebook.cells
+        for output in cell.get("outputs", [])
+    )
+
+
 @pytest.mark.parametrize("path", [NOTEBOOK, MONITORING_NOTEBOOK], ids=lambda p: p.name)
 def test_notebook_is_clean(path):
     import nbformat
+
+    assert "subprocess" not in path.read_text(), "notebooks use the Python API, not the CLI"
 
     notebook = nbformat.read(path, as_version=4)
     nbformat.validate(notebook)
@@ -103,8 +119,12 @@ def test_training_notebook_releases_locally(store_env, tmp_path, monkeypatch):
     assert "reason: all gates passed" in text
     assert f"uri: s3://{store_env.bucket}/models/breast-cancer/" in text
     assert "holdout_accuracy" in text and "test_accuracy" in text
-    for gate in ("holdout_accuracy", "dependency_audit", "model_scan", "code_quality", "signature"):
+    from mlops.release.decision import GATE_ORDER
+
+    for gate in GATE_ORDER:
         assert gate in text
+    assert "<h4>training: released</h4>" in text  # the Outcome's HTML table
+    assert png_outputs(notebook) >= 1, "the holdout confusion matrix and ROC plot"
     versions = sorted(
         key for key in store_env.list("models/breast-cancer/") if key.endswith("_COMPLETE")
     )
@@ -161,3 +181,5 @@ def test_monitoring_notebook_runs_one_pass_locally(store_env, tmp_path, monkeypa
     assert "status: released" in text
     assert "'canary_percent': 20" in text
     assert f"report: s3://{store_env.bucket}/reports/drift/breast-cancer/" in text
+    assert "<h4>monitoring: released</h4>" in text
+    assert png_outputs(notebook) >= 2, "drift per column and the release decision"

@@ -9,8 +9,10 @@ deploy/monitoring/alerts.yaml in which only the ``for:`` durations (-> 0s) and t
 ``promtool test rules deploy/monitoring/tests/alerts_test.yaml``. Alertmanager runs the
 repo's alertmanager.yml with the webhook pointed at a receiver in this process.
 
-Checks: every PromQL query of the Grafana dashboard returns data, and the drift (and
-rejected-release, error-rate) alerts reach the webhook through the repo's routing.
+The live-quality metrics (``mlops_model_accuracy`` and friends) are pushed like a quality
+check pushes them. Checks: every PromQL query of the Grafana dashboard returns data,
+``mlops_model_accuracy`` is read from the Pushgateway and through Prometheus, and the drift
+(and rejected-release, accuracy, error-rate) alerts reach the webhook through the repo's routing.
 """
 
 from __future__ import annotations
@@ -151,6 +153,26 @@ def _drift_result():
     return compute_drift(reference, current)
 
 
+def _quality_groups():
+    """A live quality check's result: the stable version fell below min_accuracy, the canary did not."""
+    from mlops.monitoring.quality import GroupQuality
+
+    def group(version, role, rows, right):
+        return GroupQuality(
+            model_version=version,
+            role=role,
+            predictions=rows * 2,
+            labelled_rows=rows,
+            enough_labels=True,
+            accuracy=right / rows,
+            f1_macro=right / rows - 0.05,
+            labels=["setosa", "versicolor"],
+            confusion_matrix=[[right, rows - right], [0, 0]],
+        )
+
+    return [group("v1", "stable", 120, 72), group("v2", "canary", 60, 57)]
+
+
 @pytest.fixture(scope="module")
 def env(store_settings):
     for binary in ms.STACK_BINARIES:
@@ -278,6 +300,11 @@ def env(store_settings):
         assert drift.drift_detected and len(drift.drifted_columns) >= 4, drift.to_dict()
         assert push_drift_metrics(addr["pushgateway"], MODEL, drift), stack.logs()
         assert push_release_decision(addr["pushgateway"], MODEL, "rejected"), stack.logs()
+        from mlops.monitoring.push import push_quality_metrics
+
+        assert push_quality_metrics(
+            addr["pushgateway"], MODEL, _quality_groups(), min_accuracy=0.8
+        ), stack.logs()
         yield env
     finally:
         codes = stack.stop_all()
@@ -330,6 +357,25 @@ def test_every_dashboard_query_returns_data(env):
     assert {(s["metric"]["model"], s["metric"]["job"]) for s in info} == {(MODEL, SERVING_JOB)}, (
         info
     )
+    # live quality: pushed to the Pushgateway, read back from it and from Prometheus
+    served = requests.get(f"{env.pushgateway}/metrics", timeout=10).text
+    assert 'mlops_model_accuracy{instance="",job="mlops_quality",model="iris",role="stable",' in (
+        served
+    ), served[-3000:]
+    accuracy = ms.prom_query(env.prometheus, "mlops_model_accuracy")
+    assert sorted(
+        (
+            s["metric"]["model"],
+            s["metric"]["version"],
+            s["metric"]["role"],
+            s["metric"]["job"],
+            float(s["value"][1]),
+        )
+        for s in accuracy
+    ) == [
+        (MODEL, "v1", "stable", "mlops_quality", 0.6),
+        (MODEL, "v2", "canary", "mlops_quality", 0.95),
+    ], accuracy
     drift = ms.prom_query(env.prometheus, "mlops_drift_detected")
     assert [(s["metric"]["model"], s["metric"]["job"], s["value"][1]) for s in drift] == [
         (MODEL, "mlops_drift", "1")
@@ -387,6 +433,12 @@ def test_alerts_reach_the_webhook(env):
         lambda: receiver.find("MlopsRetrainingRejected", model=MODEL), timeout=30, describe=describe
     )
     assert rejected[0][0] == "/alerts", rejected
+    # the stable version is right 60% of the time on 120 labels, below min_accuracy 0.8
+    low = ms.wait_until(
+        lambda: receiver.find("MlopsModelAccuracyLow", model=MODEL), timeout=30, describe=describe
+    )
+    assert {(a["labels"]["version"], a["labels"]["role"]) for _, a in low} == {("v1", "stable")}
+    assert low[0][0] == "/alerts", low
     # 4 of every ~10 requests failed: > 5% errors, routed to the critical receiver
     errors = ms.wait_until(
         lambda: receiver.find("MlopsServingErrorRate", model=MODEL), timeout=30, describe=describe

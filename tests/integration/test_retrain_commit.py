@@ -111,7 +111,8 @@ def test_the_release_records_the_commit_main_pointed_at(released):
     assert outcome["status"] == "released" and outcome["model_name"] == MODEL
     repository = model_metadata(released["store"], outcome["model_version"])["repository"]
     assert repository["commit"] == released["first"] == outcome["repository"]["commit"]
-    assert repository["ref"] == "main"
+    # The CLI pinned @main to its commit before the run: every step saw that commit.
+    assert repository["ref"] == released["first"]
     assert repository["uri"] == f"git+{released['repo'].resolve().as_uri()}@{released['first']}"
 
 

@@ -82,9 +82,7 @@ def test_run_with_host_submits_instead_of_running(fake_kfp, capsys, monkeypatch)
     assert all(task["cachingOptions"].get("enableCache", False) is False for task in tasks.values())
 
 
-def test_run_submits_the_images_service_account_namespace_and_token(
-    fake_kfp, capsys, tmp_path
-):
+def test_run_submits_the_images_service_account_namespace_and_token(fake_kfp, capsys, tmp_path):
     token = tmp_path / "token"
     token.write_text("pipelines-token-123")
     fake_kfp.required_token = "pipelines-token-123"
@@ -132,9 +130,7 @@ def test_run_submits_the_images_service_account_namespace_and_token(
         ("SUCCEEDED", "Load and split the training data", "unknown", 1),
     ],
 )
-def test_run_wait_exits_with_the_cluster_outcome(
-    fake_kfp, capsys, state, task, status, exit_code
-):
+def test_run_wait_exits_with_the_cluster_outcome(fake_kfp, capsys, state, task, status, exit_code):
     fake_kfp.finish_with = {"state": state, "tasks": [(task, "SUCCEEDED")]}
     code, result = run_cli(
         capsys, "run", "training", "--host", fake_kfp.url, "--wait", "--json", *TRAINING_PARAMS
@@ -153,7 +149,17 @@ def test_refused_token_is_a_usage_error(fake_kfp, capsys, tmp_path):
     token.write_text("wrong")
     fake_kfp.required_token = "right"
     code = cli.main(
-        ["run", "training", "--host", fake_kfp.url, "--token-file", str(token), *TRAINING_PARAMS]
+        [
+            "run",
+            "training",
+            "--host",
+            fake_kfp.url,
+            "--namespace",  # without one, kfp.Client retries healthz for 25 s first
+            "team-a",
+            "--token-file",
+            str(token),
+            *TRAINING_PARAMS,
+        ]
     )
     err = capsys.readouterr().err
     assert code == 2 and "answered 401" in err and "check the token" in err
@@ -223,7 +229,9 @@ def test_schedule_list_pause_resume_delete_round_trip(fake_kfp, capsys):
     assert code == 0 and paused["status"] == "paused"
     paused_id = paused["schedule"]["id"]
     assert fake_kfp.recurring_runs[paused_id]["mode"] == "DISABLE"
-    states = {s["name"]: s["enabled"] for s in run_cli(capsys, "schedule", "list", *host)[1]["schedules"]}
+    states = {
+        s["name"]: s["enabled"] for s in run_cli(capsys, "schedule", "list", *host)[1]["schedules"]
+    }
     assert states == {"mlops-breast-cancer": False, "mlops-monitoring": True}
 
     assert run_cli(capsys, "schedule", "resume", paused_id, *host)[0] == 0
@@ -250,7 +258,15 @@ def test_schedule_refuses_a_taken_name(fake_kfp, capsys):
 
 def test_schedule_cli_rejects_five_field_cron(fake_kfp, capsys):
     code = cli.main(
-        ["schedule", "monitoring", "--host", fake_kfp.url, "--cron", "0 * * * *", *MONITORING_PARAMS]
+        [
+            "schedule",
+            "monitoring",
+            "--host",
+            fake_kfp.url,
+            "--cron",
+            "0 * * * *",
+            *MONITORING_PARAMS,
+        ]
     )
     assert code == 2 and "KFP needs 6" in capsys.readouterr().err
     assert not fake_kfp.requests

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import json
 
-from mlops.release.decision import GATE_ORDER, Decision, GateResult, decide
+from mlops.release.decision import (
+    CANDIDATE_GATES,
+    GATE_ORDER,
+    STATIC_GATES,
+    Decision,
+    GateResult,
+    decide,
+    gates_from_json,
+)
 
 
 def passing(name: str, **metrics: float) -> GateResult:
@@ -48,13 +56,15 @@ def test_failure_reason_names_the_gate_and_detail():
 def test_every_failure_is_listed():
     results = all_passing()
     results[at("holdout_accuracy")] = GateResult("holdout_accuracy", False, "accuracy 0.5 < 0.8")
-    results[at("signature")] = GateResult("signature", False, "invalid: no key")
+    results[at("no_regression")] = GateResult("no_regression", False, "0.90 < champion 0.93")
+    results[at("code_quality")] = GateResult("code_quality", False, "bandit: B602 shell=True")
     decision = decide(results)
     assert not decision.passed
     failures = sorted(
         [
             (at("holdout_accuracy"), "holdout_accuracy: accuracy 0.5 < 0.8"),
-            (at("signature"), "signature: invalid: no key"),
+            (at("no_regression"), "no_regression: 0.90 < champion 0.93"),
+            (at("code_quality"), "code_quality: bandit: B602 shell=True"),
         ]
     )
     assert decision.reason == "; ".join(text for _, text in failures)  # in GATE_ORDER
@@ -77,11 +87,11 @@ def test_no_results_fail_every_gate():
 
 def test_duplicate_gate_cannot_mask_a_failure():
     for results in (
-        [GateResult("signature", False, "invalid"), passing("signature")],
-        [passing("signature"), GateResult("signature", False, "invalid")],
+        [GateResult("no_regression", False, "worse"), passing("no_regression")],
+        [passing("no_regression"), GateResult("no_regression", False, "worse")],
     ):
-        decision = decide(results, required=["signature"])
-        assert not decision.passed and decision.reason == "signature: invalid"
+        decision = decide(results, required=["no_regression"])
+        assert not decision.passed and decision.reason == "no_regression: worse"
 
 
 def test_custom_required_and_extra_gates():
@@ -121,8 +131,31 @@ def test_gate_result_json_round_trip():
 
 
 def test_gates_json():
+    last = GATE_ORDER[-1]
     decision = decide(all_passing()[:-1])
     payload = json.loads(decision.gates_json())
     assert set(payload) == {"gates", "metrics", "reason"}
-    assert payload["gates"]["signature"]["passed"] is False
-    assert payload["reason"] == "signature: gate did not run"
+    assert payload["gates"][last]["passed"] is False
+    assert payload["reason"] == f"{last}: gate did not run"
+
+
+def test_the_gates_in_order_and_signing_is_not_one():
+    # Static gates first (they run none of the repository's code), then the candidate's;
+    # the champion comparison is a gate, the signature follows a passed decision.
+    assert GATE_ORDER == STATIC_GATES + CANDIDATE_GATES
+    assert STATIC_GATES == ("code_quality", "dependency_audit", "repository_scan")
+    assert CANDIDATE_GATES == ("model_scan", "holdout_accuracy", "no_regression")
+    assert "signature" not in GATE_ORDER
+
+
+def test_gates_from_json_reads_a_decision_back():
+    results = all_passing()
+    results[at("holdout_accuracy")] = passing("holdout_accuracy", holdout_accuracy=0.97)
+    results[at("no_regression")] = GateResult("no_regression", False, "worse", {"p": 0.01})
+    back = gates_from_json(decide(results).gates_json())
+    assert sorted((g.name, g.passed, g.detail) for g in back) == sorted(
+        (r.name, r.passed, r.detail) for r in results
+    )
+    assert back[0].metrics == {"holdout_accuracy": 0.97, "p": 0.01}  # kept once, on the first
+    assert all(g.metrics == {} for g in back[1:])
+    assert decide(back).reason == "no_regression: worse"

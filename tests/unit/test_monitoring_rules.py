@@ -26,6 +26,7 @@ EXPECTED_ALERTS = {
     "MlopsStaleDriftCheck",
     "MlopsRetrainingRejected",
     "MlopsModelFallback",
+    "MlopsModelAccuracyLow",
 }
 
 # Sample names of each metric type (``_created`` is left out: no rule or panel uses it).

@@ -56,8 +56,12 @@ def candidate(tmp_path_factory):
 
 
 def test_model_dir_contents(candidate):
+    from mlops.core.sbom import SBOM_FILE
+
     files = {p.name for p in candidate["dir"].iterdir()}
-    assert files == {MODEL_FILE, METADATA_FILE, REFERENCE_FILE, REQUIREMENTS_FILE}
+    # Everything but the release evidence and the signature: those follow a passed decision.
+    assert files == {MODEL_FILE, METADATA_FILE, REFERENCE_FILE, REQUIREMENTS_FILE, SBOM_FILE}
+    assert json.loads((candidate["dir"] / SBOM_FILE).read_text())["bomFormat"] == "CycloneDX"
     metadata = read_metadata(candidate["dir"])
     assert metadata["target_column"] == TARGET and metadata["classes"] == ["benign", "malignant"]
     assert metadata["feature_names"] == [c for c in candidate["train"].columns if c != TARGET]
