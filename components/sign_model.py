@@ -16,6 +16,7 @@ def sign_model(
     max_regression: float = 0.0,
     run_id: str = "",
     serving_image: str = "",
+    trigger: str = "",
 ) -> str:
     """Writes ``release.json`` (every gate, metrics, thresholds, repository, data) and signs the folder.
 
@@ -33,6 +34,7 @@ def sign_model(
         max_regression: The champion gate's allowance (recorded as a threshold).
         run_id: The pipeline run (recorded).
         serving_image: The predictor image the release is deployed with (recorded).
+        trigger: JSON of why the run happened (recorded: reasons, data windows).
 
     Returns:
         The evidence JSON.
@@ -50,6 +52,7 @@ def sign_model(
         max_regression=max_regression,
         run_id=run_id,
         serving_image=serving_image,
+        trigger=trigger,
     )
     sign_release(model.path, signed_model.path, record)
     signed_model.metadata.update(model.metadata)

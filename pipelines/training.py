@@ -208,6 +208,7 @@ def train_and_release(
                         max_regression=max_regression,
                         run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
                         serving_image=serving_image,
+                        trigger=trigger,
                     )
                 )
             )

@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 EXIT_FOR_STATUS = {
     "released": EXIT_OK,
     "no_drift": EXIT_OK,
+    "not_enough_ground_truth": EXIT_OK,
     "submitted": EXIT_OK,
     "rejected": EXIT_REJECTED,
 }

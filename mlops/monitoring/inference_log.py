@@ -104,7 +104,7 @@ def known_request_ids(
     Reads only the ``request_id`` and ``timestamp`` columns of each object, so a
     long log is cheap to check feedback against; objects without request ids add none.
     """
-    import pyarrow.parquet as pq
+    import pyarrow.parquet as pq  # type: ignore[import-untyped]  # no stubs; only its schema reader
 
     ids: set[str] = set()
     for key in _log_keys(store, model_name, since):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
 
@@ -21,12 +21,24 @@ if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Iterable
 
     from mlops.monitoring.drift import DriftResult
-    from mlops.monitoring.quality import GroupQuality
 
 log = logging.getLogger(__name__)
 
-RELEASE_DECISIONS = ("released", "rejected", "no_drift")
+RELEASE_DECISIONS = ("released", "rejected", "no_drift", "not_enough_ground_truth")
 DEFAULT_TIMEOUT = 10.0
+
+
+class QualityGroup(Protocol):
+    """What is pushed of one (version, role): :class:`mlops.monitoring.quality.GroupQuality`.
+
+    A protocol, not an import: the quality check imports this module to push.
+    """
+
+    model_version: str
+    role: str
+    labelled_rows: int
+    accuracy: float | None
+    f1_macro: float | None
 
 
 def _push(
@@ -153,7 +165,7 @@ def push_release_decision(
 def push_quality_metrics(
     gateway: str,
     model_name: str,
-    groups: Iterable[GroupQuality],
+    groups: Iterable[QualityGroup],
     min_accuracy: float,
     job: str = "mlops_quality",
     timeout: float = DEFAULT_TIMEOUT,

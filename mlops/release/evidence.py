@@ -30,6 +30,7 @@ def build_evidence(
     max_regression: float | None = None,
     run_id: str = "",
     serving_image: str = "",
+    trigger: str = "",
 ) -> dict[str, Any]:
     """The evidence of one decision about one candidate.
 
@@ -40,6 +41,8 @@ def build_evidence(
         max_regression: The champion gate's allowance, when it ran.
         run_id: The pipeline run that decided.
         serving_image: The predictor image the release is deployed with ('' = the default).
+        trigger: JSON of why the run happened (the monitoring loop's drift, live
+            accuracy and data windows), or ''.
     """
     decision = json.loads(decision_json)
     metrics: dict[str, float] = decision.get("metrics", {})
@@ -70,7 +73,24 @@ def build_evidence(
         },
         "thresholds": thresholds,
         "pipeline_run_id": run_id,
+        "trigger": _trigger_summary(trigger),
         "images": {"serving": serving_image or None},
+    }
+
+
+def _trigger_summary(trigger: str) -> dict[str, Any] | None:
+    """What started the run, briefly: the reasons, drift share, live accuracy and data windows."""
+    if not trigger:
+        return None
+    record = json.loads(trigger)
+    retraining = record.get("retraining") or {}
+    return {
+        "reasons": record.get("reasons")
+        or (["dataset_drift"] if record.get("drift_detected") else []),
+        "drift_share": record.get("drift_share"),
+        "quality": record.get("quality"),
+        "windows": retraining.get("windows"),
+        "counts": retraining.get("counts"),
     }
 
 

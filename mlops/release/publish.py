@@ -156,16 +156,27 @@ def _record(
     return outcome
 
 
-def no_drift_outcome(drift_summary: dict[str, Any]) -> dict[str, Any]:
-    """The outcome of a monitoring pass that found no drift: nothing retrained or released."""
-    _push_decision(drift_summary["model_name"], "no_drift")
+def no_drift_outcome(trigger: dict[str, Any]) -> dict[str, Any]:
+    """The outcome of a monitoring pass that changed nothing in production.
+
+    ``no_drift`` when no trigger fired; ``not_enough_ground_truth`` when one did
+    but too few labelled production rows came back to retrain on (``trigger``
+    then carries the retraining data summary).
+    """
+    from mlops.monitoring.triggers import unchanged_reason
+
+    retraining = trigger.get("retraining") or {}
+    if retraining and not retraining.get("enough", True):
+        status, reason = "not_enough_ground_truth", retraining["reason"]
+    else:
+        status, reason = "no_drift", unchanged_reason(trigger)
+    _push_decision(trigger["model_name"], status)
     return {
-        "status": "no_drift",
-        "model_name": drift_summary["model_name"],
-        "model_version": drift_summary["model_version"],
-        "trigger": drift_summary,
-        "reason": f"drift share {drift_summary['drift_share']:.2f} below threshold "
-        f"{drift_summary['share_threshold']:.2f}: production unchanged",
+        "status": status,
+        "model_name": trigger["model_name"],
+        "model_version": trigger["model_version"],
+        "trigger": trigger,
+        "reason": reason,
     }
 
 

@@ -85,6 +85,10 @@ def finish_local_run(
             "columns": trigger["columns"],
         }
         outcome["report_uri"] = trigger["report_uri"]
+        outcome["triggered_by"] = trigger.get("reasons", [])
+        for key in ("quality", "retraining"):
+            if trigger.get(key):
+                outcome[key] = trigger[key]
     deployed = arguments.get("deploy", "canary" if pipeline_name == "monitoring" else "none")
     if outcome.get("status") == "released" and deployed != "none":
         from mlops.core.store import ObjectStore

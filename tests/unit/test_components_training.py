@@ -39,8 +39,8 @@ from mlops.core.data import fingerprint, read_table
 from mlops.core.errors import DataError, UsageError, VerificationError
 from mlops.model.candidate import train_candidate
 from mlops.model.registry import COMPLETE_MARKER, list_versions
-from mlops.repository.source import fetch_repository as fetch_builtin
 from mlops.release.decision import CANDIDATE_GATES, GATE_ORDER, STATIC_GATES, GateResult
+from mlops.repository.source import fetch_repository as fetch_builtin
 from tests.conftest import shared_path
 from tests.training_helpers import (
     MODEL_NAME,
@@ -350,9 +350,7 @@ def test_train_model_rejects_a_bad_name_and_a_repository_without_mlops_yaml(
         metrics=metrics,
     )
     with pytest.raises(UsageError, match="model_name 'Bad_Name' is invalid"):
-        train_model.python_func(
-            model_name="Bad_Name", repository=repository["artifact"], **common
-        )
+        train_model.python_func(model_name="Bad_Name", repository=repository["artifact"], **common)
     bare = work / "bare-repository"
     bare.mkdir()
     (bare / "train.py").write_text("def build_model(params):\n    raise AssertionError\n")
@@ -380,7 +378,12 @@ def test_train_candidate_checks_name_and_mlops_yaml_before_reading_data(tmp_path
     (broken / "mlops.yaml").write_text("entry_point: train:build_model\nestimator: svm\n")
     with pytest.raises(UsageError, match="unknown key.*estimator"):
         train_candidate(
-            missing, missing, tmp_path / "model", broken, target_column=TARGET, model_name=MODEL_NAME
+            missing,
+            missing,
+            tmp_path / "model",
+            broken,
+            target_column=TARGET,
+            model_name=MODEL_NAME,
         )
     assert not (tmp_path / "model").exists()
 
