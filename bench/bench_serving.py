@@ -17,13 +17,15 @@ publishes them to a throw-away embedded store:
   its reference sample, so the server cannot prove its fast path and serves it on
   the generic path: the evidence for keeping ``FastPath``.
 
-Then three servers, one at a time, each one process with one worker on the same
-host, the server pinned to one CPU and the load generator to another (``taskset``):
-``mlops serve`` (inference logging, metrics, reconciling all on, as deployed), a
-bare ``kserve.Model`` serving the same fitted models with a plain ``predict`` on a
+Then three servers, each one process with one worker on the same host, all
+pinned to one CPU and the load generator to another (``taskset``): ``mlops serve``
+(inference logging, metrics, reconciling all on, as deployed), a bare
+``kserve.Model`` serving the same fitted models with a plain ``predict`` on a
 DataFrame, and a bare Starlette endpoint doing the same (``bench/bare_serving.py``).
 Load comes from ``wrk`` (1 thread, keep-alive) at each connection count, with
-1-row and 100-row requests, V1 ``:predict`` and V2 ``infer``.
+1-row and 100-row requests, V1 ``:predict`` and V2 ``infer``. The servers run side
+by side and take turns on each case (idle while another is measured), so what else
+the machine does at the time weighs on all three alike.
 
 Correctness is checked inside the bench: before each run one answer is compared
 with the in-process prediction of the same rows, and wrk's script compares every
@@ -377,67 +379,93 @@ def pinning() -> tuple[list[str], str]:
     ], f"server on CPU {server}, wrk and the store on CPU {load}"
 
 
-def bench_server(
-    label: str,
-    models: dict[str, BenchModel],
-    cases: list[Case],
-    args: argparse.Namespace,
-    prefix: list[str],
-    work: Path,
-) -> tuple[list[dict], float | None]:
-    """Every run against one server."""
+def start_servers(
+    labels: list[str], models: dict[str, BenchModel], prefix: list[str]
+) -> dict[str, tuple[int, subprocess.Popen]]:
+    """Starts every server (each pinned, idle until its turn) and waits until all are ready."""
     from mlops.core.net import free_port
 
-    port = free_port()
+    servers: dict[str, tuple[int, subprocess.Popen]] = {}
     env = dict(os.environ, MLOPS_LOG_LEVEL="WARNING")
-    process = subprocess.Popen(
-        prefix + server_command(label, port, models),
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    results = []
-    try:
-        names = sorted({c.model.name for c in cases})
+    for label in labels:
+        port = free_port()
+        process = subprocess.Popen(
+            prefix + server_command(label, port, models),
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        servers[label] = (port, process)
+    for label, (port, process) in servers.items():
+        names = [BUILTIN, REPO] + ([GENERIC] if label == OURS else [])
         wait_ready(port, names, process)
-        print(f"{label}:", flush=True)
-        for case in cases:
-            status, body = answer(port, case)
-            if status != 200 or labels_of(case, body) != case.expected:
-                raise SystemExit(
-                    f"{label} answered {case.model.name} {case.protocol} {case.rows} row(s) "
-                    f"with {status} {body[:300]!r}, not the in-process prediction"
-                )
-            for connections in args.connections:
-                run_wrk(port, case, body, connections, 1, work)  # warm-up
-                result = run_wrk(port, case, body, connections, args.duration, work)
-                result.update(
-                    server=label,
-                    model=case.model.name,
-                    protocol=case.protocol,
-                    rows=case.rows,
-                    connections=connections,
-                )
-                results.append(result)
-                print(
-                    f"  {case.model.name:22} {case.protocol} {case.rows:3} row(s) "
-                    f"{connections:2} conn: {result['req_per_s']:7.0f} req/s "
-                    f"{result['rows_per_s']:8.0f} rows/s  p50 {result['p50_ms']:6.2f}  "
-                    f"p99 {result['p99_ms']:6.2f}  max {result['max_ms']:6.2f} ms"
-                    + (f"  ERRORS {result['errors']}" if result["errors"] else "")
-                    + (f"  WRONG {result['wrong']}" if result["wrong"] else ""),
-                    flush=True,
-                )
-        rss = peak_rss_mb(process.pid)
-    finally:
+    return servers
+
+
+def stop_servers(servers: dict[str, tuple[int, subprocess.Popen]]) -> None:
+    """SIGTERM, then SIGKILL after 30 s, for every server started here."""
+    for _, process in servers.values():
         process.terminate()
+    for _, process in servers.values():
         try:
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
-    return results, rss
+
+
+def check_answer(label: str, port: int, case: Case) -> bytes:
+    """The server's answer to ``case``, which must be the in-process prediction."""
+    status, body = answer(port, case)
+    if status != 200 or labels_of(case, body) != case.expected:
+        raise SystemExit(
+            f"{label} answered {case.model.name} {case.protocol} {case.rows} row(s) "
+            f"with {status} {body[:300]!r}, not the in-process prediction"
+        )
+    return body
+
+
+def bench_case(
+    case: Case,
+    servers: dict[str, tuple[int, subprocess.Popen]],
+    args: argparse.Namespace,
+    work: Path,
+) -> list[dict]:
+    """One request shape against every server that serves it, interleaved per connection count.
+
+    The servers take turns on the same case within seconds of each other, so a
+    change in what else the machine runs affects all of them alike.
+    """
+    serving = {
+        label: port
+        for label, (port, _) in servers.items()
+        if case.model.name != GENERIC or label == OURS
+    }
+    expected = {label: check_answer(label, port, case) for label, port in serving.items()}
+    results = []
+    for connections in args.connections:
+        for label, port in serving.items():
+            run_wrk(port, case, expected[label], connections, 1, work)  # warm-up
+            result = run_wrk(port, case, expected[label], connections, args.duration, work)
+            result.update(
+                server=label,
+                model=case.model.name,
+                protocol=case.protocol,
+                rows=case.rows,
+                connections=connections,
+            )
+            results.append(result)
+            print(
+                f"  {label:17} {case.model.name:22} {case.protocol} {case.rows:3} row(s) "
+                f"{connections:2} conn: {result['req_per_s']:7.0f} req/s "
+                f"{result['rows_per_s']:8.0f} rows/s  p50 {result['p50_ms']:7.2f}  "
+                f"p99 {result['p99_ms']:7.2f}  max {result['max_ms']:7.2f} ms"
+                + (f"  ERRORS {result['errors']}" if result["errors"] else "")
+                + (f"  WRONG {result['wrong']}" if result["wrong"] else ""),
+                flush=True,
+            )
+    return results
 
 
 # -- report ----------------------------------------------------------------------------------
@@ -556,16 +584,16 @@ def main() -> int:
         try:
             models = build_models(home, ObjectStore(settings))
             print(f"wrk, 1 thread, keep-alive; {pinned}; {args.duration:g} s per run", flush=True)
-            for label in args.servers:
-                names = [BUILTIN, REPO] + ([GENERIC] if label == OURS else [])
-                cases = [
-                    make_case(models[name], protocol, rows)
-                    for name in names
-                    for protocol in args.protocols
-                    for rows in args.rows
-                ]
-                runs, rss[label] = bench_server(label, models, cases, args, prefix, home)
-                results.extend(runs)
+            servers = start_servers(args.servers, models, prefix)
+            try:
+                for name in (BUILTIN, REPO, GENERIC):
+                    for protocol in args.protocols:
+                        for rows in args.rows:
+                            case = make_case(models[name], protocol, rows)
+                            results.extend(bench_case(case, servers, args, home))
+                rss = {label: peak_rss_mb(process.pid) for label, (_, process) in servers.items()}
+            finally:
+                stop_servers(servers)
         finally:
             EmbeddedStore(home).stop()
     add_ratios(results)

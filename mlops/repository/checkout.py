@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlops.core.errors import UsageError
 from mlops.repository.config import RepoConfig, effective_parameters, load_config
 from mlops.repository.source import FetchedRepo, fetch_repository
 
@@ -74,7 +75,12 @@ def checkout(
             (target column, model name) is given neither as a parameter nor in ``mlops.yaml``.
     """
     fetched = fetch_repository(recipe_uri_for(recipe_uri, estimator), dest)
-    config = load_config(fetched.path)
+    try:
+        config = load_config(fetched.path)
+    except UsageError as exc:
+        # Name the repository as the user gave it, not the folder it was fetched into.
+        message = str(exc).replace(str(fetched.path), fetched.source.pinned_uri())
+        raise UsageError(f"{fetched.source.pinned_uri()}: {message}") from None
     values, sources = effective_parameters(config, overrides)
     logger.info(
         "repository %s (tree %s): %s",

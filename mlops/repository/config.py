@@ -414,7 +414,13 @@ def _given_accuracy(value: Any) -> float | None:
         ) from None
     if math.isnan(number) or number > 1:
         raise UsageError(f"parameter min_accuracy must be between 0 and 1, not {value!r}")
-    return None if number < 0 else number
+    if number == -1:
+        return None
+    if number < 0:
+        raise UsageError(
+            f"parameter min_accuracy must be between 0 and 1 (or -1: not given), not {value!r}"
+        )
+    return number
 
 
 def _given_text(value: Any, key: str) -> str | None:

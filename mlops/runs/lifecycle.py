@@ -42,6 +42,11 @@ def pin_repository(arguments: dict[str, Any]) -> dict[str, Any]:
     from mlops.repository.checkout import recipe_uri_for
     from mlops.repository.source import resolve_source
 
+    if not str(arguments.get("recipe_uri", "")).strip():
+        from mlops.model.training import check_estimator
+
+        # The shorthand names a built-in recipe: an unknown one is a bad parameter.
+        check_estimator(arguments.get("estimator", "logistic_regression"))
     uri = recipe_uri_for(
         arguments.get("recipe_uri", ""), arguments.get("estimator", "logistic_regression")
     )

@@ -201,23 +201,7 @@ CASES = {
 }
 
 
-#: The estimator shorthand is checked only after lifecycle.pin_repository resolved
-#: builtin:<estimator>, whose message names the recipe, not the parameter.
-ESTIMATOR_XFAIL = pytest.mark.xfail(
-    strict=True,
-    reason="pin_repository resolves builtin:<estimator> before preflight checks the "
-    "estimator parameter (mlops/runs/lifecycle.py; see the report)",
-)
-
-
-def case_params(names) -> list:
-    return [
-        pytest.param(name, marks=ESTIMATOR_XFAIL) if name == "unknown estimator" else name
-        for name in names
-    ]
-
-
-@pytest.mark.parametrize("case", case_params(CASES))
+@pytest.mark.parametrize("case", list(CASES))
 def test_bad_training_input(case, files, home, capfd):
     kwargs, fragments = CASES[case]
     run_json(args_for(files, **kwargs), capfd, home, *fragments)
@@ -293,7 +277,7 @@ def test_without_json_the_error_is_the_same(files, home, capfd):
 
 # -- the same through a real process ------------------------------------------------------------
 @pytest.mark.parametrize(
-    "case", case_params(["missing target column", "min_accuracy out of range", "unknown estimator"])
+    "case", ["missing target column", "min_accuracy out of range", "unknown estimator"]
 )
 def test_bad_input_in_a_subprocess(case, files, store, tmp_path):
     kwargs, fragments = CASES[case]

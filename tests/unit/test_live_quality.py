@@ -299,3 +299,29 @@ def test_cli_default_min_rows_matches_the_library():
     from mlops.monitoring.quality import DEFAULT_MIN_ROWS
 
     assert CLI_DEFAULT == DEFAULT_MIN_ROWS
+
+
+def test_check_quality_component_with_real_artifacts(store_env, store, tmp_path):
+    from kfp.dsl import HTML, ClassificationMetrics, Metrics
+
+    from components.check_quality import check_quality as component
+    from tests.training_helpers import artifact
+
+    publish_metadata(store, "v1", {"a": 5, "b": 5}, min_accuracy=0.7)
+    deploy(store, MODEL, Release("v1", store.uri(f"models/{MODEL}/v1")))
+    ids = [f"r{i}" for i in range(8)]
+    write_log(store, rows(ids, ["a", "b"] * 4, "v1", "stable", NOW - timedelta(minutes=5)))
+    write_feedback(store, MODEL, pd.DataFrame({"request_id": ids, "label": ["a"] * 8}))
+    report = artifact(HTML, tmp_path / "report.html")
+    metrics = artifact(Metrics, tmp_path / "metrics")
+    confusion = artifact(ClassificationMetrics, tmp_path / "confusion")
+    accuracy, labelled, enough, min_accuracy, summary = component.python_func(
+        model_name=MODEL, report=report, metrics=metrics, confusion=confusion, min_rows=5
+    )
+    assert (accuracy, labelled, enough, min_accuracy) == (0.5, 8, True, 0.7)
+    assert json.loads(summary)["groups"][0]["confusion_matrix"] == [[4, 4], [0, 0]]
+    assert metrics.metadata["stable_v1_accuracy"] == 0.5
+    matrix = confusion.metadata["confusionMatrix"]
+    assert matrix["rows"] == [{"row": [4, 4]}, {"row": [0, 0]}]
+    assert [spec["displayName"] for spec in matrix["annotationSpecs"]] == ["a", "b"]
+    assert (tmp_path / "report.html").is_file()
