@@ -415,6 +415,22 @@ def stop_servers(servers: dict[str, tuple[int, subprocess.Popen]]) -> None:
             process.wait(timeout=10)
 
 
+def batch_counters(port: int, model: str) -> tuple[float, float]:
+    """``mlops_batch_requests`` of ``model``: (model calls, requests they scored) so far."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("GET", "/metrics")
+        text = connection.getresponse().read().decode()
+    finally:
+        connection.close()
+    found = {"count": 0.0, "sum": 0.0}
+    for line in text.splitlines():
+        for kind in found:
+            if line.startswith(f'mlops_batch_requests_{kind}{{model="{model}"}}'):
+                found[kind] = float(line.rsplit(" ", 1)[1])
+    return found["count"], found["sum"]
+
+
 def check_answer(label: str, port: int, case: Case) -> bytes:
     """The server's answer to ``case``, which must be the in-process prediction."""
     status, body = answer(port, case)
@@ -447,7 +463,15 @@ def bench_case(
     for connections in args.connections:
         for label, port in serving.items():
             run_wrk(port, case, expected[label], connections, 1, work)  # warm-up
+            before = batch_counters(port, case.model.name) if label == OURS else None
             result = run_wrk(port, case, expected[label], connections, args.duration, work)
+            if before is not None:
+                calls, scored = (
+                    a - b
+                    for a, b in zip(batch_counters(port, case.model.name), before, strict=True)
+                )
+                # Requests per model call (none: scored on the event loop, unbatched).
+                result["requests_per_model_call"] = scored / calls if calls else None
             result.update(
                 server=label,
                 model=case.model.name,
@@ -462,7 +486,12 @@ def bench_case(
                 f"{result['rows_per_s']:8.0f} rows/s  p50 {result['p50_ms']:7.2f}  "
                 f"p99 {result['p99_ms']:7.2f}  max {result['max_ms']:7.2f} ms"
                 + (f"  ERRORS {result['errors']}" if result["errors"] else "")
-                + (f"  WRONG {result['wrong']}" if result["wrong"] else ""),
+                + (f"  WRONG {result['wrong']}" if result["wrong"] else "")
+                + (
+                    f"  {result['requests_per_model_call']:.1f} req/call"
+                    if result.get("requests_per_model_call")
+                    else ""
+                ),
                 flush=True,
             )
     return results

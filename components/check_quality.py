@@ -36,6 +36,9 @@ def check_quality(
         window_hours: Predictions of the last ``window_hours`` are scored.
         min_rows: Labelled rows a version needs for its accuracy to count.
 
+    Without logged traffic in the window the quality is unknown (accuracy -1.0, no
+    groups): that never triggers retraining, and the run goes on.
+
     Returns:
         The stable version's accuracy (-1.0 without labels), its labelled rows,
         whether they reach ``min_rows``, the model's min_accuracy, and the whole
@@ -47,14 +50,26 @@ def check_quality(
     from mlops.core.store import ObjectStore
     from mlops.monitoring.quality import check_quality as run_check
 
+    from mlops.core.errors import DataError
+
     logging.basicConfig(level=logging.INFO)
-    check = run_check(
-        ObjectStore.from_env(),
-        model_name,
-        window_hours=window_hours,
-        min_rows=min_rows,
-        html_out=report.path,
-    )
+    try:
+        check = run_check(
+            ObjectStore.from_env(),
+            model_name,
+            window_hours=window_hours,
+            min_rows=min_rows,
+            html_out=report.path,
+        )
+    except DataError as exc:
+        # No logged traffic in the window: live accuracy is unknown, which never
+        # triggers retraining; the drift step decides alone.
+        from html import escape
+
+        with open(report.path, "w") as handle:
+            handle.write(f"<p>No live quality: {escape(str(exc))}</p>\n")
+        unknown = {"model_name": model_name, "groups": [], "note": str(exc)}
+        return -1.0, 0, False, -1.0, json.dumps(unknown, sort_keys=True)
     quality = check.quality
     for group in quality.groups:
         key = f"{group.role}_{group.model_version}"

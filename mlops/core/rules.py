@@ -17,16 +17,27 @@ from mlops.core.errors import UsageError
 __all__ = [
     "DEPLOY_MODES",
     "DEPLOY_TARGETS",
+    "ROUTING_STRATEGIES",
+    "WEIGHTED_STRATEGIES",
     "ImageRef",
     "check_canary_percent",
     "check_deploy_mode",
     "check_deploy_target",
     "check_fraction",
     "check_image_reference",
+    "check_routing_strategy",
 ]
 
-#: How a released model is rolled out: not at all, next to the stable one, or in its place.
-DEPLOY_MODES = ("none", "canary", "full")
+#: How a candidate beside the stable release gets traffic: a weighted random share
+#: (``canary``), a weighted share keyed by a stable hash of a client header (``sticky``),
+#: the requests of a header-selected cohort (``cohort``), or a copy of the traffic off the
+#: request path whose answers are never returned (``shadow``).
+ROUTING_STRATEGIES = ("canary", "sticky", "cohort", "shadow")
+#: The strategies whose candidate takes ``canary_percent`` of the traffic (1-99).
+WEIGHTED_STRATEGIES = ("canary", "sticky")
+#: How a released model is rolled out: not at all, in place of the stable one, or as a
+#: candidate next to it with one of the :data:`ROUTING_STRATEGIES`.
+DEPLOY_MODES = ("none", "full", *ROUTING_STRATEGIES)
 #: Where a deployment goes: the store's desired state only, or a KServe cluster as well.
 DEPLOY_TARGETS = ("local", "kserve")
 
@@ -47,6 +58,24 @@ def check_deploy_mode(mode: str, name: str = "mode") -> str:
     if mode not in DEPLOY_MODES:
         raise UsageError(f"{name} must be one of {', '.join(DEPLOY_MODES)}, got {mode!r}")
     return mode
+
+
+def check_routing_strategy(strategy: str, name: str = "strategy") -> str:
+    """Requires one of :data:`ROUTING_STRATEGIES`.
+
+    Args:
+        strategy: The value to check.
+        name: What the caller calls it (``--strategy`` on the command line).
+
+    Returns:
+        ``strategy``, unchanged.
+
+    Raises:
+        UsageError: any other value.
+    """
+    if strategy not in ROUTING_STRATEGIES:
+        raise UsageError(f"{name} must be one of {', '.join(ROUTING_STRATEGIES)}, got {strategy!r}")
+    return strategy
 
 
 def check_deploy_target(target: str) -> str:

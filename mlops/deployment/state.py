@@ -1,9 +1,14 @@
 """Desired deployment state per model, kept in the object store.
 
 ``deployments/<model_name>/state.json`` records which published version is
-stable, which (if any) is the canary and its traffic percent, and a history
-used by rollback. ``mlops serve`` reconciles towards it; on a cluster the
-deployment components write it alongside the InferenceService they apply.
+stable, which (if any) is the candidate (``canary``), how traffic reaches it
+(``strategy``: one of :data:`~mlops.core.rules.ROUTING_STRATEGIES`, with its
+``routing`` options and, for the weighted ones, ``canary_percent``), and a
+history used by rollback. ``mlops serve`` reconciles towards it; on a cluster
+the deployment components write it alongside the manifests they apply.
+
+A state written before strategies existed has neither ``strategy`` nor
+``routing`` and reads as a weighted ``canary`` with the default options.
 """
 
 from __future__ import annotations
@@ -11,13 +16,19 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from mlops.core.errors import StoreError, UsageError, WriteConflict
-from mlops.core.rules import check_canary_percent
+from mlops.core.rules import (
+    WEIGHTED_STRATEGIES,
+    check_canary_percent,
+    check_routing_strategy,
+)
 from mlops.core.store import ObjectStore
 
 logger = logging.getLogger(__name__)
@@ -26,6 +37,67 @@ DEPLOYMENTS_PREFIX = "deployments"
 # Concurrent writers (a scheduled retraining deploying a canary while someone
 # promotes) each retry on a fresh read; this many lost races in a row is an error.
 _UPDATE_ATTEMPTS = 8
+
+#: The routing options and their defaults: the header a ``sticky`` split hashes, the
+#: header and values that put a request in the ``cohort``, and the share of requests
+#: a ``shadow`` candidate receives a copy of.
+DEFAULT_ROUTING: dict[str, Any] = {
+    "client_header": "x-client-id",
+    "cohort_header": "x-mlops-cohort",
+    "cohort_values": ["beta"],
+    "shadow_percent": 100,
+}
+# An HTTP field name (RFC 9110 token); stored lowercase since names are case-insensitive.
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9a-z-]+$")
+
+
+def default_routing() -> dict[str, Any]:
+    """A fresh copy of :data:`DEFAULT_ROUTING`."""
+    return {**DEFAULT_ROUTING, "cohort_values": list(DEFAULT_ROUTING["cohort_values"])}
+
+
+def check_routing(routing: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Routing options merged over :data:`DEFAULT_ROUTING`, checked and normalised.
+
+    Args:
+        routing: Some or all of ``client_header``, ``cohort_header``, ``cohort_values``
+            (a list of strings, or one comma-separated string), ``shadow_percent`` (1-100).
+
+    Returns:
+        Every option, header names lowercased.
+
+    Raises:
+        UsageError: an unknown option, a header name that is not an HTTP token, no
+            cohort value, or a shadow percent outside 1-100.
+    """
+    merged = default_routing()
+    unknown = sorted(set(routing or {}) - set(DEFAULT_ROUTING))
+    if unknown:
+        raise UsageError(
+            f"unknown routing option(s) {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(DEFAULT_ROUTING))}"
+        )
+    merged.update(routing or {})
+    for key in ("client_header", "cohort_header"):
+        value = merged[key]
+        if not isinstance(value, str) or not _HEADER_NAME.match(value.strip().lower()):
+            raise UsageError(f"routing {key} must be an HTTP header name, got {value!r}")
+        merged[key] = value.strip().lower()
+    values = merged["cohort_values"]
+    if isinstance(values, str):
+        values = values.split(",")
+    if not isinstance(values, list | tuple) or not all(isinstance(v, str) for v in values):
+        raise UsageError(f"routing cohort_values must be a list of strings, got {values!r}")
+    values = [v.strip() for v in values if v.strip()]
+    if not values:
+        raise UsageError("routing cohort_values must name at least one header value")
+    merged["cohort_values"] = values
+    merged["shadow_percent"] = check_canary_percent(
+        merged["shadow_percent"], allow_bounds=True, name="routing shadow_percent"
+    )
+    if merged["shadow_percent"] == 0:
+        raise UsageError("routing shadow_percent must be between 1 and 100, got 0")
+    return merged
 
 
 @dataclass
@@ -47,11 +119,15 @@ class DeploymentState:
 
     Attributes:
         model_name: The model.
-        stable: Version taking the traffic the canary does not.
-        canary: Version under trial, or None.
-        canary_percent: Share of requests (0-100) routed to the canary.
+        stable: Version taking the traffic the candidate does not.
+        canary: The candidate under trial (whatever the strategy), or None.
+        canary_percent: Share of requests (0-100) routed to the candidate by the
+            weighted strategies (``canary``, ``sticky``); 0 for ``cohort`` and ``shadow``.
         history: Previous stable releases, newest last (rollback pops from it).
         updated_at: ISO timestamp of the last change.
+        strategy: How requests reach the candidate (:data:`~mlops.core.rules.ROUTING_STRATEGIES`);
+            ``canary`` whenever there is no candidate.
+        routing: The strategy's options (:data:`DEFAULT_ROUTING` keys).
     """
 
     model_name: str
@@ -60,6 +136,8 @@ class DeploymentState:
     canary_percent: int = 0
     history: list[Release] = field(default_factory=list)
     updated_at: str = ""
+    strategy: str = "canary"
+    routing: dict[str, Any] = field(default_factory=default_routing)
 
     def to_dict(self) -> dict:
         """The JSON form written to ``state.json``."""
@@ -71,6 +149,7 @@ class DeploymentState:
             "stable": self.stable.version if self.stable else None,
             "canary": self.canary.version if self.canary else None,
             "canary_percent": self.canary_percent,
+            "strategy": self.strategy,
         }
 
     @classmethod
@@ -87,7 +166,14 @@ class DeploymentState:
             canary_percent=int(data.get("canary_percent", 0)),
             history=[Release(**r) for r in data.get("history", [])],
             updated_at=data.get("updated_at", ""),
+            strategy=check_routing_strategy(data.get("strategy") or "canary"),
+            routing=check_routing(data.get("routing")),
         )
+
+    def drop_candidate(self) -> None:
+        """No candidate any more: all traffic to stable, the strategy back to ``canary``."""
+        self.canary, self.canary_percent = None, 0
+        self.strategy, self.routing = "canary", default_routing()
 
 
 def state_key(model_name: str) -> str:

@@ -146,6 +146,7 @@ def train_candidate(
             model_dir,
         )
     version = new_version()
+    test_frame = pd.read_parquet(test_path, columns=[target_column])
     write_model_dir(
         model_dir,
         None,
@@ -172,11 +173,20 @@ def train_candidate(
             "checked_in_model": config.model if checked_in is not None else None,
         },
         repository=repository or {},
+        label_counts={
+            "train": _counts(train_frame[target_column]),
+            "test": _counts(test_frame[target_column]),
+        },
     )
     logger.info("candidate %s %s: %s", model_name, version, fitted.metrics)
     return Candidate(
         model_dir, model_name, version, fitted.estimator, fitted.metrics, checked_in is None
     )
+
+
+def _counts(labels: pd.Series) -> dict[str, int]:
+    """Rows per class, keyed by the label as text (JSON keys are text)."""
+    return {str(label): int(count) for label, count in labels.value_counts().items()}
 
 
 def _fit_in_child(

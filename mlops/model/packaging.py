@@ -68,6 +68,7 @@ def write_model_dir(
     seed: int = 42,
     recipe: dict[str, Any] | None = None,
     repository: dict[str, Any] | None = None,
+    label_counts: dict[str, dict[str, int]] | None = None,
 ) -> Path:
     """Writes everything but the signature into ``out_dir``.
 
@@ -130,6 +131,7 @@ def write_model_dir(
         "params": params,
         "recipe": recipe or {},
         "repository": repository or {},
+        "label_counts": label_counts or {},
     }
     write_metadata(out_dir, metadata)
     return out_dir

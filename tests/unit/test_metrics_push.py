@@ -106,7 +106,12 @@ def test_push_release_decision(gateway):
     decisions = {
         s.labels["decision"]: s.value for s in samples if s.name == "mlops_release_decision"
     }
-    assert decisions == {"rejected": 1.0, "released": 0.0, "no_drift": 0.0}
+    assert decisions == {
+        "rejected": 1.0,
+        "released": 0.0,
+        "no_drift": 0.0,
+        "not_enough_ground_truth": 0.0,
+    }
     assert value(samples, "mlops_release_decision_timestamp_seconds", **group) > 0
 
 
@@ -114,6 +119,11 @@ def test_pushed_metric_names_are_the_known_ones(gateway):
     """The rules and the dashboard are checked against ``PUSHED_METRICS``; it must be exact."""
     assert push_drift_metrics(gateway, "iris", _result())
     assert push_release_decision(gateway, "iris", "released")
+    from mlops.monitoring.push import push_quality_metrics
+    from mlops.monitoring.quality import GroupQuality
+
+    group = GroupQuality("v1", "stable", 10, 10, False, 0.9, 0.8, ["a"], [[9]])
+    assert push_quality_metrics(gateway, "iris", [group], 0.8)
     assert {s.name for s in pushed(gateway)} == assets.PUSHED_METRICS
 
 

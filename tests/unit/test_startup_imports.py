@@ -26,7 +26,14 @@ HEAVY = ("evidently", "shap", "kserve")
 #: Not needed by commands that read no table and load no model.
 DATA = ("pandas", "sklearn", "scipy", "pyarrow")
 #: Components whose bodies read tables or models: they may import DATA, never HEAVY.
-DATA_COMPONENTS = {"load_split", "train_model", "validate_holdout", "check_drift"}
+DATA_COMPONENTS = {
+    "load_split",
+    "train_model",
+    "validate_holdout",
+    "check_drift",
+    "check_quality",
+    "build_retraining_data",
+}
 
 
 def imported_after(code: str, env: dict[str, str] | None = None) -> set[str]:
