@@ -47,10 +47,9 @@ def check_quality(
     import json
     import logging
 
+    from mlops.core.errors import DataError
     from mlops.core.store import ObjectStore
     from mlops.monitoring.quality import check_quality as run_check
-
-    from mlops.core.errors import DataError
 
     logging.basicConfig(level=logging.INFO)
     try:

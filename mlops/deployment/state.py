@@ -232,63 +232,92 @@ def list_deployments(store: ObjectStore) -> list[str]:
 
 
 def deploy(
-    store: ObjectStore, model_name: str, release: Release, canary_percent: int | None = None
+    store: ObjectStore,
+    model_name: str,
+    release: Release,
+    canary_percent: int | None = None,
+    *,
+    strategy: str = "canary",
+    routing: Mapping[str, Any] | None = None,
 ) -> DeploymentState:
     """Records a new desired release.
 
-    With ``canary_percent`` (1-99) the release becomes the canary next to the
-    current stable; without it (or with 100, or when nothing is stable yet) it
-    becomes the stable release at once.
+    The release becomes the candidate next to the current stable when there is a
+    stable release and either the strategy is weighted (``canary``, ``sticky``)
+    with ``canary_percent`` 1-99, or it is ``cohort`` or ``shadow`` (which take no
+    percent). Otherwise -- a weighted strategy without a percent or with 100, or
+    nothing stable yet -- it becomes the stable release at once.
+
+    Args:
+        store: The object store.
+        model_name: The model.
+        release: The published version.
+        canary_percent: The candidate's share for the weighted strategies (0-100).
+        strategy: One of :data:`~mlops.core.rules.ROUTING_STRATEGIES`.
+        routing: Options over :data:`DEFAULT_ROUTING` (see :func:`check_routing`).
+
+    Raises:
+        UsageError: an unknown strategy, a percent outside 0-100, bad routing options.
     """
+    check_routing_strategy(strategy)
+    options = check_routing(routing)
     percent = (
         None
         if canary_percent is None
         else check_canary_percent(canary_percent, allow_bounds=True, name="canary percent")
     )
+    wants_candidate = (
+        strategy not in WEIGHTED_STRATEGIES or (percent is not None and 0 < percent < 100)
+    )
 
     def change(current: DeploymentState | None) -> DeploymentState:
         state = current or DeploymentState(model_name)
-        if percent is not None and 0 < percent < 100 and state.stable is not None:
-            state.canary, state.canary_percent = release, percent
+        if wants_candidate and state.stable is not None:
+            state.canary = release
+            state.canary_percent = percent if strategy in WEIGHTED_STRATEGIES else 0  # type: ignore[assignment]
+            state.strategy, state.routing = strategy, options
         else:
             if state.stable is not None and state.stable.version != release.version:
                 state.history.append(state.stable)
-            state.stable, state.canary, state.canary_percent = release, None, 0
+            state.stable = release
+            state.drop_candidate()
         return state
 
     state = update_state(store, model_name, change)
     logger.info(
-        "deployment %s: stable=%s canary=%s (%d%%)",
+        "deployment %s: stable=%s candidate=%s (%s, %d%%)",
         model_name,
         state.stable and state.stable.version,
         state.canary and state.canary.version,
+        state.strategy,
         state.canary_percent,
     )
     return state
 
 
 def promote(store: ObjectStore, model_name: str) -> DeploymentState:
-    """Makes the canary the stable release and sends it all traffic."""
+    """Makes the candidate (of any strategy) the stable release and sends it all traffic."""
 
     def change(state: DeploymentState | None) -> DeploymentState:
         if state is None or state.canary is None:
             raise UsageError(f"model {model_name!r} has no canary to promote")
         if state.stable is not None:
             state.history.append(state.stable)
-        state.stable, state.canary, state.canary_percent = state.canary, None, 0
+        state.stable = state.canary
+        state.drop_candidate()
         return state
 
     return update_state(store, model_name, change)
 
 
 def rollback(store: ObjectStore, model_name: str) -> DeploymentState:
-    """Drops the canary; with no canary, returns to the previous stable release."""
+    """Drops the candidate (of any strategy); with none, returns to the previous stable release."""
 
     def change(state: DeploymentState | None) -> DeploymentState:
         if state is None or state.stable is None:
             raise UsageError(f"model {model_name!r} is not deployed")
         if state.canary is not None:
-            state.canary, state.canary_percent = None, 0
+            state.drop_candidate()
         elif state.history:
             state.stable = state.history.pop()
         else:

@@ -93,13 +93,15 @@ def write_model_dir(
             or the checked-in model it adopted.
         repository: Where the repository came from: kind, URL, commit, tree digest,
             and the pinned URI retraining fetches again.
+        label_counts: Rows per class of the training and test splits (``{"train": {label:
+            count}, "test": ...}``): the baseline of prediction and target drift.
 
     Returns:
         ``out_dir``.
     """
     from mlops.core.environment import serving_requirements
-    from mlops.model.modelio import save_model
     from mlops.core.sbom import SBOM_FILE, write_sbom
+    from mlops.model.modelio import save_model
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

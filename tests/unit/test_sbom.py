@@ -19,7 +19,6 @@ from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 
 from mlops.core.errors import DataError, VerificationError
-from mlops.trust import signing
 from mlops.core.sbom import (
     SBOM_FILE,
     SERVING_IMAGE_NAME,
@@ -29,6 +28,7 @@ from mlops.core.sbom import (
     serving_sbom,
     write_sbom,
 )
+from mlops.trust import signing
 from tests.conftest import REPO_ROOT
 
 SERVING_LOCK = REPO_ROOT / "requirements-serving.lock"
