@@ -227,6 +227,7 @@ def run_monitoring(
         "window_hours=1",
         f"retrain_data_uri={training_csv}",
         f"holdout_uri={holdout_csv}",
+        "min_train_rows=0",
         "canary_percent=20",
     ]
     result = cli(

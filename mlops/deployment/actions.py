@@ -20,7 +20,13 @@ from typing import Any
 
 from mlops.core import settings
 from mlops.core.errors import UsageError
-from mlops.core.rules import check_canary_percent, check_deploy_mode, check_deploy_target
+from mlops.core.rules import (
+    ROUTING_STRATEGIES,
+    WEIGHTED_STRATEGIES,
+    check_canary_percent,
+    check_deploy_mode,
+    check_deploy_target,
+)
 
 __all__ = [
     "deploy_action",
@@ -171,6 +177,7 @@ def deploy_action(
     namespace: str = "kubeflow-user",
     image: str = "",
     *,
+    routing: dict[str, Any] | None = None,
     store=None,
     client=None,
     public_key: Path | None = None,
@@ -184,8 +191,12 @@ def deploy_action(
         model_name: Registered model name.
         model_uri: ``s3://<bucket>/models/<name>/<version>``.
         model_version: Expected version ('' takes it from the URI).
-        mode: ``none`` (skip), ``canary`` (``canary_percent`` of traffic) or ``full``.
-        canary_percent: Canary share, 1-99, used with ``mode="canary"``.
+        mode: ``none`` (skip), ``full`` (in place of stable), or a candidate next to
+            stable routed by a strategy: ``canary`` (``canary_percent`` of requests at
+            random), ``sticky`` (``canary_percent`` of clients, by a hash of the client
+            header), ``cohort`` (requests whose cohort header matches) or ``shadow``
+            (a copy of the traffic; stable answers).
+        canary_percent: Candidate share, 1-99, used with ``canary`` and ``sticky``.
         target: ``local`` (desired state only) or ``kserve`` (cluster + state).
         namespace: Kubernetes namespace (``kserve`` only).
         image: Predictor image ('' = the project's serving image, ``mlops.runtime.SERVING_IMAGE``).
@@ -197,9 +208,12 @@ def deploy_action(
             from ``MLOPS_KSERVE_DEPLOYMENT_MODE``, else the live object's, else Serverless.
         timeout_seconds: Readiness timeout (``kserve`` only).
         poll_seconds: Readiness poll interval (``kserve`` only).
+        routing: The strategy's options over
+            :data:`mlops.deployment.state.DEFAULT_ROUTING` (headers, cohort values,
+            shadow percent).
 
     Returns:
-        A summary: action, target, model, version, mode and the recorded state.
+        A summary: action, target, model, version, mode, strategy and the recorded state.
 
     Raises:
         UsageError: a bad mode/target/percent, a URI that does not match, or
@@ -213,6 +227,7 @@ def deploy_action(
 
     check_deploy_mode(mode)
     check_deploy_target(target)
+    strategy = mode if mode in ROUTING_STRATEGIES else "canary"
     summary: dict[str, Any] = {
         "action": "deploy",
         "target": target,
@@ -223,7 +238,8 @@ def deploy_action(
     if mode == "none":
         summary["reason"] = "mode is 'none'"
         return summary
-    percent = check_canary_percent(canary_percent) if mode == "canary" else None
+    percent = check_canary_percent(canary_percent) if mode in WEIGHTED_STRATEGIES else None
+    options = desired.check_routing(routing)
     validate_model_name(model_name)
     store = _store(store)
     version = _verified_version(store, model_name, model_uri, model_version, public_key)
@@ -242,7 +258,14 @@ def deploy_action(
             poll_seconds=poll_seconds,
         )
         summary.update(cluster)
-    state = desired.deploy(store, model_name, desired.Release(version, model_uri), percent)
+    state = desired.deploy(
+        store,
+        model_name,
+        desired.Release(version, model_uri),
+        percent,
+        strategy=strategy,
+        routing=options,
+    )
     summary.update(deployed=True, state=state.summary())
     return summary
 

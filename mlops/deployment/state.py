@@ -274,7 +274,7 @@ def deploy(
         state = current or DeploymentState(model_name)
         if wants_candidate and state.stable is not None:
             state.canary = release
-            state.canary_percent = percent if strategy in WEIGHTED_STRATEGIES else 0  # type: ignore[assignment]
+            state.canary_percent = (percent or 0) if strategy in WEIGHTED_STRATEGIES else 0
             state.strategy, state.routing = strategy, options
         else:
             if state.stable is not None and state.stable.version != release.version:

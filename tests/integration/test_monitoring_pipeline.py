@@ -101,6 +101,9 @@ def monitoring(world, current: Path, *extra: str) -> tuple[int, dict]:
         "allow_unknown_audit=true",
         "-p",
         "canary_percent=20",
+        # No feedback flows in these tests: the base table alone is the retraining set.
+        "-p",
+        "min_train_rows=0",
         *extra,
     )
     assert result.stdout.count("\n") == 1, result.stderr[-3000:]

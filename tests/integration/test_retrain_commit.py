@@ -123,7 +123,9 @@ def test_retraining_on_drift_uses_the_recorded_commit(released):
     result = run_cli(
         ["run", "monitoring", "--json", "-p", f"model_name={MODEL}"]
         + ["-p", f"current_uri={released['drifted']}", "-p", f"retrain_data_uri={training_csv}"]
-        + ["-p", f"holdout_uri={holdout_csv}", "-p", "allow_unknown_audit=true"],
+        + ["-p", f"holdout_uri={holdout_csv}", "-p", "allow_unknown_audit=true"]
+        # No feedback flows here: the base table alone is the retraining set.
+        + ["-p", "min_train_rows=0"],
         released["env"],
         timeout=600,
     )
