@@ -132,7 +132,7 @@ def train_and_release(
         champion_metric: accuracy or f1_macro, what the champion is compared on.
         test_size: Test split fraction in (0, 1).
         seed: Random seed.
-        deploy: none, canary or full.
+        deploy: none, full, or a candidate routed by canary, sticky, cohort or shadow.
         canary_percent: Canary share of traffic in percent, 1-99.
         deploy_target: kserve or local.
         namespace: Kubernetes namespace of the InferenceService.
@@ -315,7 +315,7 @@ def training(
         advisory_db_uri: Offline advisory database for the audit ('' = none).
         allow_unknown_audit: Let an audit that could not check pass (never a vulnerable one).
         quality_fail_on: Lowest code-quality finding severity that rejects: low, medium or high.
-        deploy: After release: none, canary or full.
+        deploy: After release: none, full, or a candidate by canary, sticky, cohort or shadow.
         canary_percent: Canary share of traffic in percent, 1-99.
         deploy_target: kserve (an InferenceService) or local (mlops serve).
         namespace: Kubernetes namespace of the InferenceService.

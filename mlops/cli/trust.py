@@ -86,7 +86,9 @@ def _print_evidence(evidence: dict[str, Any]) -> None:
             f"  repository: {repository.get('uri')} (commit {repository.get('commit') or '-'}, "
             f"tree {repository.get('tree_digest')})"
         )
-    for name, gate in evidence["gates"].items():
+    from mlops.release.evidence import ordered_gates
+
+    for name, gate in ordered_gates(evidence["gates"]):
         print(f"  [{'pass' if gate['passed'] else 'FAIL'}] {name}: {gate['detail']}")
     accuracy = evidence.get("holdout_metrics", {}).get("holdout_accuracy")
     if accuracy is not None:

@@ -266,8 +266,8 @@ def deploy(
         if canary_percent is None
         else check_canary_percent(canary_percent, allow_bounds=True, name="canary percent")
     )
-    wants_candidate = (
-        strategy not in WEIGHTED_STRATEGIES or (percent is not None and 0 < percent < 100)
+    wants_candidate = strategy not in WEIGHTED_STRATEGIES or (
+        percent is not None and 0 < percent < 100
     )
 
     def change(current: DeploymentState | None) -> DeploymentState:

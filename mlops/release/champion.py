@@ -132,14 +132,19 @@ def load_champion(
     from mlops.model.packaging import MODEL_FILE, read_metadata
     from mlops.model.registry import fetch_model, parse_model_uri
     from mlops.model.schema import FeatureSchema
-    from mlops.trust.signing import verify_version_dir
+    from mlops.trust.evidence import check_release
+    from mlops.trust.signing import verify_identity, verify_model_dir
 
     state = read_state(store, model_name)
     if state is None or state.stable is None:
         return None
     _, name, version = parse_model_uri(state.stable.model_uri)
     model_dir = fetch_model(store, state.stable.model_uri, work / "champion")
-    verify_version_dir(model_dir, public_key, name, version)
+    verify_model_dir(model_dir, public_key)
+    verify_identity(model_dir, name, version)
+    # The champion is the bar to beat, not a model being admitted: a policy raised
+    # since its release must not block the candidate meant to replace it.
+    check_release(model_dir, name, version, floor=0.0)
     metadata = read_metadata(model_dir)
     return load_model(model_dir / MODEL_FILE), FeatureSchema.from_metadata(metadata), version
 

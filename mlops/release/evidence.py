@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mlops.core.errors import VerificationError
 from mlops.model.packaging import SIGNATURE_FILE, read_metadata
 from mlops.trust.evidence import EVIDENCE_SCHEMA, RELEASE_FILE
 
@@ -105,6 +106,11 @@ def sign_release(model_dir: Path, signed_dir: Path, evidence: dict[str, Any]) ->
     from mlops.core.settings import signing_key_paths
     from mlops.trust.signing import sign_model_dir, verify_model_dir
 
+    if evidence.get("released") is not True:
+        raise VerificationError(
+            f"refusing to sign {evidence.get('model_name')} {evidence.get('version')}: "
+            f"the decision did not pass ({evidence.get('reason', '')})"
+        )
     private_key, public_key = signing_key_paths()
     signed_dir = Path(signed_dir)
     if signed_dir.exists():
@@ -131,7 +137,7 @@ def evidence_markdown(evidence: dict[str, Any]) -> str:
         f"### Release evidence: {escape_markdown(evidence['model_name'])} "
         f"{escape_markdown(evidence['version'])}",
         "",
-        f"- repository: `{escape_markdown(str(repository.get('uri', '-')))}` "
+        f"- repository: {escape_markdown(str(repository.get('uri', '-')))} "
         f"(commit {escape_markdown(str(repository.get('commit') or '-'))}, "
         f"tree {escape_markdown(str(repository.get('tree_digest', '-')))})",
         f"- pipeline run: {escape_markdown(evidence.get('pipeline_run_id') or '-')}",
@@ -140,12 +146,20 @@ def evidence_markdown(evidence: dict[str, Any]) -> str:
         "| Gate | Result | Detail |",
         "|---|---|---|",
     ]
-    for name, gate in evidence["gates"].items():
+    for name, gate in ordered_gates(evidence["gates"]):
         lines.append(
             f"| {escape_markdown(name)} | {'passed' if gate['passed'] else 'FAILED'} | "
             f"{escape_markdown(str(gate['detail']))} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def ordered_gates(gates: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The gates in :data:`~mlops.release.decision.GATE_ORDER` (JSON keeps them sorted by name)."""
+    from mlops.release.decision import GATE_ORDER
+
+    rank = {name: i for i, name in enumerate(GATE_ORDER)}
+    return sorted(gates.items(), key=lambda item: (rank.get(item[0], len(rank)), item[0]))
 
 
 def candidate_evidence(model_dir: Path, decision_json: str, **kwargs: Any) -> dict[str, Any]:

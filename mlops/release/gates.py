@@ -9,16 +9,14 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import logging
-import shutil
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlops.core.data import local_path
-from mlops.core.errors import MlopsError, UsageError, VerificationError
+from mlops.core.errors import MlopsError, UsageError
 from mlops.core.markdown import escape_markdown
-from mlops.core.settings import signing_key_paths
-from mlops.model.packaging import REQUIREMENTS_FILE, SIGNATURE_FILE
+from mlops.model.packaging import REQUIREMENTS_FILE
 from mlops.release.decision import GateResult
 
 if TYPE_CHECKING:
@@ -203,35 +201,6 @@ def quality_gate(
     if result.detail:
         detail += f": {result.detail}"
     return GateResult("code_quality", result.passed, detail), result.markdown()
-
-
-def signature_gate(model_dir: Path, signed_dir: Path) -> GateResult:
-    """Copies the model to ``signed_dir``, signs it and verifies the signature.
-
-    Verification uses the public key that serving will use, so a key mismatch
-    is caught here, before anything is published.
-
-    Args:
-        model_dir: The unsigned model directory (left untouched).
-        signed_dir: Where the signed copy goes; replaced if it exists.
-
-    Returns:
-        The ``signature`` gate; a missing or mismatched key fails it.
-    """
-    from mlops.trust.signing import sign_model_dir, verify_model_dir
-
-    private_key, public_key = signing_key_paths()
-    signed_dir = Path(signed_dir)
-    if signed_dir.exists():
-        shutil.rmtree(signed_dir)
-    shutil.copytree(model_dir, signed_dir)
-    (signed_dir / SIGNATURE_FILE).unlink(missing_ok=True)
-    try:
-        sign_model_dir(signed_dir, private_key, SIGNATURE_FILE)
-        verify_model_dir(signed_dir, public_key, SIGNATURE_FILE)
-    except (UsageError, VerificationError) as exc:
-        return GateResult("signature", False, f"invalid: {exc}")
-    return GateResult("signature", True, f"valid: signed and verified with {public_key.name}")
 
 
 def _audit_could_not_run(exc: Exception) -> tuple[GateResult, str]:

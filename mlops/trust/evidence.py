@@ -86,11 +86,24 @@ def check_release(
     gates = evidence.get("gates")
     if not isinstance(gates, dict) or not gates:
         raise VerificationError(f"{RELEASE_FILE} of {model_name} {version} records no gates")
-    failed = sorted(name for name, gate in gates.items() if not (gate or {}).get("passed"))
+    # Only a literal true passes: a string "false" or a malformed entry fails closed.
+    failed = sorted(
+        name
+        for name, gate in gates.items()
+        if not isinstance(gate, dict) or gate.get("passed") is not True
+    )
     if failed:
         raise VerificationError(
             f"{RELEASE_FILE} of {model_name} {version} records failed gate(s): "
-            + "; ".join(f"{name}: {gates[name].get('detail', '')}" for name in failed)
+            + "; ".join(
+                f"{name}: {gates[name].get('detail', '') if isinstance(gates[name], dict) else ''}"
+                for name in failed
+            )
+        )
+    if evidence.get("released") is not True:
+        raise VerificationError(
+            f"{RELEASE_FILE} of {model_name} {version} records a rejected decision: "
+            f"{evidence.get('reason', '')}"
         )
     accuracy = (evidence.get("holdout_metrics") or {}).get("holdout_accuracy")
     if not isinstance(accuracy, int | float) or not math.isfinite(accuracy):

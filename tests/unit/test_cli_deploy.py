@@ -32,9 +32,19 @@ def run(capsys, *argv: str) -> tuple[int, dict | str, str]:
 
 def test_deploy_canary_promote_rollback(published, capsys):
     code, summary, _ = run(capsys, "deploy", "iris", "--version", "v1", "--json")
-    assert code == 0 and summary["state"] == {"stable": "v1", "canary": None, "canary_percent": 0}
+    assert code == 0 and summary["state"] == {
+        "stable": "v1",
+        "canary": None,
+        "canary_percent": 0,
+        "strategy": "canary",
+    }
     code, summary, _ = run(capsys, "deploy", "iris", "--canary-percent", "25", "--json")
-    assert code == 0 and summary["state"] == {"stable": "v1", "canary": "v2", "canary_percent": 25}
+    assert code == 0 and summary["state"] == {
+        "stable": "v1",
+        "canary": "v2",
+        "canary_percent": 25,
+        "strategy": "canary",
+    }
     code, _, _ = run(capsys, "rollback", "iris")
     assert code == 0 and read_state(published, "iris").canary is None
     run(capsys, "deploy", "iris", "--canary-percent", "25")
@@ -44,6 +54,51 @@ def test_deploy_canary_promote_rollback(published, capsys):
     assert state.stable.version == "v2" and [r.version for r in state.history] == ["v1"]
     code, _, _ = run(capsys, "rollback", "iris")  # no canary: back to the previous stable
     assert code == 0 and read_state(published, "iris").stable.version == "v1"
+
+
+def test_deploy_with_each_strategy(published, capsys):
+    run(capsys, "deploy", "iris", "--version", "v1")
+    code, text, _ = run(capsys, "deploy", "iris", "--strategy", "sticky", "--canary-percent", "30")
+    assert code == 0 and "sticky v2 at 30%" in text
+    code, summary, _ = run(
+        capsys,
+        "deploy",
+        "iris",
+        "--strategy",
+        "cohort",
+        "--cohort-header",
+        "X-Tier",
+        "--cohort-values",
+        "beta,staff",
+        "--json",
+    )
+    assert code == 0 and summary["mode"] == "cohort"
+    assert summary["state"]["strategy"] == "cohort" and summary["state"]["canary"] == "v2"
+    state = read_state(published, "iris")
+    assert state.routing["cohort_header"] == "x-tier"
+    assert state.routing["cohort_values"] == ["beta", "staff"]
+    code, text, _ = run(capsys, "deploy", "iris", "--strategy", "shadow", "--shadow-percent", "50")
+    assert code == 0 and text.strip().endswith("shadow v2")
+    assert read_state(published, "iris").routing["shadow_percent"] == 50
+    code, text, _ = run(capsys, "promote", "iris")
+    assert code == 0 and read_state(published, "iris").strategy == "canary"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("--strategy", "sticky"), "--strategy sticky needs --canary-percent"),
+        (("--strategy", "canary"), "--strategy canary needs --canary-percent"),
+        (("--strategy", "cohort", "--canary-percent", "10"), "drop --canary-percent"),
+        (("--strategy", "shadow", "--shadow-percent", "0"), "shadow_percent must be between"),
+        (("--strategy", "cohort", "--cohort-header", "a b"), "HTTP header name"),
+    ],
+)
+def test_strategy_refusals_exit_2(published, capsys, argv, message):
+    run(capsys, "deploy", "iris", "--version", "v1")
+    code, _, err = run(capsys, "deploy", "iris", *argv)
+    assert code == 2 and message in err
+    assert read_state(published, "iris").canary is None
 
 
 def copy_version(store, model_name: str, source: str, target: str) -> str:

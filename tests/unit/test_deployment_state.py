@@ -45,7 +45,7 @@ def test_an_update_that_lost_the_race_is_applied_to_the_fresh_state(store):
     assert (
         stored.summary()
         == result.summary()
-        == {"stable": "v2", "canary": "v3", "canary_percent": 20}
+        == {"stable": "v2", "canary": "v3", "canary_percent": 20, "strategy": "canary"}
     )
     assert [release.version for release in stored.history] == ["v1"]
 

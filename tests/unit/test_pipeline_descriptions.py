@@ -25,7 +25,7 @@ MUST_NAME = {
     "drift_share_threshold": r"\(0, 1\]",
     "canary_percent": r"percent.*1-99",
     "window_hours": r"[Hh]ours",
-    "deploy": r"none.*canary.*full",
+    "deploy": r"none.*full.*canary.*sticky.*cohort.*shadow",
     "deploy_target": r"kserve.*local",
     "quality_fail_on": r"low.*medium.*high",
     "estimator": r"logistic_regression.*random_forest.*gradient_boosting",
