@@ -4,9 +4,10 @@
 CLI use it.
 """
 
+from pipelines.canary import canary_analysis
 from pipelines.monitoring import monitoring
 from pipelines.training import training
 
-PIPELINES = {"training": training, "monitoring": monitoring}
+PIPELINES = {"training": training, "monitoring": monitoring, "canary-analysis": canary_analysis}
 
-__all__ = ["PIPELINES", "monitoring", "training"]
+__all__ = ["PIPELINES", "canary_analysis", "monitoring", "training"]

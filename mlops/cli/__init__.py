@@ -47,13 +47,37 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``mlops`` argument parser with every subcommand registered."""
-    from mlops.cli import deploy, drift, feedback, init, quality, run, schedule, serve, store, trust
+    from mlops.cli import (
+        canary,
+        deploy,
+        drift,
+        feedback,
+        init,
+        quality,
+        run,
+        schedule,
+        serve,
+        store,
+        trust,
+    )
 
     parser = _Parser(prog="mlops", description=(__doc__ or "").split("\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for module in (store, init, run, deploy, trust, serve, drift, schedule, feedback, quality):
+    for module in (
+        store,
+        init,
+        run,
+        deploy,
+        canary,
+        trust,
+        serve,
+        drift,
+        schedule,
+        feedback,
+        quality,
+    ):
         module.register(sub)
     return parser
 

@@ -280,6 +280,7 @@ def _change(
     client,
     timeout_seconds: float,
     poll_seconds: float,
+    expected_candidate: str | None = None,
 ) -> dict[str, Any]:
     from mlops.deployment import state as desired
 
@@ -290,6 +291,8 @@ def _change(
     current = desired.read_state(store, model_name)
     if kind == "promote" and (current is None or current.canary is None):
         raise UsageError(f"model {model_name!r} has no canary to promote")
+    if current is not None:
+        desired.check_candidate(current, model_name, expected_candidate)
     if kind == "rollback" and target == "kserve" and (current is None or current.canary is None):
         raise UsageError(
             f"model {model_name!r} has no canary to roll back on KServe; "
@@ -311,7 +314,8 @@ def _change(
             poll_seconds=poll_seconds,
         )
         summary.update(namespace=namespace, url=(ready.get("status") or {}).get("url"))
-    state = (desired.promote if kind == "promote" else desired.rollback)(store, model_name)
+    change_state = desired.promote if kind == "promote" else desired.rollback
+    state = change_state(store, model_name, expected_candidate=expected_candidate)
     summary["state"] = state.summary()
     return summary
 
@@ -325,11 +329,16 @@ def promote_action(
     client=None,
     timeout_seconds: float = 300,
     poll_seconds: float = 5,
+    expected_candidate: str | None = None,
 ) -> dict[str, Any]:
-    """Makes the canary the stable release (cluster first for ``kserve``, then the state).
+    """Makes the candidate the stable release (cluster first for ``kserve``, then the state).
+
+    ``expected_candidate`` (a version) refuses the change when another candidate is
+    deployed by then, as an automated verdict needs.
 
     Raises:
-        UsageError: no canary, or a bad target. MlopsError: the cluster change failed.
+        UsageError: no canary, another candidate, or a bad target. MlopsError: the
+            cluster change failed.
     """
     return _change(
         "promote",
@@ -340,6 +349,7 @@ def promote_action(
         client=client,
         timeout_seconds=timeout_seconds,
         poll_seconds=poll_seconds,
+        expected_candidate=expected_candidate,
     )
 
 
@@ -352,8 +362,12 @@ def rollback_action(
     client=None,
     timeout_seconds: float = 300,
     poll_seconds: float = 5,
+    expected_candidate: str | None = None,
 ) -> dict[str, Any]:
-    """Drops the canary (cluster first for ``kserve``, then the state).
+    """Drops the candidate (cluster first for ``kserve``, then the state).
+
+    ``expected_candidate`` (a version) refuses the change when another candidate is
+    deployed by then.
 
     Locally, with no canary, returns to the previous stable release
     (:func:`mlops.deployment.state.rollback`); on KServe only a canary can be
@@ -371,4 +385,5 @@ def rollback_action(
         client=client,
         timeout_seconds=timeout_seconds,
         poll_seconds=poll_seconds,
+        expected_candidate=expected_candidate,
     )

@@ -295,12 +295,38 @@ def deploy(
     return state
 
 
-def promote(store: ObjectStore, model_name: str) -> DeploymentState:
-    """Makes the candidate (of any strategy) the stable release and sends it all traffic."""
+def check_candidate(state: DeploymentState, model_name: str, expected: str | None) -> None:
+    """Refuses a change meant for candidate ``expected`` when another one is deployed now.
+
+    Raises:
+        UsageError: ``expected`` is given and is not the state's candidate.
+    """
+    if expected is not None and (state.canary is None or state.canary.version != expected):
+        now = state.canary.version if state.canary else "none"
+        raise UsageError(
+            f"model {model_name!r}: the candidate is now {now}, not {expected}; nothing changed"
+        )
+
+
+def promote(
+    store: ObjectStore, model_name: str, *, expected_candidate: str | None = None
+) -> DeploymentState:
+    """Makes the candidate (of any strategy) the stable release and sends it all traffic.
+
+    Args:
+        store: The object store.
+        model_name: The model.
+        expected_candidate: Promote only if this version is still the candidate (an
+            automated verdict must not promote a candidate deployed after it was reached).
+
+    Raises:
+        UsageError: no candidate, or another candidate than ``expected_candidate``.
+    """
 
     def change(state: DeploymentState | None) -> DeploymentState:
         if state is None or state.canary is None:
             raise UsageError(f"model {model_name!r} has no canary to promote")
+        check_candidate(state, model_name, expected_candidate)
         if state.stable is not None:
             state.history.append(state.stable)
         state.stable = state.canary
@@ -310,12 +336,24 @@ def promote(store: ObjectStore, model_name: str) -> DeploymentState:
     return update_state(store, model_name, change)
 
 
-def rollback(store: ObjectStore, model_name: str) -> DeploymentState:
-    """Drops the candidate (of any strategy); with none, returns to the previous stable release."""
+def rollback(
+    store: ObjectStore, model_name: str, *, expected_candidate: str | None = None
+) -> DeploymentState:
+    """Drops the candidate (of any strategy); with none, returns to the previous stable release.
+
+    Args:
+        store: The object store.
+        model_name: The model.
+        expected_candidate: Drop the candidate only if it is still this version.
+
+    Raises:
+        UsageError: nothing to roll back, or another candidate than ``expected_candidate``.
+    """
 
     def change(state: DeploymentState | None) -> DeploymentState:
         if state is None or state.stable is None:
             raise UsageError(f"model {model_name!r} is not deployed")
+        check_candidate(state, model_name, expected_candidate)
         if state.canary is not None:
             state.drop_candidate()
         elif state.history:
