@@ -52,7 +52,8 @@ def analyze_canary(
         namespace: Kubernetes namespace of the InferenceService.
 
     Returns:
-        The verdict (promote, rollback or wait) and the whole analysis as JSON.
+        The verdict (promote, rollback or wait) and the outcome JSON: ``status``
+        promoted, rolled_back, waiting or analysed (not applied), with every figure.
     """
     import json
     import logging
@@ -102,4 +103,5 @@ def analyze_canary(
         lines.append(f"| {check.name} | {check.outcome} | {escape_markdown(check.detail)} |")
     with open(report.path, "w", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n")
-    return analysis.verdict, json.dumps(analysis.to_dict(), sort_keys=True)
+    outcome = {"status": analysis.outcome, **analysis.to_dict()}
+    return analysis.verdict, json.dumps(outcome, sort_keys=True)

@@ -35,7 +35,7 @@ def canary_analysis(
     deploy_target: str = "kserve",
     namespace: str = "kubeflow-user",
 ) -> str:
-    """Returns the verdict: promote, rollback or wait.
+    """Returns the outcome JSON: status promoted, rolled_back, waiting or analysed, with the figures.
 
     Args:
         model_name: The deployed model with a candidate (registry name, lowercase
@@ -80,4 +80,4 @@ def canary_analysis(
         )
     )
     analysis.set_display_name("Analyse the candidate: promote, roll back or wait")
-    return analysis.outputs["verdict"]
+    return analysis.outputs["summary"]

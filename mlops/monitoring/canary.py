@@ -247,9 +247,19 @@ class CanaryAnalysis:
     analysed_at: str = ""
     record_key: str = ""
 
+    @property
+    def outcome(self) -> str:
+        """What happened: ``promoted``, ``rolled_back``, ``waiting``, or ``analysed`` (not applied)."""
+        if self.verdict == "wait":
+            return "waiting"
+        if not self.applied:
+            return "analysed"
+        return "promoted" if self.verdict == "promote" else "rolled_back"
+
     def to_dict(self) -> dict[str, Any]:
         """As JSON-able data (what is recorded and what ``--json`` prints)."""
         return {
+            "outcome": self.outcome,
             "model_name": self.model_name,
             "strategy": self.strategy,
             "source": self.source,
@@ -548,7 +558,8 @@ def _error_check(
     )
     if worse and (enough or candidate.errors >= t.early_rollback_errors):
         return CanaryCheck("error_ratio", "fail", detail, ratio)
-    return CanaryCheck("error_ratio", "pass" if enough else "wait", detail, ratio)
+    # Too few requests for a verdict either way: the traffic check already says wait.
+    return CanaryCheck("error_ratio", "pass" if enough or not worse else "wait", detail, ratio)
 
 
 def _latency_check(
