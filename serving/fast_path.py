@@ -18,13 +18,14 @@ the feature (:func:`serving.scoring.check_transformed`), never a silent result.
 Why it is kept now that every model is batched (:mod:`serving.batching`, issue 14):
 ``bench/bench_serving.py`` serves the same fitted logistic-regression pipeline with
 and without this path (``bench-builtin`` and ``bench-builtin-generic``). Batching
-shares the pipeline's per-call cost among concurrent requests, but a single client
-still pays all of it on every request: without the fast path one connection gets
-about a fifth of the requests per second, and even at 16 connections the batched
-generic path stays well behind (the README's performance section has the figures).
-The single-connection goal (no regression of the built-in pipeline) cannot be met
-without it. It stays behind the same interface as the pipeline (``predict_proba``
-of a validated frame) and is used only where it is proven equal at load.
+shares the pipeline's per-call cost among concurrent requests, so at 16 connections
+and more the batched generic path is about as fast; but a single client pays the
+whole per-call cost on every request, and without the fast path one connection gets
+about a quarter of the requests per second (the README's performance section has
+the figures). The single-connection goal (no regression of the built-in pipeline)
+cannot be met without it. It stays behind the same interface as the pipeline
+(``predict_proba`` of a validated frame) and is used only where it is proven equal
+at load.
 """
 
 from __future__ import annotations

@@ -473,7 +473,7 @@ async def _metrics(request: Request) -> Response:
     """
     from prometheus_client import REGISTRY, exposition
 
-    encoder, content_type = exposition.choose_encoder(request.headers.get("accept"))
+    encoder, content_type = exposition.choose_encoder(request.headers.get("accept", ""))
     content = await asyncio.to_thread(encoder, REGISTRY)
     return Response(content=content, headers={"content-type": content_type})
 

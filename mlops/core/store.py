@@ -2,6 +2,12 @@
 
 Keys are plain strings under the configured bucket; ``s3://bucket/key`` URIs
 name objects in any bucket the credentials reach.
+
+TLS: with ``MLOPS_S3_SECURE`` (or an ``https://`` endpoint) the store's
+certificate is verified against ``MLOPS_S3_CA_BUNDLE`` when set (a private CA,
+e.g. the embedded store's under ``$MLOPS_HOME/store/tls/``), else against the
+system's CAs. A certificate that does not verify is a :class:`StoreError` that
+names ``MLOPS_S3_CA_BUNDLE``; so is a TLS mismatch (``MLOPS_S3_SECURE``).
 """
 
 from __future__ import annotations
@@ -15,8 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlops.core import settings as _settings
 from mlops.core.errors import StoreError, UsageError, WriteConflict
-from mlops.core.settings import StoreSettings
+from mlops.core.settings import CA_BUNDLE_VAR, SECURE_VAR, StoreSettings
 
 logger = logging.getLogger(__name__)
 
@@ -58,15 +65,60 @@ def _is_missing(exc: BaseException | None) -> bool:
     )
 
 
+def _tls_hint(exc: BaseException, secure: bool, ca_bundle: Path | None) -> str | None:
+    """What to do about a TLS failure, naming the setting to change; None for other errors."""
+    import ssl
+
+    seen: BaseException | None = exc
+    texts = []
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            texts.append("CERTIFICATE_VERIFY_FAILED")
+        texts.append(str(seen))
+        seen = seen.__cause__ or seen.__context__
+    text = " ".join(texts)
+    if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+        trusted = f"the CA bundle {ca_bundle}" if ca_bundle else "the system's CAs"
+        return (
+            f"the store's TLS certificate did not verify against {trusted} (certificate "
+            f"verify failed); set {CA_BUNDLE_VAR} to the PEM file of the CA that issued it"
+        )
+    if secure and ("WRONG_VERSION_NUMBER" in text or "wrong version number" in text):
+        return f"the store does not speak TLS on this port; set {SECURE_VAR}=false (or use http://)"
+    if not secure and "HTTP request to an HTTPS server" in text:
+        return f"the store speaks TLS on this port; set {SECURE_VAR}=true (or use https://)"
+    return None
+
+
 class ObjectStore:
     """Thin, typed wrapper over ``minio.Minio`` bound to one bucket."""
 
-    def __init__(self, settings: StoreSettings, timeout: float = 10.0) -> None:
+    def __init__(
+        self, settings: StoreSettings, timeout: float = 10.0, ca_bundle: Path | None = None
+    ) -> None:
+        """Binds a client to the store and bucket of ``settings``.
+
+        Args:
+            settings: Endpoint, credentials, TLS and bucket.
+            timeout: Connect timeout in seconds (reads get at least 30 s).
+            ca_bundle: PEM of the CA(s) to verify the store's certificate against
+                (default: ``MLOPS_S3_CA_BUNDLE``, else the system's CAs); TLS only.
+
+        Raises:
+            UsageError: the CA bundle is not a readable file.
+        """
         import urllib3
         from minio import Minio
 
         self.settings = settings
         self.bucket = settings.bucket
+        bundle = ca_bundle if ca_bundle is not None else _settings.get(CA_BUNDLE_VAR)
+        self.ca_bundle: Path | None = Path(bundle) if bundle is not None else None
+        tls: dict[str, Any] = {}
+        if settings.secure and self.ca_bundle is not None:
+            if not self.ca_bundle.is_file():
+                raise UsageError(f"{CA_BUNDLE_VAR} {self.ca_bundle} is not a readable PEM file")
+            tls = {"cert_reqs": "CERT_REQUIRED", "ca_certs": str(self.ca_bundle)}
         # Short timeouts and few retries: a down store must fail fast, not hang a
         # pipeline step or the serving process's background log flushes.
         http = urllib3.PoolManager(
@@ -75,6 +127,7 @@ class ObjectStore:
                 total=2, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]
             ),
             maxsize=16,
+            **tls,
         )
         self.client = Minio(
             settings.endpoint,
@@ -101,7 +154,10 @@ class ObjectStore:
         return self.bucket, key_or_uri
 
     def _wrap(self, action: str, target: str, exc: Exception) -> StoreError:
-        return StoreError(f"object store {self.settings.endpoint}: {action} {target} failed: {exc}")
+        hint = _tls_hint(exc, self.settings.secure, self.ca_bundle)
+        return StoreError(
+            f"object store {self.settings.endpoint}: {action} {target} failed: {hint or exc}"
+        )
 
     # -- bucket -------------------------------------------------------------
     def ensure_bucket(self) -> None:

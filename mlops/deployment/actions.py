@@ -240,6 +240,16 @@ def deploy_action(
         return summary
     percent = check_canary_percent(canary_percent) if mode in WEIGHTED_STRATEGIES else None
     options = desired.check_routing(routing)
+    if target == "kserve" and strategy != "canary" and mode != "full":
+        # KServe itself splits by weight only; the other strategies need the mesh routes
+        # of mlops.deployment.mesh in front of two predictor Services, which this step
+        # does not apply yet. Fail before any cluster call rather than roll out a split
+        # that is not the one asked for.
+        raise UsageError(
+            f"mode {mode!r} is not applied on KServe by the deploy step yet: deploy with "
+            "target local (mlops serve routes it), or use mode canary; the mesh manifests "
+            "are built by mlops.deployment.mesh"
+        )
     validate_model_name(model_name)
     store = _store(store)
     version = _verified_version(store, model_name, model_uri, model_version, public_key)

@@ -17,7 +17,7 @@ def test_store_lifecycle(tmp_path, monkeypatch, capsys):
         assert "not running" in capsys.readouterr().out
         assert main(["store", "start"]) == 0
         started = capsys.readouterr().out
-        assert "embedded store running on 127.0.0.1:" in started
+        assert "embedded store running on http://127.0.0.1:" in started
         assert main(["store", "status", "--check"]) == 0
         assert "running on 127.0.0.1:" in capsys.readouterr().out
         credentials = home / "store" / "credentials.json"

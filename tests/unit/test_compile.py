@@ -255,16 +255,23 @@ def test_pipeline_matches_the_golden(compiled, name):
 
 
 def test_monitoring_golden_nests_training_and_returns_one_of(compiled):
-    """The golden covers what only the monitoring pipeline has: a nested pipeline and OneOf."""
+    """The golden covers what only the monitoring pipeline has: nested pipelines and OneOf."""
     root = documents(compiled["monitoring"])[0]
-    nested = [task for name, task in _tasks(root) if name == "training"]
-    assert nested and nested[0]["componentRef"]["name"] == "comp-training"
+    nested = dict(_tasks(root))
+    assert nested["retrain-on-current-data"]["componentRef"]["name"] == (
+        "comp-retrain-on-current-data"
+    )
+    assert nested["training"]["componentRef"]["name"] == "comp-training"
     assert "comp-training" in root["components"]
+    inner = dict(_tasks(root["components"]["comp-retrain-on-current-data"]))
+    assert "build-retraining-data" in inner and any(
+        n.startswith("condition-branches") for n in inner
+    )
     surfaced = root["root"]["dag"]["outputs"]["parameters"]["Output"]["valueFromParameter"]
     branches = root["components"][f"comp-{surfaced['producerSubtask']}"]["dag"]["outputs"]
     one_of = branches["parameters"][surfaced["outputParameterKey"]]["valueFromOneof"]
     assert {s["outputParameterKey"] for s in one_of["parameterSelectors"]} == {
-        "pipelinechannel--training-Output",
+        "pipelinechannel--retrain-on-current-data-Output",
         "pipelinechannel--record-no-drift-Output",
     }
 

@@ -1,0 +1,314 @@
+"""Service-mesh manifests that route a model's traffic the way its deployment state says.
+
+On a cluster, KServe splits by weight only (``canaryTrafficPercent`` /
+``spec.canary``, :mod:`mlops.deployment.inferenceservice`). The other
+strategies need the mesh in front of the two predictor Services:
+
+* ``canary``: weighted destinations (Istio ``VirtualService``, Gateway API
+  ``HTTPRoute`` ``backendRefs`` weights) -- the same split KServe makes.
+* ``cohort``: a header match (``x-mlops-cohort: beta`` by default) routed to
+  the candidate, every other request to stable.
+* ``shadow``: every request to stable, and ``mirror`` + ``mirrorPercentage``
+  (Istio) or a ``RequestMirror`` filter (Gateway API) copying it to the
+  candidate; the mesh drops the copy's answer, and a slow or failing candidate
+  never delays the response.
+* ``sticky``: Istio's consistent hash on the client header
+  (``DestinationRule`` ``consistentHash.httpHeaderName``) over one Service that
+  selects the pods of both versions. **What the cluster cannot do:** the hash
+  picks a *pod*, so the split follows the pods' share (the replica counts of
+  the two predictors), not ``canary_percent``; and the Gateway API has no
+  standard consistent hashing, so no ``HTTPRoute`` is built for it. The model
+  server itself (``mlops serve``) splits sticky traffic by the exact percent
+  (:func:`mlops.deployment.routing.sticky_bucket`).
+
+The manifests are plain dicts; the deploy step returns them in its summary
+(``mesh_manifests``) for ``kubectl apply`` -- the InferenceService is the only
+kind it applies itself (custom objects of other groups need a client and RBAC
+the pipeline's service account does not have).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlops.core.errors import UsageError
+from mlops.deployment.inferenceservice import LABEL_MODEL, LABEL_PART_OF
+from mlops.deployment.state import DeploymentState
+
+__all__ = [
+    "HTTP_PORT",
+    "httproute",
+    "mesh_manifests",
+    "predictor_service",
+    "sticky_destination_rule",
+    "sticky_service",
+    "virtual_service",
+]
+
+ISTIO_NETWORKING = "networking.istio.io/v1"
+GATEWAY_API = "gateway.networking.k8s.io/v1"
+#: The port KServe's predictor Services listen on.
+HTTP_PORT = 80
+#: The container port of the predictor (``mlops.deployment.inferenceservice.HTTP_PORT``).
+CONTAINER_PORT = 8080
+
+
+def predictor_service(model_name: str, variant: str | None = None) -> str:
+    """The name of KServe's predictor Service: ``<isvc>-predictor`` or ``<isvc>-<variant>-predictor``."""
+    return f"{model_name}-{variant}-predictor" if variant else f"{model_name}-predictor"
+
+
+def _fqdn(service: str, namespace: str) -> str:
+    return f"{service}.{namespace}.svc.cluster.local"
+
+
+def _metadata(name: str, namespace: str, model_name: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "namespace": namespace,
+        "labels": {LABEL_MODEL: model_name, LABEL_PART_OF: "kfp-mlops"},
+    }
+
+
+def _destination(service: str, namespace: str, weight: int | None = None) -> dict[str, Any]:
+    route: dict[str, Any] = {
+        "destination": {"host": _fqdn(service, namespace), "port": {"number": HTTP_PORT}}
+    }
+    if weight is not None:
+        route["weight"] = weight
+    return route
+
+
+def _require_candidate(state: DeploymentState) -> None:
+    if state.canary is None:
+        raise UsageError(f"model {state.model_name!r} has no candidate to route to")
+
+
+def virtual_service(
+    state: DeploymentState,
+    namespace: str,
+    stable_service: str,
+    candidate_service: str,
+    *,
+    hosts: list[str] | None = None,
+    gateways: list[str] | None = None,
+) -> dict[str, Any]:
+    """The Istio ``VirtualService`` of the state's strategy (canary, cohort or shadow).
+
+    Args:
+        state: The deployment state (with a candidate).
+        namespace: Where the model serves.
+        stable_service: The stable predictor's Service name.
+        candidate_service: The candidate predictor's Service name.
+        hosts: The hosts clients call (default ``<model>.<namespace>.svc.cluster.local``).
+        gateways: Istio gateways to bind (default: the mesh only).
+
+    Raises:
+        UsageError: no candidate, or ``sticky`` (see :func:`sticky_destination_rule`).
+    """
+    _require_candidate(state)
+    strategy = state.strategy
+    if strategy == "sticky":
+        raise UsageError("sticky routing is a DestinationRule's consistent hash, not a route")
+    routing = state.routing
+    if strategy == "canary":
+        percent = int(state.canary_percent)
+        http = [
+            {
+                "name": "weighted",
+                "route": [
+                    _destination(stable_service, namespace, 100 - percent),
+                    _destination(candidate_service, namespace, percent),
+                ],
+            }
+        ]
+    elif strategy == "cohort":
+        http = [
+            {
+                "name": "cohort",
+                "match": [
+                    {"headers": {routing["cohort_header"]: {"exact": value}}}
+                    for value in routing["cohort_values"]
+                ],
+                "route": [_destination(candidate_service, namespace)],
+            },
+            {"name": "everyone-else", "route": [_destination(stable_service, namespace)]},
+        ]
+    else:  # shadow
+        http = [
+            {
+                "name": "shadow",
+                "route": [_destination(stable_service, namespace)],
+                "mirror": {
+                    "host": _fqdn(candidate_service, namespace),
+                    "port": {"number": HTTP_PORT},
+                },
+                "mirrorPercentage": {"value": float(routing["shadow_percent"])},
+            }
+        ]
+    spec: dict[str, Any] = {
+        "hosts": hosts or [_fqdn(state.model_name, namespace)],
+        "http": http,
+    }
+    if gateways:
+        spec["gateways"] = gateways
+    return {
+        "apiVersion": ISTIO_NETWORKING,
+        "kind": "VirtualService",
+        "metadata": _metadata(f"{state.model_name}-routing", namespace, state.model_name),
+        "spec": spec,
+    }
+
+
+def httproute(
+    state: DeploymentState,
+    namespace: str,
+    stable_service: str,
+    candidate_service: str,
+    *,
+    gateway: str = "mlops-gateway",
+    gateway_namespace: str | None = None,
+    hostnames: list[str] | None = None,
+) -> dict[str, Any]:
+    """The Gateway API ``HTTPRoute`` of the state's strategy (canary, cohort or shadow).
+
+    Args:
+        state: The deployment state (with a candidate).
+        namespace: Where the model serves (the route and both Services).
+        stable_service: The stable predictor's Service name.
+        candidate_service: The candidate predictor's Service name.
+        gateway: The parent ``Gateway``'s name.
+        gateway_namespace: Its namespace (default: ``namespace``).
+        hostnames: Host names the route answers (default: the gateway's).
+
+    Raises:
+        UsageError: no candidate, or ``sticky`` (the Gateway API has no standard
+            consistent hashing).
+    """
+    _require_candidate(state)
+    strategy = state.strategy
+    if strategy == "sticky":
+        raise UsageError(
+            "the Gateway API has no standard consistent hashing: sticky splits need Istio's "
+            "DestinationRule, or mlops serve"
+        )
+    routing = state.routing
+
+    def backend(service: str, weight: int | None = None) -> dict[str, Any]:
+        ref: dict[str, Any] = {"name": service, "port": HTTP_PORT}
+        if weight is not None:
+            ref["weight"] = weight
+        return ref
+
+    if strategy == "canary":
+        percent = int(state.canary_percent)
+        rules = [
+            {
+                "backendRefs": [
+                    backend(stable_service, 100 - percent),
+                    backend(candidate_service, percent),
+                ]
+            }
+        ]
+    elif strategy == "cohort":
+        rules = [
+            {
+                "matches": [
+                    {
+                        "headers": [
+                            {"type": "Exact", "name": routing["cohort_header"], "value": value}
+                        ]
+                    }
+                    for value in routing["cohort_values"]
+                ],
+                "backendRefs": [backend(candidate_service)],
+            },
+            {"backendRefs": [backend(stable_service)]},
+        ]
+    else:  # shadow
+        mirror: dict[str, Any] = {"backendRef": {"name": candidate_service, "port": HTTP_PORT}}
+        if int(routing["shadow_percent"]) < 100:
+            mirror["percent"] = int(routing["shadow_percent"])
+        rules = [
+            {
+                "filters": [{"type": "RequestMirror", "requestMirror": mirror}],
+                "backendRefs": [backend(stable_service)],
+            }
+        ]
+    parent: dict[str, Any] = {"name": gateway}
+    if gateway_namespace:
+        parent["namespace"] = gateway_namespace
+    spec: dict[str, Any] = {"parentRefs": [parent], "rules": rules}
+    if hostnames:
+        spec["hostnames"] = hostnames
+    return {
+        "apiVersion": GATEWAY_API,
+        "kind": "HTTPRoute",
+        "metadata": _metadata(f"{state.model_name}-routing", namespace, state.model_name),
+        "spec": spec,
+    }
+
+
+def sticky_service(model_name: str, namespace: str) -> dict[str, Any]:
+    """One Service over the predictor pods of every version of the model (for the sticky hash)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(f"{model_name}-sticky", namespace, model_name),
+        "spec": {
+            "selector": {LABEL_MODEL: model_name},
+            "ports": [
+                {"name": "http", "port": HTTP_PORT, "targetPort": CONTAINER_PORT, "protocol": "TCP"}
+            ],
+        },
+    }
+
+
+def sticky_destination_rule(state: DeploymentState, namespace: str) -> dict[str, Any]:
+    """Istio's consistent hash on the client header over :func:`sticky_service`.
+
+    One client (one header value) always reaches the same pod, hence the same
+    version; the versions' shares follow their pod counts, not ``canary_percent``.
+    """
+    name = f"{state.model_name}-sticky"
+    return {
+        "apiVersion": ISTIO_NETWORKING,
+        "kind": "DestinationRule",
+        "metadata": _metadata(name, namespace, state.model_name),
+        "spec": {
+            "host": _fqdn(name, namespace),
+            "trafficPolicy": {
+                "loadBalancer": {
+                    "consistentHash": {"httpHeaderName": state.routing["client_header"]}
+                }
+            },
+        },
+    }
+
+
+def mesh_manifests(
+    state: DeploymentState,
+    namespace: str,
+    stable_service: str,
+    candidate_service: str,
+    *,
+    gateway: str = "mlops-gateway",
+) -> list[dict[str, Any]]:
+    """Every manifest the state's strategy needs in front of the predictors.
+
+    Returns:
+        ``canary``/``cohort``/``shadow``: the ``VirtualService`` and the ``HTTPRoute``
+        (apply the one of the mesh you run); ``sticky``: the combined ``Service`` and
+        its consistent-hash ``DestinationRule``. Empty without a candidate.
+    """
+    if state.canary is None:
+        return []
+    if state.strategy == "sticky":
+        return [
+            sticky_service(state.model_name, namespace),
+            sticky_destination_rule(state, namespace),
+        ]
+    return [
+        virtual_service(state, namespace, stable_service, candidate_service),
+        httproute(state, namespace, stable_service, candidate_service, gateway=gateway),
+    ]
