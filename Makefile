@@ -26,7 +26,8 @@ test-fast: install
 	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
 
 # Drift engine and `mlops drift` vs Evidently at 1M rows, the training pipeline vs plain
-# functions at 100k and 1M rows (minutes), then the local model server's throughput.
+# functions at 100k and 1M rows (minutes), then the model server side by side with a bare
+# kserve.Model and a bare Starlette app (wrk).
 # `make bench BENCH_ROWS=100000` runs the pipeline comparison at other sizes.
 BENCH_ROWS ?= 100000 1000000
 bench: install

@@ -26,6 +26,11 @@ EXIT_FOR_STATUS = {
     "released": EXIT_OK,
     "no_drift": EXIT_OK,
     "not_enough_ground_truth": EXIT_OK,
+    # The canary analysis: every verdict is an outcome, not a failure.
+    "promoted": EXIT_OK,
+    "rolled_back": EXIT_OK,
+    "waiting": EXIT_OK,
+    "analysed": EXIT_OK,
     "submitted": EXIT_OK,
     "rejected": EXIT_REJECTED,
 }

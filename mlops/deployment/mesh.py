@@ -111,6 +111,7 @@ def virtual_service(
     if strategy == "sticky":
         raise UsageError("sticky routing is a DestinationRule's consistent hash, not a route")
     routing = state.routing
+    http: list[dict[str, Any]]
     if strategy == "canary":
         percent = int(state.canary_percent)
         http = [
@@ -200,6 +201,7 @@ def httproute(
             ref["weight"] = weight
         return ref
 
+    rules: list[dict[str, Any]]
     if strategy == "canary":
         percent = int(state.canary_percent)
         rules = [

@@ -13,7 +13,12 @@ from typing import Any
 
 from mlops.core.data import check_readable, read_table
 from mlops.core.errors import UsageError
-from mlops.core.rules import check_canary_percent, check_deploy_mode, check_fraction
+from mlops.core.rules import (
+    WEIGHTED_STRATEGIES,
+    check_canary_percent,
+    check_deploy_mode,
+    check_fraction,
+)
 from mlops.model.data_checks import check_finite, check_labelled
 from mlops.model.registry import validate_model_name
 from mlops.model.training import check_estimator, check_split
@@ -66,7 +71,7 @@ def check_deploy(mode: str, canary_percent: int) -> None:
         UsageError: an unknown mode or a canary percent outside 1-99.
     """
     check_deploy_mode(mode, name="deploy")
-    if mode == "canary":
+    if mode in WEIGHTED_STRATEGIES:
         check_canary_percent(canary_percent)
 
 

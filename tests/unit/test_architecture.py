@@ -177,7 +177,7 @@ def test_no_private_kserve_member_is_used():
         for m, p in project_modules().items()
         if m.split(".")[0] in ("serving", "mlops")
     }
-    sources["bench.ceiling_server"] = (REPO_ROOT / "bench" / "ceiling_server.py").read_text()
+    sources["bench.bare_serving"] = (REPO_ROOT / "bench" / "bare_serving.py").read_text()
     assert private_kserve_uses(sources, _kserve_private_names()) == []
 
 

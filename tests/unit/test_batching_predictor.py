@@ -8,6 +8,7 @@ numeric and categorical columns), concurrent requests on a real event loop.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import math
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from kserve.model import InferenceVerb
 from kserve.protocol.infer_type import InferInput, InferRequest, RequestedOutput
 from prometheus_client import REGISTRY
 
-from serving.batching import BatchPolicy
+from serving.batching import ARRIVALS, BatchPolicy
 from serving.predictor import SklearnPredictor
 from tests.serving_helpers import (
     CATEGORICAL,
@@ -145,14 +146,27 @@ def comparable(response):
 
 
 async def concurrently(predictor: SklearnPredictor, payloads: list, rounds: int = 3) -> list:
-    """Every payload ``rounds`` times at once, through what KServe awaits (``__call__``)."""
+    """Every payload ``rounds`` times at once, through what KServe awaits (``__call__``).
 
-    async def one(payload):
-        response, headers = await predictor(payload, verb=InferenceVerb.PREDICT)
+    As over HTTP, each request counts as arriving from the start (its body is in)
+    until it is queued or answered, so the batcher waits for the others (50 ms at most).
+    """
+
+    async def one(payload, ticket):
+        try:
+            response, headers = await predictor(payload, verb=InferenceVerb.PREDICT)
+        finally:
+            ARRIVALS.settle(ticket)  # what the request guard does when it answers
         assert headers == {}
         return response
 
-    return await asyncio.gather(*[one(p) for p in payloads * rounds], return_exceptions=True)
+    tasks = []
+    for payload in payloads * rounds:
+        context = contextvars.copy_context()
+        ticket, _ = context.run(ARRIVALS.begin, predictor.name)
+        ARRIVALS.arrived(ticket)
+        tasks.append(context.run(asyncio.ensure_future, one(payload, ticket)))
+    return await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def test_batched_answers_equal_unbatched_ones_for_mixed_v1_and_v2_requests(predictor):

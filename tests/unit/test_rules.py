@@ -43,10 +43,14 @@ def test_a_percent_that_is_no_number_is_a_usage_error():
 
 
 def test_deploy_modes_and_targets():
-    assert DEPLOY_MODES == ("none", "canary", "full") and DEPLOY_TARGETS == ("local", "kserve")
+    assert DEPLOY_MODES == ("none", "full", "canary", "sticky", "cohort", "shadow")
+    assert DEPLOY_TARGETS == ("local", "kserve")
     for mode in DEPLOY_MODES:
         assert check_deploy_mode(mode) == mode
-    with pytest.raises(UsageError, match="deploy must be one of none, canary, full, got 'x'"):
+    with pytest.raises(
+        UsageError,
+        match="deploy must be one of none, full, canary, sticky, cohort, shadow, got 'x'",
+    ):
         check_deploy_mode("x", name="deploy")
     with pytest.raises(UsageError, match="target must be one of local, kserve, got 'k8s'"):
         check_deploy_target("k8s")
