@@ -1,8 +1,8 @@
 """Inference logging: request features + predictions to Parquet in the object store, off the request path.
 
 ``InferenceLogger.record`` only appends the request's feature values (as one
-object array) and predictions to a bounded in-memory buffer (a lock, a deque
-append, no I/O). A background thread writes the buffer as Parquet to
+object array), predictions, row ids and role to a bounded in-memory buffer (a
+lock, a deque append, no I/O). A background thread writes the buffer as Parquet to
 ``inference-logs/<model>/<YYYY-MM-DD>/<timestamp>-<uuid>.parquet`` when
 ``flush_rows`` rows are waiting, every ``flush_seconds``, and on ``close()``.
 
@@ -11,6 +11,10 @@ buffer to be retried on the next flush, and whatever exceeds
 ``max_buffer_rows`` is dropped oldest-first and counted in
 ``mlops_inference_log_records_total{result="dropped"}``. The buffer therefore
 never grows past ``max_buffer_rows`` rows and a request never waits for the store.
+
+The logger also remembers the most recent row ids it was given
+(:attr:`InferenceLogger.RECENT_IDS` of them), so the feedback endpoint can tell
+known ids from unknown ones without reading the store (:meth:`InferenceLogger.known`).
 
 The format (key layout, reserved columns) and its reader are
 :mod:`mlops.monitoring.inference_log`, which the drift step uses.
@@ -30,7 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlops.monitoring.inference_log import RESERVED_COLUMNS, log_key
+from mlops.monitoring.inference_log import DEFAULT_ROLE, RESERVED_COLUMNS, log_key
 from serving import metrics
 
 logger = logging.getLogger(__name__)
@@ -44,6 +48,12 @@ class _Chunk:
     timestamp: datetime
     rows: int
     columns: Sequence[str] | None = None
+    ids: Sequence[str | None] | None = None
+    role: str = DEFAULT_ROLE
+
+    def row_ids(self) -> list[str | None]:
+        """The rows' ids (None for rows recorded without one)."""
+        return list(self.ids) if self.ids is not None else [None] * self.rows
 
     def tail(self, keep: int) -> _Chunk:
         """The last ``keep`` rows of this chunk."""
@@ -53,8 +63,16 @@ class _Chunk:
             if isinstance(self.inputs, pd.DataFrame)
             else self.inputs[start:]
         )
+        ids = self.ids[start:] if self.ids is not None else None
         return _Chunk(
-            self.version, inputs, self.outputs[start:], self.timestamp, keep, self.columns
+            self.version,
+            inputs,
+            self.outputs[start:],
+            self.timestamp,
+            keep,
+            self.columns,
+            ids,
+            self.role,
         )
 
     def frame(self) -> pd.DataFrame:
@@ -72,6 +90,8 @@ class _Chunk:
         )
         frame["model_version"] = self.version
         frame["timestamp"] = pd.Timestamp(self.timestamp)
+        frame["request_id"] = pd.Series(self.row_ids(), index=frame.index, dtype=object)
+        frame["role"] = self.role
         return frame
 
 
@@ -93,6 +113,10 @@ def _batch_frame(chunks: list[_Chunk]) -> pd.DataFrame:
         frame["timestamp"] = (
             pd.DatetimeIndex([c.timestamp for c in chunks]).as_unit("us").repeat(rows)
         )
+        frame["request_id"] = pd.Series(
+            [i for c in chunks for i in c.row_ids()], index=frame.index, dtype=object
+        )
+        frame["role"] = np.repeat([c.role for c in chunks], rows)
         return frame
     return pd.concat([c.frame() for c in chunks], ignore_index=True)
 
@@ -108,6 +132,9 @@ class InferenceLogger:
         flush_seconds: Flush at least this often (also the retry delay after a failed write).
         columns: Column names for records given as lists of lists.
     """
+
+    #: How many of the latest row ids :meth:`known` remembers.
+    RECENT_IDS = 200_000
 
     def __init__(
         self,
@@ -130,6 +157,8 @@ class InferenceLogger:
         self.dropped_rows = 0
         self.written_keys: list[str] = []
         self._chunks: deque[_Chunk] = deque()
+        self._recent: deque[str] = deque()
+        self._recent_set: set[str] = set()
         self._rows = 0
         self._inflight = 0  # rows taken out by a running flush; they count against the bound
         self._lock = threading.Lock()
@@ -144,14 +173,31 @@ class InferenceLogger:
         self._thread.start()
 
     # -- request path ---------------------------------------------------------
-    def record(self, version: str, inputs: Any, outputs: Sequence[Any]) -> None:
-        """Queues rows for writing. Never blocks on I/O; drops the oldest rows beyond the bound."""
+    def record(
+        self,
+        version: str,
+        inputs: Any,
+        outputs: Sequence[Any],
+        request_ids: Sequence[str] | None = None,
+        role: str = DEFAULT_ROLE,
+    ) -> None:
+        """Queues rows for writing. Never blocks on I/O; drops the oldest rows beyond the bound.
+
+        Args:
+            version: The version that predicted.
+            inputs: The rows' features (DataFrame, list of dicts or list of lists).
+            outputs: One prediction per row.
+            request_ids: One id per row (:func:`serving.request_ids.row_ids`); None: no ids.
+            role: ``stable``, ``canary`` or ``shadow``.
+        """
         if self._closing.is_set():
             self._count_dropped(len(outputs))
             return
         rows = len(inputs)
         if rows != len(outputs):
             raise ValueError(f"{rows} input rows but {len(outputs)} outputs")
+        if request_ids is not None and len(request_ids) != rows:
+            raise ValueError(f"{rows} input rows but {len(request_ids)} request ids")
         if rows == 0:
             return
         columns = self.columns
@@ -162,10 +208,13 @@ class InferenceLogger:
             # gives a float array (the flush then concatenates floats and infers no
             # types, so it holds the interpreter lock less); any other an object array.
             columns, inputs = list(inputs.columns), inputs.to_numpy(copy=True)
-        chunk = _Chunk(version, inputs, outputs, datetime.now(UTC), rows, columns)
+        ids = list(request_ids) if request_ids is not None else None
+        chunk = _Chunk(version, inputs, outputs, datetime.now(UTC), rows, columns, ids, role)
         with self._lock:
             self._chunks.append(chunk)
             self._rows += rows
+            if ids:
+                self._remember_locked(ids)
             dropped = self._drop_excess_locked()
             waiting = self._rows
         if dropped:
@@ -177,6 +226,19 @@ class InferenceLogger:
     def buffered_rows(self) -> int:
         """Rows waiting to be written."""
         return self._rows
+
+    def known(self, request_ids: Sequence[str]) -> set[str]:
+        """Those of ``request_ids`` among the latest :attr:`RECENT_IDS` row ids recorded."""
+        with self._lock:
+            return {i for i in request_ids if i in self._recent_set}
+
+    def _remember_locked(self, ids: Sequence[str]) -> None:
+        for row_id in ids:
+            if row_id not in self._recent_set:
+                self._recent.append(row_id)
+                self._recent_set.add(row_id)
+        while len(self._recent) > self.RECENT_IDS:
+            self._recent_set.discard(self._recent.popleft())
 
     # -- internals --------------------------------------------------------------
     def _count_dropped(self, rows: int) -> None:

@@ -1,12 +1,14 @@
 """Prometheus metrics of the model server, in the default registry (KServe serves ``/metrics`` from it).
 
-* ``mlops_requests_total{model,version,protocol}`` -- every inference/explain request (errors too).
-* ``mlops_request_errors_total{model,version,code}`` -- requests answered with a 4xx/5xx status;
+* ``mlops_requests_total{model,version,role,protocol}`` -- every inference/explain request (errors
+  too).
+* ``mlops_request_errors_total{model,version,role,code}`` -- requests answered with a 4xx/5xx status;
   ``code="aborted"`` for a request whose client went away before the answer (not a server
   error: it matches neither ``4..`` nor ``5..``).
-* ``mlops_predictions_total{model,version,class}`` -- predicted rows per class.
-* ``mlops_input_out_of_range_total{model,version,feature}`` -- input values outside the training
-  [min, max] (numeric) or unseen categories, counted per value.
+* ``mlops_predictions_total{model,version,role,class}`` -- predicted rows per class; a shadow
+  candidate's predictions count under its version with ``role="shadow"``.
+* ``mlops_input_out_of_range_total{model,version,role,feature}`` -- input values outside the
+  training [min, max] (numeric) or unseen categories, counted per value.
 * ``mlops_model_info{model,version,role}`` -- 1 while a version is loaded and serving as
   ``stable`` or ``canary``; the series is removed when it stops serving.
 * ``mlops_model_fallback{model,version}`` -- 1 while a model serves an older verified release
@@ -14,14 +16,18 @@
 * ``mlops_request_timeouts_total{phase}`` -- requests dropped because their ``headers`` or
   ``body`` did not arrive in time (408, connection closed).
 * ``mlops_inference_log_records_total{model,result}`` -- inference-log rows ``written`` / ``dropped``.
-* ``mlops_request_duration_seconds{model,version,endpoint}`` -- request latency (predict/infer/explain).
+* ``mlops_request_duration_seconds{model,version,role,endpoint}`` -- request latency
+  (predict/infer/explain).
+* ``mlops_shadow_requests_total{model,result}`` -- copies of requests for a shadow candidate:
+  ``scored``, ``failed`` or ``dropped`` (its queue was full).
 * ``mlops_batch_requests{model}`` -- requests scored together per model call
   (:mod:`serving.batching`; 1 when the server is idle, more under concurrent load).
 
 Request-level counting happens once per HTTP request in the ASGI middleware
 (:mod:`serving.rest`); the model notes which version served the request in a
-per-request context (:func:`note_version`), so the labels name the version that
-actually answered, including for canary traffic.
+per-request context (:func:`note_version`, with its role), so the labels name the
+version that actually answered and its role (``stable``, ``canary``), including for
+canary traffic. ``role`` is ``unknown`` for requests no version answered.
 """
 
 from __future__ import annotations
@@ -34,20 +40,20 @@ from prometheus_client import Counter, Gauge, Histogram
 REQUESTS = Counter(
     "mlops_requests_total",
     "Inference and explain requests received.",
-    ["model", "version", "protocol"],
+    ["model", "version", "role", "protocol"],
 )
 REQUEST_ERRORS = Counter(
     "mlops_request_errors_total",
     "Requests answered with an error status.",
-    ["model", "version", "code"],
+    ["model", "version", "role", "code"],
 )
 PREDICTIONS = Counter(
-    "mlops_predictions_total", "Predicted rows per class.", ["model", "version", "class"]
+    "mlops_predictions_total", "Predicted rows per class.", ["model", "version", "role", "class"]
 )
 OUT_OF_RANGE = Counter(
     "mlops_input_out_of_range_total",
     "Input values outside the training range or unseen categories.",
-    ["model", "version", "feature"],
+    ["model", "version", "role", "feature"],
 )
 MODEL_INFO = Gauge(
     "mlops_model_info",
@@ -75,8 +81,14 @@ INFERENCE_LOG_RECORDS = Counter(
 REQUEST_DURATION = Histogram(
     "mlops_request_duration_seconds",
     "Request latency.",
-    ["model", "version", "endpoint"],
+    ["model", "version", "role", "endpoint"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+
+SHADOW_REQUESTS = Counter(
+    "mlops_shadow_requests_total",
+    "Copies of requests sent to a shadow candidate: scored, failed, or dropped (queue full).",
+    ["model", "result"],
 )
 
 BATCH_REQUESTS = Histogram(
@@ -112,6 +124,11 @@ def end_request(token: contextvars.Token) -> None:
     _REQUEST.reset(token)
 
 
+def current_request() -> dict | None:
+    """The current request's scratch dict (None outside an HTTP request)."""
+    return _REQUEST.get()
+
+
 def note_version(version: str) -> None:
     """Records which model version is answering the current request (no-op outside a request)."""
     scratch = _REQUEST.get()
@@ -119,17 +136,19 @@ def note_version(version: str) -> None:
         scratch["version"] = version
 
 
-def count_predictions(model: str, version: str, classes: list, counts) -> None:
-    """Adds ``counts[i]`` predicted rows to class ``classes[i]``."""
+def count_predictions(model: str, version: str, classes: list, counts, role: str = "stable") -> None:
+    """Adds ``counts[i]`` predicted rows to class ``classes[i]`` (of ``version`` in ``role``)."""
     for label, count in zip(classes, counts, strict=True):
         if count:
-            PREDICTIONS.labels(model, version, str(label)).inc(int(count))
+            PREDICTIONS.labels(model, version, role, str(label)).inc(int(count))
 
 
-def count_out_of_range(model: str, version: str, counts: dict[str, int]) -> None:
-    """Adds the out-of-range values seen per feature."""
+def count_out_of_range(
+    model: str, version: str, counts: dict[str, int], role: str = "stable"
+) -> None:
+    """Adds the out-of-range values seen per feature (of ``version`` in ``role``)."""
     for feature, count in counts.items():
-        OUT_OF_RANGE.labels(model, version, feature).inc(count)
+        OUT_OF_RANGE.labels(model, version, role, feature).inc(count)
 
 
 def set_model_info(model: str, version: str, role: str) -> None:

@@ -19,8 +19,9 @@ project's trust rules on the load path:
    returns class labels and, when asked, the class probabilities. V1 asks with the
    ``probabilities`` parameter; V2 returns the outputs the request names, or every
    output the model metadata advertises (``predict`` and ``probabilities``) when it
-   names none. V1 answers carry ``model_version``; V2 answers set
-   ``InferResponse.model_version`` and leave ``parameters`` out. Bad input raises
+   names none. V1 answers carry ``model_version``, the request ``id``, the row
+   ``ids`` and the ``role``; V2 answers set ``InferResponse.model_version``, ``id``
+   and ``parameters`` ``role`` and ``row_ids`` (:mod:`serving.request_ids`). Bad input raises
    ``InvalidInput`` (400), a request past a bound ``RequestTooLarge`` (413), a
    model that is not loaded ``ModelNotReady``.
 3. Served over HTTP, a prediction goes through :meth:`SklearnPredictor.__call__`
@@ -47,7 +48,6 @@ import math
 import shutil
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,7 +57,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from kserve import Model
-from kserve.errors import ModelNotReady
+from kserve.errors import InvalidInput, ModelNotReady
 from kserve.model import InferenceVerb
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
@@ -69,6 +69,7 @@ from serving.batching import ARRIVALS, BatchPolicy, MicroBatcher
 from serving.explain import Explainer
 from serving.fast_path import FastPath
 from serving.limits import RequestLimits
+from serving.request_ids import STABLE, BadRequestId, note_role, resolve, row_ids
 from serving.scoring import PipelineScorer, check_probabilities
 from serving.validation import (
     OUTPUTS,
@@ -84,9 +85,17 @@ from serving.validation import (
 
 logger = logging.getLogger(__name__)
 
-#: What ``_prepare`` returns: the request's model-input columns, its rows, and how to
-#: turn its (probabilities, labels) into the response.
+#: What ``_prepare`` returns: the request's model-input columns, its rows, its row ids, and
+#: how to turn its (probabilities, labels) into the response.
 Respond = Callable[[np.ndarray, np.ndarray], dict | InferResponse]
+
+
+def _request_id(body_id: str | None = None) -> str:
+    """The current request's id (:func:`serving.request_ids.resolve`); a bad body id is a 400."""
+    try:
+        return resolve(body_id)
+    except BadRequestId as exc:
+        raise InvalidInput(str(exc)) from None
 
 
 def _labels_datatype(classes: np.ndarray) -> tuple[np.ndarray, str]:
@@ -204,6 +213,8 @@ class _Part:
     loaded: LoadedModel
     columns: list[np.ndarray]
     rows: int
+    ids: list[str]
+    role: str = STABLE
 
 
 class SklearnPredictor(Model):
@@ -392,32 +403,43 @@ class SklearnPredictor(Model):
         return cls._probabilities_of(loaded.scorer, frame)
 
     def _score(
-        self, loaded: LoadedModel, columns: list[np.ndarray]
+        self,
+        loaded: LoadedModel,
+        columns: list[np.ndarray],
+        ids: Sequence[str] | None = None,
+        role: str = STABLE,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(class probabilities, predicted labels) of validated columns, counted and logged."""
+        """(class probabilities, predicted labels) of validated columns, counted and logged.
+
+        ``ids`` are the rows' ids and ``role`` the role the version answers in: both
+        go to the metrics and the inference log.
+        """
         frame = loaded.schema.frame(columns)
         proba = self._probabilities(loaded, frame)
         index = proba.argmax(axis=1)
         labels = loaded.labels[index]
-        self._observe(loaded, frame, columns, index, labels)
+        self._observe(loaded, frame, index, labels, ids, role)
         return proba, labels
 
     def _observe(
         self,
         loaded: LoadedModel,
         frame: pd.DataFrame,
-        columns: list[np.ndarray],
         index: np.ndarray,
         labels: np.ndarray,
+        ids: Sequence[str] | None,
+        role: str,
     ) -> None:
         counts = np.bincount(index, minlength=len(loaded.classes))
-        metrics.count_predictions(self.name, loaded.version, list(loaded.classes), counts)
+        metrics.count_predictions(self.name, loaded.version, list(loaded.classes), counts, role)
         out_of_range = out_of_range_counts(loaded.schema, frame)
         if out_of_range:
-            metrics.count_out_of_range(self.name, loaded.version, out_of_range)
+            metrics.count_out_of_range(self.name, loaded.version, out_of_range, role)
         if self.inference_logger is not None:
             try:
-                self.inference_logger.record(loaded.version, frame, labels)
+                self.inference_logger.record(
+                    loaded.version, frame, labels, request_ids=ids, role=role
+                )
             except Exception:  # logging must never fail a prediction
                 logger.exception("inference log record failed")
 
@@ -425,7 +447,7 @@ class SklearnPredictor(Model):
     def _score_part(self, part: _Part) -> tuple[np.ndarray, np.ndarray] | Exception:
         """One request's answer, or the exception it gets."""
         try:
-            return self._score(part.loaded, part.columns)
+            return self._score(part.loaded, part.columns, part.ids, part.role)
         except Exception as exc:
             return exc
 
@@ -437,14 +459,15 @@ class SklearnPredictor(Model):
         would. When the joined call fails, each request is scored alone, so only a
         request whose own rows fail gets an error (and the same one as unbatched).
         """
-        first = parts[0].loaded
-        if len(parts) == 1 or any(part.loaded is not first for part in parts):
+        first, role = parts[0].loaded, parts[0].role
+        if len(parts) == 1 or any(p.loaded is not first or p.role != role for p in parts):
             return [self._score_part(part) for part in parts]
         columns = [
             np.concatenate([part.columns[i] for part in parts]) for i in range(len(first.schema))
         ]
+        ids = [row_id for part in parts for row_id in part.ids]
         try:
-            proba, labels = self._score(first, columns)
+            proba, labels = self._score(first, columns, ids, role)
         except Exception:
             return [self._score_part(part) for part in parts]
         results: list[Any] = []
@@ -471,7 +494,9 @@ class SklearnPredictor(Model):
             return await super().__call__(body, headers, verb)
         return await self.predict_batched(body), {}
 
-    async def predict_batched(self, payload: dict | InferRequest) -> dict | InferResponse:
+    async def predict_batched(
+        self, payload: dict | InferRequest, role: str = STABLE
+    ) -> dict | InferResponse:
         """:meth:`predict`, with the model call shared with concurrent requests, off the event loop.
 
         Reading, bounding and validating the request happen here, before it is
@@ -479,17 +504,23 @@ class SklearnPredictor(Model):
         (:attr:`BatchPolicy.inline_below_seconds <serving.batching.BatchPolicy>`) is
         scored here, unbatched.
 
+        Args:
+            payload: A V1 body or a V2 ``InferRequest``.
+            role: The role this version answers in (``stable``, ``canary``): in the
+                answer, the metrics and the inference log.
+
         Raises:
             ModelNotReady, RequestTooLarge, InvalidInput: as :meth:`predict`.
         """
         loaded = self._ready_state()
-        columns, rows, respond = self._prepare(loaded, payload)
+        note_role(role)
+        columns, rows, ids, respond = self._prepare(loaded, payload, role)
         batcher = self._batcher
         if batcher is None or loaded.call_seconds < self.batching.inline_below_seconds:
             ARRIVALS.settle()
-            proba, labels = self._score(loaded, columns)
+            proba, labels = self._score(loaded, columns, ids, role)
         else:
-            proba, labels = await batcher.submit(_Part(loaded, columns, rows), rows)
+            proba, labels = await batcher.submit(_Part(loaded, columns, rows, ids, role), rows)
         return respond(proba, labels)
 
     def predict(
@@ -497,8 +528,14 @@ class SklearnPredictor(Model):
         payload: dict | InferRequest,
         headers: dict[str, str] | None = None,
         response_headers: dict[str, str] | None = None,
+        role: str = STABLE,
+        request_id: str | None = None,
     ) -> dict | InferResponse:
         """Predicts a V1 body (dict) or a V2 ``InferRequest`` now, unbatched, on the calling thread.
+
+        ``role`` is the role the version answers in (``shadow`` for a mirrored copy);
+        ``request_id`` overrides the request's id (a shadow copy keeps the one the
+        stable answer carried).
 
         Raises:
             ModelNotReady: The model is not loaded.
@@ -506,36 +543,53 @@ class SklearnPredictor(Model):
             InvalidInput: The request is malformed (the message names the problem).
         """
         loaded = self._ready_state()
-        columns, _, respond = self._prepare(loaded, payload)
-        return respond(*self._score(loaded, columns))
+        note_role(role)
+        columns, _, ids, respond = self._prepare(loaded, payload, role, request_id)
+        return respond(*self._score(loaded, columns, ids, role))
 
     def _prepare(
-        self, loaded: LoadedModel, payload: dict | InferRequest
-    ) -> tuple[list[np.ndarray], int, Respond]:
-        """Reads, bounds and validates a request: its columns, rows and how to answer it."""
+        self,
+        loaded: LoadedModel,
+        payload: dict | InferRequest,
+        role: str = STABLE,
+        request_id: str | None = None,
+    ) -> tuple[list[np.ndarray], int, list[str], Respond]:
+        """Reads, bounds and validates a request: its columns, rows, row ids and how to answer it.
+
+        V1 answers carry ``id`` (the request id), ``ids`` (one per row) and ``role``.
+        """
         if isinstance(payload, InferRequest):
-            return self._prepare_v2(loaded, payload)
+            return self._prepare_v2(loaded, payload, role, request_id)
         request = read_v1(payload)
         self.limits.check_predict(
             request.rows, len(loaded.classes), probabilities=request.probabilities
         )
         columns = v1_columns(request, loaded.schema)
+        rid = request_id or _request_id()
+        ids = row_ids(rid, request.rows)
 
         def respond(proba: np.ndarray, labels: np.ndarray) -> dict:
             response: dict[str, Any] = {
+                "id": rid,
+                "ids": ids,
                 "predictions": labels.tolist(),
                 "model_version": loaded.version,
+                "role": role,
             }
             if request.probabilities:
                 response["probabilities"] = proba.tolist()
                 response["classes"] = list(loaded.classes)
             return response
 
-        return columns, request.rows, respond
+        return columns, request.rows, ids, respond
 
     def _prepare_v2(
-        self, loaded: LoadedModel, request: InferRequest
-    ) -> tuple[list[np.ndarray], int, Respond]:
+        self,
+        loaded: LoadedModel,
+        request: InferRequest,
+        role: str = STABLE,
+        request_id: str | None = None,
+    ) -> tuple[list[np.ndarray], int, list[str], Respond]:
         decoded = read_v2(request, loaded.schema)
         self.limits.check_predict(
             decoded.rows,
@@ -544,19 +598,23 @@ class SklearnPredictor(Model):
             probabilities=decoded.probabilities,
         )
         columns = v2_columns(decoded, loaded.schema)
+        rid = request_id or _request_id(request.id)
+        ids = row_ids(rid, decoded.rows)
 
         def respond(proba: np.ndarray, labels: np.ndarray) -> InferResponse:
-            # No "parameters" on the response or its outputs: KServe leaves empty ones out.
+            # OIP parameter values are scalars: the row ids travel as one comma-separated
+            # string (ids never hold a comma). The outputs carry no parameters.
             return InferResponse(
-                response_id=request.id or str(uuid.uuid4()),
+                response_id=rid,
                 model_name=self.name,
                 model_version=loaded.version,
                 infer_outputs=self._v2_outputs(loaded, decoded, proba, labels),
                 use_binary_outputs=bool(request.use_binary_outputs),
                 requested_outputs=request.request_outputs,
+                parameters={"role": role, "row_ids": ",".join(ids)},
             )
 
-        return columns, decoded.rows, respond
+        return columns, decoded.rows, ids, respond
 
     @staticmethod
     def _v2_outputs(

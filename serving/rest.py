@@ -64,6 +64,14 @@ from mlops.core.settings import (
 )
 from serving import metrics
 from serving.batching import ARRIVALS, Ticket
+from serving.request_ids import (
+    REQUEST_ID_HEADER,
+    ROLE_HEADER,
+    STABLE,
+    BadRequestId,
+    check_client_id,
+    new_request_id,
+)
 from serving.router import pinned_version
 
 logger = logging.getLogger(__name__)
@@ -200,10 +208,13 @@ class RequestGuard:
             if message["type"] == "http.response.start":
                 exchange.status = message["status"]
                 exchange.started = True
+                message["headers"] = _with_id_headers(message.get("headers", ()), scratch)
             await send(message)
 
         try:
             problem = self._check_headers(scope, protocol)
+            if problem is None:
+                problem = _note_request_id(scope, scratch)
             if problem is not None:
                 await _send_json(send_wrapper, *problem)
                 return
@@ -266,12 +277,13 @@ class RequestGuard:
         known = self.version_of(model)
         label = model if known is not None else metrics.UNKNOWN
         version = scratch.get("version") or known or metrics.UNKNOWN
-        metrics.REQUESTS.labels(label, version, protocol).inc()
+        role = scratch.get("role") or (STABLE if known is not None else metrics.UNKNOWN)
+        metrics.REQUESTS.labels(label, version, role, protocol).inc()
         if exchange.aborted:
-            metrics.REQUEST_ERRORS.labels(label, version, ABORTED).inc()
+            metrics.REQUEST_ERRORS.labels(label, version, role, ABORTED).inc()
         elif exchange.status >= 400:
-            metrics.REQUEST_ERRORS.labels(label, version, str(exchange.status)).inc()
-        metrics.REQUEST_DURATION.labels(label, version, endpoint).observe(
+            metrics.REQUEST_ERRORS.labels(label, version, role, str(exchange.status)).inc()
+        metrics.REQUEST_DURATION.labels(label, version, role, endpoint).observe(
             time.perf_counter() - started
         )
 
@@ -323,6 +335,38 @@ class RequestGuard:
                 f"of the request's JSON part, a whole number from 1 to the body's length ({bound})"
             )
         return None
+
+
+_REQUEST_ID_BYTES = REQUEST_ID_HEADER.encode()
+_ROLE_BYTES = ROLE_HEADER.encode()
+
+
+def _note_request_id(scope: Scope, scratch: dict) -> tuple[int, str] | None:
+    """Puts the client's ``x-request-id`` (checked) in the request's scratch dict; 400 when invalid."""
+    for name, value in scope.get("headers", ()):
+        if name == _REQUEST_ID_BYTES:
+            text = value.decode("latin-1")
+            if not text:
+                return None
+            try:
+                scratch["request_id"] = check_client_id(text, f"{REQUEST_ID_HEADER} header")
+            except BadRequestId as exc:
+                return 400, str(exc)
+            return None
+    return None
+
+
+def _with_id_headers(headers: Any, scratch: dict) -> list[tuple[bytes, bytes]]:
+    """An answer's headers with ``x-request-id`` (the request's, else a new one) and ``x-mlops-role``."""
+    request_id = scratch.get("request_id")
+    if not request_id:
+        request_id = scratch["request_id"] = new_request_id()
+    out = [(k, v) for k, v in headers if k.lower() not in (_REQUEST_ID_BYTES, _ROLE_BYTES)]
+    out.append((_REQUEST_ID_BYTES, str(request_id).encode("latin-1")))
+    role = scratch.get("role")
+    if role:
+        out.append((_ROLE_BYTES, str(role).encode("latin-1")))
+    return out
 
 
 def _byte_count(value: bytes) -> int | None:

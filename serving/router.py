@@ -1,10 +1,25 @@
-"""Canary routing and the reconciler that follows the desired deployment state in the store.
+"""Routing between releases and the reconciler that follows the desired deployment state in the store.
 
 ``RoutedModel`` is the KServe model registered under a model's name. It holds
-a stable :class:`~serving.predictor.SklearnPredictor` and optionally a canary
-one, and sends each request (V1 and V2) to the canary with probability
-``canary_percent / 100``. The route is one immutable tuple swapped in a single
-assignment, so a request always sees a consistent (stable, canary, percent).
+a stable :class:`~serving.predictor.SklearnPredictor` and optionally a candidate
+one, and routes each unpinned request (V1 and V2) by the deployment's strategy,
+with the rules of :mod:`mlops.deployment.routing` (the cluster manifests follow
+the same ones):
+
+* ``canary``: the candidate answers ``canary_percent`` of requests (a random draw);
+* ``sticky``: weighted by a stable hash of the client header (``x-client-id`` by
+  default), so one client always gets the same version; no header: stable;
+* ``cohort``: the candidate answers exactly the requests whose cohort header
+  matches (``x-mlops-cohort: beta`` by default);
+* ``shadow``: stable answers every request; afterwards, a copy goes to the
+  candidate on a background thread (:class:`ShadowMirror`, a bounded queue: a
+  copy that does not fit is dropped and counted), whose predictions are only
+  logged (role ``shadow``) and counted, never returned. A shadow that fails or
+  is slow never delays or fails an answer.
+
+Every answer names the version and its role (``stable`` or ``canary``). The
+route is one immutable tuple swapped in a single assignment, so a request always
+sees a consistent (stable, candidate, percent, policy).
 
 ``Reconciler`` polls :func:`mlops.deployment.state.list_deployments` /
 ``read_state`` every ``MLOPS_RECONCILE_SECONDS`` (default 2 s) on a background
@@ -34,7 +49,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
-import random
+import queue
 import shutil
 import tempfile
 import threading
@@ -51,9 +66,16 @@ from kserve.model import InferenceVerb
 from kserve.protocol.infer_type import InferRequest, InferResponse
 
 from mlops.core.settings import ServingSettings
+from mlops.deployment.routing import (
+    RoutingPolicy,
+    mirrors_to_shadow,
+    policy_of,
+    routes_to_candidate,
+)
 from serving import metrics
 from serving.inference_log import InferenceLogger
 from serving.predictor import SklearnPredictor
+from serving.request_ids import CANARY, SHADOW, STABLE, resolve
 
 logger = logging.getLogger(__name__)
 
@@ -97,20 +119,98 @@ class Fallback:
 
 @dataclass(frozen=True)
 class Route:
-    """What one model name serves: the stable version, an optional canary and its share."""
+    """What one model name serves: the stable version, an optional candidate, its share and policy."""
 
     stable: SklearnPredictor | None = None
     canary: SklearnPredictor | None = None
     canary_percent: int = 0
+    policy: RoutingPolicy = RoutingPolicy()
+
+    @property
+    def candidate_role(self) -> str:
+        """The candidate's role in ``mlops_model_info``: ``shadow`` under shadow, else ``canary``."""
+        return SHADOW if self.policy.strategy == "shadow" else CANARY
 
     def roles(self) -> set[tuple[str, str]]:
         """The ``(version, role)`` pairs this route serves."""
         out = set()
         if self.stable is not None:
-            out.add((self.stable.version, "stable"))
+            out.add((self.stable.version, STABLE))
         if self.canary is not None:
-            out.add((self.canary.version, "canary"))
+            out.add((self.canary.version, self.candidate_role))
         return out
+
+
+class ShadowMirror:
+    """Scores copies of requests with a shadow candidate on one background thread.
+
+    :meth:`offer` never blocks: a copy that finds the queue full is dropped
+    (``mlops_shadow_requests_total{result="dropped"}``). The candidate's answer is
+    only logged (role ``shadow``, under the request id the stable answer carried)
+    and counted; an exception is counted as ``failed`` and logged, never raised.
+
+    Args:
+        model: The model name (metric label, thread name).
+        capacity: Most copies waiting; beyond it new copies are dropped.
+    """
+
+    def __init__(self, model: str, capacity: int = 256) -> None:
+        self.model = model
+        self._queue: queue.Queue[tuple[SklearnPredictor, Any, str] | None] = queue.Queue(
+            capacity
+        )
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._results = {
+            result: metrics.SHADOW_REQUESTS.labels(model, result)
+            for result in ("scored", "failed", "dropped")
+        }
+
+    def offer(self, candidate: SklearnPredictor, body: Any, request_id: str) -> bool:
+        """Queues a copy for ``candidate``; False (dropped, counted) when the queue is full."""
+        try:
+            self._queue.put_nowait((candidate, body, request_id))
+        except queue.Full:
+            self._results["dropped"].inc()
+            return False
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name=f"mlops-shadow-{self.model}", daemon=True
+                )
+                self._thread.start()
+        return True
+
+    def close(self) -> None:
+        """Ends the worker after what is queued (a later :meth:`offer` starts a new one)."""
+        with self._lock:
+            if self._thread is None:
+                return
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait(None)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                with self._lock:
+                    self._thread = None
+                return
+            candidate, body, request_id = item
+            try:
+                candidate.predict(body, role=SHADOW, request_id=request_id)
+            except Exception as exc:  # a shadow's failure is its own: counted, never raised
+                self._results["failed"].inc()
+                logger.warning(
+                    "shadow %s version %s failed on request %s: %s: %s",
+                    self.model,
+                    candidate.version,
+                    request_id,
+                    type(exc).__name__,
+                    str(exc)[:200],
+                )
+            else:
+                self._results["scored"].inc()
 
 
 class RoutedModel(Model):
@@ -119,6 +219,7 @@ class RoutedModel(Model):
     def __init__(self, name: str) -> None:
         super().__init__(name)
         self._route = Route()
+        self.shadow = ShadowMirror(name)
         self.not_ready_reason: str | None = "no version loaded yet"
         self.desired: dict = {}
         self.fallback: Fallback | None = None
@@ -134,11 +235,20 @@ class RoutedModel(Model):
         stable: SklearnPredictor | None,
         canary: SklearnPredictor | None = None,
         canary_percent: int = 0,
+        policy: RoutingPolicy | None = None,
     ) -> None:
-        """Atomically replaces the route and updates ``mlops_model_info``."""
+        """Atomically replaces the route and updates ``mlops_model_info``.
+
+        ``policy`` is the deployment's routing rule (default: weighted ``canary``
+        with ``canary_percent``).
+        """
         if canary is None:
             canary_percent = 0
-        new = Route(stable, canary, int(canary_percent))
+        if policy is None:
+            policy = RoutingPolicy(
+                has_candidate=canary is not None, canary_percent=int(canary_percent)
+            )
+        new = Route(stable, canary, int(canary_percent), policy)
         old, self._route = self._route, new
         self.ready = stable is not None and stable.ready
         for version, role in old.roles() - new.roles():
@@ -182,23 +292,20 @@ class RoutedModel(Model):
                 return predictor
         return None
 
-    def _pick(self) -> SklearnPredictor:
+    def _pick(self, route: Route, headers: dict[str, str] | None) -> tuple[SklearnPredictor, str]:
+        """The predictor answering this request and its role (``stable`` or ``canary``)."""
         pinned = _PINNED.get()
         if pinned is not None:
-            predictor = self.predictor_for(pinned)
-            if predictor is None:  # the route changed since the path was checked
-                raise ModelNotFound(f"{self.name} version {pinned}")
-            return predictor
-        route = self._route
-        if (
-            route.canary is not None
-            and route.canary_percent > 0
-            and random.random() * 100.0 < route.canary_percent
-        ):  # nosec B311
-            return route.canary
+            for predictor, role in ((route.stable, STABLE), (route.canary, CANARY)):
+                if predictor is not None and predictor.version == pinned:
+                    return predictor, role
+            # the route changed since the path was checked
+            raise ModelNotFound(f"{self.name} version {pinned}")
+        if route.canary is not None and routes_to_candidate(route.policy, headers or {}):
+            return route.canary, CANARY
         if route.stable is None:
             raise ModelNotReady(self.name, self.not_ready_reason)
-        return route.stable
+        return route.stable, STABLE
 
     async def healthy(self) -> bool:
         """Ready while a stable version is loaded."""
@@ -211,7 +318,7 @@ class RoutedModel(Model):
         The reconciler loads versions; this only restores what ``stop`` took away.
         """
         route = self._route
-        self.set_route(route.stable, route.canary, route.canary_percent)
+        self.set_route(route.stable, route.canary, route.canary_percent, route.policy)
         self.set_fallback(self.fallback)
         return self.ready
 
@@ -221,8 +328,9 @@ class RoutedModel(Model):
         headers: dict[str, str] | None = None,
         response_headers: dict[str, str] | None = None,
     ):
-        """Predicts with the canary for ``canary_percent`` of requests, else the stable."""
-        return self._pick().predict(payload, headers)
+        """Predicts with the version the routing picks (no client headers: sticky goes to stable)."""
+        predictor, role = self._pick(self._route, headers)
+        return predictor.predict(payload, headers, role=role)
 
     async def __call__(
         self,
@@ -232,14 +340,26 @@ class RoutedModel(Model):
     ) -> tuple[dict | InferResponse, dict[str, str]]:
         """What KServe's data plane awaits: a prediction goes to the picked version's batcher.
 
-        The version is picked per request (the canary split, or the pinned version),
-        then the request joins that version's batches
-        (:meth:`~serving.predictor.SklearnPredictor.predict_batched`); explanations
-        go through KServe's own path to :meth:`explain`.
+        The version is picked per request (the routing policy, or the pinned
+        version), then the request joins that version's batches
+        (:meth:`~serving.predictor.SklearnPredictor.predict_batched`). Under
+        ``shadow``, once stable has answered, a copy is offered to the candidate's
+        :class:`ShadowMirror` (never awaited). Explanations go through KServe's own
+        path to :meth:`explain`.
         """
         if verb is not InferenceVerb.PREDICT:
             return await super().__call__(body, headers, verb)
-        return await self._pick().predict_batched(body), {}
+        route = self._route
+        predictor, role = self._pick(route, headers)
+        answer = await predictor.predict_batched(body, role)
+        if (
+            role == STABLE
+            and route.canary is not None
+            and _PINNED.get() is None
+            and mirrors_to_shadow(route.policy)
+        ):
+            self.shadow.offer(route.canary, body, resolve())
+        return answer, {}
 
     def explain(self, payload: dict | InferRequest, headers: dict[str, str] | None = None) -> dict:
         """Explanations always come from the stable version (deterministic for the caller)."""
@@ -267,6 +387,7 @@ class RoutedModel(Model):
             "stable": route.stable.version if route.stable is not None else None,
             "canary": route.canary.version if route.canary is not None else None,
             "canary_percent": route.canary_percent,
+            "strategy": route.policy.strategy,
             "versions": self.served_versions(),
             "desired": dict(self.desired),
             "fallback": self.fallback.to_dict() if self.fallback is not None else None,
@@ -276,6 +397,7 @@ class RoutedModel(Model):
     def stop(self) -> None:
         """Stops serving: not ready, ``mlops_model_info`` / ``mlops_model_fallback`` removed."""
         self.ready = False
+        self.shadow.close()
         metrics.clear_model_info(self.name)
         metrics.set_fallback(self.name, None)
 
@@ -535,6 +657,7 @@ class Reconciler:
             "stable": state.stable.version,
             "canary": state.canary.version if state.canary else None,
             "canary_percent": state.canary_percent if state.canary else 0,
+            "strategy": state.strategy,
         }
         current = router.route
         reasons: list[str] = []
@@ -549,7 +672,8 @@ class Reconciler:
             else None
         )
         canary, percent = None, 0
-        if state.canary is not None and state.canary_percent > 0:
+        # Every strategy's candidate is loaded (cohort and shadow keep no percent).
+        if state.canary is not None:
             canary, reason = self._obtain(name, state.canary)
             if canary is None:
                 reasons.append(str(reason))
@@ -557,18 +681,25 @@ class Reconciler:
                 percent = state.canary_percent
         if canary is not None and stable is not None and canary is stable:
             canary, percent = None, 0
+        policy = policy_of(state)
         router.not_ready_reason = (
             "; ".join(reasons)
             if reasons
             else (None if stable is not None else "no version loaded yet")
         )
-        if (stable, canary, percent) != (current.stable, current.canary, current.canary_percent):
-            router.set_route(stable, canary, percent)
+        if (stable, canary, percent, policy) != (
+            current.stable,
+            current.canary,
+            current.canary_percent,
+            current.policy,
+        ):
+            router.set_route(stable, canary, percent, policy)
             logger.info(
-                "model %s now serves stable=%s canary=%s (%d%%)",
+                "model %s now serves stable=%s candidate=%s (%s, %d%%)",
                 name,
                 stable.version if stable else None,
                 canary.version if canary else None,
+                policy.strategy,
                 percent,
             )
 

@@ -51,3 +51,30 @@ def large_tumour_traffic(frame: pd.DataFrame, quantile: float = 0.6) -> pd.DataF
     """
     shifted = frame[frame["mean_radius"] > frame["mean_radius"].quantile(quantile)]
     return shifted.drop(columns=[TARGET], errors="ignore").reset_index(drop=True)
+
+
+def revised_grading_traffic(
+    frame: pd.DataFrame, rows: int, seed: int, quantile: float = 0.5
+) -> tuple[pd.DataFrame, pd.Series]:
+    """Production requests after a change in what the label means, with their true labels.
+
+    A revised grading standard: a biopsy whose ``mean_concave_points`` is above the
+    training median is now graded malignant, whatever the other measurements say.
+    The features are real rows (drawn with replacement, with 1% measurement noise
+    so no two requests are the same); what changed is the relationship between the
+    features and the label, which no drift test on the features can see.
+
+    Returns:
+        ``(features, labels)``.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    features = frame.drop(columns=[TARGET])
+    drawn = frame.sample(rows, replace=True, random_state=seed).reset_index(drop=True)
+    picked = drawn.drop(columns=[TARGET])
+    noise = rng.normal(scale=0.01, size=picked.shape) * features.std().to_numpy()
+    picked = (picked + noise).clip(lower=0)
+    threshold = features["mean_concave_points"].quantile(quantile)
+    labels = drawn[TARGET].where(picked["mean_concave_points"] <= threshold, "malignant")
+    return picked, labels

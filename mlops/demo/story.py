@@ -4,8 +4,10 @@
    training pipeline take it from there: static gates on its code and requirements, then
    train, holdout gate, scan, sign and publish (kfp.local).
 2. Serve it with the KServe model server and send it real requests (V1, V2, explain).
-3. Send drifted production traffic, run the monitoring pipeline: drift is detected,
-   the model is retrained, passes the gates and goes out as a canary.
+3. Production traffic after a revised grading standard (the label's meaning changes,
+   the features do not), true labels back through ``/feedback``, live accuracy falls,
+   the monitoring pipeline retrains on the labelled window, the new version beats the
+   old one on the newest labelled slice and goes out as a canary.
 
 Every step goes through the ``mlops`` CLI, as a user would type it.
 """
@@ -14,6 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import secrets
 import subprocess
 import sys
 import time
@@ -30,7 +34,7 @@ from mlops.cli.common import ensure_signing_keys, ensure_store_env
 from mlops.core import settings
 from mlops.core.net import free_port
 from mlops.core.store import ObjectStore
-from mlops.demo.data import TARGET, large_tumour_traffic, write_breast_cancer
+from mlops.demo.data import TARGET, revised_grading_traffic, write_breast_cancer
 from mlops.monitoring.inference_log import read_inference_logs
 
 MODEL = "breast-cancer"
@@ -38,6 +42,12 @@ MODEL = "breast-cancer"
 BATCH_ROWS = 50
 #: Exit codes of ``mlops run monitoring`` that still carry an outcome (3: rejected).
 MONITORING_OUTCOME_CODES = (0, 3)
+#: Bearer token of the demo server's feedback endpoint (a fresh one per run).
+FEEDBACK_TOKEN = secrets.token_urlsafe(24)
+#: Production requests before and after the pause that makes the newest labelled slice.
+TRAIN_ROWS, HOLDOUT_ROWS = 1100, 400
+#: Seconds between the two batches; the holdout is the newest HOLDOUT_SECONDS of labels.
+PAUSE_SECONDS, HOLDOUT_SECONDS = 15, 10
 
 
 #: The example model repository, next to the package in a clone of the project.
@@ -54,7 +64,7 @@ def main() -> int:
         return 1
     with model_server(work) as base:
         show_predictions(base, holdout_csv)
-        if not drift_story(base, work, training_csv, holdout_csv, audit):
+        if not ground_truth_story(base, work, training_csv, audit):
             return 1
     show_next_steps()
     return 0
@@ -141,11 +151,15 @@ def model_server(work: Path) -> Iterator[str]:
     banner("2. Serving: KServe model server on 127.0.0.1")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
+    # Labels come back through the feedback endpoint, which is off unless enabled
+    # with a token (it writes to the store); the demo enables it for its own server.
+    env = {**os.environ, "MLOPS_FEEDBACK_API": "true", "MLOPS_FEEDBACK_TOKEN": FEEDBACK_TOKEN}
     with open(work / "serve.log", "w") as log:
         server = subprocess.Popen(
             [sys.executable, "-m", "mlops.cli", "serve", "--port", str(port)],
             stdout=log,
             stderr=subprocess.STDOUT,
+            env=env,
         )
         try:
             wait_ready(base)
@@ -177,13 +191,28 @@ def show_predictions(base: str, holdout_csv: Path) -> None:
         )
 
 
-def drift_story(
-    base: str, work: Path, training_csv: Path, holdout_csv: Path, audit: list[str]
-) -> bool:
-    """Step 3: drifted traffic, then the monitoring pipeline; True when it ran to an outcome."""
-    banner("3. Drift story: production starts sending larger tumours")
-    records = send_drifted_traffic(base, training_csv)
-    outcome = run_monitoring(training_csv, holdout_csv, audit)
+def ground_truth_story(base: str, work: Path, training_csv: Path, audit: list[str]) -> bool:
+    """Step 3: the meaning of the label changes; labels come back; the loop retrains and wins.
+
+    Returns:
+        True when the monitoring pipeline ran to an outcome.
+    """
+    banner(
+        "3. Ground truth: a revised grading standard changes what 'malignant' means; "
+        "the true labels come back through /feedback"
+    )
+    frame = pd.read_csv(training_csv)
+    first, first_labels = revised_grading_traffic(frame, TRAIN_ROWS, seed=11, quantile=0.4)
+    sent_at = datetime.now(UTC)
+    records = send_with_feedback(base, first, first_labels)
+    print(f"pausing {PAUSE_SECONDS} s: the next requests make the newest labelled slice")
+    time.sleep(PAUSE_SECONDS)
+    second, second_labels = revised_grading_traffic(frame, HOLDOUT_ROWS, seed=12, quantile=0.4)
+    records += send_with_feedback(base, second, second_labels)
+    wait_for_logs(TRAIN_ROWS + HOLDOUT_ROWS, sent_at)
+    banner("Live quality of the stable version (inference logs joined with the labels)")
+    cli("quality", MODEL, "--window-hours", "1")
+    outcome = run_monitoring(audit)
     if outcome is None:
         return False
     show_outcome(outcome, work)
@@ -192,32 +221,43 @@ def drift_story(
     return True
 
 
-def send_drifted_traffic(base: str, training_csv: Path) -> list[dict[str, Any]]:
-    """Sends larger-tumour rows as production requests and waits until they are logged.
+def send_with_feedback(
+    base: str, features: pd.DataFrame, labels: pd.Series
+) -> list[dict[str, Any]]:
+    """Sends the rows as production requests, then their true labels by request id.
 
     Returns:
         The rows sent, as request instances.
     """
-    traffic = large_tumour_traffic(pd.read_csv(training_csv))
-    records: list[dict[str, Any]] = json.loads(traffic.to_json(orient="records"))
-    sent_at = datetime.now(UTC)
+    records: list[dict[str, Any]] = json.loads(features.to_json(orient="records"))
+    truth = labels.tolist()
+    feedback: list[dict[str, Any]] = []
     for start in range(0, len(records), BATCH_ROWS):
-        http(
+        answer = http(
             "POST",
             f"{base}/v1/models/{MODEL}:predict",
             {"instances": records[start : start + BATCH_ROWS]},
         )
-    print(
-        f"sent {len(records)} production requests; waiting for the inference logs to reach the store"
-    )
-    wait_for_logs(len(records), sent_at)
+        ids = answer.get("ids") or [answer["id"]]
+        feedback += [
+            {"id": row_id, "label": label}
+            for row_id, label in zip(ids, truth[start : start + BATCH_ROWS], strict=True)
+        ]
+    for start in range(0, len(feedback), 500):
+        stored = http(
+            "POST",
+            f"{base}/v1/models/{MODEL}/feedback",
+            {"labels": feedback[start : start + 500]},
+            headers={"Authorization": f"Bearer {FEEDBACK_TOKEN}"},
+        )
+        if stored.get("unknown"):
+            print(f"  {stored['unknown']} label(s) for ids the server does not know")
+    print(f"sent {len(records)} production requests and their {len(feedback)} true labels")
     return records
 
 
-def run_monitoring(
-    training_csv: Path, holdout_csv: Path, audit: list[str]
-) -> dict[str, Any] | None:
-    """Runs the monitoring pipeline over the last hour with a 20 % canary.
+def run_monitoring(audit: list[str]) -> dict[str, Any] | None:
+    """Runs the monitoring pipeline on the last hour's labelled traffic, releasing a 20 % canary.
 
     Returns:
         Its JSON outcome, or None when it failed (its error output is shown).
@@ -225,9 +265,10 @@ def run_monitoring(
     params = [
         f"model_name={MODEL}",
         "window_hours=1",
-        f"retrain_data_uri={training_csv}",
-        f"holdout_uri={holdout_csv}",
-        "min_train_rows=0",
+        "quality_window_hours=1",
+        "retrain_window_hours=1",
+        f"holdout_hours={HOLDOUT_SECONDS / 3600:.5f}",
+        "min_holdout_rows=30",
         "canary_percent=20",
     ]
     result = cli(
@@ -241,14 +282,22 @@ def run_monitoring(
 
 
 def show_outcome(outcome: dict[str, Any], work: Path) -> None:
-    """Prints what drifted and what was released, and saves the Evidently report."""
+    """Prints why the loop retrained, what it trained on, and old against new on the newest slice."""
+    print(f"triggered by: {', '.join(outcome.get('triggered_by') or []) or 'nothing'}")
     drift = outcome["drift"]
-    drifted = [name for name, column in drift["columns"].items() if column["drifted"]]
-    print(
-        f"drift detected: {drift['detected']} ({drift['share']:.0%} of "
-        f"columns: {', '.join(drifted[:6])}{'...' if len(drifted) > 6 else ''})"
-    )
+    print(f"drift detected: {drift['detected']} ({drift['share']:.0%} of columns)")
+    retraining = (outcome.get("trigger") or {}).get("retraining") or {}
+    if retraining:
+        print(f"retraining set: {retraining['reason']}")
+    metrics = outcome.get("metrics") or {}
+    if "candidate_accuracy" in metrics:
+        print(
+            f"on the newest labelled slice: new model accuracy {metrics['candidate_accuracy']:.4f}, "
+            f"production (old) model {metrics['champion_accuracy']:.4f}"
+        )
     print(f"outcome: {outcome['status']} {outcome.get('model_version') or ''}")
+    if outcome["status"] != "released":
+        print(f"reason: {outcome.get('reason')}")
     print(f"deployment: {outcome.get('deployment')}")
     report = work / "drift-report.html"
     report.write_bytes(ObjectStore.from_env().get_bytes(outcome["report_uri"]))
@@ -306,11 +355,14 @@ def cli(*args: str, capture: bool = False) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, text=True, capture_output=capture, check=False)
 
 
-def http(method: str, url: str, payload: Any = None) -> Any:
+def http(method: str, url: str, payload: Any = None, headers: dict[str, str] | None = None) -> Any:
     """Sends a JSON request and returns the decoded JSON answer."""
     data = json.dumps(payload).encode() if payload is not None else None
     request = urllib.request.Request(
-        url, data=data, method=method, headers={"Content-Type": "application/json"}
+        url,
+        data=data,
+        method=method,
+        headers={"Content-Type": "application/json", **(headers or {})},
     )
     with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback URL
         return json.loads(response.read())

@@ -112,8 +112,8 @@ def build_retraining_set(
         model_name: The deployed model.
         metadata: Its ``metadata.json`` (target column, feature names, classes).
         retrain_window_hours: Hours of labelled production rows to train on.
-        holdout_hours: The most recent hours that form the holdout (within the window),
-            unless ``holdout_uri`` is given.
+        holdout_hours: The newest hours of labelled rows (counted back from the newest
+            labelled row) that form the holdout, unless ``holdout_uri`` is given.
         base_data_uri: A base table unioned with the labelled rows ('' = none).
         holdout_uri: A fixed holdout table ('' = the most recent labelled slice).
         min_train_rows: Fewest training rows worth a retraining.
@@ -139,8 +139,12 @@ def build_retraining_set(
     windows = {"retrain_since": since.isoformat(), "until": now.isoformat()}
     if holdout_uri:
         train, holdout = labelled, None
+    elif labelled.empty:
+        train, holdout = labelled, labelled
     else:
-        cut = now - timedelta(hours=holdout_hours)
+        # The newest slice of what came back labelled, anchored at the newest labelled
+        # row (not the clock), so when the step runs does not change what it holds out.
+        cut = labelled["timestamp"].max().to_pydatetime() - timedelta(hours=holdout_hours)
         windows["holdout_since"] = cut.isoformat()
         holdout = labelled[labelled["timestamp"] >= pd.Timestamp(cut)]
         train = labelled[labelled["timestamp"] < pd.Timestamp(cut)]

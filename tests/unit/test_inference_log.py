@@ -38,10 +38,12 @@ def test_flush_on_size(store):
     log = InferenceLogger(store, "size-model", flush_rows=10, flush_seconds=60)
     try:
         rows = sample_rows(10)
-        log.record("v1", rows.iloc[:4], np.array([0, 1, 2, 0]))
+        ids = ["r1-0", "r1-1", "r1-2", "r1-3"]
+        log.record("v1", rows.iloc[:4], np.array([0, 1, 2, 0]), request_ids=ids)
         time.sleep(0.3)
         assert log.written_rows == 0  # below flush_rows, long before flush_seconds
-        log.record("v1", rows.iloc[4:], np.array([1] * 6))
+        later = [f"r2-{i}" for i in range(6)]
+        log.record("v1", rows.iloc[4:], np.array([1] * 6), request_ids=later, role="canary")
         assert _wait(lambda: log.written_rows == 10, 10)
         frame = read_inference_logs(store, "size-model")
         assert len(frame) == 10
@@ -49,8 +51,13 @@ def test_flush_on_size(store):
             "prediction",
             "model_version",
             "timestamp",
+            "request_id",
+            "role",
         ]
         assert frame["prediction"].tolist() == [0, 1, 2, 0] + [1] * 6
+        assert frame["request_id"].tolist() == ids + later
+        assert frame["role"].tolist() == ["stable"] * 4 + ["canary"] * 6
+        assert log.known(["r1-0", "r2-5", "nope"]) == {"r1-0", "r2-5"}
         assert set(frame["model_version"]) == {"v1"}
         assert str(frame["timestamp"].dt.tz) == "UTC"
         pd.testing.assert_frame_equal(frame[rows.columns], rows)
@@ -199,8 +206,14 @@ def test_batched_flush_frame_equals_the_per_request_frames():
                 "color": ["red" if i % 2 else None, "blue"],
             }
         )
+        role = "canary" if i % 3 == 0 else "stable"
         frames.append(
-            inputs.assign(prediction=np.array(["x", "y"], dtype=object), model_version=f"v{i % 2}")
+            inputs.assign(
+                prediction=np.array(["x", "y"], dtype=object),
+                model_version=f"v{i % 2}",
+                request_id=np.array([f"r{i}-0", f"r{i}-1"], dtype=object),
+                role=role,
+            )
         )
         chunks.append(
             _Chunk(
@@ -210,9 +223,15 @@ def test_batched_flush_frame_equals_the_per_request_frames():
                 datetime.now(UTC),
                 2,
                 list(inputs.columns),
+                [f"r{i}-0", f"r{i}-1"],
+                role,
             )
         )
     batched = _batch_frame(chunks)
     expected = pd.concat(frames, ignore_index=True)
     pd.testing.assert_frame_equal(batched.drop(columns="timestamp"), expected)
+    pd.testing.assert_frame_equal(
+        pd.concat([c.frame() for c in chunks], ignore_index=True).drop(columns="timestamp"),
+        expected,
+    )
     assert str(batched["timestamp"].dtype) == "datetime64[us, UTC]"

@@ -132,7 +132,9 @@ def test_v1_list_and_object_rows_match_sklearn(predictor, linear):
     rows = sample_rows(20)
     expected = linear[1].predict(rows).tolist()
     listed = predictor.predict({"instances": v1_list_rows(rows)})
-    assert listed == {"predictions": expected, "model_version": "v1"}
+    request_id = listed.pop("id")
+    assert listed.pop("ids") == [f"{request_id}-{i}" for i in range(20)]
+    assert listed == {"predictions": expected, "model_version": "v1", "role": "stable"}
     objects = predictor.predict(
         {"instances": v1_object_rows(rows), "parameters": {"probabilities": True}}
     )

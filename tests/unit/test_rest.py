@@ -160,7 +160,7 @@ def _run_guard(app: Any, receive: Any, timeout: float = 5.0) -> list[dict[str, A
 def _errors(code: str) -> float:
     from prometheus_client import REGISTRY
 
-    labels = {"model": "m", "version": "v1", "code": code}
+    labels = {"model": "m", "version": "v1", "role": "stable", "code": code}
     return REGISTRY.get_sample_value("mlops_request_errors_total", labels) or 0.0
 
 

@@ -81,7 +81,7 @@ def test_training_rows_are_the_labelled_window_and_the_holdout_is_strictly_later
     assert list(train.columns) == ["x", "colour", "label"]
     window = labelled[labelled["timestamp"] >= pd.Timestamp(NOW - timedelta(hours=24))]
     window = window.sort_values("timestamp", kind="stable")  # the set is oldest first
-    cut = pd.Timestamp(NOW - timedelta(hours=6))
+    cut = window["timestamp"].max() - pd.Timedelta(hours=6)  # back from the newest labelled row
     expected_train = window[window["timestamp"] < cut]
     expected_holdout = window[window["timestamp"] >= cut]
     # Exactly the labelled rows of the window, by value (ids are not features).

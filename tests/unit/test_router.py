@@ -32,7 +32,7 @@ class Version:
         self.version = version
         self.ready = True
 
-    def predict(self, payload, headers=None):
+    def predict(self, payload, headers=None, role="stable"):
         return self.version
 
 
