@@ -51,12 +51,13 @@ def retrain_on_current_data(
     """Retrains on the labelled window, or records that there was not enough ground truth.
 
     Args:
-        model_name: The deployed model (registry name).
+        model_name: The deployed model (registry name: lowercase letters, digits and '-').
         trigger: JSON of why retraining was decided.
         target_column: The deployed model's label column.
         drop_columns: The deployed model's dropped columns (comma-separated).
         categorical_columns: The deployed model's declared categorical columns (comma-separated).
-        recipe_uri: The deployed model's repository at its recorded commit.
+        recipe_uri: The deployed model's repository at its recorded commit
+            (git+https://...@SHA, git+file://, a folder, s3:// prefix or builtin:NAME).
         retrain_window_hours: Hours of labelled production rows to train on, > 0.
         holdout_hours: The newest hours of the window that form the holdout, > 0.
         retrain_data_uri: Base table unioned with the labelled rows ('' = none): CSV or

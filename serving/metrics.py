@@ -18,6 +18,8 @@
 * ``mlops_inference_log_records_total{model,result}`` -- inference-log rows ``written`` / ``dropped``.
 * ``mlops_request_duration_seconds{model,version,role,endpoint}`` -- request latency
   (predict/infer/explain).
+* ``mlops_feedback_labels_total{model,result}`` -- labels of ``POST /v1/models/NAME/feedback``
+  ``written`` to the store or ``refused`` (the writer's buffer was full: 503).
 * ``mlops_shadow_requests_total{model,result}`` -- copies of requests for a shadow candidate:
   ``scored``, ``failed`` or ``dropped`` (its queue was full).
 * ``mlops_batch_requests{model}`` -- requests scored together per model call
@@ -85,6 +87,11 @@ REQUEST_DURATION = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 
+FEEDBACK_LABELS = Counter(
+    "mlops_feedback_labels_total",
+    "Ground-truth labels received over HTTP: written to the store, or refused (buffer full).",
+    ["model", "result"],
+)
 SHADOW_REQUESTS = Counter(
     "mlops_shadow_requests_total",
     "Copies of requests sent to a shadow candidate: scored, failed, or dropped (queue full).",
@@ -136,7 +143,9 @@ def note_version(version: str) -> None:
         scratch["version"] = version
 
 
-def count_predictions(model: str, version: str, classes: list, counts, role: str = "stable") -> None:
+def count_predictions(
+    model: str, version: str, classes: list, counts, role: str = "stable"
+) -> None:
     """Adds ``counts[i]`` predicted rows to class ``classes[i]`` (of ``version`` in ``role``)."""
     for label, count in zip(classes, counts, strict=True):
         if count:

@@ -55,15 +55,19 @@ from kserve.protocol.rest.v2_endpoints import V2Endpoints
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from mlops.core.errors import UsageError
 from mlops.core.settings import (
     ADMIN_API_VAR,
     ADMIN_TOKEN_VAR,
     BODY_TIMEOUT_SECONDS_VAR,
+    FEEDBACK_API_VAR,
+    FEEDBACK_TOKEN_VAR,
     MAX_BODY_BYTES_VAR,
     ServingSettings,
 )
 from serving import metrics
 from serving.batching import ARRIVALS, Ticket
+from serving.feedback import SHOWN_UNKNOWN, FeedbackReceiver, parse_labels
 from serving.request_ids import (
     REQUEST_ID_HEADER,
     ROLE_HEADER,
@@ -421,7 +425,13 @@ def _no_version(name: str, version: str, model: Any) -> JSONResponse:
 
 
 # -- install -----------------------------------------------------------------------------------
-def install(app: Any, registry: Any, settings: ServingSettings, dataplane: Any) -> None:
+def install(
+    app: Any,
+    registry: Any,
+    settings: ServingSettings,
+    dataplane: Any,
+    feedback: FeedbackReceiver | None = None,
+) -> None:
     """Adds the guard, the exception handlers and the project's routes to KServe's ``app``.
 
     Must run before the server starts (Starlette refuses middleware afterwards).
@@ -430,8 +440,10 @@ def install(app: Any, registry: Any, settings: ServingSettings, dataplane: Any) 
     Args:
         app: KServe's FastAPI app (``kserve.model_server.app``).
         registry: The ``ModelRepository`` the server serves from.
-        settings: Body limit and timeout, admin opt-in and token.
+        settings: Body limit and timeout, admin and feedback opt-ins and tokens.
         dataplane: The server's KServe ``DataPlane`` (server metadata, V2 inference).
+        feedback: Where ``POST /v1/models/<name>/feedback`` stores labels (None: no store,
+            the endpoint answers 503 even when enabled).
     """
     if getattr(app.state, "mlops_hooks", False):
         return
@@ -452,6 +464,18 @@ def install(app: Any, registry: Any, settings: ServingSettings, dataplane: Any) 
             ADMIN_TOKEN_VAR,
         )
     _add_routes(app, registry, dataplane, token)
+    feedback_token = settings.feedback_token if settings.feedback_enabled else None
+    if settings.feedback_api and not settings.feedback_token:
+        logger.warning(
+            "%s is set but %s is not: the feedback endpoint stays off",
+            FEEDBACK_API_VAR,
+            FEEDBACK_TOKEN_VAR,
+        )
+    app.add_api_route(
+        "/v1/models/{model_name}/feedback",
+        _feedback_route(registry, feedback, feedback_token, settings.max_body_bytes),
+        methods=["POST"],
+    )
 
 
 def _add_routes(app: Any, registry: Any, dataplane: Any, token: str | None) -> None:
@@ -676,12 +700,22 @@ def _version_infer_route(registry: Any, endpoints: V2Endpoints) -> Callable[...,
     return version_infer
 
 
-def _authorize(request: Request, token: str | None) -> JSONResponse | None:
-    """None when the request may change what is served, else the refusal."""
+def _authorize(
+    request: Request, token: str | None, disabled: str | None = None, kind: str = "admin"
+) -> JSONResponse | None:
+    """None when the request may change state (bearer ``token``), else the refusal.
+
+    Args:
+        request: The request.
+        token: The token the endpoint needs; None: the endpoint is off (403 ``disabled``).
+        disabled: The refusal's message when the endpoint is off.
+        kind: Which token (``admin``, ``feedback``), for the 403 message.
+    """
     if token is None:
         return _error(
             403,
-            "model repository endpoints are disabled on this server: what it serves follows "
+            disabled
+            or "model repository endpoints are disabled on this server: what it serves follows "
             f"the deployment state (enable them with {ADMIN_API_VAR}=true and "
             f"{ADMIN_TOKEN_VAR})",
         )
@@ -691,8 +725,67 @@ def _authorize(request: Request, token: str | None) -> JSONResponse | None:
             401, "this endpoint needs Authorization: Bearer <token>", {"WWW-Authenticate": "Bearer"}
         )
     if not hmac.compare_digest(given.strip().encode(), token.encode()):
-        return _error(403, "invalid admin token")
+        return _error(403, f"invalid {kind} token")
     return None
+
+
+async def _bounded_body(request: Request, limit: int) -> bytes | None:
+    """The request's body, or None once it grows past ``limit`` bytes (nothing more is read)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.strip().isdigit() and int(declared) > limit:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+_FEEDBACK_OFF = (
+    "the feedback endpoint is disabled on this server (enable it with "
+    f"{FEEDBACK_API_VAR}=true and {FEEDBACK_TOKEN_VAR})"
+)
+
+
+def _feedback_route(
+    registry: Any, feedback: FeedbackReceiver | None, token: str | None, limit: int
+) -> Callable[[str, Request], Awaitable[JSONResponse]]:
+    async def receive_feedback(model_name: str, request: Request) -> JSONResponse:
+        refusal = _authorize(request, token, _FEEDBACK_OFF, "feedback")
+        if refusal is not None:
+            return refusal
+        if registry.get_model(model_name) is None:
+            return _no_model(model_name)
+        if feedback is None:
+            return _error(503, "this server has no object store to keep feedback in")
+        body = await _bounded_body(request, limit)
+        if body is None:
+            return _error(
+                413, f"request body exceeds the limit of {limit} bytes ({MAX_BODY_BYTES_VAR})"
+            )
+        try:
+            labels = parse_labels(orjson.loads(body))
+        except orjson.JSONDecodeError as exc:
+            return _error(400, f"malformed JSON: {exc}")
+        except UsageError as exc:
+            return _error(400, f"invalid feedback: {exc}")
+        ids = list(labels)
+        unknown = await asyncio.to_thread(feedback.unknown_ids, model_name, ids)
+        if not feedback.writer.submit(model_name, labels):
+            return _error(
+                503, "the feedback buffer is full (the store is slow or down): retry later"
+            )
+        return JSONResponse(
+            content={
+                "stored": len(labels),
+                "unknown": len(unknown),
+                "unknown_ids": unknown[:SHOWN_UNKNOWN],
+            }
+        )
+
+    return receive_feedback
 
 
 def _repository_route(

@@ -156,9 +156,7 @@ class ShadowMirror:
 
     def __init__(self, model: str, capacity: int = 256) -> None:
         self.model = model
-        self._queue: queue.Queue[tuple[SklearnPredictor, Any, str] | None] = queue.Queue(
-            capacity
-        )
+        self._queue: queue.Queue[tuple[SklearnPredictor, Any, str] | None] = queue.Queue(capacity)
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._results = {

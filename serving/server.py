@@ -21,7 +21,13 @@ steps ``start`` takes for one worker, with its uvicorn config bound to ``--host`
 
 What is served follows the deployment state (or the one storage URI) only: the
 model repository's ``load`` / ``unload`` are refused unless ``MLOPS_ADMIN_API``
-and ``MLOPS_ADMIN_TOKEN`` are both set (:mod:`serving.rest`).
+and ``MLOPS_ADMIN_TOKEN`` are both set (:mod:`serving.rest`); the feedback
+endpoint likewise needs ``MLOPS_FEEDBACK_API`` and ``MLOPS_FEEDBACK_TOKEN``.
+
+Every entry point takes ``--tls-cert PEM --tls-key PEM`` (HTTPS only, on the same
+port) and ``--tls-client-ca PEM`` (mutual TLS: a client must present a
+certificate that chains to that CA, else the handshake fails), passed to
+uvicorn's own TLS settings (:class:`TLSFiles`).
 
 This module imports only the standard library and settings at module level:
 ``mlops`` imports it to build its argument parser, and KServe takes seconds to import.
@@ -34,6 +40,7 @@ import logging
 import sys
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +54,65 @@ LOCAL_HOST = "127.0.0.1"
 # queue-proxy / Service reach the container on the pod IP, never on its loopback.
 IN_POD_HOST = "0.0.0.0"  # nosec B104
 DEFAULT_PORT = 8080
+
+
+@dataclass(frozen=True)
+class TLSFiles:
+    """The server's TLS files (PEM).
+
+    Attributes:
+        cert: The server's certificate chain.
+        key: Its private key.
+        client_ca: The CA(s) client certificates must chain to; set, a client without
+            a valid certificate is refused during the handshake (mutual TLS).
+    """
+
+    cert: Path
+    key: Path
+    client_ca: Path | None = None
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> TLSFiles | None:
+        """The files of ``--tls-cert`` / ``--tls-key`` / ``--tls-client-ca`` (None: plain HTTP).
+
+        Raises:
+            UsageError: one of cert and key without the other, a client CA without
+                them, or a file that does not exist.
+        """
+        from mlops.core.errors import UsageError
+
+        cert, key, client_ca = (
+            getattr(args, "tls_cert", None),
+            getattr(args, "tls_key", None),
+            getattr(args, "tls_client_ca", None),
+        )
+        if cert is None and key is None:
+            if client_ca is not None:
+                raise UsageError("--tls-client-ca needs --tls-cert and --tls-key")
+            return None
+        if cert is None or key is None:
+            raise UsageError("--tls-cert and --tls-key go together: give both")
+        for flag, path in (
+            ("--tls-cert", cert),
+            ("--tls-key", key),
+            ("--tls-client-ca", client_ca),
+        ):
+            if path is not None and not Path(path).is_file():
+                raise UsageError(f"{flag}: no such file: {path}")
+        return cls(Path(cert), Path(key), Path(client_ca) if client_ca is not None else None)
+
+
+def _add_tls_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--tls-cert", type=Path, default=None, help="PEM certificate: serve HTTPS (with --tls-key)"
+    )
+    parser.add_argument("--tls-key", type=Path, default=None, help="PEM private key of --tls-cert")
+    parser.add_argument(
+        "--tls-client-ca",
+        type=Path,
+        default=None,
+        help="PEM CA bundle: require and verify client certificates (mutual TLS)",
+    )
 
 
 # -- arguments: defined once for every entry point -----------------------------------------
@@ -68,6 +134,7 @@ def add_server_arguments(parser: argparse.ArgumentParser, *, one_model: bool = F
     parser.add_argument(
         "--host", default=default_host, help=f"address to bind (default: {default_host})"
     )
+    _add_tls_arguments(parser)
     if one_model:
         parser.add_argument("--model-name", required=True, help="name the model is served under")
         parser.add_argument(
@@ -151,6 +218,8 @@ def serve(
     port: int,
     settings: ServingSettings,
     repository: Any = None,
+    feedback: Any = None,
+    tls: TLSFiles | None = None,
 ) -> None:
     """Serves ``models`` (and whatever ``repository`` holds) until SIGINT/SIGTERM.
 
@@ -167,6 +236,9 @@ def serve(
             opt-in and token, access log).
         repository: The ``kserve.ModelRepository`` to serve from (default: a
             :func:`served_models` repository).
+        feedback: The :class:`~serving.feedback.FeedbackReceiver` of the feedback
+            endpoint (None: no store to keep labels in).
+        tls: Serve HTTPS (and with a client CA, mutual TLS); None: plain HTTP.
     """
     import kserve.model_server
     from kserve import ModelServer
@@ -180,20 +252,30 @@ def serve(
         enable_latency_logging=False,
         grace_period=10,
     )
-    rest.install(kserve.model_server.app, server.registered_models, settings, server.dataplane)
+    rest.install(
+        kserve.model_server.app,
+        server.registered_models,
+        settings,
+        server.dataplane,
+        feedback=feedback,
+    )
     _quiet_request_logs(settings.access_log)
-    _start(server, models, host, settings.header_timeout_seconds)
+    _start(server, models, host, settings.header_timeout_seconds, tls)
 
 
-def _start(server: Any, models: list[Any], host: str, header_timeout: float) -> None:
+def _start(
+    server: Any, models: list[Any], host: str, header_timeout: float, tls: TLSFiles | None = None
+) -> None:
     """``server.start(models)`` for one REST worker, on ``host``, with a header deadline.
 
     The same steps with the same public KServe pieces ``ModelServer.start`` uses
     for one REST worker: register the models, KServe's ``RESTServer`` (which builds
     KServe's app) with its uvicorn config bound to ``host`` and uvicorn's HTTP
-    protocol timing out slow headers, KServe's signal handlers.
+    protocol timing out slow headers, KServe's signal handlers. With ``tls``,
+    uvicorn's TLS settings (it builds the SSL context when the server starts).
     """
     import asyncio
+    import ssl
 
     from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING
     from kserve.protocol.rest.server import RESTServer
@@ -214,6 +296,12 @@ def _start(server: Any, models: list[Any], host: str, header_timeout: float) -> 
     )
     rest_server.config.host = host
     rest_server.config.http = header_deadline_protocol(header_timeout)
+    if tls is not None:
+        config = rest_server.config
+        config.ssl_certfile, config.ssl_keyfile = str(tls.cert), str(tls.key)
+        if tls.client_ca is not None:
+            config.ssl_ca_certs = str(tls.client_ca)
+            config.ssl_cert_reqs = ssl.CERT_REQUIRED
     server.register_signal_handler()
     _freeze_startup_heap()
     asyncio.run(rest_server.start())
@@ -298,8 +386,11 @@ def run_server(
     store: Any = None,
     public_key: Path | None = None,
     settings: ServingSettings | None = None,
+    tls: TLSFiles | None = None,
 ) -> int:
     """Serves every deployed model from the store until SIGINT/SIGTERM; returns the exit code.
+
+    ``tls`` serves HTTPS (mutual TLS with a client CA).
 
     Raises:
         UsageError: the public key is missing or an ``MLOPS_*`` setting does not parse.
@@ -320,21 +411,38 @@ def run_server(
         logger_factory=inference_logger_factory(store, settings),
         retry_failed_seconds=settings.retry_failed_seconds,
     )
+    feedback = _feedback_receiver(store, settings, reconciler.inference_loggers)
     try:
         reconciler.reconcile_once()  # serve what is deployed from the first request on
         reconciler.start()
         logger.info(
-            "mlops serve on http://%s:%d (%d model(s): %s)",
+            "mlops serve on %s://%s:%d (%d model(s): %s)",
+            "https" if tls is not None else "http",
             host,
             port,
             len(reconciler.routers),
             ", ".join(sorted(reconciler.routers)) or "none yet",
         )
-        serve([], host, port, settings, repository=repository)
+        serve([], host, port, settings, repository=repository, feedback=feedback, tls=tls)
     finally:
         reconciler.close()
+        if feedback is not None:
+            feedback.writer.close()
         logger.info("mlops serve stopped (inference logs flushed)")
     return 0
+
+
+def _feedback_receiver(store: Any, settings: ServingSettings, loggers: dict[str, Any]) -> Any:
+    """The feedback endpoint's receiver when it is enabled and there is a store, else None."""
+    if store is None or not settings.feedback_enabled:
+        return None
+    from serving.feedback import FeedbackReceiver, FeedbackWriter
+
+    def recent(model: str, ids: Sequence[str]) -> set[str]:
+        inference_logger = loggers.get(model)
+        return inference_logger.known(ids) if inference_logger is not None else set()
+
+    return FeedbackReceiver(store, FeedbackWriter(store), recent)
 
 
 def serve_single(
@@ -345,8 +453,11 @@ def serve_single(
     port: int = DEFAULT_PORT,
     store: Any = None,
     settings: ServingSettings | None = None,
+    tls: TLSFiles | None = None,
 ) -> int:
     """Serves one model version (s3:// URI or local directory); exit 4 when it fails verification.
+
+    ``tls`` serves HTTPS (mutual TLS with a client CA).
 
     Raises:
         UsageError: bad model name, missing public key or an ``MLOPS_*`` setting that does
@@ -368,6 +479,9 @@ def serve_single(
     factory = inference_logger_factory(store, settings)
     inference_logger = factory(model_name) if factory is not None else None
     fetcher = VersionFetcher(store, public_key)
+    feedback = _feedback_receiver(
+        store, settings, {model_name: inference_logger} if inference_logger is not None else {}
+    )
     try:
         if storage_uri.startswith("s3://"):
             # Verified like every version mlops serve loads: signature, then identity.
@@ -378,8 +492,10 @@ def serve_single(
         if predictor is None:
             return EXIT_INVALID if "VerificationError" in (reason or "") else EXIT_SYSTEM
         metrics.set_model_info(model_name, predictor.version, "stable")
-        serve([predictor], host, port, settings)
+        serve([predictor], host, port, settings, feedback=feedback, tls=tls)
     finally:
+        if feedback is not None:
+            feedback.writer.close()
         metrics.clear_model_info(model_name)
         if inference_logger is not None:
             inference_logger.close()
@@ -422,7 +538,7 @@ def _run_cli(body: Callable[[ServingSettings], int]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m serving.server [--host H] [--port P] [--public-key PEM]``: serve all deployments."""
+    """``python -m serving.server [--host H] [--port P] [--public-key PEM] [--tls-* PEM]``."""
     parser = argparse.ArgumentParser(
         prog="python -m serving.server", description=_summary(run_server)
     )
@@ -430,7 +546,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     return _run_cli(
         lambda settings: run_server(
-            args.host, args.port, public_key=args.public_key, settings=settings
+            args.host,
+            args.port,
+            public_key=args.public_key,
+            settings=settings,
+            tls=TLSFiles.from_args(args),
         )
     )
 
@@ -448,6 +568,7 @@ def main_single(argv: Sequence[str] | None = None) -> int:
             host=args.host,
             port=args.port,
             settings=settings,
+            tls=TLSFiles.from_args(args),
         )
     )
 

@@ -153,7 +153,16 @@ class ServerProcess:
 
 @contextlib.contextmanager
 def serving_process(
-    store, public_key: Path, work: Path, *, ready: tuple[str, ...] = ("iris",), **settings: str
+    store,
+    public_key: Path,
+    work: Path,
+    *,
+    ready: tuple[str, ...] = ("iris",),
+    tls: tuple[Path, Path] | tuple[Path, Path, Path] | None = None,
+    ca: Path | None = None,
+    client_cert: tuple[Path, Path] | None = None,
+    preamble: str | None = None,
+    **settings: str,
 ) -> Iterator[ServerProcess]:
     """Runs ``python -m serving.server`` against ``store`` until the block ends.
 
@@ -165,6 +174,12 @@ def serving_process(
         public_key: The key models must be signed with.
         work: Folder for the server's log and ``MLOPS_HOME``.
         ready: Models that must be ready before the block starts.
+        tls: ``(cert, key)`` or ``(cert, key, client_ca)``: serve HTTPS (mutual TLS with
+            the client CA); ``base`` is then an ``https://`` URL.
+        ca: The CA the readiness check trusts (with ``tls``).
+        client_cert: ``(cert, key)`` the readiness check presents (with a client CA).
+        preamble: Python run in the server process before the server starts (a test's
+            stand-in for a misbehaving model); the server is then started by ``-c``.
         **settings: Extra environment (``MLOPS_*`` serving settings).
     """
     from mlops.core.net import free_port
@@ -180,7 +195,14 @@ def serving_process(
         **settings,
     }
     log = work / "server.log"
-    argv = [sys.executable, "-m", "serving.server", "--host", "127.0.0.1", "--port", str(port)]
+    entry = ["-m", "serving.server"]
+    if preamble is not None:
+        entry = ["-c", preamble + "\nimport sys\nfrom serving.server import main\nsys.exit(main())"]
+    argv = [sys.executable, *entry, "--host", "127.0.0.1", "--port", str(port)]
+    if tls is not None:
+        argv += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
+        if len(tls) == 3:
+            argv += ["--tls-client-ca", str(tls[2])]
     with open(log, "wb") as out:
         process = subprocess.Popen(  # noqa: S603 - fixed argv
             [*argv, "--public-key", str(public_key)],
@@ -189,9 +211,15 @@ def serving_process(
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    server = ServerProcess(f"http://127.0.0.1:{port}", port, log, process)
+    scheme = "https" if tls is not None else "http"
+    server = ServerProcess(f"{scheme}://127.0.0.1:{port}", port, log, process)
     try:
-        _wait_ready(server, ready)
+        _wait_ready(
+            server,
+            ready,
+            verify=str(ca) if ca is not None else True,
+            cert=(str(client_cert[0]), str(client_cert[1])) if client_cert else None,
+        )
         yield server
     finally:
         process.terminate()
@@ -204,7 +232,13 @@ def serving_process(
             print(server.tail())
 
 
-def _wait_ready(server: ServerProcess, models: tuple[str, ...], timeout: float = 60.0) -> None:
+def _wait_ready(
+    server: ServerProcess,
+    models: tuple[str, ...],
+    timeout: float = 60.0,
+    verify: str | bool = True,
+    cert: tuple[str, str] | None = None,
+) -> None:
     deadline = time.monotonic() + timeout
     waiting = list(models)
     while waiting:
@@ -214,7 +248,7 @@ def _wait_ready(server: ServerProcess, models: tuple[str, ...], timeout: float =
             )
         try:
             url = f"{server.base}/v2/models/{waiting[0]}/ready"
-            if requests.get(url, timeout=2).status_code == 200:
+            if requests.get(url, timeout=2, verify=verify, cert=cert).status_code == 200:
                 waiting.pop(0)
                 continue
         except requests.ConnectionError:

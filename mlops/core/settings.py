@@ -351,6 +351,21 @@ ADMIN_TOKEN_VAR = _var(
     "(`Authorization: Bearer <token>`); without it they stay off",
     secret=True,
 )
+FEEDBACK_API_VAR = _var(
+    "MLOPS_FEEDBACK_API",
+    parse_bool,
+    False,
+    "model server: enable `POST /v1/models/NAME/feedback` (ground-truth labels by request "
+    "id); it also needs `MLOPS_FEEDBACK_TOKEN`",
+)
+FEEDBACK_TOKEN_VAR = _var(
+    "MLOPS_FEEDBACK_TOKEN",
+    parse_text,
+    None,
+    "model server: bearer token the enabled feedback endpoint requires "
+    "(`Authorization: Bearer <token>`); without it the endpoint stays off",
+    secret=True,
+)
 
 #: What a task needs to reach the store: on a cluster, the keys of the store Secret.
 STORE_ENV_VARS = (ENDPOINT_VAR, ACCESS_KEY_VAR, SECRET_KEY_VAR, SECURE_VAR, BUCKET_VAR)
@@ -485,11 +500,18 @@ class ServingSettings:
     body_timeout_seconds: float = VARIABLES[BODY_TIMEOUT_SECONDS_VAR].default
     admin_api: bool = VARIABLES[ADMIN_API_VAR].default
     admin_token: str | None = field(default=VARIABLES[ADMIN_TOKEN_VAR].default, repr=False)
+    feedback_api: bool = VARIABLES[FEEDBACK_API_VAR].default
+    feedback_token: str | None = field(default=VARIABLES[FEEDBACK_TOKEN_VAR].default, repr=False)
 
     @property
     def admin_enabled(self) -> bool:
         """The admin endpoints are on: opted in (``MLOPS_ADMIN_API``) *and* a token is set."""
         return bool(self.admin_api and self.admin_token)
+
+    @property
+    def feedback_enabled(self) -> bool:
+        """The feedback endpoint is on: opted in (``MLOPS_FEEDBACK_API``) *and* a token is set."""
+        return bool(self.feedback_api and self.feedback_token)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServingSettings:
@@ -518,4 +540,6 @@ class ServingSettings:
             body_timeout_seconds=get(BODY_TIMEOUT_SECONDS_VAR, env),
             admin_api=get(ADMIN_API_VAR, env),
             admin_token=get(ADMIN_TOKEN_VAR, env) or None,
+            feedback_api=get(FEEDBACK_API_VAR, env),
+            feedback_token=get(FEEDBACK_TOKEN_VAR, env) or None,
         )

@@ -178,7 +178,10 @@ CASES = {
     ),
     "non-integer seed": (dict(seed="abc"), ["seed='abc' is not a valid integer"]),
     "bad boolean": (dict(allow_unknown_audit="perhaps"), ["allow_unknown_audit", "not a boolean"]),
-    "bad deploy mode": (dict(deploy="sideways"), ["deploy must be one of none, canary, full"]),
+    "bad deploy mode": (
+        dict(deploy="sideways"),
+        ["deploy must be one of none, full, canary, sticky, cohort, shadow"],
+    ),
     # Issue 9, finding 8: these used to fail inside a task (exit 1, "Inner task failed").
     "negative seed": (dict(seed=-1), ["seed must be between 0 and 4294967295, got -1"]),
     "seed beyond 32 bits": (dict(seed=2**32), ["seed", str(2**32)]),

@@ -143,7 +143,11 @@ def comparable(response):
     if isinstance(response, dict):
         ids = response["ids"]
         assert len(ids) == len(response["predictions"])
-        assert ids == ([response["id"]] if len(ids) == 1 else [f"{response['id']}-{i}" for i in range(len(ids))])
+        assert ids == (
+            [response["id"]]
+            if len(ids) == 1
+            else [f"{response['id']}-{i}" for i in range(len(ids))]
+        )
         return {k: v for k, v in response.items() if k not in ("id", "ids")}
     return (
         response.id,

@@ -159,10 +159,16 @@ def test_local_deploy_canary_promote_rollback(store_env, published):
         "stable": "v1",
         "canary": None,
         "canary_percent": 0,
+        "strategy": "canary",
     }
     summary = deploy_action(MODEL, published["v2"], "", "canary", 20, "local", NS, "")
     assert summary["version"] == "v2"
-    assert summary["state"] == {"stable": "v1", "canary": "v2", "canary_percent": 20}
+    assert summary["state"] == {
+        "stable": "v1",
+        "canary": "v2",
+        "canary_percent": 20,
+        "strategy": "canary",
+    }
 
     assert promote_action(MODEL, "local", NS)["state"]["stable"] == "v2"
     with pytest.raises(UsageError, match="no canary"):
@@ -249,7 +255,12 @@ def test_kserve_target_applies_and_records_state(store_env, published, monkeypat
     )
     assert summary["deployment_mode"] == "Standard"
     assert fake.live()["spec"]["canary"][0]["trafficPercent"] == 20
-    assert summary["state"] == {"stable": "v1", "canary": "v2", "canary_percent": 20}
+    assert summary["state"] == {
+        "stable": "v1",
+        "canary": "v2",
+        "canary_percent": 20,
+        "strategy": "canary",
+    }
 
     rolled = rollback_action(MODEL, "kserve", NS, store=store_env, client=fake, **WAIT)
     assert rolled["state"]["canary"] is None and "canary" not in fake.live()["spec"]
@@ -344,7 +355,12 @@ def test_deploy_component_then_rollback_and_promote(store_env, published):
         image="",
     )
     out = json.loads(json.dumps(rollback_action(MODEL, "local", NS), sort_keys=True))
-    assert out["state"] == {"stable": "v1", "canary": None, "canary_percent": 0}
+    assert out["state"] == {
+        "stable": "v1",
+        "canary": None,
+        "canary_percent": 0,
+        "strategy": "canary",
+    }
     deploy_model.python_func(
         model_name=MODEL,
         model_uri=published["v2"],
