@@ -8,7 +8,8 @@ stored as given, escaped by whatever shows them). Of an id given twice, the last
 label wins. Ids the server has not logged (not among its inference logger's
 recent ids, nor in the store's inference log of the last :data:`LOOKBACK`) are
 counted and the first :data:`SHOWN_UNKNOWN` returned; their labels are stored
-all the same (another replica may have answered them).
+all the same (another replica may have answered them). The store's log is read
+at most once per :attr:`FeedbackReceiver.CACHE_SECONDS` per model.
 
 :class:`FeedbackWriter` stores accepted labels the way the inference logger
 stores predictions: a bounded in-memory buffer (a lock and a deque append on
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -202,18 +204,34 @@ class FeedbackReceiver:
         self.store = store
         self.writer = writer
         self.recent = recent
+        # model -> (monotonic time read, ids the store's log held then): one read of the
+        # log per CACHE_SECONDS at most, however many feedback requests come in.
+        self._logged: dict[str, tuple[float, set[str]]] = {}
+        self._lock = threading.Lock()
+
+    #: How long ids read from the store's inference log are reused.
+    CACHE_SECONDS = 30.0
 
     def unknown_ids(self, model: str, ids: Sequence[str]) -> list[str]:
         """Those of ``ids`` no inference log of ``model`` knows (blocking: call off the loop)."""
         known = self.recent(model, ids)
         missing = [i for i in ids if i not in known]
         if missing and self.store is not None:
-            from mlops.monitoring.inference_log import known_request_ids
+            logged = self._logged_ids(model)
+            missing = [i for i in missing if i not in logged]
+        return missing
 
+    def _logged_ids(self, model: str) -> set[str]:
+        from mlops.monitoring.inference_log import known_request_ids
+
+        with self._lock:
+            cached = self._logged.get(model)
+            if cached is not None and time.monotonic() - cached[0] < self.CACHE_SECONDS:
+                return cached[1]
             try:
                 logged = known_request_ids(self.store, model, since=datetime.now(UTC) - LOOKBACK)
             except Exception as exc:  # the labels are still stored; only the count is rougher
                 logger.warning("feedback for %s: cannot read the inference log: %s", model, exc)
-                logged = set()
-            missing = [i for i in missing if i not in logged]
-        return missing
+                return set()
+            self._logged[model] = (time.monotonic(), logged)
+            return logged

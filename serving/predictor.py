@@ -57,7 +57,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from kserve import Model
-from kserve.errors import InvalidInput, ModelNotReady
+from kserve.errors import ModelNotReady
 from kserve.model import InferenceVerb
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
@@ -69,7 +69,14 @@ from serving.batching import ARRIVALS, BatchPolicy, MicroBatcher
 from serving.explain import Explainer
 from serving.fast_path import FastPath
 from serving.limits import RequestLimits
-from serving.request_ids import STABLE, BadRequestId, note_role, resolve, row_ids
+from serving.request_ids import (
+    STABLE,
+    BadRequestId,
+    check_client_id,
+    note_role,
+    resolve,
+    row_ids,
+)
 from serving.scoring import PipelineScorer, check_probabilities
 from serving.validation import (
     OUTPUTS,
@@ -91,11 +98,16 @@ Respond = Callable[[np.ndarray, np.ndarray], dict | InferResponse]
 
 
 def _request_id(body_id: str | None = None) -> str:
-    """The current request's id (:func:`serving.request_ids.resolve`); a bad body id is a 400."""
+    """The current request's id (:func:`serving.request_ids.resolve`).
+
+    A V2 body ``id`` that is no usable request id (outside ``[A-Za-z0-9._:-]``, too
+    long) is still echoed in the answer, as the OIP asks, but the request gets a
+    generated id for its header, row ids and inference-log rows.
+    """
     try:
         return resolve(body_id)
-    except BadRequestId as exc:
-        raise InvalidInput(str(exc)) from None
+    except BadRequestId:
+        return resolve(None)
 
 
 def _labels_datatype(classes: np.ndarray) -> tuple[np.ndarray, str]:
@@ -108,6 +120,15 @@ def _labels_datatype(classes: np.ndarray) -> tuple[np.ndarray, str]:
     if kind == "b":
         return classes.astype(bool), "BOOL"
     return np.array([str(c) for c in classes], dtype=object), "BYTES"
+
+
+def _usable(body_id: str) -> bool:
+    """Whether a V2 body id can be a request id (else the answer echoes it, ids are generated)."""
+    try:
+        check_client_id(body_id, "request body id")
+    except BadRequestId:
+        return False
+    return True
 
 
 @dataclass(frozen=True, eq=False)
@@ -600,12 +621,15 @@ class SklearnPredictor(Model):
         columns = v2_columns(decoded, loaded.schema)
         rid = request_id or _request_id(request.id)
         ids = row_ids(rid, decoded.rows)
+        # The answer's id is the request id, except that a body id which cannot be one
+        # is still echoed, as the OIP asks (the row ids then carry the generated id).
+        answer_id = request.id if request.id and not _usable(request.id) else rid
 
         def respond(proba: np.ndarray, labels: np.ndarray) -> InferResponse:
             # OIP parameter values are scalars: the row ids travel as one comma-separated
             # string (ids never hold a comma). The outputs carry no parameters.
             return InferResponse(
-                response_id=rid,
+                response_id=answer_id,
                 model_name=self.name,
                 model_version=loaded.version,
                 infer_outputs=self._v2_outputs(loaded, decoded, proba, labels),

@@ -26,6 +26,14 @@ starts. :func:`install` adds ours first, so they are in place before KServe's
 * V2 inference answers without the ``null`` fields KServe's response model would
   write (``parameters`` of the response and of each output): the OIP schema wants
   an object there or nothing;
+* request ids (:mod:`serving.request_ids`): the guard checks a client's
+  ``x-request-id`` (400 naming the header) and sets ``x-request-id`` and
+  ``x-mlops-role`` on every inference answer, errors included;
+* ``POST /v1/models/<name>/feedback`` (:mod:`serving.feedback`): ground-truth
+  labels by row id, off (403) unless ``MLOPS_FEEDBACK_API`` *and*
+  ``MLOPS_FEEDBACK_TOKEN`` are set, then only with ``Authorization: Bearer <token>``
+  (401 without, 403 with a wrong one, 404 for a model not served), body bounded
+  by ``MLOPS_MAX_BODY_BYTES`` (413);
 * the model repository's ``load`` / ``unload``: refused (403) unless the server
   was started with ``MLOPS_ADMIN_API`` *and* ``MLOPS_ADMIN_TOKEN``, and then only
   with ``Authorization: Bearer <token>``. Nothing that changes what is served is

@@ -29,6 +29,8 @@ SERVING_METRICS: frozenset[str] = frozenset(
     {
         "mlops_requests_total",
         "mlops_request_errors_total",
+        "mlops_feedback_labels_total",
+        "mlops_shadow_requests_total",
         "mlops_predictions_total",
         "mlops_input_out_of_range_total",
         "mlops_model_info",

@@ -153,7 +153,11 @@ def model_server(work: Path) -> Iterator[str]:
     base = f"http://127.0.0.1:{port}"
     # Labels come back through the feedback endpoint, which is off unless enabled
     # with a token (it writes to the store); the demo enables it for its own server.
-    env = {**os.environ, "MLOPS_FEEDBACK_API": "true", "MLOPS_FEEDBACK_TOKEN": FEEDBACK_TOKEN}
+    env = {
+        **os.environ,
+        settings.FEEDBACK_API_VAR: "true",
+        settings.FEEDBACK_TOKEN_VAR: FEEDBACK_TOKEN,
+    }
     with open(work / "serve.log", "w") as log:
         server = subprocess.Popen(
             [sys.executable, "-m", "mlops.cli", "serve", "--port", str(port)],

@@ -148,7 +148,7 @@ def test_v2_ids_come_from_the_header_then_the_body_then_are_generated(server):
     assert "null" not in generated.text  # OIP: an object or nothing, never null
 
 
-def test_invalid_client_ids_are_refused_naming_where_they_came_from(server):
+def test_bad_header_ids_are_refused_and_odd_v2_body_ids_echoed(server):
     running, _ = server
     bad = requests.post(
         f"{running.base}/v1/models/{MODEL}:predict",
@@ -158,15 +158,21 @@ def test_invalid_client_ids_are_refused_naming_where_they_came_from(server):
     )
     assert bad.status_code == 400
     assert "x-request-id header" in bad.json()["error"]
-    bad_body = requests.post(
-        f"{running.base}/v2/models/{MODEL}/infer",
-        json=_v2_body(sample_rows(1), "x" * 300),
-        timeout=10,
+    # A V2 body id is the OIP's to echo, whatever it holds; one that cannot be a request
+    # id is echoed, and the request gets a generated id for its header and rows.
+    odd = "spaces and ünïcode <>"
+    echoed = requests.post(
+        f"{running.base}/v2/models/{MODEL}/infer", json=_v2_body(sample_rows(1), odd), timeout=10
     )
-    assert bad_body.status_code == 400
-    assert "request body id" in bad_body.json()["error"]
+    assert echoed.status_code == 200, echoed.text
+    assert echoed.json()["id"] == odd
+    generated = echoed.headers["x-request-id"]
+    assert len(generated) == 32 and echoed.json()["parameters"]["row_ids"] == generated
     # Errors carry an id too (a generated one), so a client can quote it.
-    assert len(bad_body.headers["x-request-id"]) == 32
+    error = requests.post(
+        f"{running.base}/v1/models/{MODEL}:predict", json={"instances": [[1]]}, timeout=10
+    )
+    assert error.status_code == 400 and len(error.headers["x-request-id"]) == 32
 
 
 def _feedback(base: str, body, token: str | None = TOKEN, **kwargs):

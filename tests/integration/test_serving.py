@@ -170,7 +170,10 @@ def test_v1_http_matches_in_process(served):
     expected = served.models["v1"].predict(rows).tolist()
     response = served.predict(v1_list_rows(rows))
     assert response.status_code == 200, response.text
-    assert response.json() == {"predictions": expected, "model_version": "v1"}
+    body = response.json()
+    assert body.pop("ids") == [f"{body['id']}-{i}" for i in range(25)]
+    assert body.pop("id") == response.headers["x-request-id"]
+    assert body == {"predictions": expected, "model_version": "v1", "role": "stable"}
     response = served.predict(v1_object_rows(rows), parameters={"probabilities": True})
     body = response.json()
     assert body["predictions"] == expected
@@ -497,7 +500,9 @@ def test_metadata_names_the_served_versions_and_the_platform(served):
     assert outputs["predict"] == expected
     for response in (answer, _infer(served)):  # the OIP wants no null where an object goes
         body = response.json()
-        assert "parameters" not in body and all("parameters" not in o for o in body["outputs"])
+        # Response parameters are scalars (OIP): the role and the row ids; outputs carry none.
+        assert body["parameters"] == {"role": "stable", "row_ids": body["id"]}
+        assert all("parameters" not in o for o in body["outputs"])
         assert {o["name"] for o in body["outputs"]} == {"predict", "probabilities"}
 
 

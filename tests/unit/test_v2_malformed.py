@@ -247,7 +247,12 @@ def test_v2_answers_carry_no_null_parameters_and_every_advertised_output(iris):
         body, json_length = iris.predict(request).to_rest()
         assert json_length is None  # plain JSON
         assert [o["name"] for o in body["outputs"]] == expected
-        assert "parameters" not in body and body["model_version"] == "v1"
+        # Response parameters are OIP scalars (role, row ids); the outputs carry none.
+        assert body["parameters"] == {
+            "role": "stable",
+            "row_ids": ",".join(f"{body['id']}-{i}" for i in range(3)),
+        }
+        assert body["model_version"] == "v1"
         assert all("parameters" not in o for o in body["outputs"])
         assert None not in body.values()
 
