@@ -173,6 +173,7 @@ class LoadedModel:
             Exception: Any failure (signature, format, version mismatch): the caller fails closed.
         """
         from mlops.model.modelio import load_model
+        from mlops.trust.evidence import check_release
         from mlops.trust.signing import verify_model_dir
 
         # Verify first: nothing in the folder is read before the signature checks out.
@@ -183,6 +184,9 @@ class LoadedModel:
             raise ValueError(
                 f"metadata.json says version {version!r}, expected {expected_version!r}"
             )
+        # A folder on disk (KServe's storage initializer) passes the same release policy
+        # as a fetched version: signed evidence that every gate passed, for this version.
+        check_release(model_dir, str(metadata.get("model_name") or ""), version)
         schema = FeatureSchema.from_metadata(metadata)
         model = load_model(model_dir / MODEL_FILE)
         if not hasattr(model, "predict_proba") or not hasattr(model, "classes_"):
