@@ -181,16 +181,42 @@ def no_drift_outcome(trigger: dict[str, Any]) -> dict[str, Any]:
 
 
 def outcome_markdown(outcome: dict[str, Any]) -> str:
-    """The outcome as Markdown for the Kubeflow UI: verdict, reason and a gate table."""
+    """The run's summary for the Kubeflow UI: decision, version, gates, metrics and where things are.
+
+    Every value is escaped: gate details and reasons can carry text from the
+    repository or the data.
+    """
+    from mlops.core.markdown import escape_markdown as esc
+    from mlops.release.evidence import ordered_gates
+
     if outcome["status"] == "released":
-        title = f"### Released {outcome['model_name']} {outcome['model_version']}\n\n`{outcome['model_uri']}`"
+        lines = [
+            f"### Released {esc(outcome['model_name'])} {esc(outcome['model_version'])}",
+            "",
+            f"- model folder: {esc(outcome['model_uri'])}",
+        ]
     else:
-        title = (
-            f"### Rejected {outcome['model_name']} candidate {outcome['candidate_version']}\n\n"
-            f"{outcome['reason']}"
-        )
-    rows = "\n".join(
-        f"| {name} | {'passed' if g['passed'] else 'FAILED'} | {g['detail']} |"
-        for name, g in outcome["gates"].items()
-    )
-    return f"{title}\n\n| Gate | Result | Detail |\n|---|---|---|\n{rows}\n"
+        lines = [
+            f"### Rejected {esc(outcome['model_name'])} candidate "
+            f"{esc(outcome['candidate_version'])}",
+            "",
+            f"- reason: {esc(outcome['reason'])}",
+        ]
+        if outcome.get("record_uri"):
+            lines.append(f"- rejection record: {esc(outcome['record_uri'])}")
+    repository = outcome.get("repository") or {}
+    if repository.get("uri"):
+        lines.append(f"- repository: {esc(repository['uri'])}")
+    report = (outcome.get("trigger") or {}).get("report_uri")
+    if report:
+        lines.append(f"- drift report: {esc(report)}")
+    lines += ["", "| Gate | Result | Detail |", "|---|---|---|"]
+    lines += [
+        f"| {esc(name)} | {'passed' if g['passed'] else 'FAILED'} | {esc(g['detail'])} |"
+        for name, g in ordered_gates(outcome["gates"])
+    ]
+    metrics = outcome.get("metrics") or {}
+    if metrics:
+        lines += ["", "| Metric | Value |", "|---|---|"]
+        lines += [f"| {esc(name)} | {value:.4f} |" for name, value in sorted(metrics.items())]
+    return "\n".join(lines) + "\n"

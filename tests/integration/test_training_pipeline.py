@@ -246,6 +246,13 @@ def test_cli_release_prints_one_json_object(cli_runs):
     assert (run.home / "keys" / "signing-key.pem").is_file(), "the CLI creates the signing keys"
     log = Path(outcome["log_file"]).read_text()
     assert "publish-model" in log and "Executing task" not in stdout, "task logs stay off stdout"
+    # The run ends with a Markdown summary artifact the Kubeflow UI shows.
+    summary = (Path(outcome["run_dir"]) / "publish-model" / "summary").read_text()
+    assert summary.startswith(f"### Released {MODEL_NAME} {version}")
+    assert "| holdout\\_accuracy | passed |" in summary
+    assert f"{outcome['metrics']['holdout_accuracy']:.4f}" in summary
+    evidence = (Path(outcome["run_dir"]) / "sign-model" / "evidence").read_text()
+    assert evidence.startswith(f"### Release evidence: {MODEL_NAME} {version}")
 
 
 def test_cli_gate_rejection_exits_3_and_publishes_nothing(cli_runs):
@@ -266,3 +273,6 @@ def test_cli_gate_rejection_exits_3_and_publishes_nothing(cli_runs):
     assert keys_under(run.store, "rejections/") == [f"rejections/{MODEL_NAME}/{candidate}.json"]
     record = run.store.get_json(f"rejections/{MODEL_NAME}/{candidate}.json")
     assert record["status"] == "rejected" and record["reason"] == outcome["reason"]
+    summary = (Path(outcome["run_dir"]) / "record-rejection" / "summary").read_text()
+    assert summary.startswith(f"### Rejected {MODEL_NAME} candidate {candidate}")
+    assert "| holdout\\_accuracy | FAILED |" in summary

@@ -682,4 +682,4 @@ def test_record_static_rejection_keeps_the_source_and_publishes_nothing(
     assert outcome["record_uri"] == store_env.uri(key)
     assert store_env.get_json(key)["reason"] == outcome["reason"]
     assert keys_under(store_env, "models/") == []
-    assert "code_quality" in open(summary.path).read()
+    assert "code\\_quality" in open(summary.path).read()  # escaped Markdown: code\_quality
