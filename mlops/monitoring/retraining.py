@@ -172,17 +172,19 @@ def build_retraining_set(
         logger.warning("%s: %s", model_name, reason)
         return RetrainingSet(False, reason, windows=windows, counts=counts)
     classes = list(metadata.get("classes") or [])
-    train_table = train[columns].copy()
+    # reindex: with no labelled rows (a base table alone) the log frame has no feature columns.
+    train_table = train.reindex(columns=columns)
     train_table[target] = _label_dtype(train_table[target], classes)
     if base_data_uri:
         base = read_table(base_data_uri)
         counts["base_rows"] = len(base)
-        train_table = pd.concat([base[columns], train_table], ignore_index=True)
+        parts = [base[columns], train_table] if len(train_table) else [base[columns]]
+        train_table = pd.concat(parts, ignore_index=True)
     stamp = now.strftime("%Y%m%dT%H%M%SZ")
     prefix = f"{RETRAINING_PREFIX}/{model_name}/{stamp}"
     train_uri = store.put_bytes(f"{prefix}/train.parquet", _parquet(train_table))
     if holdout is not None:
-        holdout_table = holdout[columns].copy()
+        holdout_table = holdout.reindex(columns=columns)
         holdout_table[target] = _label_dtype(holdout_table[target], classes)
         holdout_uri = store.put_bytes(f"{prefix}/holdout.parquet", _parquet(holdout_table))
     reason = (
