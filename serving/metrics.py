@@ -87,6 +87,9 @@ REQUEST_DURATION = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 
+#: The ``result`` label values of the two counters below.
+FEEDBACK_RESULTS = ("written", "refused")
+SHADOW_RESULTS = ("scored", "failed", "dropped")
 FEEDBACK_LABELS = Counter(
     "mlops_feedback_labels_total",
     "Ground-truth labels received over HTTP: written to the store, or refused (buffer full).",
@@ -165,6 +168,12 @@ def set_model_info(model: str, version: str, role: str) -> None:
     with _info_lock:
         MODEL_INFO.labels(model, version, role).set(1)
         _info.add((model, version, role))
+    # Counters start at 0 for a served model, so their dashboard panels show a healthy
+    # zero rather than no data until the first label or shadow copy arrives.
+    for result in FEEDBACK_RESULTS:
+        FEEDBACK_LABELS.labels(model, result)
+    for result in SHADOW_RESULTS:
+        SHADOW_REQUESTS.labels(model, result)
 
 
 def clear_model_info(model: str, version: str | None = None, role: str | None = None) -> None:

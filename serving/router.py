@@ -161,7 +161,7 @@ class ShadowMirror:
         self._lock = threading.Lock()
         self._results = {
             result: metrics.SHADOW_REQUESTS.labels(model, result)
-            for result in ("scored", "failed", "dropped")
+            for result in metrics.SHADOW_RESULTS
         }
 
     def offer(self, candidate: SklearnPredictor, body: Any, request_id: str) -> bool:
