@@ -124,13 +124,14 @@ def train_candidate(
     repo_dir = Path(repo_dir)
     config = load_config(repo_dir)  # a bad mlops.yaml fails before any data is read
     train_frame = pd.read_parquet(train_path)
+    test_frame = pd.read_parquet(test_path)  # read once: fingerprint, label counts, adoption
     declared = parse_columns(categorical_columns)
     features = train_frame.drop(columns=[target_column])
     checked_in = model_path(repo_dir, config) if use_checked_in_model else None
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     if checked_in is not None:
-        fitted = _adopt(checked_in, features, declared, test_path, target_column, model_dir)
+        fitted = _adopt(checked_in, features, declared, test_frame, target_column, model_dir)
         params: dict[str, Any] = {}
     else:
         schema = FeatureSchema.from_frame(features, categorical=declared)
@@ -146,7 +147,6 @@ def train_candidate(
             model_dir,
         )
     version = new_version()
-    test_frame = pd.read_parquet(test_path, columns=[target_column])
     write_model_dir(
         model_dir,
         None,
@@ -162,7 +162,7 @@ def train_candidate(
         fingerprints={
             "data": data_fingerprint,
             "train": fingerprint(train_frame),
-            "test": fingerprint(pd.read_parquet(test_path)),
+            "test": fingerprint(test_frame),
         },
         train_features=features[list(fitted.schema.names)],
         params={"seed": seed, "categorical_columns": declared},
@@ -230,7 +230,7 @@ def _adopt(
     checked_in: Path,
     features: pd.DataFrame,
     declared: list[str],
-    test_path: str | Path,
+    test_frame: pd.DataFrame,
     target_column: str,
     model_dir: Path,
 ) -> _Fitted:
@@ -261,14 +261,13 @@ def _adopt(
     schema = FeatureSchema.from_frame(
         features[names], categorical=[n for n in declared if n in names]
     )
-    test = pd.read_parquet(test_path)
-    unknown = sorted(set(test[target_column].unique()) - set(model.classes_), key=str)
+    unknown = sorted(set(test_frame[target_column].unique()) - set(model.classes_), key=str)
     if unknown:
         raise DataError(
             f"checked-in model {checked_in.name} does not know class(es) of the data: "
             f"{', '.join(map(repr, unknown))}"
         )
-    evaluation = evaluate(model, test, target_column, schema, source="test split")
+    evaluation = evaluate(model, test_frame, target_column, schema, source="test split")
     model_file = model_dir / MODEL_FILE
     shutil.copyfile(checked_in, model_file)  # the reviewed file itself, not a re-dump
     classes = [c.item() if hasattr(c, "item") else c for c in model.classes_]

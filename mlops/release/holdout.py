@@ -191,17 +191,13 @@ def validate_release(
         VerificationError: the production champion does not verify.
     """
     from mlops.core.data import fingerprint
-    from mlops.model.modelio import load_model
     from mlops.release.champion import check_champion_metric, no_regression_gate
 
-    min_accuracy = check_fraction("min_accuracy", min_accuracy, inclusive=True)
+    # Every parameter is checked before anything is read (min_accuracy first, as before).
+    check_fraction("min_accuracy", min_accuracy, inclusive=True)
     check_fraction("max_regression", max_regression, inclusive=True)
     check_champion_metric(champion_metric)
-    metadata = read_metadata(model_dir)
-    schema = FeatureSchema.from_metadata(metadata)
-    holdout = read_table(holdout_uri)
-    check_labelled(holdout, metadata["target_column"], f"holdout {holdout_uri!r}")
-    model = load_model(Path(model_dir) / MODEL_FILE)
+    min_accuracy, metadata, schema, holdout, model = _load(model_dir, holdout_uri, min_accuracy)
     gate, evaluation = _holdout_gate(
         model, metadata, schema, train_frame, holdout, holdout_uri, min_accuracy
     )
@@ -228,6 +224,14 @@ def validate_on_holdout(
         UsageError: ``min_accuracy`` outside [0, 1].
         DataError: the holdout cannot be read or lacks the model's columns.
     """
+    min_accuracy, metadata, schema, holdout, model = _load(model_dir, holdout_uri, min_accuracy)
+    return _holdout_gate(model, metadata, schema, train_frame, holdout, holdout_uri, min_accuracy)
+
+
+def _load(
+    model_dir: Path, holdout_uri: str, min_accuracy: float
+) -> tuple[float, dict[str, Any], FeatureSchema, pd.DataFrame, Any]:
+    """The checked threshold, the model's metadata and schema, the labelled holdout, the model."""
     from mlops.model.modelio import load_model
 
     min_accuracy = check_fraction("min_accuracy", min_accuracy, inclusive=True)
@@ -235,8 +239,7 @@ def validate_on_holdout(
     schema = FeatureSchema.from_metadata(metadata)
     holdout = read_table(holdout_uri)
     check_labelled(holdout, metadata["target_column"], f"holdout {holdout_uri!r}")
-    model = load_model(Path(model_dir) / MODEL_FILE)
-    return _holdout_gate(model, metadata, schema, train_frame, holdout, holdout_uri, min_accuracy)
+    return min_accuracy, metadata, schema, holdout, load_model(Path(model_dir) / MODEL_FILE)
 
 
 def _holdout_gate(
