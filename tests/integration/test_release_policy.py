@@ -152,9 +152,11 @@ def _wait_reason(base: str, version: str, timeout: float = 30) -> dict:
             status = requests.get(f"{base}/v1/models/iris", timeout=5).json()
         except requests.ConnectionError:  # the server is still starting
             status = {}
-        if status.get("desired", {}).get("stable") == version and status.get("not_ready_reason"):
-            if version in status["not_ready_reason"] or "release" in status["not_ready_reason"]:
-                return status
+        reason = status.get("not_ready_reason") or ""
+        # The desired state can change before the server retries: wait for the reason that
+        # names this version, not a left-over one about the version before.
+        if status.get("desired", {}).get("stable") == version and f"version {version} " in reason:
+            return status
         assert time.monotonic() < deadline, status
         time.sleep(0.3)
 
