@@ -2,14 +2,18 @@
 
     python compile.py [--out compiled] [--image REGISTRY/kfp-mlops@sha256:DIGEST]
                       [--serving-image REGISTRY/kfp-mlops-serving@sha256:DIGEST]
+                      [--s3-ca-configmap NAME [--s3-ca-key KEY]]
 
 The YAML names the image every task runs in: by default the project image of
 ``mlops/runtime.py``; ``--image`` swaps in the one you built from the
 Dockerfile and pushed. Name it by digest (``repo@sha256:...``, printed by the
 release-images workflow): a tag can later point at another image, so compiling
 with one prints a warning. ``--serving-image`` sets the default predictor image of
-the deployments (the ``serving_image`` parameter). Nothing from the environment is
-baked in: credentials reach tasks from Kubernetes Secrets (see
+the deployments (the ``serving_image`` parameter). ``--s3-ca-configmap`` is for a
+store whose certificate a private CA issued: every task that uses the store mounts
+that ConfigMap and reads ``MLOPS_S3_CA_BUNDLE`` from it (key ``--s3-ca-key``,
+default ``ca.crt``); without it the YAML is unchanged. Nothing from the environment
+is baked in: credentials reach tasks from Kubernetes Secrets (see
 ``pipelines/_cluster.py``), and the output is byte-for-byte deterministic for the
 same sources and kfp version.
 """
@@ -47,6 +51,8 @@ def compile_pipeline(
     out_file: Path,
     image: str | None = None,
     serving_image: str | None = None,
+    store_ca_config_map: str | None = None,
+    store_ca_key: str | None = None,
 ) -> Path:
     """Compiles one pipeline to deterministic YAML (sorted keys, fixed width).
 
@@ -59,13 +65,24 @@ def compile_pipeline(
         image: Image for every executor; ``None`` keeps the one of ``mlops/runtime.py``.
         serving_image: Default of the ``serving_image`` parameter (the predictor image
             of deployments); ``None`` keeps ``''``, the project's serving image.
+        store_ca_config_map: ConfigMap with the PEM of the store's private CA, mounted
+            into every task that uses the store; ``None`` adds nothing.
+        store_ca_key: Its key holding the PEM; ``None`` is ``ca.crt``.
 
     Returns:
         ``out_file``.
     """
+    from mlops.api.compiling import DEFAULT_STORE_CA_KEY
     from mlops.api.compiling import compile_pipeline as compile_with_images
 
-    return compile_with_images(pipeline, out_file, image, serving_image)
+    return compile_with_images(
+        pipeline,
+        out_file,
+        image,
+        serving_image,
+        store_ca_config_map=store_ca_config_map,
+        store_ca_key=DEFAULT_STORE_CA_KEY if store_ca_key is None else store_ca_key,
+    )
 
 
 def image_argument(value: str) -> str:
@@ -111,12 +128,34 @@ def main(argv: list[str] | None = None) -> int:
         help=f"default predictor image of deployments (default {SERVING_IMAGE})",
     )
     parser.add_argument(
+        "--s3-ca-configmap",
+        metavar="NAME",
+        help="ConfigMap (in the runs' namespace) with the PEM of the store's private CA: "
+        "mounted into every task that uses the store, as MLOPS_S3_CA_BUNDLE",
+    )
+    parser.add_argument(
+        "--s3-ca-key",
+        metavar="KEY",
+        help="the ConfigMap's key holding the PEM (default ca.crt; needs --s3-ca-configmap)",
+    )
+    parser.add_argument(
         "--pipeline",
         action="append",
         choices=sorted(PIPELINES),
         help="compile only this pipeline (repeatable)",
     )
     args = parser.parse_args(argv)
+    if args.s3_ca_key is not None and args.s3_ca_configmap is None:
+        parser.error("--s3-ca-key needs --s3-ca-configmap (the ConfigMap the key is in)")
+    if args.s3_ca_configmap is not None:
+        from mlops.api.compiling import DEFAULT_STORE_CA_KEY, check_store_ca
+        from mlops.core.errors import UsageError
+
+        try:  # before any compiling: a name Kubernetes would refuse fails at once (exit 2)
+            key = DEFAULT_STORE_CA_KEY if args.s3_ca_key is None else args.s3_ca_key
+            check_store_ca(args.s3_ca_configmap, key)
+        except UsageError as exc:
+            parser.error(str(exc))
     from mlops.core.rules import check_image_reference
 
     chosen = [("--image" if args.image else "the default image", args.image or RUNTIME_IMAGE)]
@@ -128,7 +167,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"warning: {warning}", file=sys.stderr)
     for name in args.pipeline or sorted(PIPELINES):
         path = compile_pipeline(
-            PIPELINES[name], args.out / f"{name}.yaml", args.image, args.serving_image
+            PIPELINES[name],
+            args.out / f"{name}.yaml",
+            args.image,
+            args.serving_image,
+            args.s3_ca_configmap,
+            args.s3_ca_key,
         )
         print(f"compiled {name} -> {path}")
     return 0

@@ -230,13 +230,16 @@ def make_case(model: BenchModel, protocol: str, rows: int) -> Case:
     )
 
 
+#: Every request names its id, so the server's answer (which carries the request id) is the
+#: same bytes each time and can be compared whole.
+REQUEST_HEADERS = {"Content-Type": "application/json", "x-request-id": "bench"}
+
+
 def answer(port: int, case: Case) -> tuple[int, bytes]:
     """One request's status and body."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
-        connection.request(
-            "POST", case.path, body=case.body, headers={"Content-Type": "application/json"}
-        )
+        connection.request("POST", case.path, body=case.body, headers=REQUEST_HEADERS)
         response = connection.getresponse()
         return response.status, response.read()
     finally:
@@ -256,6 +259,7 @@ def labels_of(case: Case, body: bytes) -> list:
 WRK_SCRIPT = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
+wrk.headers["x-request-id"] = "bench"
 wrk.body = io.open(%(body)s, "rb"):read("*a")
 local expected = io.open(%(expected)s, "rb"):read("*a")
 local threads = {}

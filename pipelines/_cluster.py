@@ -3,6 +3,12 @@
 Credentials never appear as pipeline parameters or literals in the compiled
 YAML, only the Secret names below. ``kfp.local`` ignores these settings; the
 CLI exports the same variables for local runs instead.
+
+A store behind a private CA: ``compile.py --s3-ca-configmap NAME`` mounts that
+ConfigMap into every task :func:`uses_store` wires and sets ``MLOPS_S3_CA_BUNDLE``
+(:func:`mlops.api.compiling.mount_store_ca`). It edits the compiled YAML rather
+than these functions because KFP builds a pipeline's tasks when ``@dsl.pipeline``
+runs, at import, before any compile option is known.
 """
 
 from kfp import dsl, kubernetes

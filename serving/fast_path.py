@@ -206,6 +206,13 @@ class FastPath:
                     return None
                 continue
             out = ct.output_indices_[name]
+            if _selects_nothing(cols) and out.stop == out.start:
+                # A column selector that matched no column at fit (the recipe's
+                # make_column_selector on a table without categorical columns) leaves
+                # its transformer unfitted in transformers_; it writes no output column,
+                # so there is nothing to re-implement, and reading its fitted
+                # attributes would fail and throw the whole fast path away.
+                continue
             block = _compile_block(trans, cols, schema, out.start)
             if block is None or out.stop - out.start != block.width:
                 return None
@@ -244,11 +251,26 @@ class FastPath:
         from scipy.special import expit, softmax
 
         weights, intercept = self.linear_head
-        scores = features @ weights + intercept
+        # Not ``features @ weights``: BLAS picks its kernel (and so its summation order)
+        # by the number of rows, so a row scored in a batch could differ in the last bit
+        # from the same row scored alone. A broadcast product summed over the feature
+        # axis adds each row's terms in the same order whatever the batch size, so
+        # batched answers equal unbatched ones exactly (tests/unit/test_batching_predictor.py).
+        scores = (features[:, :, None] * weights[None, :, :]).sum(axis=1) + intercept
         if scores.shape[1] == 1:  # binary: one logit for the second class
             positive = expit(scores[:, 0])
             return np.column_stack([1.0 - positive, positive])
         return softmax(scores, axis=1)
+
+
+def _selects_nothing(cols: Any) -> bool:
+    """Whether a ColumnTransformer entry's resolved column list is empty."""
+    if isinstance(cols, str | int | slice):
+        return False
+    try:
+        return len(cols) == 0
+    except TypeError:  # a callable or anything else unresolved: not known to be empty
+        return False
 
 
 def _compile_block(trans: Any, cols: Any, schema: FeatureSchema, start: int) -> _Block | None:

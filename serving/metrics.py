@@ -1,23 +1,26 @@
 """Prometheus metrics of the model server, in the default registry (KServe serves ``/metrics`` from it).
 
 * ``mlops_requests_total{model,version,role,protocol}`` -- every inference/explain request (errors
-  too).
+  too), and every copy a shadow candidate scored or failed (``role="shadow"``).
 * ``mlops_request_errors_total{model,version,role,code}`` -- requests answered with a 4xx/5xx status;
   ``code="aborted"`` for a request whose client went away before the answer (not a server
-  error: it matches neither ``4..`` nor ``5..``).
+  error: it matches neither ``4..`` nor ``5..``). A shadow copy that failed counts under
+  ``role="shadow"`` with the status the same error gets when it answers a request.
 * ``mlops_predictions_total{model,version,role,class}`` -- predicted rows per class; a shadow
   candidate's predictions count under its version with ``role="shadow"``.
 * ``mlops_input_out_of_range_total{model,version,role,feature}`` -- input values outside the
-  training [min, max] (numeric) or unseen categories, counted per value.
+  training [min, max] (numeric) or unseen categories, counted per value (a shadow's copies
+  under ``role="shadow"``).
 * ``mlops_model_info{model,version,role}`` -- 1 while a version is loaded and serving as
-  ``stable`` or ``canary``; the series is removed when it stops serving.
+  ``stable``, ``canary`` or ``shadow``; the series is removed when it stops serving.
 * ``mlops_model_fallback{model,version}`` -- 1 while a model serves an older verified release
   because its desired stable version failed to load or verify.
 * ``mlops_request_timeouts_total{phase}`` -- requests dropped because their ``headers`` or
   ``body`` did not arrive in time (408, connection closed).
 * ``mlops_inference_log_records_total{model,result}`` -- inference-log rows ``written`` / ``dropped``.
 * ``mlops_request_duration_seconds{model,version,role,endpoint}`` -- request latency
-  (predict/infer/explain).
+  (predict/infer/explain); for a shadow copy (``role="shadow"``, predict/infer), the time
+  the candidate took to score it, queueing excluded.
 * ``mlops_feedback_labels_total{model,result}`` -- labels of ``POST /v1/models/NAME/feedback``
   ``written`` to the store or ``refused`` (the writer's buffer was full: 503).
 * ``mlops_shadow_requests_total{model,result}`` -- copies of requests for a shadow candidate:
@@ -30,6 +33,13 @@ Request-level counting happens once per HTTP request in the ASGI middleware
 per-request context (:func:`note_version`, with its role), so the labels name the
 version that actually answered and its role (``stable``, ``canary``), including for
 canary traffic. ``role`` is ``unknown`` for requests no version answered.
+
+A shadow candidate's copies answer no HTTP request, so the middleware never sees
+them: :class:`serving.router.ShadowMirror` counts each one it scored or failed with
+:func:`count_shadow_copy`, on its own thread, in the same three request series under
+``role="shadow"``. The canary analysis compares those with stable's series; panels and
+alerts about what clients were answered must leave ``role="shadow"`` out. Copies dropped
+because the queue was full are only in ``mlops_shadow_requests_total``.
 """
 
 from __future__ import annotations
@@ -109,6 +119,9 @@ BATCH_REQUESTS = Histogram(
 )
 
 UNKNOWN = "unknown"
+#: The role a shadow candidate's copies are counted under (``serving.request_ids.SHADOW``,
+#: which imports this module).
+SHADOW_ROLE = "shadow"
 
 # Per-request scratch dict set by the middleware; the model writes the serving version into it.
 _REQUEST: contextvars.ContextVar[dict | None] = contextvars.ContextVar(
@@ -163,8 +176,29 @@ def count_out_of_range(
         OUT_OF_RANGE.labels(model, version, role, feature).inc(count)
 
 
+def count_shadow_copy(
+    model: str, version: str, protocol: str, endpoint: str, seconds: float, status: int | None
+) -> None:
+    """Counts one copy a shadow candidate scored (``status`` None) or failed (its HTTP status).
+
+    Args:
+        model: The model name.
+        version: The shadow candidate's version.
+        protocol: The original request's protocol (``v1``, ``v2``).
+        endpoint: ``predict`` (V1) or ``infer`` (V2), as the middleware labels them.
+        seconds: How long the candidate took to score the copy.
+        status: None when it scored the copy, else the status its error answers with.
+    """
+    result = "scored" if status is None else "failed"
+    SHADOW_REQUESTS.labels(model, result).inc()
+    REQUESTS.labels(model, version, SHADOW_ROLE, protocol).inc()
+    if status is not None:
+        REQUEST_ERRORS.labels(model, version, SHADOW_ROLE, str(status)).inc()
+    REQUEST_DURATION.labels(model, version, SHADOW_ROLE, endpoint).observe(seconds)
+
+
 def set_model_info(model: str, version: str, role: str) -> None:
-    """Marks a version as serving in ``role`` (``stable`` or ``canary``)."""
+    """Marks a version as serving in ``role`` (``stable``, ``canary`` or ``shadow``)."""
     with _info_lock:
         MODEL_INFO.labels(model, version, role).set(1)
         _info.add((model, version, role))

@@ -14,8 +14,11 @@ the same ones):
 * ``shadow``: stable answers every request; afterwards, a copy goes to the
   candidate on a background thread (:class:`ShadowMirror`, a bounded queue: a
   copy that does not fit is dropped and counted), whose predictions are only
-  logged (role ``shadow``) and counted, never returned. A shadow that fails or
-  is slow never delays or fails an answer.
+  logged (role ``shadow``) and counted, never returned. Each copy it scores or
+  fails is also counted as a request of the candidate in role ``shadow`` (errors
+  with the status the error would have answered with, latency with its scoring
+  time), so the canary analysis can judge a shadow as it judges a canary. A
+  shadow that fails or is slow never delays or fails an answer.
 
 Every answer names the version and its role (``stable`` or ``canary``). The
 route is one immutable tuple swapped in a single assignment, so a request always
@@ -61,9 +64,18 @@ from pathlib import Path
 from typing import Any
 
 from kserve import Model
-from kserve.errors import ModelNotFound, ModelNotReady
+from kserve.errors import (
+    InferenceError,
+    InvalidInput,
+    ModelNotFound,
+    ModelNotReady,
+    ServerNotLive,
+    ServerNotReady,
+    UnsupportedProtocol,
+)
 from kserve.model import InferenceVerb
 from kserve.protocol.infer_type import InferRequest, InferResponse
+from starlette.exceptions import HTTPException
 
 from mlops.core.settings import ServingSettings
 from mlops.deployment.routing import (
@@ -141,6 +153,39 @@ class Route:
         return out
 
 
+#: The status the server answers each error with: KServe's exception handlers
+#: (``kserve.protocol.rest.server.RESTServer``) and, for ``HTTPException`` (a
+#: ``RequestTooLarge`` is one: 413), :mod:`serving.rest`'s handler, which answers
+#: with the exception's own status. Looked up along the exception's class order, as
+#: Starlette picks its handler; anything else is KServe's generic 500.
+_ERROR_STATUS: dict[type[BaseException], int] = {
+    InvalidInput: 400,
+    InferenceError: 500,
+    ModelNotFound: 404,
+    ModelNotReady: 503,
+    NotImplementedError: 501,
+    UnsupportedProtocol: 501,
+    ServerNotLive: 503,
+    ServerNotReady: 503,
+}
+
+
+def error_status(exc: BaseException) -> int:
+    """The HTTP status the model server answers a request with when scoring it raised ``exc``."""
+    for kind in type(exc).__mro__:
+        if kind is HTTPException:
+            return int(exc.status_code)  # type: ignore[attr-defined]
+        status = _ERROR_STATUS.get(kind)
+        if status is not None:
+            return status
+    return 500
+
+
+def _protocol_of(body: Any) -> tuple[str, str]:
+    """The ``(protocol, endpoint)`` labels the middleware gives the request ``body`` came in."""
+    return ("v2", "infer") if isinstance(body, InferRequest) else ("v1", "predict")
+
+
 class ShadowMirror:
     """Scores copies of requests with a shadow candidate on one background thread.
 
@@ -148,6 +193,12 @@ class ShadowMirror:
     (``mlops_shadow_requests_total{result="dropped"}``). The candidate's answer is
     only logged (role ``shadow``, under the request id the stable answer carried)
     and counted; an exception is counted as ``failed`` and logged, never raised.
+    Every copy scored or failed is also a request of the candidate's version in
+    role ``shadow`` (:func:`serving.metrics.count_shadow_copy`): in
+    ``mlops_requests_total`` (the original request's protocol),
+    ``mlops_request_errors_total`` (the status :func:`error_status` gives its
+    error) and ``mlops_request_duration_seconds`` (the scoring time, not the time
+    it waited in the queue), all counted here, off the request path.
 
     Args:
         model: The model name (metric label, thread name).
@@ -194,21 +245,33 @@ class ShadowMirror:
                 with self._lock:
                     self._thread = None
                 return
-            candidate, body, request_id = item
-            try:
-                candidate.predict(body, role=SHADOW, request_id=request_id)
-            except Exception as exc:  # a shadow's failure is its own: counted, never raised
-                self._results["failed"].inc()
-                logger.warning(
-                    "shadow %s version %s failed on request %s: %s: %s",
-                    self.model,
-                    candidate.version,
-                    request_id,
-                    type(exc).__name__,
-                    str(exc)[:200],
-                )
-            else:
-                self._results["scored"].inc()
+            self._score(*item)
+
+    def _score(self, candidate: SklearnPredictor, body: Any, request_id: str) -> None:
+        """Scores one copy and counts it; never raises (a shadow's failure is its own)."""
+        protocol, endpoint = _protocol_of(body)
+        status: int | None = None
+        started = time.perf_counter()
+        try:
+            candidate.predict(body, role=SHADOW, request_id=request_id)
+        except Exception as exc:
+            status = error_status(exc)
+            logger.warning(
+                "shadow %s version %s failed on request %s (%d): %s: %s",
+                self.model,
+                candidate.version,
+                request_id,
+                status,
+                type(exc).__name__,
+                str(exc)[:200],
+            )
+        seconds = time.perf_counter() - started
+        try:
+            metrics.count_shadow_copy(
+                self.model, candidate.version, protocol, endpoint, seconds, status
+            )
+        except Exception:  # counting must not end the worker: later copies still count
+            logger.exception("counting a shadow copy of %s failed", self.model)
 
 
 class RoutedModel(Model):

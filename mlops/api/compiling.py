@@ -2,14 +2,27 @@
 
 ``compile.py``, ``mlops run --host`` and ``mlops schedule`` all go through
 :func:`compile_pipeline`, so what a cluster receives is what ``compile.py`` writes.
+
+A store whose TLS certificate comes from a private CA needs that CA in every task
+that talks to it (``MLOPS_S3_CA_BUNDLE``). Given a ConfigMap holding the PEM
+(``store_ca_config_map``), :func:`mount_store_ca` mounts it into exactly the tasks
+that get the store Secret and points ``MLOPS_S3_CA_BUNDLE`` at the file. It works
+on the compiled documents, like the image options, because KFP builds a pipeline's
+tasks when ``@dsl.pipeline`` runs (at import), not when it is compiled; nested
+pipelines' tasks are covered too. Without it the YAML is what it always was.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from mlops.core.errors import UsageError
+from mlops.core.settings import CA_BUNDLE_VAR
+from mlops.runtime import STORE_SECRET
 
 if TYPE_CHECKING:
     from kfp.dsl.base_component import BaseComponent
@@ -18,6 +31,17 @@ logger = logging.getLogger(__name__)
 
 #: The pipeline parameter that names the predictor image of the InferenceService.
 SERVING_IMAGE_PARAMETER = "serving_image"
+#: Where the store's CA ConfigMap is mounted in pipeline pods (``store_ca_config_map``).
+STORE_CA_MOUNT = "/etc/mlops/store-ca"
+#: The ConfigMap key holding the PEM by default: the key Kubernetes itself uses in every
+#: namespace's ``kube-root-ca.crt`` ConfigMap.
+DEFAULT_STORE_CA_KEY = "ca.crt"
+
+# Kubernetes' rules for the two names (a DNS-1123 subdomain; a ConfigMap key).
+_DNS1123_SUBDOMAIN = re.compile(
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+)
+_CONFIG_MAP_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 
 
 def set_image(document: dict[str, Any], image: str) -> int:
@@ -55,8 +79,111 @@ def set_parameter_default(document: dict[str, Any], name: str, value: Any) -> bo
     return True
 
 
+def check_store_ca(config_map: str, key: str = DEFAULT_STORE_CA_KEY) -> tuple[str, str]:
+    """Checks the ConfigMap name and key of the store's CA bundle against Kubernetes' rules.
+
+    Args:
+        config_map: The ConfigMap's name (a DNS-1123 subdomain).
+        key: The key holding the PEM (letters, digits, ``-``, ``_``, ``.``).
+
+    Returns:
+        ``(config_map, key)``.
+
+    Raises:
+        UsageError: a name or key Kubernetes would refuse.
+    """
+    if len(config_map) > 253 or not _DNS1123_SUBDOMAIN.match(config_map):
+        raise UsageError(
+            f"store CA ConfigMap name {config_map!r} is not a Kubernetes object name: lowercase "
+            "letters, digits, '-' and '.', starting and ending alphanumeric, at most 253 characters"
+        )
+    if len(key) > 253 or not _CONFIG_MAP_KEY.match(key) or key in (".", "..") or key[:2] == "..":
+        raise UsageError(
+            f"store CA ConfigMap key {key!r} is not a ConfigMap key: letters, digits, '-', '_' "
+            "and '.', not starting with '..'"
+        )
+    return config_map, key
+
+
+def _uses_store_secret(executor: dict[str, Any]) -> bool:
+    """Whether a platform-spec executor gets the store Secret as environment variables."""
+    for secret in executor.get("secretAsEnv", []):
+        name = secret.get("secretName") or (
+            secret.get("secretNameParameter", {}).get("runtimeValue", {}).get("constant")
+        )
+        if name == STORE_SECRET:
+            return True
+    return False
+
+
+def _config_map_volume(config_map: str) -> dict[str, Any]:
+    """The ``configMapAsVolume`` entry ``kfp.kubernetes.use_config_map_as_volume`` writes."""
+    from google.protobuf import json_format
+    from kfp.kubernetes import kubernetes_executor_config_pb2 as pb
+
+    # The same message, fields and deprecated name field kfp-kubernetes fills in, so the
+    # KFP backend reads it exactly like a volume added in the pipeline's code. Not optional:
+    # a missing ConfigMap stops the pod, rather than the task falling back to the system's CAs.
+    volume = pb.ConfigMapAsVolume(
+        config_map_name=config_map, mount_path=STORE_CA_MOUNT, optional=False
+    )
+    volume.config_map_name_parameter.runtime_value.constant.string_value = config_map
+    return json_format.MessageToDict(volume)
+
+
+def mount_store_ca(
+    documents: list[dict[str, Any]], config_map: str, key: str = DEFAULT_STORE_CA_KEY
+) -> list[str]:
+    """Gives every task that gets the store Secret the CA bundle of ``config_map``.
+
+    Each such executor mounts the ConfigMap at :data:`STORE_CA_MOUNT` (platform spec)
+    and has ``MLOPS_S3_CA_BUNDLE=<mount>/<key>`` in its container's environment
+    (pipeline spec). Tasks without the store Secret (the training step that runs
+    the repository's code, the signing step) are left as they are.
+
+    Args:
+        documents: The compiled documents: the pipeline spec, then the platform spec.
+        config_map: The ConfigMap holding the PEM of the CA(s) the store's certificate
+            chains to, in the namespace the runs go to.
+        key: Its key holding the PEM.
+
+    Returns:
+        The executors changed, sorted.
+
+    Raises:
+        UsageError: an invalid ConfigMap name or key, or no task uses the store.
+    """
+    check_store_ca(config_map, key)
+    platform = documents[1] if len(documents) > 1 else {}
+    specs = platform.get("platforms", {}).get("kubernetes", {}).get("deploymentSpec", {})
+    platform_executors = specs.get("executors", {})
+    containers = documents[0].get("deploymentSpec", {}).get("executors", {})
+    changed = sorted(name for name, spec in platform_executors.items() if _uses_store_secret(spec))
+    if not changed:
+        raise UsageError("no task of this pipeline uses the store: nothing needs its CA bundle")
+    for name in changed:  # all checked before any is changed: no half-updated documents
+        if any(
+            e.get("name") == CA_BUNDLE_VAR for e in containers[name]["container"].get("env", [])
+        ):
+            raise UsageError(f"{name} already sets {CA_BUNDLE_VAR}")
+    bundle = f"{STORE_CA_MOUNT}/{key}"
+    for name in changed:
+        platform_executors[name].setdefault("configMapAsVolume", []).append(
+            _config_map_volume(config_map)
+        )
+        containers[name]["container"].setdefault("env", []).append(
+            {"name": CA_BUNDLE_VAR, "value": bundle}
+        )
+    return changed
+
+
 def compile_documents(
-    pipeline: BaseComponent, image: str | None = None, serving_image: str | None = None
+    pipeline: BaseComponent,
+    image: str | None = None,
+    serving_image: str | None = None,
+    *,
+    store_ca_config_map: str | None = None,
+    store_ca_key: str = DEFAULT_STORE_CA_KEY,
 ) -> list[dict[str, Any]]:
     """The compiled YAML documents of ``pipeline`` with the images set.
 
@@ -65,10 +192,19 @@ def compile_documents(
         image: Image for every executor; ``None`` keeps the one of ``mlops/runtime.py``.
         serving_image: Default of the ``serving_image`` parameter (the predictor image
             deployments use); ``None`` keeps ``''``, the project's serving image.
+        store_ca_config_map: A ConfigMap with the PEM of the store's private CA, for
+            every task that uses the store (:func:`mount_store_ca`); ``None``: the
+            system's CAs (or a store without TLS).
+        store_ca_key: The ConfigMap's key holding the PEM.
 
     Returns:
         The documents: the pipeline spec first, then the platform (Kubernetes) spec.
+
+    Raises:
+        UsageError: an invalid ConfigMap name or key (checked before compiling).
     """
+    if store_ca_config_map is not None:
+        check_store_ca(store_ca_config_map, store_ca_key)
     import yaml
     from kfp import compiler
 
@@ -83,6 +219,14 @@ def compile_documents(
         )
     if serving_image:
         set_parameter_default(documents[0], SERVING_IMAGE_PARAMETER, serving_image)
+    if store_ca_config_map is not None:
+        changed = mount_store_ca(documents, store_ca_config_map, store_ca_key)
+        logger.info(
+            "%s: %d task(s) trust the CA in ConfigMap %s",
+            documents[0]["pipelineInfo"]["name"],
+            len(changed),
+            store_ca_config_map,
+        )
     return documents
 
 
@@ -91,6 +235,9 @@ def compile_pipeline(
     out_file: Path,
     image: str | None = None,
     serving_image: str | None = None,
+    *,
+    store_ca_config_map: str | None = None,
+    store_ca_key: str = DEFAULT_STORE_CA_KEY,
 ) -> Path:
     """Compiles one pipeline to deterministic YAML (sorted keys, fixed width).
 
@@ -100,13 +247,25 @@ def compile_pipeline(
         image: Image for every executor; ``None`` keeps the one of ``mlops/runtime.py``.
         serving_image: Default of the ``serving_image`` parameter; ``None`` keeps ``''``
             (the project's serving image).
+        store_ca_config_map: A ConfigMap with the PEM of the store's private CA for the
+            tasks that use the store (:func:`mount_store_ca`); ``None`` adds nothing.
+        store_ca_key: The ConfigMap's key holding the PEM.
 
     Returns:
         ``out_file``.
+
+    Raises:
+        UsageError: an invalid ConfigMap name or key.
     """
     import yaml
 
-    documents = compile_documents(pipeline, image, serving_image)
+    documents = compile_documents(
+        pipeline,
+        image,
+        serving_image,
+        store_ca_config_map=store_ca_config_map,
+        store_ca_key=store_ca_key,
+    )
     out_file = Path(out_file)
     out_file.parent.mkdir(parents=True, exist_ok=True)
     out_file.write_text(yaml.safe_dump_all(documents, sort_keys=True, width=100))

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.metadata as md
 import sys
 
@@ -48,8 +49,16 @@ def installed_closure(roots: tuple[str, ...]) -> dict[str, str]:
         roots: Distribution names to start from.
 
     Returns:
-        ``{canonical name: version}``, sorted by name; names not installed are left out.
+        ``{canonical name: version}``, sorted by name; names not installed are left out
+        (a new dict each call: the caller may change it).
     """
+    return dict(_closure(tuple(roots)))
+
+
+@functools.lru_cache(maxsize=8)
+def _closure(roots: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    # Walking the installed metadata costs about 0.25 s, and the training step needs the
+    # serving closure twice (requirements.txt and the SBOM): walk it once per process.
     from packaging.requirements import Requirement
     from packaging.utils import canonicalize_name
 
@@ -75,7 +84,7 @@ def installed_closure(roots: tuple[str, ...]) -> dict[str, str]:
             child = canonicalize_name(requirement.name)
             pending.append((child, ""))
             pending.extend((child, canonicalize_name(e)) for e in requirement.extras)
-    return dict(sorted(versions.items()))
+    return tuple(sorted(versions.items()))
 
 
 def _pins(versions: dict[str, str]) -> str:

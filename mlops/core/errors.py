@@ -68,3 +68,15 @@ def exit_code_for_error_name(name: str) -> int:
             return cls.exit_code
         pending.extend(cls.__subclasses__())
     return EXIT_SYSTEM
+
+
+def error_from_name(type_name: str, message: str) -> MlopsError:
+    """The project error a child process reported by class name (a UsageError, a DataError...).
+
+    A name that is not one of this module's :class:`MlopsError` classes becomes a
+    plain :class:`MlopsError` (exit 1): a child never picks what the parent raises.
+    """
+    cls = globals().get(type_name)
+    if isinstance(cls, type) and issubclass(cls, MlopsError):
+        return cls(message)
+    return MlopsError(message)

@@ -27,6 +27,16 @@ Canary releases take one of two forms, depending on the deployment mode:
 A full (non-canary) release in Raw mode keeps the live predictor's ``name`` so
 the existing Deployment is rolled in place rather than replaced by a new one.
 
+**Mesh-routed candidates** (``mesh_routed=True``, for the ``sticky``, ``cohort``
+and ``shadow`` strategies): the new version becomes the ``spec.canary`` entry
+with ``trafficPercent: 0`` under its own variant name, so both versions run with
+their own predictor Service and KServe's own split sends the candidate nothing;
+the routes of :mod:`mlops.deployment.mesh` decide which requests reach it. Raw
+and Standard mode only: in Serverless mode both versions are revisions of one
+Knative Service behind Knative's own routing, and ``canaryTrafficPercent: 0``
+reads as "rolled back" (see :func:`has_canary`), so there is no second Service
+for a mesh route to name.
+
 The predictor image is checked as an image reference. Given a digest
 (``repo@sha256:...``) the container names the image by that digest alone, so
 what runs is exactly what was signed (the admission policies in ``deploy/k8s/``
@@ -275,6 +285,7 @@ def build_inferenceservice(
     resources: dict | None = None,
     public_key_secret: str = PUBLIC_KEY_SECRET,
     store_secret: str = STORE_SECRET,
+    mesh_routed: bool = False,
 ) -> dict:
     """An InferenceService serving ``storage_uri`` with the project's predictor.
 
@@ -294,16 +305,24 @@ def build_inferenceservice(
         resources: Overrides of the default ``requests``/``limits``.
         public_key_secret: Secret holding ``signing-key.pub.pem``.
         store_secret: Secret holding the ``MLOPS_S3_*``/``MLOPS_BUCKET`` keys.
+        mesh_routed: Run the new version as a candidate at ``trafficPercent: 0``
+            next to the live release, for mesh routes to reach (Raw/Standard mode
+            only; ``canary_percent`` must then be None).
 
     Returns:
         The manifest as a plain dict.
 
     Raises:
-        UsageError: an invalid name, version, mode, percent or image reference.
+        UsageError: an invalid name, version, mode, percent or image reference; or,
+            with ``mesh_routed``, Serverless mode, a percent, nothing live to run
+            next to, or a live stable release that already runs ``version``.
     """
     percent = _checked_inputs(
         model_name, version, storage_uri, namespace, deployment_mode, canary_percent
     )
+    live_predictor = ((previous or {}).get("spec") or {}).get("predictor") or {}
+    if mesh_routed:
+        _check_mesh_routed(model_name, version, namespace, deployment_mode, percent, live_predictor)
     predictor = _predictor(
         model_name,
         version,
@@ -314,9 +333,10 @@ def build_inferenceservice(
         public_key_secret=public_key_secret,
         store_secret=store_secret,
     )
-    live_predictor = ((previous or {}).get("spec") or {}).get("predictor") or {}
     # A canary needs something live to run next to; the first release is always full.
     canary = percent if percent is not None and 0 < percent < 100 and live_predictor else None
+    if mesh_routed:
+        canary = 0  # KServe's split sends the candidate nothing: the mesh routes decide
     if deployment_mode == "Serverless":
         spec = _serverless_spec(predictor, canary)
     else:
@@ -354,6 +374,41 @@ def _checked_inputs(
     if canary_percent is None:
         return None
     return check_canary_percent(canary_percent, allow_bounds=True, name="canary percent")
+
+
+def _check_mesh_routed(
+    model_name: str,
+    version: str,
+    namespace: str,
+    deployment_mode: str,
+    percent: int | None,
+    live_predictor: dict,
+) -> None:
+    """Refuses a mesh-routed candidate the cluster could not run as its own predictor Service.
+
+    Raises:
+        UsageError: Serverless mode, a weighted percent, nothing live, or ``version``
+            already stable.
+    """
+    where = f"InferenceService {namespace}/{model_name}"
+    if deployment_mode == "Serverless":
+        raise UsageError(
+            f"{where}: a mesh-routed candidate needs RawDeployment or Standard mode (its own "
+            "predictor Service next to stable's); Serverless keeps both versions in one "
+            "Knative Service"
+        )
+    if percent is not None:
+        raise UsageError(
+            "a mesh-routed candidate takes no canary percent: KServe sends it 0% and the mesh "
+            "decides"
+        )
+    if not live_predictor:
+        raise UsageError(
+            f"{where} is not live: a mesh-routed candidate needs a stable release to run "
+            "next to (deploy with mode full first)"
+        )
+    if (live_predictor.get("labels") or {}).get(LABEL_VERSION) == version:
+        raise UsageError(f"{where} already serves {version} as its stable release")
 
 
 def _serverless_spec(predictor: dict, canary: int | None) -> dict[str, Any]:

@@ -21,14 +21,33 @@ strategies need the mesh in front of the two predictor Services:
   server itself (``mlops serve``) splits sticky traffic by the exact percent
   (:func:`mlops.deployment.routing.sticky_bucket`).
 
+On KServe the deploy step (:func:`mlops.deployment.actions.deploy_action`,
+``target="kserve"``, mode ``sticky``/``cohort``/``shadow``) runs the candidate in
+RawDeployment/Standard mode as ``spec.canary`` at ``trafficPercent: 0`` under its
+own variant name, so each version has its own predictor Service
+(:func:`predictor_services` reads their names off the InferenceService), and
+builds these manifests for the state it records. When a schema folder is given
+(laid out like ``../shared/schemas``: ``istio/`` and ``gateway-api/``),
+:func:`validate_mesh_manifests` checks every custom object against its CRD first
+and the step fails before any cluster change when one does not match.
+
+After a promote or a rollback of such a candidate the routes must go:
+:func:`stable_routes` builds a ``VirtualService`` and an ``HTTPRoute`` of the
+same names sending everything to the stable Service (apply them to replace the
+strategy's routes at once), and :func:`routing_objects` names what the strategy
+created, to delete once nothing uses it.
+
 The manifests are plain dicts; the deploy step returns them in its summary
-(``mesh_manifests``) for ``kubectl apply`` -- the InferenceService is the only
+(``mesh_manifests``) and ``mlops deploy`` prints them as YAML (or writes them
+with ``--mesh-out``) for ``kubectl apply`` -- the InferenceService is the only
 kind it applies itself (custom objects of other groups need a client and RBAC
 the pipeline's service account does not have).
 """
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from typing import Any
 
 from mlops.core.errors import UsageError
@@ -36,14 +55,22 @@ from mlops.deployment.inferenceservice import LABEL_MODEL, LABEL_PART_OF
 from mlops.deployment.state import DeploymentState
 
 __all__ = [
+    "CRD_FILES",
     "HTTP_PORT",
+    "MESH_STRATEGIES",
     "httproute",
     "mesh_manifests",
     "predictor_service",
+    "predictor_services",
+    "routing_objects",
+    "stable_routes",
     "sticky_destination_rule",
     "sticky_service",
+    "validate_mesh_manifests",
     "virtual_service",
 ]
+
+logger = logging.getLogger(__name__)
 
 ISTIO_NETWORKING = "networking.istio.io/v1"
 GATEWAY_API = "gateway.networking.k8s.io/v1"
@@ -51,11 +78,45 @@ GATEWAY_API = "gateway.networking.k8s.io/v1"
 HTTP_PORT = 80
 #: The container port of the predictor (``mlops.deployment.inferenceservice.HTTP_PORT``).
 CONTAINER_PORT = 8080
+#: The strategies KServe cannot split itself: on a cluster the mesh routes them.
+MESH_STRATEGIES = ("sticky", "cohort", "shadow")
+#: Each custom kind's CRD file, relative to a schema folder laid out like ``../shared/schemas``.
+CRD_FILES: dict[str, str] = {
+    "VirtualService": "istio/networking.istio.io_virtualservices.yaml",
+    "DestinationRule": "istio/networking.istio.io_destinationrules.yaml",
+    "HTTPRoute": "gateway-api/gateway.networking.k8s.io_httproutes.yaml",
+}
+#: Core kinds: no CRD describes them (and ``../shared`` holds no core schema).
+_CORE_KINDS = {("v1", "Service")}
 
 
 def predictor_service(model_name: str, variant: str | None = None) -> str:
     """The name of KServe's predictor Service: ``<isvc>-predictor`` or ``<isvc>-<variant>-predictor``."""
     return f"{model_name}-{variant}-predictor" if variant else f"{model_name}-predictor"
+
+
+def predictor_services(isvc: dict) -> tuple[str, str | None]:
+    """The Service names of an InferenceService's stable and candidate predictors.
+
+    Raw/Standard mode: ``spec.predictor`` is stable and the first ``spec.canary``
+    entry the candidate; each ``predictor.name`` is its variant
+    (:func:`predictor_service`).
+
+    Returns:
+        ``(stable, candidate)``; the candidate is None without ``spec.canary``.
+
+    Raises:
+        UsageError: the object has no name or no ``spec.predictor``.
+    """
+    name = (isvc.get("metadata") or {}).get("name")
+    spec = isvc.get("spec") or {}
+    if not name or not isinstance(spec.get("predictor"), dict):
+        raise UsageError("the InferenceService has no metadata.name or no spec.predictor")
+    stable = predictor_service(name, spec["predictor"].get("name"))
+    canary = spec.get("canary") or []
+    if not canary:
+        return stable, None
+    return stable, predictor_service(name, (canary[0].get("predictor") or {}).get("name"))
 
 
 def _fqdn(service: str, namespace: str) -> str:
@@ -314,3 +375,102 @@ def mesh_manifests(
         virtual_service(state, namespace, stable_service, candidate_service),
         httproute(state, namespace, stable_service, candidate_service, gateway=gateway),
     ]
+
+
+def stable_routes(
+    model_name: str,
+    namespace: str,
+    stable_service: str,
+    *,
+    gateway: str = "mlops-gateway",
+) -> list[dict[str, Any]]:
+    """A ``VirtualService`` and an ``HTTPRoute`` sending every request to the stable Service.
+
+    They carry the names of the cohort/shadow routes (``<model>-routing``), so
+    applying them replaces those routes at once (no route to a Service that a
+    promote or rollback removed); delete them once clients call the model directly.
+    """
+    host = _fqdn(model_name, namespace)
+    return [
+        {
+            "apiVersion": ISTIO_NETWORKING,
+            "kind": "VirtualService",
+            "metadata": _metadata(f"{model_name}-routing", namespace, model_name),
+            "spec": {
+                "hosts": [host],
+                "http": [{"name": "stable", "route": [_destination(stable_service, namespace)]}],
+            },
+        },
+        {
+            "apiVersion": GATEWAY_API,
+            "kind": "HTTPRoute",
+            "metadata": _metadata(f"{model_name}-routing", namespace, model_name),
+            "spec": {
+                "parentRefs": [{"name": gateway}],
+                "rules": [{"backendRefs": [{"name": stable_service, "port": HTTP_PORT}]}],
+            },
+        },
+    ]
+
+
+def routing_objects(strategy: str, model_name: str, namespace: str) -> list[dict[str, str]]:
+    """What :func:`mesh_manifests` creates for ``strategy``: apiVersion, kind, name, namespace.
+
+    Returns:
+        ``sticky``: the combined Service and its DestinationRule; the others: the
+        VirtualService and the HTTPRoute.
+    """
+    if strategy == "sticky":
+        kinds = [("v1", "Service"), (ISTIO_NETWORKING, "DestinationRule")]
+        name = f"{model_name}-sticky"
+    else:
+        kinds = [(ISTIO_NETWORKING, "VirtualService"), (GATEWAY_API, "HTTPRoute")]
+        name = f"{model_name}-routing"
+    return [
+        {"apiVersion": api, "kind": kind, "name": name, "namespace": namespace}
+        for api, kind in kinds
+    ]
+
+
+# Istio's CRDs describe spec/status only (the API server owns the envelope), so the
+# CRD check reports apiVersion and kind as unknown there; these two lines, exactly,
+# are dropped. The group and kind are still compared with the CRD's own.
+_ENVELOPE_PROBLEMS = frozenset(f"$.{key}: unknown field {key!r}" for key in ("apiVersion", "kind"))
+
+
+def validate_mesh_manifests(manifests: list[dict[str, Any]], schemas: Path) -> list[str]:
+    """Checks every custom object against its CRD in ``schemas``; fails on the first mismatch.
+
+    Args:
+        manifests: What :func:`mesh_manifests` or :func:`stable_routes` built.
+        schemas: A folder laid out like ``../shared/schemas`` (:data:`CRD_FILES`).
+
+    Returns:
+        The kinds checked against a CRD, in order. A core ``v1`` Service has no CRD
+        and is not among them (its fields are fixed by :func:`sticky_service`).
+
+    Raises:
+        UsageError: a manifest does not match its CRD (one line per problem, each
+            with its JSON path), a CRD file is missing, or a kind is neither a known
+            custom kind nor a core one.
+    """
+    from mlops.deployment.schema import schema_problems
+
+    checked: list[str] = []
+    for doc in manifests:
+        kind, api = doc.get("kind"), doc.get("apiVersion")
+        if (api, kind) in _CORE_KINDS:
+            continue
+        if kind not in CRD_FILES:
+            raise UsageError(f"no schema for mesh manifest kind {kind!r} ({api})")
+        crd = Path(schemas) / CRD_FILES[kind]
+        if not crd.is_file():
+            raise UsageError(f"mesh schema folder {schemas} has no {CRD_FILES[kind]}")
+        problems = [p for p in schema_problems(doc, crd) if p not in _ENVELOPE_PROBLEMS]
+        if problems:
+            name = (doc.get("metadata") or {}).get("name")
+            lines = "\n".join(f"  - {problem}" for problem in problems)
+            raise UsageError(f"{kind} {name!r} does not match {crd.name}:\n{lines}")
+        checked.append(str(kind))
+    logger.info("mesh manifests match their CRDs: %s", ", ".join(checked) or "none to check")
+    return checked

@@ -124,28 +124,26 @@ def train_candidate(
     repo_dir = Path(repo_dir)
     config = load_config(repo_dir)  # a bad mlops.yaml fails before any data is read
     train_frame = pd.read_parquet(train_path)
-    test_frame = pd.read_parquet(test_path)  # read once: fingerprint, label counts, adoption
     declared = parse_columns(categorical_columns)
     features = train_frame.drop(columns=[target_column])
     checked_in = model_path(repo_dir, config) if use_checked_in_model else None
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     if checked_in is not None:
+        test_frame = pd.read_parquet(test_path)  # read once: facts and the adoption check
+        facts = _split_facts(train_frame, test_frame, target_column)
         fitted = _adopt(checked_in, features, declared, test_frame, target_column, model_dir)
         params: dict[str, Any] = {}
     else:
         schema = FeatureSchema.from_frame(features, categorical=declared)
         params = {"seed": seed, **config.params}
-        fitted = _fit_in_child(
-            repo_dir,
-            config.entry_point,
-            params,
-            schema,
-            train_path,
-            test_path,
-            target_column,
-            model_dir,
-        )
+        with _FitInChild(
+            repo_dir, config.entry_point, params, schema, train_path, test_path, target_column
+        ) as fitting:
+            # The child spends seconds importing, reading and fitting: the facts about
+            # the splits are worked out meanwhile, on the other core.
+            facts = _split_facts(train_frame, pd.read_parquet(test_path), target_column)
+            fitted = fitting.result(model_dir)
     version = new_version()
     write_model_dir(
         model_dir,
@@ -159,11 +157,7 @@ def train_candidate(
         estimator=fitted.estimator,
         drop_columns=parse_columns(drop_columns),
         metrics=fitted.metrics,
-        fingerprints={
-            "data": data_fingerprint,
-            "train": fingerprint(train_frame),
-            "test": fingerprint(test_frame),
-        },
+        fingerprints={"data": data_fingerprint, **facts["fingerprints"]},
         train_features=features[list(fitted.schema.names)],
         params={"seed": seed, "categorical_columns": declared},
         seed=seed,
@@ -173,10 +167,7 @@ def train_candidate(
             "checked_in_model": config.model if checked_in is not None else None,
         },
         repository=repository or {},
-        label_counts={
-            "train": _counts(train_frame[target_column]),
-            "test": _counts(test_frame[target_column]),
-        },
+        label_counts=facts["label_counts"],
     )
     logger.info("candidate %s %s: %s", model_name, version, fitted.metrics)
     return Candidate(
@@ -189,41 +180,80 @@ def _counts(labels: pd.Series) -> dict[str, int]:
     return {str(label): int(count) for label, count in labels.value_counts().items()}
 
 
-def _fit_in_child(
-    repo_dir: Path,
-    entry_point: str,
-    params: dict[str, Any],
-    schema: FeatureSchema,
-    train_path: str | Path,
-    test_path: str | Path,
-    target_column: str,
-    model_dir: Path,
-) -> _Fitted:
-    """Runs the entry point in a clean child process (:mod:`mlops.model.fit_recipe`)."""
-    from mlops.model.sandbox import run_child
+def _split_facts(train: pd.DataFrame, test: pd.DataFrame, target_column: str) -> dict[str, Any]:
+    """Fingerprints and rows per class of both splits, as the metadata records them."""
+    return {
+        "fingerprints": {"train": fingerprint(train), "test": fingerprint(test)},
+        "label_counts": {
+            "train": _counts(train[target_column]),
+            "test": _counts(test[target_column]),
+        },
+    }
 
-    model_file = model_dir / MODEL_FILE
-    with tempfile.TemporaryDirectory(prefix="mlops-fit-") as work:
-        # The child sees a copy of the splits in its own folder, not the task's artifact paths.
-        work_dir = Path(work)
-        shutil.copyfile(train_path, work_dir / "train.parquet")
-        shutil.copyfile(test_path, work_dir / "test.parquet")
-        result = run_child(
-            FIT_MODULE,
-            {
-                "repo_dir": str(repo_dir.resolve()),
-                "entry_point": entry_point,
-                "params": params,
-                "target_column": target_column,
-                "schema": schema.to_metadata(),
-                "train_path": str(work_dir / "train.parquet"),
-                "test_path": str(work_dir / "test.parquet"),
-                "model_path": str(work_dir / MODEL_FILE),
-            },
-            work_dir,
+
+class _FitInChild:
+    """The entry point fitted in a clean child process (:mod:`mlops.model.fit_recipe`).
+
+    Entering starts the child; :meth:`result` waits for it; leaving ends it if it
+    still runs (the parent failed meanwhile) and removes its working folder.
+    """
+
+    def __init__(
+        self,
+        repo_dir: Path,
+        entry_point: str,
+        params: dict[str, Any],
+        schema: FeatureSchema,
+        train_path: str | Path,
+        test_path: str | Path,
+        target_column: str,
+    ) -> None:
+        self._request = {
+            "repo_dir": str(repo_dir.resolve()),
+            "entry_point": entry_point,
+            "params": params,
+            "target_column": target_column,
+            "schema": schema.to_metadata(),
+        }
+        self._schema = schema
+        self._paths = (Path(train_path), Path(test_path))
+        self._work: tempfile.TemporaryDirectory[str] | None = None
+        self._child: Any = None
+
+    def __enter__(self) -> _FitInChild:
+        from mlops.model.sandbox import start_child
+
+        self._work = tempfile.TemporaryDirectory(prefix="mlops-fit-")
+        work_dir = Path(self._work.name)
+        # The child sees a copy of the splits in its own folder, not the task's artifact
+        # paths (a hard link would let it change them).
+        train, test = work_dir / "train.parquet", work_dir / "test.parquet"
+        shutil.copyfile(self._paths[0], train)
+        shutil.copyfile(self._paths[1], test)
+        request = {
+            **self._request,
+            "train_path": str(train),
+            "test_path": str(test),
+            "model_path": str(work_dir / MODEL_FILE),
+        }
+        self._child = start_child(FIT_MODULE, request, work_dir)
+        return self
+
+    def result(self, model_dir: Path) -> _Fitted:
+        """Waits for the child; the fitted model moved into ``model_dir``."""
+        assert self._child is not None and self._work is not None, "use it in a with block"
+        result = self._child.result()
+        model_file = model_dir / MODEL_FILE
+        shutil.move(Path(self._work.name) / MODEL_FILE, model_file)
+        return _Fitted(
+            model_file, result["classes"], result["metrics"], result["estimator"], self._schema
         )
-        shutil.move(work_dir / MODEL_FILE, model_file)
-    return _Fitted(model_file, result["classes"], result["metrics"], result["estimator"], schema)
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._child is not None:
+            self._child.stop()
+        if self._work is not None:
+            self._work.cleanup()
 
 
 def _adopt(

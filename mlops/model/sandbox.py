@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mlops.core.errors import MlopsError
+from mlops.core.errors import MlopsError, error_from_name
 
 logger = logging.getLogger(__name__)
 
@@ -72,53 +72,76 @@ def clean_environment(work_dir: Path, source: Mapping[str, str] | None = None) -
     return env
 
 
-def run_child(module: str, request: dict[str, Any], work_dir: Path) -> dict[str, Any]:
-    """Runs ``python -m module work_dir/request.json`` in a clean environment; returns its result.
+class ChildRun:
+    """A started child (:func:`start_child`); :meth:`result` waits for it and reads its answer.
 
+    Args:
+        process: The running child.
+        result_path: Where it writes ``result.json``.
+    """
+
+    def __init__(self, process: subprocess.Popen, result_path: Path) -> None:
+        self._process = process
+        self._result_path = result_path
+
+    def result(self) -> dict[str, Any]:
+        """Waits for the child; its result object.
+
+        Raises:
+            UsageError, DataError: what the child reported.
+            MlopsError: the child died without a result.
+        """
+        returncode = self._process.wait()
+        if not self._result_path.is_file():
+            raise MlopsError(
+                f"the training child process exited with code {returncode} "
+                "without a result (killed, or out of memory?)"
+            )
+        result = json.loads(self._result_path.read_text())
+        error = result.get("error")
+        if error:
+            raise error_from_name(error.get("type", ""), error.get("message", "unknown error"))
+        return result
+
+    def stop(self) -> None:
+        """Ends the child if it still runs (the caller failed while it worked)."""
+        if self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+
+
+def start_child(module: str, request: dict[str, Any], work_dir: Path) -> ChildRun:
+    """Starts ``python -m module work_dir/request.json`` in a clean environment.
+
+    The caller can go on with its own work while the child runs (the training step
+    reads and fingerprints its splits meanwhile), then call :meth:`ChildRun.result`.
     The child writes ``result.json`` into ``work_dir``: either its answer or an
-    ``error`` object (``type``, ``message``) that is raised here as the error it
+    ``error`` object (``type``, ``message``) that is raised there as the error it
     names, so a ``UsageError`` in the repository's code still exits 2.
 
     Args:
         module: The child's entry module (``mlops.model.fit_recipe``).
         request: JSON-able request, written to ``request.json``.
         work_dir: The child's own working directory (created).
-
-    Returns:
-        The child's result object.
-
-    Raises:
-        UsageError, DataError: what the child reported.
-        MlopsError: the child died without a result.
     """
     work_dir.mkdir(parents=True, exist_ok=True)
     request_path = work_dir / REQUEST_FILE
     result_path = work_dir / RESULT_FILE
     request_path.write_text(json.dumps(request, sort_keys=True, default=str))
     result_path.unlink(missing_ok=True)
-    completed = subprocess.run(  # noqa: S603 - our own module, list arguments
+    process = subprocess.Popen(  # noqa: S603 - our own module, list arguments
         [sys.executable, "-m", module, str(request_path)],
         cwd=work_dir,
         env=clean_environment(work_dir),
-        check=False,
     )
-    if not result_path.is_file():
-        raise MlopsError(
-            f"the training child process exited with code {completed.returncode} "
-            "without a result (killed, or out of memory?)"
-        )
-    result = json.loads(result_path.read_text())
-    error = result.get("error")
-    if error:
-        raise _error_for(error.get("type", ""), error.get("message", "unknown error"))
-    return result
+    return ChildRun(process, result_path)
 
 
-def _error_for(type_name: str, message: str) -> MlopsError:
-    """The project error class a child reported by name (a UsageError, a DataError...)."""
-    from mlops.core import errors
+def run_child(module: str, request: dict[str, Any], work_dir: Path) -> dict[str, Any]:
+    """Runs the child (:func:`start_child`) and returns its result (:meth:`ChildRun.result`).
 
-    cls = getattr(errors, type_name, None)
-    if isinstance(cls, type) and issubclass(cls, MlopsError):
-        return cls(message)
-    return MlopsError(message)  # anything else is a failure (exit 1)
+    Raises:
+        UsageError, DataError: what the child reported.
+        MlopsError: the child died without a result.
+    """
+    return start_child(module, request, work_dir).result()

@@ -3,7 +3,7 @@
 The candidate is the deployment state's ``canary`` whatever its strategy
 (weighted, sticky, cohort or shadow). Over a window, each of the two versions
 gets its figures from the model server's metrics (the series the Grafana
-dashboard plots, selected by ``model`` and ``version``):
+dashboard plots, selected by ``model``, ``version`` and ``role``):
 
 * **error ratio**: ``mlops_request_errors_total{code=~"[45].."}`` over
   ``mlops_requests_total``;
@@ -14,6 +14,24 @@ dashboard plots, selected by ``model`` and ``version``):
 * **out-of-range input share**: ``mlops_input_out_of_range_total`` per predicted row;
 * **accuracy** on labelled feedback (:func:`mlops.monitoring.quality.live_quality`)
   when both versions have enough labelled rows.
+
+Which series count depends on the strategy. Under ``canary``, ``sticky`` and
+``cohort`` each version's figures are the requests it answered (every role but
+``shadow``). Under ``shadow`` the candidate answers nobody: its figures are the
+copies it scored off the request path, the series with ``role="shadow"`` that
+:class:`serving.router.ShadowMirror` counts (requests, errors with the status the
+error would have answered with, scoring latency, predicted classes, out-of-range
+inputs; accuracy on its logged ``shadow`` rows, which carry the request ids of the
+stable answers the labels name), against stable's answered requests. Two things
+differ from a canary: the shadow only gets copies of requests stable answered
+without error, so stable's error ratio (client errors included) is a lenient
+baseline; and its latency is the model call alone, without the HTTP and batching
+time stable's includes. A version's ``shadow`` series never count as answered
+traffic, so a promoted shadow is judged on what it answered since.
+
+A verdict on a shadow acts as on any candidate: ``promote`` makes it the stable
+release (all traffic), ``rollback`` removes it (stable keeps answering; no copies
+any more).
 
 The figures come from a real Prometheus (``increase(...[<window>m])``, queried
 over its HTTP API) when a URL is given, else from the server's own ``/metrics``
@@ -67,6 +85,8 @@ logger = logging.getLogger(__name__)
 
 REPORTS_PREFIX = "reports/canary"
 VERDICTS = ("promote", "rollback", "wait")
+#: The role of a shadow candidate's copies in the server's series (``serving.request_ids.SHADOW``).
+SHADOW = "shadow"
 #: The status codes counted as errors, as the dashboard's error-rate panel counts them.
 ERROR_CODES = r"[45].."
 _HTTP_TIMEOUT = 10.0
@@ -226,6 +246,8 @@ class CanaryAnalysis:
         verdict: ``promote``, ``rollback`` or ``wait``.
         reasons: Why: the failed checks for a rollback, the undecided ones for a wait.
         thresholds: The thresholds used.
+        candidate_role: Whose series are the candidate's: ``shadow`` (its copies, under
+            the shadow strategy) or ``canary`` (the requests it answered).
         applied: Whether the verdict was carried out (``promote``/``rollback`` only).
         action: The promote/rollback summary, when applied.
         analysed_at: When (UTC, ISO).
@@ -242,6 +264,7 @@ class CanaryAnalysis:
     verdict: str
     reasons: list[str]
     thresholds: CanaryThresholds
+    candidate_role: str = "canary"
     applied: bool = False
     action: dict[str, Any] | None = None
     analysed_at: str = ""
@@ -262,6 +285,7 @@ class CanaryAnalysis:
             "outcome": self.outcome,
             "model_name": self.model_name,
             "strategy": self.strategy,
+            "candidate_role": self.candidate_role,
             "source": self.source,
             "window_minutes": self.window_minutes,
             "stable": self.stable.to_dict(),
@@ -342,8 +366,43 @@ def _labels_match(labels: Mapping[str, str], model_name: str) -> bool:
     return labels.get("model") == model_name
 
 
+def _selected(
+    figures: Mapping[str, VersionFigures], version: str, role: str, shadow_version: str | None
+) -> VersionFigures | None:
+    """The figures a series of ``version`` in ``role`` adds to, None when it is not compared.
+
+    ``shadow_version`` (a shadow candidate) is its copies (``role="shadow"``) alone;
+    every other version is what it answered, so its ``shadow`` series (copies scored
+    before it was promoted) are left out.
+    """
+    target = figures.get(version)
+    if target is None:
+        return None
+    return target if (role == SHADOW) == (version == shadow_version) else None
+
+
+_ERRORS = re.compile(ERROR_CODES)
+
+
+def _add_sample(target: VersionFigures, name: str, labels: Mapping[str, str], value: float) -> None:
+    """Adds one ``/metrics`` sample to the figures it belongs to (others are ignored)."""
+    if name == "mlops_requests_total":
+        target.requests += value
+    elif name == "mlops_request_errors_total":
+        if _ERRORS.fullmatch(labels.get("code", "")):
+            target.errors += value
+    elif name == "mlops_request_duration_seconds_bucket":
+        bound = float(labels["le"])
+        target.latency_buckets[bound] = target.latency_buckets.get(bound, 0.0) + value
+    elif name == "mlops_predictions_total":
+        label = labels.get("class", "")
+        target.predictions[label] = target.predictions.get(label, 0.0) + value
+    elif name == "mlops_input_out_of_range_total":
+        target.out_of_range += value
+
+
 def figures_from_metrics_text(
-    text: str, model_name: str, versions: tuple[str, str]
+    text: str, model_name: str, versions: tuple[str, str], *, shadow: bool = False
 ) -> dict[str, VersionFigures]:
     """The two versions' figures from a ``/metrics`` page (counters since the server started).
 
@@ -351,6 +410,7 @@ def figures_from_metrics_text(
         text: The Prometheus text exposition.
         model_name: The model.
         versions: (stable, candidate) versions.
+        shadow: The candidate is a shadow: its figures are its ``role="shadow"`` series.
 
     Returns:
         Figures per version (zeros for a version without series).
@@ -365,26 +425,16 @@ def figures_from_metrics_text(
         samples = [s for family in text_string_to_metric_families(text) for s in family.samples]
     except (ValueError, TypeError, IndexError) as exc:
         raise DataError(f"the metrics page is not Prometheus text: {exc}") from exc
-    errors = re.compile(ERROR_CODES)
+    shadow_version = versions[1] if shadow else None
     for sample in samples:
         labels = sample.labels
-        version = labels.get("version", "")
-        if not _labels_match(labels, model_name) or version not in figures:
+        if not _labels_match(labels, model_name):
             continue
-        target = figures[version]
-        if sample.name == "mlops_requests_total":
-            target.requests += sample.value
-        elif sample.name == "mlops_request_errors_total":
-            if errors.fullmatch(labels.get("code", "")):
-                target.errors += sample.value
-        elif sample.name == "mlops_request_duration_seconds_bucket":
-            bound = float(labels["le"])
-            target.latency_buckets[bound] = target.latency_buckets.get(bound, 0.0) + sample.value
-        elif sample.name == "mlops_predictions_total":
-            label = labels.get("class", "")
-            target.predictions[label] = target.predictions.get(label, 0.0) + sample.value
-        elif sample.name == "mlops_input_out_of_range_total":
-            target.out_of_range += sample.value
+        target = _selected(
+            figures, labels.get("version", ""), labels.get("role", ""), shadow_version
+        )
+        if target is not None:
+            _add_sample(target, sample.name, labels, sample.value)
     return figures
 
 
@@ -412,11 +462,25 @@ def _quote(value: str) -> str:
 
 
 def figures_from_prometheus(
-    url: str, model_name: str, versions: tuple[str, str], window_minutes: float
+    url: str,
+    model_name: str,
+    versions: tuple[str, str],
+    window_minutes: float,
+    *,
+    shadow: bool = False,
 ) -> dict[str, VersionFigures]:
     """The two versions' figures over the last ``window_minutes`` from a Prometheus server.
 
-    The queries are the dashboard's, with ``increase`` over the window instead of a rate.
+    The queries are the dashboard's, with ``increase`` over the window instead of a
+    rate, kept apart by ``role`` as well, so the series of a shadow's copies are
+    chosen as in :func:`figures_from_metrics_text`.
+
+    Args:
+        url: The Prometheus server.
+        model_name: The model.
+        versions: (stable, candidate) versions.
+        window_minutes: The window (rounded to whole minutes, at least 1).
+        shadow: The candidate is a shadow: its figures are its ``role="shadow"`` series.
 
     Raises:
         MlopsError: Prometheus cannot be reached or refuses a query.
@@ -424,37 +488,43 @@ def figures_from_prometheus(
     figures = {version: VersionFigures(version) for version in versions}
     window = f"{max(1, round(window_minutes))}m"
     selector = f"model={_quote(model_name)}"
+    shadow_version = versions[1] if shadow else None
 
     def each(query: str):
         for item in _promql(url, query):
             metric = item.get("metric") or {}
-            version = metric.get("version", "")
             value = float((item.get("value") or [0, "0"])[1])
-            if version in figures and not math.isnan(value):
-                yield figures[version], metric, value
+            target = _selected(
+                figures, metric.get("version", ""), metric.get("role", ""), shadow_version
+            )
+            if target is not None and not math.isnan(value):
+                yield target, metric, value
 
+    # Several roles of one version add up (a canary's pinned requests and its routed ones).
     for target, _, value in each(
-        f"sum by (version) (increase(mlops_requests_total{{{selector}}}[{window}]))"
+        f"sum by (version, role) (increase(mlops_requests_total{{{selector}}}[{window}]))"
     ):
-        target.requests = value
+        target.requests += value
     for target, _, value in each(
-        "sum by (version) (increase(mlops_request_errors_total"
+        "sum by (version, role) (increase(mlops_request_errors_total"
         f'{{{selector}, code=~"{ERROR_CODES}"}}[{window}]))'
     ):
-        target.errors = value
+        target.errors += value
     for target, metric, value in each(
-        "sum by (version, le) "
+        "sum by (version, role, le) "
         f"(increase(mlops_request_duration_seconds_bucket{{{selector}}}[{window}]))"
     ):
-        target.latency_buckets[float(metric["le"])] = value
+        bound = float(metric["le"])
+        target.latency_buckets[bound] = target.latency_buckets.get(bound, 0.0) + value
     for target, metric, value in each(
-        f"sum by (version, class) (increase(mlops_predictions_total{{{selector}}}[{window}]))"
+        f"sum by (version, role, class) (increase(mlops_predictions_total{{{selector}}}[{window}]))"
     ):
-        target.predictions[metric.get("class", "")] = value
+        label = metric.get("class", "")
+        target.predictions[label] = target.predictions.get(label, 0.0) + value
     for target, _, value in each(
-        f"sum by (version) (increase(mlops_input_out_of_range_total{{{selector}}}[{window}]))"
+        f"sum by (version, role) (increase(mlops_input_out_of_range_total{{{selector}}}[{window}]))"
     ):
-        target.out_of_range = value
+        target.out_of_range += value
     return figures
 
 
@@ -479,10 +549,16 @@ def add_accuracy(
     figures: Mapping[str, VersionFigures],
     window_minutes: float,
     min_labels: int,
+    *,
+    shadow_version: str | None = None,
 ) -> None:
     """Fills ``labelled_rows``/``accuracy`` of each version from the inference logs and feedback.
 
-    A window without logged traffic leaves every version at 0 labelled rows.
+    A window without logged traffic leaves every version at 0 labelled rows. The
+    logged rows are chosen by role as the metric series are: ``shadow_version``'s
+    (a shadow candidate's) ``shadow`` rows alone (the labels reach them through the
+    request ids of the stable answers they copy), every other version's rows but
+    ``shadow`` ones.
     """
     from mlops.monitoring.quality import live_quality
 
@@ -496,7 +572,7 @@ def add_accuracy(
         logger.info("no labelled traffic for the canary analysis: %s", exc)
         return
     for group in quality.groups:
-        target = figures.get(group.model_version)  # type: ignore[assignment]
+        target = _selected(figures, group.model_version, group.role, shadow_version)
         if target is None or group.labelled_rows <= (target.labelled_rows or 0):
             continue  # of several roles of one version, the best-labelled one
         target.labelled_rows, target.accuracy = group.labelled_rows, group.accuracy
@@ -685,18 +761,28 @@ def analyze_canary(
     if state is None or state.stable is None or state.canary is None:
         raise UsageError(f"model {model_name!r} has no candidate to analyse (deploy one first)")
     versions = (state.stable.version, state.canary.version)
+    shadow = state.strategy == "shadow"  # the strategy whose candidate only gets copies
     window: float | None = float(window_minutes)
     if prometheus_url:
-        figures = figures_from_prometheus(prometheus_url, model_name, versions, window_minutes)
+        figures = figures_from_prometheus(
+            prometheus_url, model_name, versions, window_minutes, shadow=shadow
+        )
         source = f"prometheus {prometheus_url}"
     elif metrics_text is not None or metrics_url:
         text = metrics_text if metrics_text is not None else fetch_metrics_text(metrics_url)
-        figures = figures_from_metrics_text(text, model_name, versions)
+        figures = figures_from_metrics_text(text, model_name, versions, shadow=shadow)
         source = f"metrics {metrics_url or '(text)'}"
         window = None  # the server's counters run since it started
     else:
         raise UsageError("name a metrics source: --prometheus URL or --metrics-url URL")
-    add_accuracy(store, model_name, figures, window_minutes, thresholds.min_labels)
+    add_accuracy(
+        store,
+        model_name,
+        figures,
+        window_minutes,
+        thresholds.min_labels,
+        shadow_version=versions[1] if shadow else None,
+    )
     stable, candidate = figures[versions[0]], figures[versions[1]]
     checks, verdict, reasons = compare(stable, candidate, thresholds)
     analysis = CanaryAnalysis(
@@ -710,6 +796,7 @@ def analyze_canary(
         verdict=verdict,
         reasons=reasons,
         thresholds=thresholds,
+        candidate_role=SHADOW if shadow else "canary",
         analysed_at=datetime.now(UTC).isoformat(),
     )
     logger.info(

@@ -8,10 +8,11 @@ problem.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mlops.core.data import check_readable, read_table
+from mlops.core.data import check_readable
 from mlops.core.errors import UsageError
 from mlops.core.rules import (
     WEIGHTED_STRATEGIES,
@@ -19,9 +20,7 @@ from mlops.core.rules import (
     check_deploy_mode,
     check_fraction,
 )
-from mlops.model.data_checks import check_finite, check_labelled
 from mlops.model.registry import validate_model_name
-from mlops.model.training import check_estimator, check_split
 
 #: The seeds scikit-learn accepts (``random_state``: a 32-bit unsigned integer).
 MAX_SEED = 2**32 - 1
@@ -121,6 +120,7 @@ def check_training(arguments: dict[str, Any]) -> None:
     Raises:
         UsageError: the first problem found, named (a DataError for the data).
     """
+    from mlops.model.training import check_estimator
     from mlops.repository.checkout import recipe_uri_for
 
     test_size = check_fraction("test_size", arguments.get("test_size", 0.2))
@@ -135,20 +135,53 @@ def check_training(arguments: dict[str, Any]) -> None:
     values = repository_parameters(arguments)
     validate_model_name(values["model_name"])
     check_fraction("min_accuracy", values["min_accuracy"], inclusive=True)
-    target, data_uri = values["target_column"], arguments["data_uri"]
+    _in_child(
+        check_training_data,
+        arguments["data_uri"],
+        arguments["holdout_uri"],
+        values["target_column"],
+        test_size=test_size,
+        seed=seed,
+        drop_columns=values["drop_columns"],
+        categorical_columns=values["categorical_columns"],
+    )
+
+
+def check_training_data(
+    data_uri: str,
+    holdout_uri: str,
+    target: str,
+    *,
+    test_size: float,
+    seed: int,
+    drop_columns: str | list[str],
+    categorical_columns: str | list[str],
+) -> None:
+    """The training table and holdout as ``load-split`` and ``validate-holdout`` will check them.
+
+    The data is split as the ``load-split`` task will split it, so what would fail
+    there (an infinite cell, a class too rare to stratify, a test split smaller
+    than the number of classes) fails here, without copying the table into train
+    and test parts.
+
+    Raises:
+        DataError: the first problem found, named.
+    """
+    from mlops.core.data import read_table
+    from mlops.model.data_checks import check_finite, check_labelled
+    from mlops.model.training import check_split
+
     data = read_table(data_uri)
-    # The checks of the split load-split will do (data checks, inf cells, classes too
-    # rare to stratify), without copying the table into train and test parts.
     features = check_split(
         data,
         target,
         test_size,
         seed,
-        values["drop_columns"],
+        drop_columns,
         source=f"data {data_uri!r}",
-        categorical_columns=values["categorical_columns"],
+        categorical_columns=categorical_columns,
     )
-    holdout_uri = arguments["holdout_uri"]
+    del data
     holdout = read_table(holdout_uri)
     check_labelled(holdout, target, f"holdout {holdout_uri!r}")
     missing = [c for c in features if c not in holdout.columns]
@@ -158,6 +191,63 @@ def check_training(arguments: dict[str, Any]) -> None:
             f"use: {', '.join(map(str, missing))}"
         )
     check_finite(holdout, f"holdout {holdout_uri!r}", features)
+
+
+def _in_child(check: Callable[..., None], *args: Any, **kwargs: Any) -> None:
+    """Runs ``check`` (a function of this module) in a short-lived child process.
+
+    Reading a table of a million rows leaves the reading process hundreds of MiB
+    larger (pandas, scikit-learn and Arrow's memory pool keep what they took), and
+    the CLI then waits beside every pipeline task for the whole run. In a child,
+    that memory goes back when the check ends. The child inherits the environment
+    (an ``s3://`` table needs the store's settings) and reports an error as
+    ``{"type", "message"}``, raised here as the same error class.
+
+    Raises:
+        MlopsError: what the check raised (a DataError for the data), or the child
+            died without saying why.
+    """
+    import json
+    import subprocess
+    import sys
+
+    from mlops.core.errors import MlopsError, error_from_name
+
+    request = json.dumps({"check": check.__name__, "args": args, "kwargs": kwargs})
+    done = subprocess.run(  # noqa: S603 - our own module, list arguments
+        [sys.executable, "-m", __name__],
+        input=request,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode == 0:
+        return
+    try:
+        error = json.loads(done.stdout)
+    except ValueError:
+        tail = done.stderr.strip().splitlines()[-5:]
+        raise MlopsError(
+            f"the pre-run data check exited with code {done.returncode}: " + "\n".join(tail)
+        ) from None
+    raise error_from_name(error["type"], error["message"])
+
+
+def _child_main() -> int:
+    """The child of :func:`_in_child`: the request on stdin, an error object on stdout."""
+    import json
+    import sys
+
+    from mlops.core.errors import MlopsError
+
+    request = json.loads(sys.stdin.read())
+    check = {"check_training_data": check_training_data}[request["check"]]
+    try:
+        check(*request["args"], **request["kwargs"])
+    except MlopsError as exc:
+        json.dump({"type": type(exc).__name__, "message": str(exc)}, sys.stdout)
+        return exc.exit_code
+    return 0
 
 
 def check_monitoring(arguments: dict[str, Any]) -> None:
@@ -177,3 +267,7 @@ def check_monitoring(arguments: dict[str, Any]) -> None:
     for name in ("retrain_data_uri", "holdout_uri", "current_uri"):
         if arguments.get(name):
             check_readable(arguments[name])
+
+
+if __name__ == "__main__":
+    raise SystemExit(_child_main())

@@ -163,14 +163,6 @@ def test_fast_path_recognises_the_fitted_recipe(name, tmp_path):
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "serving/fast_path.py: a make_column_selector that matched no column leaves an "
-        "unfitted transformer with [] columns in transformers_; _compile_block reads its "
-        "SimpleImputer.statistics_ and FastPath.build falls back to the pipeline"
-    ),
-)
 def test_fast_path_recognises_the_fitted_recipe_without_categorical_columns():
     features, label = breast_cancer()
     recipe, today, schema = fit_both("logistic_regression", features, label)

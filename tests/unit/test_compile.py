@@ -380,3 +380,120 @@ def test_the_serving_image_parameter_reaches_the_deploy_step(compiled):
         )
         for task in deploys
     )
+
+
+def _store_tasks(path: Path) -> set[str]:
+    """Executors that get the store Secret as environment variables."""
+    platform = documents(path)[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    return {
+        name
+        for name, spec in platform.items()
+        if any(s["secretName"] == "mlops-s3-credentials" for s in spec.get("secretAsEnv", []))
+    }
+
+
+def _config_map_volume_kfp_kubernetes_writes(tmp_path: Path, config_map: str, mount: str) -> dict:
+    """The entry ``kfp.kubernetes.use_config_map_as_volume`` puts in a compiled pipeline."""
+    from kfp import compiler as kfp_compiler
+    from kfp import dsl, kubernetes
+
+    # No return annotations: with postponed annotations KFP would read "None" as a type.
+    @dsl.component(base_image=RUNTIME_IMAGE)
+    def probe():
+        pass
+
+    @dsl.pipeline(name="probe")
+    def probe_pipeline():
+        kubernetes.use_config_map_as_volume(probe(), config_map_name=config_map, mount_path=mount)
+
+    out = tmp_path / "probe.yaml"
+    kfp_compiler.Compiler().compile(probe_pipeline, str(out))
+    platform = documents(out)[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    (entry,) = platform["exec-probe"]["configMapAsVolume"]
+    return entry
+
+
+def test_the_store_ca_option_gives_every_store_task_the_ca_file(compiled, tmp_path):
+    """``--s3-ca-configmap``: the ConfigMap mounted and MLOPS_S3_CA_BUNDLE set where the store is used.
+
+    The default compile (the golden files) has neither; this compile differs from it in
+    exactly these additions, nested pipelines' tasks (monitoring) included.
+    """
+    from mlops.api.compiling import STORE_CA_MOUNT
+
+    out = compile_cli(
+        tmp_path / "ca",
+        *("--pipeline", "training", "--pipeline", "monitoring"),
+        *("--s3-ca-configmap", "mlops-store-ca", "--s3-ca-key", "store-ca.pem"),
+    )
+    expected_volume = _config_map_volume_kfp_kubernetes_writes(
+        tmp_path, "mlops-store-ca", STORE_CA_MOUNT
+    )
+    assert expected_volume["mountPath"] == "/etc/mlops/store-ca" and not expected_volume["optional"]
+    for name in ("training", "monitoring"):
+        default_docs, ca_docs = documents(compiled[name]), documents(out[name])
+        for doc in default_docs:
+            assert "configMapAsVolume" not in yaml.safe_dump(doc)
+            assert "MLOPS_S3_CA_BUNDLE" not in yaml.safe_dump(doc)
+        store_tasks = _store_tasks(compiled[name])
+        assert {"exec-load-split", "exec-publish-model", "exec-deploy-model"} <= store_tasks
+        platform = ca_docs[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+        containers = ca_docs[0]["deploymentSpec"]["executors"]
+        mounted = {task for task, spec in platform.items() if "configMapAsVolume" in spec}
+        assert mounted == store_tasks, name
+        for task in store_tasks:
+            assert platform[task].pop("configMapAsVolume") == [expected_volume], (name, task)
+            env = containers[task]["container"].pop("env")
+            assert env == [
+                {"name": "MLOPS_S3_CA_BUNDLE", "value": "/etc/mlops/store-ca/store-ca.pem"}
+            ], (name, task)
+        # The repository's code and the signing step get no store access, so no CA either.
+        assert "exec-train-model" not in platform
+        assert "env" not in containers["exec-train-model"]["container"]
+        assert "configMapAsVolume" not in platform["exec-sign-model"]
+        # Without the additions, the document is the default one.
+        stripped = yaml.safe_dump_all(ca_docs, sort_keys=True, width=100)
+        assert normalise(stripped) == normalise(compiled[name].read_text()), name
+
+
+def test_the_store_ca_option_refuses_what_kubernetes_would(compiler, tmp_path, capsys):
+    for args, message in [
+        (["--s3-ca-configmap", "Store_CA"], "store CA ConfigMap name 'Store_CA'"),
+        (["--s3-ca-configmap", "store-ca", "--s3-ca-key", "ca/pem"], "ConfigMap key 'ca/pem'"),
+        (["--s3-ca-configmap", "store-ca", "--s3-ca-key", ""], "ConfigMap key ''"),
+        (["--s3-ca-key", "ca.pem"], "--s3-ca-key needs --s3-ca-configmap"),
+    ]:
+        with pytest.raises(SystemExit) as exited:
+            compiler.main(["--out", str(tmp_path), "--pipeline", "training", *args])
+        assert exited.value.code == 2, args
+        assert message in capsys.readouterr().err, args
+    assert not list(tmp_path.iterdir()), "nothing is compiled after a refused option"
+
+
+def test_mount_store_ca_checks_before_it_changes_anything():
+    from mlops.api.compiling import mount_store_ca
+    from mlops.core.errors import UsageError
+
+    document = {"deploymentSpec": {"executors": {"exec-a": {"container": {"image": "x"}}}}}
+    with pytest.raises(UsageError, match="no task of this pipeline uses the store"):
+        mount_store_ca([document, {}], "store-ca")
+    platform = {
+        "platforms": {
+            "kubernetes": {
+                "deploymentSpec": {
+                    "executors": {
+                        "exec-a": {"secretAsEnv": [{"secretName": "mlops-s3-credentials"}]}
+                    }
+                }
+            }
+        }
+    }
+    document["deploymentSpec"]["executors"]["exec-a"]["container"]["env"] = [
+        {"name": "MLOPS_S3_CA_BUNDLE", "value": "/elsewhere.pem"}
+    ]
+    with pytest.raises(UsageError, match="exec-a already sets MLOPS_S3_CA_BUNDLE"):
+        mount_store_ca([document, platform], "store-ca")
+    assert (
+        "configMapAsVolume"
+        not in platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-a"]
+    )

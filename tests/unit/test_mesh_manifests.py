@@ -2,11 +2,10 @@
 
 Istio and Gateway API objects are checked against their CRDs in ``../shared/schemas``
 (skipped without it, failing when ``CI`` is set), with the same structural-schema
-conversion as the prometheus-operator manifests. ``kubernetes-validate`` is not
-installed here and ``../shared`` has no core Kubernetes schema, so the
-NetworkPolicy and the Service are checked against the Kubernetes client's
-OpenAPI-generated models instead: every field must exist at its place with the
-right type, and required fields must be present.
+conversion as the prometheus-operator manifests. The core Kubernetes objects (the
+kit's NetworkPolicy, the sticky Service) are checked with ``kubernetes-validate``
+against the Kubernetes OpenAPI of each version in ``KUBERNETES_VERSIONS``, strictly:
+a field the API does not define fails.
 """
 
 from __future__ import annotations
@@ -29,6 +28,7 @@ from mlops.deployment.mesh import (
 )
 from mlops.deployment.routing import sticky_bucket
 from tests.conftest import REPO_ROOT, shared_path
+from tests.kubernetes_schemas import KUBERNETES_VERSIONS, core_problems
 from tests.unit.test_monitoring_manifests import to_jsonschema
 
 CRDS = {
@@ -59,55 +59,10 @@ def crd_problems(doc: dict[str, Any]) -> list[str]:
     ]
 
 
-_SCALARS = {"str": str, "int": int, "bool": bool, "object": object}
-
-
-def _walk(value: Any, type_name: str, where: str, out: list[str]) -> None:
-    """Checks ``value`` against the kubernetes client type ``type_name``, appending problems."""
-    if type_name.startswith("list["):
-        if not isinstance(value, list):
-            out.append(f"{where}: not a list")
-            return
-        for i, item in enumerate(value):
-            _walk(item, type_name[5:-1], f"{where}/{i}", out)
-    elif type_name.startswith("dict("):
-        if not isinstance(value, dict):
-            out.append(f"{where}: not a mapping")
-    elif type_name in _SCALARS:
-        if not isinstance(value, _SCALARS[type_name]):
-            out.append(f"{where}: {value!r} is not {type_name}")
-    else:
-        _walk_object(value, type_name, where, out)
-
-
-def _walk_object(value: Any, type_name: str, where: str, out: list[str]) -> None:
-    import kubernetes.client as k8s
-
-    cls = getattr(k8s, type_name)
-    if not isinstance(value, dict):
-        out.append(f"{where}: not an object")
-        return
-    by_json = {json_name: attr for attr, json_name in cls.attribute_map.items()}
-    unknown = [key for key in value if key not in by_json]
-    out.extend(f"{where}: unknown field {key!r} for {type_name}" for key in unknown)
-    for key, item in value.items():
-        if key in by_json:
-            _walk(item, cls.openapi_types[by_json[key]], f"{where}/{key}", out)
-    try:  # the generated constructors enforce the required fields
-        cls(**{by_json[k]: v for k, v in value.items() if k in by_json})
-    except ValueError as exc:
-        out.append(f"{where}: {exc}")
-
-
-def model_problems(doc: dict[str, Any]) -> list[str]:
-    """Checks a core object against the kubernetes client's OpenAPI-generated model classes."""
-    out: list[str] = []
-    _walk(doc, f"V1{doc['kind']}", doc["kind"], out)
-    return out
-
-
 def problems(doc: dict[str, Any]) -> list[str]:
-    return crd_problems(doc) if doc["kind"] in CRDS else model_problems(doc)
+    if doc["kind"] in CRDS:
+        return crd_problems(doc)
+    return [f"{v}: {p}" for v in KUBERNETES_VERSIONS for p in core_problems(doc, v)]
 
 
 def _state(strategy: str, percent: int = 0, **routing) -> desired.DeploymentState:
@@ -177,12 +132,70 @@ def test_validation_catches_a_misspelt_field():
     doc = virtual_service(_state("shadow"), NS, "s", "c")
     doc["spec"]["http"][0]["mirrorPercent"] = {"value": 5}
     assert any("mirrorPercent" in p for p in problems(doc))
-    policy = yaml.safe_load((KIT / "network-policy.yaml").read_text())
-    policy["spec"]["ingres"] = policy["spec"].pop("ingress")
-    assert any("ingres" in p for p in problems(policy))
     route = httproute(_state("cohort"), NS, "s", "c")
     route["spec"]["rules"][0]["matches"][0]["headers"][0]["type"] = "Fuzzy"
     assert any("Fuzzy" in p for p in problems(route))
+
+
+def _network_policy() -> dict[str, Any]:
+    (policy,) = yaml.safe_load_all((KIT / "network-policy.yaml").read_text())
+    return policy
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_the_network_policy_is_valid_for_each_kubernetes_version(version):
+    assert core_problems(_network_policy(), version) == []
+
+
+def _broken_policies() -> list[tuple[str, dict[str, Any], str]]:
+    """(what is wrong, the policy, text the problem must contain)."""
+    misspelt = _network_policy()
+    misspelt["spec"]["ingres"] = misspelt["spec"].pop("ingress")
+    nested = _network_policy()
+    peer = nested["spec"]["ingress"][0]["from"][0]
+    peer["namespaceSelecter"] = peer.pop("namespaceSelector")
+    wrong_type = _network_policy()
+    wrong_type["spec"]["ingress"][0]["ports"][0]["port"] = [8080]
+    not_a_list = _network_policy()
+    not_a_list["spec"]["podSelector"]["matchExpressions"][0]["values"] = "x"
+    missing = _network_policy()
+    del missing["spec"]["podSelector"]["matchExpressions"][0]["operator"]
+    metadata = _network_policy()
+    metadata["metadata"]["label"] = metadata["metadata"].pop("labels")
+    return [
+        ("a misspelt spec field", misspelt, "'ingres' was unexpected"),
+        ("a misspelt field inside a peer", nested, "'namespaceSelecter' was unexpected"),
+        ("a list where a port goes", wrong_type, "ingress/0/ports/0/port"),
+        ("a string where a list goes", not_a_list, "matchExpressions/0/values"),
+        ("a required field missing", missing, "'operator' is a required property"),
+        ("a misspelt metadata field", metadata, "'label' was unexpected"),
+    ]
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_a_broken_network_policy_fails_validation(version):
+    for what, policy, expected in _broken_policies():
+        found = core_problems(policy, version)
+        assert any(expected in problem for problem in found), (what, found)
+
+
+def test_the_sticky_service_is_valid_and_a_broken_one_fails():
+    from mlops.deployment.mesh import sticky_service
+
+    service = sticky_service("iris", NS)
+    for version in KUBERNETES_VERSIONS:
+        assert core_problems(service, version) == [], version
+    service["spec"]["ports"][0]["targetport"] = service["spec"]["ports"][0].pop("targetPort")
+    assert any("'targetport' was unexpected" in p for p in problems(service))
+    service = sticky_service("iris", NS)
+    service["spec"]["ports"][0]["protocol"] = 6
+    assert any("ports/0/protocol" in p for p in problems(service))
+
+
+def test_a_kind_without_a_schema_is_a_problem_not_a_pass():
+    policy = _network_policy()
+    policy["apiVersion"] = "networking.k8s.io/v9"
+    assert any("Couldn't find schema" in p for p in problems(policy))
 
 
 @pytest.mark.parametrize("path", sorted(KIT.glob("*.yaml")), ids=lambda p: p.name)
