@@ -220,11 +220,11 @@ def compile_documents(
     if serving_image:
         set_parameter_default(documents[0], SERVING_IMAGE_PARAMETER, serving_image)
     if store_ca_config_map is not None:
-        changed = mount_store_ca(documents, store_ca_config_map, store_ca_key)
+        ca_tasks = mount_store_ca(documents, store_ca_config_map, store_ca_key)
         logger.info(
             "%s: %d task(s) trust the CA in ConfigMap %s",
             documents[0]["pipelineInfo"]["name"],
-            len(changed),
+            len(ca_tasks),
             store_ca_config_map,
         )
     return documents

@@ -231,6 +231,15 @@ KSERVE_CRD_VAR = _var(
     "InferenceService CRD file: manifests are validated against its schema before they are applied",
     default_text="unset: no schema check",
 )
+MESH_SCHEMAS_VAR = _var(
+    "MLOPS_MESH_SCHEMAS",
+    parse_path,
+    None,
+    "folder of the Istio and Gateway API CRDs (laid out `istio/`, `gateway-api/`): the mesh "
+    "routes of sticky, cohort and shadow on KServe are validated against them before anything "
+    "is applied",
+    default_text="unset: no schema check of the mesh routes",
+)
 KSERVE_DEPLOYMENT_MODE_VAR = _var(
     "MLOPS_KSERVE_DEPLOYMENT_MODE",
     parse_text,

@@ -133,7 +133,12 @@ def _mesh_refusal(mode: str, deployment_mode: str) -> UsageError:
 
 
 def _check_mesh_schemas(mesh_schemas: Path | None) -> Path | None:
-    """The mesh schema folder, if given; refuses one that is not a folder (fail closed)."""
+    """The mesh schema folder given, else ``MLOPS_MESH_SCHEMAS``; refuses one that is not a folder.
+
+    Fails closed: a folder that was asked for but is missing stops the deploy.
+    """
+    if mesh_schemas is None:
+        mesh_schemas = settings.get(settings.MESH_SCHEMAS_VAR)
     if mesh_schemas is None:
         return None
     path = Path(mesh_schemas)
@@ -303,8 +308,8 @@ def deploy_action(
         routing: The strategy's options over
             :data:`mlops.deployment.state.DEFAULT_ROUTING` (headers, cohort values,
             shadow percent).
-        mesh_schemas: A folder with the Istio and Gateway API CRDs, laid out like
-            ``../shared/schemas`` (``istio/``, ``gateway-api/``); given, the mesh
+        mesh_schemas: A folder with the Istio and Gateway API CRDs, laid out
+            ``istio/``, ``gateway-api/`` (default ``MLOPS_MESH_SCHEMAS``); given, the mesh
             manifests must match them or nothing is deployed (``kserve`` only).
 
     Returns:

@@ -27,7 +27,7 @@ RawDeployment/Standard mode as ``spec.canary`` at ``trafficPercent: 0`` under it
 own variant name, so each version has its own predictor Service
 (:func:`predictor_services` reads their names off the InferenceService), and
 builds these manifests for the state it records. When a schema folder is given
-(laid out like ``../shared/schemas``: ``istio/`` and ``gateway-api/``),
+(laid out ``istio/`` and ``gateway-api/``),
 :func:`validate_mesh_manifests` checks every custom object against its CRD first
 and the step fails before any cluster change when one does not match.
 
@@ -80,13 +80,13 @@ HTTP_PORT = 80
 CONTAINER_PORT = 8080
 #: The strategies KServe cannot split itself: on a cluster the mesh routes them.
 MESH_STRATEGIES = ("sticky", "cohort", "shadow")
-#: Each custom kind's CRD file, relative to a schema folder laid out like ``../shared/schemas``.
+#: Each custom kind's CRD file, relative to a schema folder (``istio/``, ``gateway-api/``).
 CRD_FILES: dict[str, str] = {
     "VirtualService": "istio/networking.istio.io_virtualservices.yaml",
     "DestinationRule": "istio/networking.istio.io_destinationrules.yaml",
     "HTTPRoute": "gateway-api/gateway.networking.k8s.io_httproutes.yaml",
 }
-#: Core kinds: no CRD describes them (and ``../shared`` holds no core schema).
+#: Core kinds: no CRD describes them (the schema folder holds CRDs only).
 _CORE_KINDS = {("v1", "Service")}
 
 
@@ -432,18 +432,12 @@ def routing_objects(strategy: str, model_name: str, namespace: str) -> list[dict
     ]
 
 
-# Istio's CRDs describe spec/status only (the API server owns the envelope), so the
-# CRD check reports apiVersion and kind as unknown there; these two lines, exactly,
-# are dropped. The group and kind are still compared with the CRD's own.
-_ENVELOPE_PROBLEMS = frozenset(f"$.{key}: unknown field {key!r}" for key in ("apiVersion", "kind"))
-
-
 def validate_mesh_manifests(manifests: list[dict[str, Any]], schemas: Path) -> list[str]:
     """Checks every custom object against its CRD in ``schemas``; fails on the first mismatch.
 
     Args:
         manifests: What :func:`mesh_manifests` or :func:`stable_routes` built.
-        schemas: A folder laid out like ``../shared/schemas`` (:data:`CRD_FILES`).
+        schemas: A folder of CRDs laid out as :data:`CRD_FILES` says.
 
     Returns:
         The kinds checked against a CRD, in order. A core ``v1`` Service has no CRD
@@ -466,7 +460,7 @@ def validate_mesh_manifests(manifests: list[dict[str, Any]], schemas: Path) -> l
         crd = Path(schemas) / CRD_FILES[kind]
         if not crd.is_file():
             raise UsageError(f"mesh schema folder {schemas} has no {CRD_FILES[kind]}")
-        problems = [p for p in schema_problems(doc, crd) if p not in _ENVELOPE_PROBLEMS]
+        problems = schema_problems(doc, crd)
         if problems:
             name = (doc.get("metadata") or {}).get("name")
             lines = "\n".join(f"  - {problem}" for problem in problems)

@@ -226,7 +226,9 @@ def schema_problems(manifest: dict, crd_path: Path, version: str | None = None) 
     raw = crd_schema(crd_path, version)
     unknown: list[str] = []
     for key, value in manifest.items():
-        if key == "metadata":
+        # The envelope is checked above against the CRD's group and kind; some CRDs
+        # (Istio's) describe spec/status only, as the API server owns the envelope.
+        if key in ("metadata", "apiVersion", "kind"):
             continue
         if key in raw.get("properties", {}):
             _unknown_fields(value, raw["properties"][key], [key], unknown)

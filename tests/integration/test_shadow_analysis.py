@@ -214,7 +214,8 @@ class _Load:
 
     def stop(self) -> set[tuple[int, str]]:
         self._stop.set()
-        self._thread.join(15)
+        if self._thread.is_alive():
+            self._thread.join(15)
         return self.seen
 
 
@@ -249,6 +250,7 @@ def test_prometheus_figures_promote_a_healthy_shadow_and_roll_back_a_failing_one
                 ],
             }
             data = folder / "prometheus"
+            data.mkdir()
             prometheus = stack.start(
                 "prometheus",
                 [

@@ -130,3 +130,14 @@ def test_manifests_helper_reads_every_file_under_deploy():
     files = {path for path, _ in _manifests()}
     assert "deploy/k8s/image-policy-kyverno.yaml" in files  # custom kinds are found, then left out
     assert all(Path(REPO_ROOT / f).is_file() for f in files)
+
+
+def test_the_store_ca_template_is_what_the_compile_option_reads():
+    from mlops.api.compiling import DEFAULT_STORE_CA_KEY, check_store_ca
+
+    (config_map,) = yaml.safe_load_all((DEPLOY / "k8s" / "store-ca.example.yaml").read_text())
+    assert list(config_map["data"]) == [DEFAULT_STORE_CA_KEY]
+    assert check_store_ca(config_map["metadata"]["name"], DEFAULT_STORE_CA_KEY)
+    assert "BEGIN CERTIFICATE-----\n" not in config_map["data"][DEFAULT_STORE_CA_KEY], (
+        "a placeholder, not a real certificate"
+    )
