@@ -39,3 +39,7 @@ SIGNING_MOUNT = "/etc/mlops/signing"
 PUBLIC_KEY_MOUNT = "/etc/mlops/keys"
 PRIVATE_KEY_FILE = "signing-key.pem"
 PUBLIC_KEY_FILE = "signing-key.pub.pem"
+# A store behind a private CA: the ConfigMap with its PEM, mounted here in pipeline pods
+# (compile.py --s3-ca-configmap) and predictors; MLOPS_S3_CA_BUNDLE names the file.
+STORE_CA_MOUNT = "/etc/mlops/store-ca"
+STORE_CA_KEY = "ca.crt"  # the key Kubernetes itself uses in kube-root-ca.crt

@@ -15,14 +15,14 @@ pipelines' tasks are covered too. Without it the YAML is what it always was.
 from __future__ import annotations
 
 import logging
-import re
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlops.core.errors import UsageError
-from mlops.core.settings import CA_BUNDLE_VAR
-from mlops.runtime import STORE_SECRET
+from mlops.core.rules import check_config_map_key_ref
+from mlops.core.settings import CA_BUNDLE_VAR, CA_CONFIGMAP_VAR
+from mlops.runtime import STORE_CA_KEY, STORE_CA_MOUNT, STORE_SECRET
 
 if TYPE_CHECKING:
     from kfp.dsl.base_component import BaseComponent
@@ -31,17 +31,9 @@ logger = logging.getLogger(__name__)
 
 #: The pipeline parameter that names the predictor image of the InferenceService.
 SERVING_IMAGE_PARAMETER = "serving_image"
-#: Where the store's CA ConfigMap is mounted in pipeline pods (``store_ca_config_map``).
-STORE_CA_MOUNT = "/etc/mlops/store-ca"
 #: The ConfigMap key holding the PEM by default: the key Kubernetes itself uses in every
 #: namespace's ``kube-root-ca.crt`` ConfigMap.
-DEFAULT_STORE_CA_KEY = "ca.crt"
-
-# Kubernetes' rules for the two names (a DNS-1123 subdomain; a ConfigMap key).
-_DNS1123_SUBDOMAIN = re.compile(
-    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
-)
-_CONFIG_MAP_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+DEFAULT_STORE_CA_KEY = STORE_CA_KEY
 
 
 def set_image(document: dict[str, Any], image: str) -> int:
@@ -82,27 +74,13 @@ def set_parameter_default(document: dict[str, Any], name: str, value: Any) -> bo
 def check_store_ca(config_map: str, key: str = DEFAULT_STORE_CA_KEY) -> tuple[str, str]:
     """Checks the ConfigMap name and key of the store's CA bundle against Kubernetes' rules.
 
-    Args:
-        config_map: The ConfigMap's name (a DNS-1123 subdomain).
-        key: The key holding the PEM (letters, digits, ``-``, ``_``, ``.``).
-
     Returns:
         ``(config_map, key)``.
 
     Raises:
         UsageError: a name or key Kubernetes would refuse.
     """
-    if len(config_map) > 253 or not _DNS1123_SUBDOMAIN.match(config_map):
-        raise UsageError(
-            f"store CA ConfigMap name {config_map!r} is not a Kubernetes object name: lowercase "
-            "letters, digits, '-' and '.', starting and ending alphanumeric, at most 253 characters"
-        )
-    if len(key) > 253 or not _CONFIG_MAP_KEY.match(key) or key in (".", "..") or key[:2] == "..":
-        raise UsageError(
-            f"store CA ConfigMap key {key!r} is not a ConfigMap key: letters, digits, '-', '_' "
-            "and '.', not starting with '..'"
-        )
-    return config_map, key
+    return check_config_map_key_ref(config_map, key, "store CA ConfigMap")
 
 
 def _uses_store_secret(executor: dict[str, Any]) -> bool:
@@ -171,8 +149,12 @@ def mount_store_ca(
         platform_executors[name].setdefault("configMapAsVolume", []).append(
             _config_map_volume(config_map)
         )
-        containers[name]["container"].setdefault("env", []).append(
-            {"name": CA_BUNDLE_VAR, "value": bundle}
+        containers[name]["container"].setdefault("env", []).extend(
+            [
+                {"name": CA_BUNDLE_VAR, "value": bundle},
+                # The deploy step passes it on to the predictor it builds.
+                {"name": CA_CONFIGMAP_VAR, "value": f"{config_map}/{key}"},
+            ]
         )
     return changed
 

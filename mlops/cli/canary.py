@@ -42,10 +42,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         note = "dry run: nothing changed"
     else:
         note = f"{analysis.verdict} applied" if analysis.applied else "nothing changed"
+    judged = "; judged on its shadow copies" if analysis.candidate_role == "shadow" else ""
     print(
         f"{analysis.model_name}: {analysis.verdict.upper()} candidate "
         f"{analysis.candidate.version} ({analysis.strategy}) against stable "
-        f"{analysis.stable.version}; {note}"
+        f"{analysis.stable.version}; {note}{judged}"
     )
     for check in analysis.checks:
         print(f"  {check.outcome:<5} {check.detail}")
@@ -88,7 +89,8 @@ def register(subparsers: Any) -> None:
     analyze = actions.add_parser(
         "analyze",
         help="compare the candidate with stable (errors, p99 latency, predicted classes, "
-        "out-of-range inputs, accuracy) and promote, roll back or wait",
+        "out-of-range inputs, accuracy) and promote, roll back or wait; a shadow is judged "
+        "on the copies it scored, and promoting it makes it stable, rolling it back removes it",
     )
     analyze.add_argument("model", metavar="NAME", help="the deployed model")
     analyze.add_argument(

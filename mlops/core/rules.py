@@ -21,6 +21,7 @@ __all__ = [
     "WEIGHTED_STRATEGIES",
     "ImageRef",
     "check_canary_percent",
+    "check_config_map_key_ref",
     "check_deploy_mode",
     "check_deploy_target",
     "check_fraction",
@@ -249,3 +250,43 @@ def check_image_reference(ref: str, name: str = "image") -> ImageRef:
             f"{name} {ref!r}: the digest must be sha256: followed by 64 lowercase hex digits"
         )
     return ImageRef(repository=repository, tag=tag, digest=digest)
+
+
+# -- Kubernetes object references -----------------------------------------------------
+_DNS1123_SUBDOMAIN = re.compile(
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+)
+_CONFIG_MAP_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+
+
+def check_config_map_key_ref(name: str, key: str, what: str = "ConfigMap") -> tuple[str, str]:
+    """Checks a ConfigMap name and one of its keys against Kubernetes' rules.
+
+    Args:
+        name: The ConfigMap's name (a DNS-1123 subdomain, at most 253 characters).
+        key: The key (letters, digits, ``-``, ``_``, ``.``; not ``.``/``..``-prefixed).
+        what: What the caller calls it (``store CA ConfigMap``), for the message.
+
+    Returns:
+        ``(name, key)``.
+
+    Raises:
+        UsageError: a name or key Kubernetes would refuse.
+    """
+    if not isinstance(name, str) or len(name) > 253 or not _DNS1123_SUBDOMAIN.match(name):
+        raise UsageError(
+            f"{what} name {name!r} is not a Kubernetes object name: lowercase letters, digits, "
+            "'-' and '.', starting and ending alphanumeric, at most 253 characters"
+        )
+    if (
+        not isinstance(key, str)
+        or len(key) > 253
+        or not _CONFIG_MAP_KEY.match(key)
+        or key.startswith("..")
+        or key == "."
+    ):
+        raise UsageError(
+            f"{what} key {key!r} is not a ConfigMap key: letters, digits, '-', '_' and '.', "
+            "not starting with '..'"
+        )
+    return name, key

@@ -161,6 +161,15 @@ CA_BUNDLE_VAR = _var(
     "`mlops store start --tls` exports its own)",
     default_text="unset: the system's CAs",
 )
+CA_CONFIGMAP_VAR = _var(
+    "MLOPS_S3_CA_CONFIGMAP",
+    parse_text,
+    None,
+    "on a cluster: the ConfigMap (`NAME` or `NAME/KEY`, key `ca.crt` by default) holding the "
+    "store's CA, mounted into the predictors the deploy step builds (`compile.py "
+    "--s3-ca-configmap` sets it in the pipeline's tasks)",
+    default_text="unset: predictors trust the system's CAs",
+)
 BUCKET_VAR = _var(
     "MLOPS_BUCKET", parse_text, DEFAULT_BUCKET, "bucket for everything the project owns"
 )

@@ -102,6 +102,15 @@ def _validate_if_configured(manifest: dict) -> bool:
     return True
 
 
+def _store_ca() -> dict[str, str]:
+    """The store's CA ConfigMap for the predictor, from ``MLOPS_S3_CA_CONFIGMAP`` (``NAME[/KEY]``)."""
+    value = settings.get(settings.CA_CONFIGMAP_VAR)
+    if not value:
+        return {}
+    name, _, key = value.partition("/")
+    return {"store_ca_config_map": name, **({"store_ca_key": key} if key else {})}
+
+
 def _kserve_mode(requested: str | None, live: dict | None, model_name: str, namespace: str) -> str:
     """The deployment mode to build with: asked for, else the live object's, else Serverless.
 
@@ -232,6 +241,7 @@ def _roll_out_on_kserve(
         canary_percent=None if mesh_strategy is not None else percent,
         previous=live,
         mesh_routed=mesh_state is not None,
+        **_store_ca(),
     )
     mesh: dict[str, Any] = {}
     if mesh_state is not None:

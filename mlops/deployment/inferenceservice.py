@@ -52,13 +52,15 @@ import re
 from typing import Any, Literal
 
 from mlops.core.errors import UsageError
-from mlops.core.rules import check_canary_percent, check_image_reference
-from mlops.core.settings import BUCKET_VAR, SECURE_VAR, STORE_ENV_VARS
+from mlops.core.rules import check_canary_percent, check_config_map_key_ref, check_image_reference
+from mlops.core.settings import BUCKET_VAR, CA_BUNDLE_VAR, SECURE_VAR, STORE_ENV_VARS
 from mlops.runtime import (
     PUBLIC_KEY_FILE,
     PUBLIC_KEY_MOUNT,
     PUBLIC_KEY_SECRET,
     SERVING_IMAGE,
+    STORE_CA_KEY,
+    STORE_CA_MOUNT,
     STORE_SECRET,
 )
 
@@ -82,6 +84,7 @@ API_VERSION = "serving.kserve.io/v1beta1"
 KIND = "InferenceService"
 CONTAINER_NAME = "kserve-container"  # the name KServe expects for a custom predictor
 HTTP_PORT = 8080
+STORE_CA_VOLUME = "store-ca"  # the volume of the store's CA ConfigMap (``store_ca_config_map``)
 
 LABEL_NAME = "app.kubernetes.io/name"
 LABEL_PART_OF = "app.kubernetes.io/part-of"
@@ -204,9 +207,24 @@ def _secret_env(store_secret: str) -> list[dict]:
 
 
 def _container(
-    model_name: str, storage_uri: str, image: str, resources: dict | None, store_secret: str
+    model_name: str,
+    storage_uri: str,
+    image: str,
+    resources: dict | None,
+    store_secret: str,
+    store_ca: tuple[str, str] | None = None,
 ) -> dict:
-    """The ``python -m serving`` container: one model, store settings from the Secret, non-root."""
+    """The ``python -m serving`` container: one model, store settings from the Secret, non-root.
+
+    With ``store_ca`` (ConfigMap, key) the container trusts the store's private CA:
+    ``MLOPS_S3_CA_BUNDLE`` names the file the ConfigMap volume mounts (a path, not a
+    credential: the only literal value among the store settings).
+    """
+    env = _secret_env(store_secret)
+    mounts = [{"name": "signing-public-key", "mountPath": PUBLIC_KEY_MOUNT, "readOnly": True}]
+    if store_ca is not None:
+        env.append({"name": CA_BUNDLE_VAR, "value": f"{STORE_CA_MOUNT}/{store_ca[1]}"})
+        mounts.append({"name": STORE_CA_VOLUME, "mountPath": STORE_CA_MOUNT, "readOnly": True})
     return {
         "name": CONTAINER_NAME,
         "image": image,
@@ -221,7 +239,7 @@ def _container(
             "--http-port",
             str(HTTP_PORT),
         ],
-        "env": _secret_env(store_secret),
+        "env": env,
         "ports": [{"name": "http1", "containerPort": HTTP_PORT, "protocol": "TCP"}],
         "readinessProbe": {
             "httpGet": {"path": f"/v2/models/{model_name}/ready", "port": HTTP_PORT},
@@ -231,9 +249,7 @@ def _container(
             "failureThreshold": 6,
         },
         "resources": _resources(resources),
-        "volumeMounts": [
-            {"name": "signing-public-key", "mountPath": PUBLIC_KEY_MOUNT, "readOnly": True}
-        ],
+        "volumeMounts": mounts,
         "securityContext": {
             "runAsNonRoot": True,
             "runAsUser": 10001,
@@ -253,21 +269,35 @@ def _predictor(
     resources: dict | None,
     public_key_secret: str,
     store_secret: str,
+    store_ca: tuple[str, str] | None = None,
 ) -> dict:
-    """The predictor: the container, its labels and the public key it verifies with."""
+    """The predictor: the container, its labels, the public key it verifies with, the store's CA."""
+    volumes: list[dict[str, Any]] = [
+        {
+            "name": "signing-public-key",
+            "secret": {
+                "secretName": public_key_secret,
+                "items": [{"key": PUBLIC_KEY_FILE, "path": PUBLIC_KEY_FILE}],
+            },
+        }
+    ]
+    if store_ca is not None:
+        config_map, key = store_ca
+        # Not optional: without the ConfigMap the pod does not start, rather than the
+        # server falling back to the system's CAs and failing every store read.
+        volumes.append(
+            {
+                "name": STORE_CA_VOLUME,
+                "configMap": {"name": config_map, "items": [{"key": key, "path": key}]},
+            }
+        )
     return {
         "serviceAccountName": service_account,
         "labels": {LABEL_MODEL: model_name, LABEL_VERSION: version},
-        "containers": [_container(model_name, storage_uri, image, resources, store_secret)],
-        "volumes": [
-            {
-                "name": "signing-public-key",
-                "secret": {
-                    "secretName": public_key_secret,
-                    "items": [{"key": PUBLIC_KEY_FILE, "path": PUBLIC_KEY_FILE}],
-                },
-            }
+        "containers": [
+            _container(model_name, storage_uri, image, resources, store_secret, store_ca)
         ],
+        "volumes": volumes,
     }
 
 
@@ -286,6 +316,8 @@ def build_inferenceservice(
     public_key_secret: str = PUBLIC_KEY_SECRET,
     store_secret: str = STORE_SECRET,
     mesh_routed: bool = False,
+    store_ca_config_map: str | None = None,
+    store_ca_key: str = STORE_CA_KEY,
 ) -> dict:
     """An InferenceService serving ``storage_uri`` with the project's predictor.
 
@@ -308,17 +340,27 @@ def build_inferenceservice(
         mesh_routed: Run the new version as a candidate at ``trafficPercent: 0``
             next to the live release, for mesh routes to reach (Raw/Standard mode
             only; ``canary_percent`` must then be None).
+        store_ca_config_map: A ConfigMap with the PEM of the store's private CA:
+            mounted at ``STORE_CA_MOUNT``, named by ``MLOPS_S3_CA_BUNDLE``; ``None``
+            (the default) adds nothing and the server trusts the system's CAs.
+        store_ca_key: The ConfigMap's key holding the PEM.
 
     Returns:
         The manifest as a plain dict.
 
     Raises:
-        UsageError: an invalid name, version, mode, percent or image reference; or,
+        UsageError: an invalid name, version, mode, percent, image reference or
+            store CA ConfigMap name/key; or,
             with ``mesh_routed``, Serverless mode, a percent, nothing live to run
             next to, or a live stable release that already runs ``version``.
     """
     percent = _checked_inputs(
         model_name, version, storage_uri, namespace, deployment_mode, canary_percent
+    )
+    store_ca = (
+        check_config_map_key_ref(store_ca_config_map, store_ca_key, "store CA ConfigMap")
+        if store_ca_config_map is not None
+        else None
     )
     live_predictor = ((previous or {}).get("spec") or {}).get("predictor") or {}
     if mesh_routed:
@@ -332,6 +374,7 @@ def build_inferenceservice(
         resources=resources,
         public_key_secret=public_key_secret,
         store_secret=store_secret,
+        store_ca=store_ca,
     )
     # A canary needs something live to run next to; the first release is always full.
     canary = percent if percent is not None and 0 < percent < 100 and live_predictor else None

@@ -562,8 +562,8 @@ def add_accuracy(
     """
     from mlops.monitoring.quality import live_quality
 
-    for target in figures.values():
-        target.labelled_rows, target.accuracy = 0, None
+    for each in figures.values():
+        each.labelled_rows, each.accuracy = 0, None
     try:
         quality = live_quality(
             store, model_name, window_hours=window_minutes / 60.0, min_rows=max(1, min_labels)

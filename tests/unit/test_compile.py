@@ -445,7 +445,9 @@ def test_the_store_ca_option_gives_every_store_task_the_ca_file(compiled, tmp_pa
             assert platform[task].pop("configMapAsVolume") == [expected_volume], (name, task)
             env = containers[task]["container"].pop("env")
             assert env == [
-                {"name": "MLOPS_S3_CA_BUNDLE", "value": "/etc/mlops/store-ca/store-ca.pem"}
+                {"name": "MLOPS_S3_CA_BUNDLE", "value": "/etc/mlops/store-ca/store-ca.pem"},
+                # for the predictors the deploy step builds
+                {"name": "MLOPS_S3_CA_CONFIGMAP", "value": "mlops-store-ca/store-ca.pem"},
             ], (name, task)
         # The repository's code and the signing step get no store access, so no CA either.
         assert "exec-train-model" not in platform

@@ -374,3 +374,22 @@ def test_cli_mesh_options_need_the_kserve_target(store_env, published, capsys, t
     )
     assert code == 2 and "does not exist" in err
     assert desired.read_state(store_env, MODEL) is None
+
+
+def test_the_store_ca_configmap_setting_reaches_the_predictor(store_env, published, monkeypatch):
+    """MLOPS_S3_CA_CONFIGMAP (which compile.py --s3-ca-configmap sets in the deploy task)."""
+    monkeypatch.setenv("MLOPS_S3_CA_CONFIGMAP", "store-ca/bundle.pem")
+    fake = FakeKServe()
+    deploy(published, store_env, fake, "v1", "full", deployment_mode="RawDeployment")
+    predictor = fake.live()["spec"]["predictor"]
+    (volume,) = [v for v in predictor["volumes"] if "configMap" in v]
+    assert volume["configMap"] == {
+        "name": "store-ca",
+        "items": [{"key": "bundle.pem", "path": "bundle.pem"}],
+    }
+    (container,) = predictor["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["MLOPS_S3_CA_BUNDLE"] == "/etc/mlops/store-ca/bundle.pem"
+    monkeypatch.setenv("MLOPS_S3_CA_CONFIGMAP", "Not_A_Name")
+    with pytest.raises(UsageError, match="store CA ConfigMap name 'Not_A_Name'"):
+        deploy(published, store_env, FakeKServe(), "v1", "full", deployment_mode="RawDeployment")

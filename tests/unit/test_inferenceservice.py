@@ -285,6 +285,41 @@ def test_no_credential_values_in_manifest(monkeypatch):
         assert item["valueFrom"]["secretKeyRef"]["name"] == "mlops-s3-credentials"
 
 
+@pytest.mark.parametrize("mode", ["Serverless", "RawDeployment"])
+def test_store_ca_configmap_is_mounted_and_named_by_the_bundle_variable(crd, mode):
+    manifest = build_inferenceservice(
+        MODEL, V1, URI1, deployment_mode=mode, store_ca_config_map="mlops-store-ca"
+    )
+    assert schema_problems(manifest, crd) == []
+    predictor = manifest["spec"]["predictor"]
+    container = _container(predictor)
+    assert {"name": "MLOPS_S3_CA_BUNDLE", "value": "/etc/mlops/store-ca/ca.crt"} in container["env"]
+    assert {"name": "store-ca", "mountPath": "/etc/mlops/store-ca", "readOnly": True} in container[
+        "volumeMounts"
+    ]
+    assert {
+        "name": "store-ca",
+        "configMap": {"name": "mlops-store-ca", "items": [{"key": "ca.crt", "path": "ca.crt"}]},
+    } in predictor["volumes"]
+    # Without it nothing changes: no CA variable, no extra volume.
+    default = build_inferenceservice(MODEL, V1, URI1, deployment_mode=mode)
+    assert "MLOPS_S3_CA_BUNDLE" not in json.dumps(default)
+    assert [v["name"] for v in default["spec"]["predictor"]["volumes"]] == ["signing-public-key"]
+
+
+@pytest.mark.parametrize(
+    ("config_map", "key", "message"),
+    [
+        ("Store_CA", "ca.crt", "store CA ConfigMap name 'Store_CA'"),
+        ("mlops-store-ca", "ca/crt", "store CA ConfigMap key 'ca/crt'"),
+        ("mlops-store-ca", "", "store CA ConfigMap key ''"),
+    ],
+)
+def test_invalid_store_ca_reference_is_refused(config_map, key, message):
+    with pytest.raises(UsageError, match=re.escape(message)):
+        build_inferenceservice(MODEL, V1, URI1, store_ca_config_map=config_map, store_ca_key=key)
+
+
 # -- RBAC ------------------------------------------------------------------------
 
 
