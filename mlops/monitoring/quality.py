@@ -434,7 +434,12 @@ def live_quality(
     with_id = logs[logs["request_id"].notna()].assign(
         request_id=lambda f: _as_text(f["request_id"])
     )
-    latest = with_id.drop_duplicates("request_id", keep="last")  # logs are oldest first
+    # One answer per request id (a retried request logs twice; logs are oldest first),
+    # kept apart for shadow rows: a shadow's copy carries the id of the stable answer it
+    # copies, and one label scores both.
+    latest = with_id.assign(_shadow=with_id["role"] == "shadow").drop_duplicates(
+        ["request_id", "_shadow"], keep="last"
+    )
     joined = latest.merge(feedback[["request_id", "label"]], on="request_id", how="inner")
     joined = joined[["request_id", "model_version", "role", "timestamp", "prediction", "label"]]
     matched = set(joined["request_id"])

@@ -529,11 +529,6 @@ def _log(store, version: str, role: str, ids: list[str], predictions: list[str])
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="live_quality keeps one logged row per request id (drop_duplicates on request_id), "
-    "so a shadow's copy hides the stable row it copies; needs the dedup kept apart for shadow rows",
-)
 def test_a_shadows_accuracy_is_measured_on_its_copies_of_the_labelled_requests(shadow):
     # The shadow's rows carry the request ids of the stable answers they copy, so one
     # label per request scores both; its pinned (canary) rows are not its copies.
