@@ -285,3 +285,18 @@ def test_pandas_category_dtype_with_unused_categories(rng, n):
     cur = pd.DataFrame({"c": pd.Series(rng.choice(list("abcd"), n)).astype(dtype)})
     result = assert_same_as_evidently(ref, cur)
     assert result.columns["c"].drifted
+
+
+def test_the_jensen_shannon_distance_is_scipys_bit_for_bit():
+    from scipy.spatial import distance
+
+    from mlops.monitoring.drift import _jensenshannon
+
+    rng = np.random.default_rng(7)
+    for _ in range(500):
+        k = int(rng.integers(2, 8))
+        ref, cur = rng.integers(0, 1000, k).astype(float), rng.integers(1, 1000, k).astype(float)
+        ref[rng.random(k) < 0.2] = 0.0  # classes only one side has
+        ref[0] = max(ref[0], 1.0)
+        p, q = ref / ref.sum(), cur / cur.sum()
+        assert _jensenshannon(p, q) == distance.jensenshannon(p, q)
