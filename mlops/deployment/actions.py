@@ -102,13 +102,15 @@ def _validate_if_configured(manifest: dict) -> bool:
     return True
 
 
-def _store_ca() -> dict[str, str]:
-    """The store's CA ConfigMap for the predictor, from ``MLOPS_S3_CA_CONFIGMAP`` (``NAME[/KEY]``)."""
+def _store_ca() -> tuple[str | None, str]:
+    """The store's CA ConfigMap and key for the predictor, from ``MLOPS_S3_CA_CONFIGMAP`` (``NAME[/KEY]``)."""
+    from mlops.runtime import STORE_CA_KEY
+
     value = settings.get(settings.CA_CONFIGMAP_VAR)
     if not value:
-        return {}
+        return None, STORE_CA_KEY
     name, _, key = value.partition("/")
-    return {"store_ca_config_map": name, **({"store_ca_key": key} if key else {})}
+    return name, key or STORE_CA_KEY
 
 
 def _kserve_mode(requested: str | None, live: dict | None, model_name: str, namespace: str) -> str:
@@ -229,6 +231,7 @@ def _roll_out_on_kserve(
     kserve_mode = _kserve_mode(deployment_mode, live, model_name, namespace)
     if mesh_strategy is not None and not is_raw_mode(kserve_mode):
         raise _mesh_refusal(mesh_strategy, kserve_mode)
+    store_ca_config_map, store_ca_key = _store_ca()
     manifest = build_inferenceservice(
         model_name,
         version,
@@ -241,7 +244,8 @@ def _roll_out_on_kserve(
         canary_percent=None if mesh_strategy is not None else percent,
         previous=live,
         mesh_routed=mesh_state is not None,
-        **_store_ca(),
+        store_ca_config_map=store_ca_config_map,
+        store_ca_key=store_ca_key,
     )
     mesh: dict[str, Any] = {}
     if mesh_state is not None:

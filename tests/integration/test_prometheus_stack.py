@@ -1,8 +1,8 @@
 """End to end: the real model server, Pushgateway, Alertmanager and Prometheus on 127.0.0.1.
 
-The model server serves a signed, deployed model from the real test store and gets a mix
-of traffic (V1/V2 predictions, out-of-range inputs, 4xx requests, an explanation); the
-drift and release metrics are pushed with ``mlops.monitoring.push``. Prometheus scrapes both
+The model server serves a signed, deployed model from the real test store, with a second
+version as its shadow candidate, and gets a mix of traffic (V1/V2 predictions, out-of-range
+inputs, 4xx requests, an explanation); the drift and release metrics are pushed with ``mlops.monitoring.push``. Prometheus scrapes both
 with a config shaped like deploy/monitoring/prometheus.yml and loads a copy of
 deploy/monitoring/alerts.yaml in which only the ``for:`` durations (-> 0s) and the group
 ``interval:`` (-> 1s) are shortened -- the production durations are unit-tested with
@@ -10,7 +10,8 @@ deploy/monitoring/alerts.yaml in which only the ``for:`` durations (-> 0s) and t
 repo's alertmanager.yml with the webhook pointed at a receiver in this process.
 
 The live-quality metrics (``mlops_model_accuracy`` and friends) are pushed like a quality
-check pushes them. Checks: every PromQL query of the Grafana dashboard returns data,
+check pushes them. Checks: every PromQL query of the Grafana dashboard returns data (the
+shadow panels' too), the shadow's copies stay out of the client-traffic panels and rules,
 ``mlops_model_accuracy`` is read from the Pushgateway and through Prometheus, and the drift
 (and rejected-release, accuracy, error-rate) alerts reach the webhook through the repo's routing.
 """
@@ -47,6 +48,7 @@ pytestmark = [pytest.mark.slow, ms.skip_unless_binaries()]
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = "iris"
+SHADOW_VERSION = "v2"  # the shadow candidate next to stable v1
 SERVING_JOB = "mlops-serving"  # job label of the model servers (alerts.yaml, podmonitor.yaml)
 LOCAL = ms.LOCALHOST
 
@@ -193,6 +195,18 @@ def env(store_settings):
         model_dir, _, _ = build_model_dir(work / "v1", private, model_name=MODEL, version="v1")
         publish(store, model_dir, MODEL, "v1")
         deploy(store, MODEL, Release("v1", store.uri(f"models/{MODEL}/v1")))
+        # A shadow candidate: its copies are counted under role="shadow", which the dashboard's
+        # shadow panels show and its client-traffic panels and the rules must leave out.
+        shadow_dir, _, _ = build_model_dir(
+            work / SHADOW_VERSION, private, model_name=MODEL, version=SHADOW_VERSION, seed=1
+        )
+        publish(store, shadow_dir, MODEL, SHADOW_VERSION)
+        deploy(
+            store,
+            MODEL,
+            Release(SHADOW_VERSION, store.uri(f"models/{MODEL}/{SHADOW_VERSION}")),
+            strategy="shadow",
+        )
 
         ports = {
             name: ms.free_port()
@@ -318,7 +332,12 @@ def env(store_settings):
 
 
 def test_every_dashboard_query_returns_data(env):
-    from tests.monitoring_assets import dashboard_queries
+    from tests.monitoring_assets import (
+        dashboard_queries,
+        iter_panels,
+        load_dashboard,
+        render_grafana_variables,
+    )
 
     queries = dashboard_queries(render=True)
     assert len(queries) >= 10, queries
@@ -339,6 +358,25 @@ def test_every_dashboard_query_returns_data(env):
             + "\n  ".join(empty)
             + f"\ntargets: {targets}\n{env.logs()}"
         )
+
+    # the shadow's copies: its own panels show them, the client-traffic panel and rule do not
+    panels = {p["title"]: p for p in iter_panels(load_dashboard()["panels"]) if p.get("targets")}
+
+    def versions(query: str) -> set[str]:
+        return {s["metric"].get("version", "") for s in ms.prom_query(env.prometheus, query)}
+
+    for target in panels["Shadow candidate: copies scored and error ratio"]["targets"]:
+        assert versions(render_grafana_variables(target["expr"])) == {SHADOW_VERSION}, target
+    (client_rate,) = panels["Request rate by model/version"]["targets"]
+    assert "v1" in versions(render_grafana_variables(client_rate["expr"]))
+    assert SHADOW_VERSION not in versions(render_grafana_variables(client_rate["expr"]))
+    assert ms.wait_until(
+        lambda: ms.prom_query(
+            env.prometheus, f'model_version:mlops_requests:rate5m{{model="{MODEL}"}}'
+        ),
+        timeout=30,
+    )
+    assert SHADOW_VERSION not in versions("model_version:mlops_requests:rate5m")
 
     # the 4xx requests show up as a real error ratio (not just a 0 rate) in the recording rule
     ratio = ms.wait_until(

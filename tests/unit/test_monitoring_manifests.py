@@ -35,6 +35,27 @@ OPTIONAL_DASHBOARD_METRICS = {
     "mlops_request_duration_seconds_count",
 }
 
+# The series a shadow candidate's copies are counted in too, under role="shadow"
+# (serving.metrics.count_shadow_copy; predictions and out-of-range inputs by role as well).
+REQUEST_SERIES = (
+    "mlops_requests_total",
+    "mlops_request_errors_total",
+    "mlops_request_duration_seconds_bucket",
+    "mlops_predictions_total",
+    "mlops_input_out_of_range_total",
+)
+_SELECTOR = re.compile(rf"\b({'|'.join(REQUEST_SERIES)})\b(?:\{{([^}}]*)\}})?")
+
+# Panels about what clients were answered: a shadow's copies must stay out of them.
+CLIENT_TRAFFIC_PANELS = {
+    "Request rate by model/version",
+    "Latency p50 / p90 / p99",
+    "Error rate",
+    "Errors by status code",
+    "Predictions by class",
+    "Out-of-range inputs by feature",
+}
+
 
 def load_yaml(path: Path) -> dict:
     return yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -247,3 +268,52 @@ def test_dashboard_queries_parse_with_promtool(tmp_path):
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _request_selectors(panel: dict) -> list[tuple[str, str]]:
+    """``(metric, matchers)`` of every selector of ``REQUEST_SERIES`` in the panel's queries."""
+    return [
+        (m.group(1), m.group(2) or "")
+        for target in panel.get("targets", [])
+        for m in _SELECTOR.finditer(target.get("expr", ""))
+    ]
+
+
+def test_client_traffic_panels_leave_shadow_copies_out():
+    panels = {p["title"]: p for p in assets.iter_panels(assets.load_dashboard()["panels"])}
+    assert CLIENT_TRAFFIC_PANELS <= set(panels), CLIENT_TRAFFIC_PANELS - set(panels)
+    for title in CLIENT_TRAFFIC_PANELS:
+        found = _request_selectors(panels[title])
+        assert found, title
+        for metric, matchers in found:
+            assert 'role!="shadow"' in matchers, f"{title}: {metric}{{{matchers}}}"
+
+
+def test_every_request_series_query_says_which_roles_it_counts():
+    """A new panel on the request series must choose: clients' traffic, or a shadow's copies."""
+    for panel in assets.iter_panels(assets.load_dashboard()["panels"]):
+        for metric, matchers in _request_selectors(panel):
+            assert re.search(r'role(!="shadow"|="(shadow|stable|canary)")', matchers), (
+                f"{panel['title']}: {metric}{{{matchers}}} mixes shadow copies with client traffic"
+            )
+
+
+def test_a_shadow_candidate_has_its_request_error_and_p99_series():
+    shadow = [
+        (target["expr"], metric)
+        for panel in assets.iter_panels(assets.load_dashboard()["panels"])
+        for target in panel.get("targets", [])
+        for metric, matchers in _SELECTOR.findall(target.get("expr", ""))
+        if 'role="shadow"' in matchers
+    ]
+    metrics = {metric for _, metric in shadow}
+    assert {
+        "mlops_requests_total",
+        "mlops_request_errors_total",
+        "mlops_request_duration_seconds_bucket",
+    } <= metrics, metrics
+    assert any(
+        expr.startswith("histogram_quantile(0.99,") and "by (model, version, le)" in expr
+        for expr, metric in shadow
+        if metric == "mlops_request_duration_seconds_bucket"
+    ), shadow
