@@ -73,6 +73,8 @@ GRAFANA_VARIABLES: dict[str, str] = {
     "__interval": "1m",
     "__range": "1h",
     "model": ".*",
+    # the Rollout panels' window: the canary analysis' default (``mlops canary analyze --window``)
+    "canary_window": "30m",
 }
 
 _VARIABLE = re.compile(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)|\[\[(\w+)\]\]")

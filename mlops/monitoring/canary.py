@@ -382,6 +382,9 @@ def _selected(
 
 
 _ERRORS = re.compile(ERROR_CODES)
+#: The endpoints whose latency the p99 check reads (as the dashboard's latency panels).
+_SCORING_ENDPOINTS = ("predict", "infer")
+_SCORING_ENDPOINTS_RE = "|".join(_SCORING_ENDPOINTS)
 
 
 def _add_sample(target: VersionFigures, name: str, labels: Mapping[str, str], value: float) -> None:
@@ -392,6 +395,8 @@ def _add_sample(target: VersionFigures, name: str, labels: Mapping[str, str], va
         if _ERRORS.fullmatch(labels.get("code", "")):
             target.errors += value
     elif name == "mlops_request_duration_seconds_bucket":
+        if labels.get("endpoint") not in _SCORING_ENDPOINTS:
+            return  # an explanation's latency is not the model's: the dashboard leaves it out
         bound = float(labels["le"])
         target.latency_buckets[bound] = target.latency_buckets.get(bound, 0.0) + value
     elif name == "mlops_predictions_total":
@@ -511,8 +516,8 @@ def figures_from_prometheus(
     ):
         target.errors += value
     for target, metric, value in each(
-        "sum by (version, role, le) "
-        f"(increase(mlops_request_duration_seconds_bucket{{{selector}}}[{window}]))"
+        "sum by (version, role, le) (increase(mlops_request_duration_seconds_bucket"
+        f'{{{selector}, endpoint=~"{_SCORING_ENDPOINTS_RE}"}}[{window}]))'
     ):
         bound = float(metric["le"])
         target.latency_buckets[bound] = target.latency_buckets.get(bound, 0.0) + value

@@ -14,6 +14,9 @@ check pushes them. Checks: every PromQL query of the Grafana dashboard returns d
 shadow panels' too), the shadow's copies stay out of the client-traffic panels and rules,
 ``mlops_model_accuracy`` is read from the Pushgateway and through Prometheus, and the drift
 (and rejected-release, accuracy, error-rate) alerts reach the webhook through the repo's routing.
+Last, a third version is deployed as a weighted canary in place of the shadow, and the
+"Rollout: candidate vs stable" panels return one series per version and role that answered
+clients (stable v1, canary v3), never the shadow's copies still in the window.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import time
 import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -49,6 +53,7 @@ pytestmark = [pytest.mark.slow, ms.skip_unless_binaries()]
 REPO = Path(__file__).resolve().parents[2]
 MODEL = "iris"
 SHADOW_VERSION = "v2"  # the shadow candidate next to stable v1
+CANARY_VERSION = "v3"  # published up front, deployed as a weighted canary by the rollout test
 SERVING_JOB = "mlops-serving"  # job label of the model servers (alerts.yaml, podmonitor.yaml)
 LOCAL = ms.LOCALHOST
 
@@ -62,6 +67,7 @@ class Env:
     receiver: ms.WebhookReceiver
     stack: ms.Stack
     http: requests.Session
+    store: Any  # the test store holding the deployment state (ObjectStore)
 
     def predict(self, instances, **extra) -> requests.Response:
         return self.http.post(
@@ -207,6 +213,11 @@ def env(store_settings):
             Release(SHADOW_VERSION, store.uri(f"models/{MODEL}/{SHADOW_VERSION}")),
             strategy="shadow",
         )
+        # Published only: test_rollout_panels_split_versions_and_roles deploys it as a canary.
+        canary_dir, _, _ = build_model_dir(
+            work / CANARY_VERSION, private, model_name=MODEL, version=CANARY_VERSION, seed=2
+        )
+        publish(store, canary_dir, MODEL, CANARY_VERSION)
 
         ports = {
             name: ms.free_port()
@@ -289,6 +300,7 @@ def env(store_settings):
             receiver=receiver,
             stack=stack,
             http=http,
+            store=store,
         )
         ms.wait_http_ready(f"{env.pushgateway}/-/ready", pushgateway)
         ms.wait_http_ready(f"{env.alertmanager}/-/ready", alertmanager)
@@ -483,3 +495,72 @@ def test_alerts_reach_the_webhook(env):
     )
     assert errors[0][0] == "/alerts/critical", errors
     assert errors[0][1]["labels"]["severity"] == "critical", errors
+
+
+def test_rollout_panels_split_versions_and_roles(env):
+    """The rollout row keeps each answering (version, role) apart and leaves shadow copies out.
+
+    Runs last: it replaces the shadow candidate with a weighted canary (the server's
+    reconcile loop picks the new state up). The shadow's series stay in Prometheus inside
+    the window, so a panel that counted them would show a (v2, shadow) series.
+    """
+    from mlops.deployment.state import Release, deploy
+    from tests.monitoring_assets import iter_panels, load_dashboard, render_grafana_variables
+
+    panels = {
+        p["title"]: p
+        for p in iter_panels(load_dashboard()["panels"])
+        if p["title"].startswith("Rollout: ") and p.get("targets")
+    }
+    assert len(panels) == 5, sorted(panels)
+    queries = {
+        title: render_grafana_variables(p["targets"][0]["expr"]) for title, p in panels.items()
+    }
+    p99 = queries["Rollout: p99 latency by version/role"]
+    shadow_copies = ms.prom_query(
+        env.prometheus,
+        f'mlops_request_duration_seconds_count{{model="{MODEL}", role="shadow"}}',
+    )
+    assert {s["metric"]["version"] for s in shadow_copies} == {SHADOW_VERSION}, shadow_copies
+
+    deploy(
+        env.store,
+        MODEL,
+        Release(CANARY_VERSION, env.store.uri(f"models/{MODEL}/{CANARY_VERSION}")),
+        canary_percent=50,
+    )
+    expected = {("v1", "stable"), (CANARY_VERSION, "canary")}
+
+    def pairs(query: str) -> set[tuple[str, str]]:
+        return {
+            (s["metric"].get("version", ""), s["metric"].get("role", ""))
+            for s in ms.prom_query(env.prometheus, query)
+        }
+
+    def both_versions_answered() -> bool:
+        # traffic while waiting: half of it goes to the canary once the server has loaded it
+        rows = sample_rows(6, seed=11)
+        for _ in range(4):
+            assert env.predict(v1_list_rows(rows)).status_code == 200
+        return pairs(p99) == expected
+
+    ms.wait_until(
+        both_versions_answered,
+        timeout=60,
+        interval=0.5,
+        describe=lambda: f"p99 panel: {pairs(p99)}\n{env.logs()}",
+    )
+    series = ms.prom_query(env.prometheus, p99)
+    assert len(series) == len(expected), series  # one series per (version, role), no more
+    for each in series:
+        seconds = float(each["value"][1])
+        assert 0 < seconds < 10, each
+    # every rollout panel: both answering versions (0, not a gap, without errors or bad
+    # inputs), and nothing else
+    for title, query in queries.items():
+        assert pairs(query) == expected, (title, pairs(query))
+    # the shadow's copies are in the window but in no rollout panel
+    assert ms.prom_query(
+        env.prometheus,
+        f'increase(mlops_request_duration_seconds_count{{model="{MODEL}", role="shadow"}}[30m]) > 0',
+    )

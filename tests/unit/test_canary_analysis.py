@@ -277,6 +277,25 @@ def test_the_metrics_text_parser_reads_the_server_series():
     assert figures["v2"] == VersionFigures("v2"), "no series: zeros"
 
 
+def test_the_latency_check_reads_scoring_requests_not_explanations():
+    # Explanations take far longer than predictions; like the dashboard's latency panels,
+    # the p99 check leaves them out (a slow explainer is not a slow model).
+    registry = CollectorRegistry()
+    duration = Histogram(
+        "mlops_request_duration_seconds",
+        "d",
+        ["model", "version", "role", "endpoint"],
+        buckets=LATENCY_BUCKETS,
+        registry=registry,
+    )
+    for endpoint, seconds in (("predict", 0.01), ("infer", 0.01), ("explain", 4.0)):
+        for _ in range(50):
+            duration.labels(MODEL, "v2", "canary", endpoint).observe(seconds)
+    text = generate_latest(registry).decode()
+    figures = figures_from_metrics_text(text, MODEL, ("v1", "v2"))
+    assert figures["v2"].p99_seconds is not None and figures["v2"].p99_seconds < 0.05
+
+
 class _Page:
     """A tiny /metrics server (the model server's page, for the CLI and the component)."""
 

@@ -56,6 +56,17 @@ CLIENT_TRAFFIC_PANELS = {
     "Out-of-range inputs by feature",
 }
 
+# The row for watching a rollout: each figure of the canary analysis per (version, role).
+ROLLOUT_ROW = "Rollout: candidate vs stable"
+ROLLOUT_PANELS = {
+    "Rollout: p99 latency by version/role": "p99_latency",
+    "Rollout: error ratio by version/role": "error_ratio",
+    "Rollout: predicted class share by version/role": "prediction_distribution",
+    "Rollout: out-of-range inputs per predicted row by version/role": "out_of_range_share",
+    "Rollout: requests in the window by version/role": "traffic",
+}
+CLIENT_TRAFFIC_PANELS |= set(ROLLOUT_PANELS)
+
 
 def load_yaml(path: Path) -> dict:
     return yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -317,3 +328,97 @@ def test_a_shadow_candidate_has_its_request_error_and_p99_series():
         for expr, metric in shadow
         if metric == "mlops_request_duration_seconds_bucket"
     ), shadow
+
+
+# --- the rollout row ----------------------------------------------------------------------
+
+
+def _rollout_panels() -> dict[str, dict]:
+    """The panels of the rollout row: those after it up to the next row (it is not collapsed)."""
+    panels = assets.load_dashboard()["panels"]
+    (start,) = [i for i, p in enumerate(panels) if p["title"] == ROLLOUT_ROW]
+    assert panels[start]["type"] == "row" and not panels[start].get("collapsed"), panels[start]
+    found: dict[str, dict] = {}
+    for panel in panels[start + 1 :]:
+        if panel["type"] == "row":
+            break
+        found[panel["title"]] = panel
+    return found
+
+
+def _rollout_expr(title: str) -> str:
+    (target,) = _rollout_panels()[title]["targets"]
+    return target["expr"]
+
+
+def test_rollout_row_has_a_panel_per_canary_analysis_figure():
+    panels = _rollout_panels()
+    assert set(panels) == set(ROLLOUT_PANELS), set(panels) ^ set(ROLLOUT_PANELS)
+    for title, check in ROLLOUT_PANELS.items():
+        # each description names the analysis figure it shows
+        assert check in panels[title]["description"], title
+        assert 'role!="shadow"' in panels[title]["description"], title
+
+
+def test_rollout_panels_are_client_traffic_grouped_by_version_and_role():
+    for title in ROLLOUT_PANELS:
+        expr = _rollout_expr(title)
+        found = _request_selectors(_rollout_panels()[title])
+        assert found, title
+        for metric, matchers in found:
+            assert 'role!="shadow"' in matchers and 'model=~"$model"' in matchers, (
+                f"{title}: {metric}{{{matchers}}}"
+            )
+        groupings = re.findall(r"\bby \(([^)]*)\)", expr)
+        assert groupings, title
+        for grouping in groupings:
+            labels = {label.strip() for label in grouping.split(",")}
+            assert {"model", "version", "role"} <= labels, f"{title}: by ({grouping})"
+        # the analysis' window and rate function: increase() over the window variable
+        assert "[$canary_window]" in expr and "$__rate_interval" not in expr, title
+        assert "rate(" not in expr.replace("increase(", ""), title
+
+
+def test_rollout_queries_match_the_canary_analysis():
+    from mlops.monitoring.canary import ERROR_CODES
+
+    p99 = _rollout_expr("Rollout: p99 latency by version/role")
+    assert p99.startswith("histogram_quantile(0.99, sum by (model, version, role, le) (increase(")
+    assert "mlops_request_duration_seconds_bucket{" in p99
+    assert 'endpoint=~"predict|infer"' in p99
+
+    errors = _rollout_expr("Rollout: error ratio by version/role")
+    assert f'code=~"{ERROR_CODES}"' in errors
+    # the same error codes the model-level Error rate panel counts
+    panels = {p["title"]: p for p in assets.iter_panels(assets.load_dashboard()["panels"])}
+    (error_rate,) = panels["Error rate"]["targets"]
+    assert f'code=~"{ERROR_CODES}"' in error_rate["expr"]
+    numerator, denominator = errors.rsplit(" / ", 1)
+    assert "mlops_request_errors_total" in numerator and "mlops_requests_total" in denominator
+
+    shares = _rollout_expr("Rollout: predicted class share by version/role")
+    assert "sum by (model, version, role, class)" in shares
+    assert "group_left" in shares and shares.count("mlops_predictions_total") == 2
+
+    # canary.py: out-of-range values per predicted row (VersionFigures.out_of_range_share)
+    out_of_range = _rollout_expr("Rollout: out-of-range inputs per predicted row by version/role")
+    numerator, denominator = out_of_range.rsplit(" / ", 1)
+    assert "mlops_input_out_of_range_total" in numerator
+    assert "mlops_predictions_total" in denominator and "mlops_requests_total" not in out_of_range
+
+
+def test_rollout_window_defaults_to_the_canary_analysis_window():
+    import inspect
+
+    from mlops.monitoring.canary import analyze_canary
+
+    variables = {v["name"]: v for v in assets.load_dashboard()["templating"]["list"]}
+    window = variables["canary_window"]
+    assert window["type"] == "interval" and not window.get("auto")
+    default = inspect.signature(analyze_canary).parameters["window_minutes"].default
+    assert (
+        window["current"]["value"] == f"{default:g}m" == assets.GRAFANA_VARIABLES["canary_window"]
+    )
+    values = [option["value"] for option in window["options"]]
+    assert values == window["query"].split(",") and window["current"]["value"] in values
+    assert [o["value"] for o in window["options"] if o["selected"]] == [window["current"]["value"]]
