@@ -457,3 +457,50 @@ def test_linear_head_that_disagrees_is_dropped_but_the_fast_transform_stays(
     np.testing.assert_allclose(
         fast.predict_proba(features), model.predict_proba(features), rtol=1e-9
     )
+
+
+def test_inference_log_flush_frame_of_numeric_requests_equals_the_per_request_frames():
+    """A numeric model's records take the flush's one-constructor path: the same frame.
+
+    Column for column what the per-request frames give, concatenated.
+    """
+    from datetime import UTC, datetime, timedelta
+
+    import pandas as pd
+
+    from serving.inference_log import _batch_frame, _Chunk
+
+    start = datetime(2026, 12, 1, 23, 59, 59, tzinfo=UTC)
+    columns = ["a", "b", "prediction"]  # a feature named like a reserved column is dropped
+    chunks = []
+    for i in range(50):
+        rows = 1 + i % 3
+        values = np.arange(rows * 3, dtype=np.float64).reshape(rows, 3) + i
+        values[0, 1] = np.nan
+        chunks.append(
+            _Chunk(
+                f"v{i % 2}",
+                values,
+                np.array([i % 2] * rows),
+                start + timedelta(seconds=i),
+                rows,
+                columns,
+                [f"r{i}-{j}" for j in range(rows)] if i % 5 else None,
+                "canary" if i % 4 == 0 else "stable",
+            )
+        )
+    batched = _batch_frame(chunks)
+    expected = pd.concat([c.frame() for c in chunks], ignore_index=True)
+    pd.testing.assert_frame_equal(
+        batched, expected.astype({"timestamp": batched["timestamp"].dtype})
+    )
+    assert list(batched.columns) == [
+        "a",
+        "b",
+        "prediction",
+        "model_version",
+        "timestamp",
+        "request_id",
+        "role",
+    ]
+    assert str(batched["timestamp"].dtype) == "datetime64[us, UTC]"
