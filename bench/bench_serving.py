@@ -598,7 +598,9 @@ def main() -> int:
     parser.add_argument("--connections", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument("--rows", type=int, nargs="+", default=[1, 100])
     parser.add_argument("--protocols", nargs="+", default=["v1", "v2"], choices=["v1", "v2"])
-    parser.add_argument("--servers", nargs="+", default=[OURS, KSERVE, STARLETTE])
+    parser.add_argument(
+        "--servers", nargs="+", choices=[OURS, KSERVE, STARLETTE], default=[OURS, KSERVE, STARLETTE]
+    )
     parser.add_argument("--out", type=Path, default=ROOT / ".benchmarks" / "serving")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
