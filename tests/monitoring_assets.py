@@ -177,3 +177,20 @@ def dashboard_queries(
             if isinstance(expr, str) and expr.strip():
                 queries.append(render_grafana_variables(expr, values) if render else expr)
     return queries
+
+
+# The series a shadow candidate's copies are counted in too, under role="shadow"
+# (serving.metrics.count_shadow_copy; predictions and out-of-range inputs by role as well).
+REQUEST_SERIES = (
+    "mlops_requests_total",
+    "mlops_request_errors_total",
+    "mlops_request_duration_seconds_bucket",
+    "mlops_predictions_total",
+    "mlops_input_out_of_range_total",
+)
+REQUEST_SELECTOR = re.compile(rf"\b({'|'.join(REQUEST_SERIES)})\b(?:\{{([^}}]*)\}})?")
+
+
+def selectors(expr: str) -> list[tuple[str, str]]:
+    """``(metric, matchers)`` of every selector of ``REQUEST_SERIES`` in ``expr``."""
+    return [(m.group(1), m.group(2) or "") for m in REQUEST_SELECTOR.finditer(expr)]

@@ -35,16 +35,6 @@ OPTIONAL_DASHBOARD_METRICS = {
     "mlops_request_duration_seconds_count",
 }
 
-# The series a shadow candidate's copies are counted in too, under role="shadow"
-# (serving.metrics.count_shadow_copy; predictions and out-of-range inputs by role as well).
-REQUEST_SERIES = (
-    "mlops_requests_total",
-    "mlops_request_errors_total",
-    "mlops_request_duration_seconds_bucket",
-    "mlops_predictions_total",
-    "mlops_input_out_of_range_total",
-)
-_SELECTOR = re.compile(rf"\b({'|'.join(REQUEST_SERIES)})\b(?:\{{([^}}]*)\}})?")
 
 # Panels about what clients were answered: a shadow's copies must stay out of them.
 CLIENT_TRAFFIC_PANELS = {
@@ -282,11 +272,11 @@ def test_dashboard_queries_parse_with_promtool(tmp_path):
 
 
 def _request_selectors(panel: dict) -> list[tuple[str, str]]:
-    """``(metric, matchers)`` of every selector of ``REQUEST_SERIES`` in the panel's queries."""
+    """``(metric, matchers)`` of every selector of ``assets.REQUEST_SERIES`` in the panel's queries."""
     return [
         (m.group(1), m.group(2) or "")
         for target in panel.get("targets", [])
-        for m in _SELECTOR.finditer(target.get("expr", ""))
+        for m in assets.REQUEST_SELECTOR.finditer(target.get("expr", ""))
     ]
 
 
@@ -314,7 +304,7 @@ def test_a_shadow_candidate_has_its_request_error_and_p99_series():
         (target["expr"], metric)
         for panel in assets.iter_panels(assets.load_dashboard()["panels"])
         for target in panel.get("targets", [])
-        for metric, matchers in _SELECTOR.findall(target.get("expr", ""))
+        for metric, matchers in assets.REQUEST_SELECTOR.findall(target.get("expr", ""))
         if 'role="shadow"' in matchers
     ]
     metrics = {metric for _, metric in shadow}

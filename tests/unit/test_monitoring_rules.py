@@ -37,23 +37,6 @@ _SAMPLE_SUFFIXES = {
 }
 
 
-# The series a shadow candidate's copies are counted in too, under role="shadow"
-# (serving.metrics.count_shadow_copy; predictions and out-of-range inputs by role as well).
-REQUEST_SERIES = (
-    "mlops_requests_total",
-    "mlops_request_errors_total",
-    "mlops_request_duration_seconds_bucket",
-    "mlops_predictions_total",
-    "mlops_input_out_of_range_total",
-)
-_SELECTOR = re.compile(rf"\b({'|'.join(REQUEST_SERIES)})\b(?:\{{([^}}]*)\}})?")
-
-
-def selectors(expr: str) -> list[tuple[str, str]]:
-    """``(metric, matchers)`` of every selector of ``REQUEST_SERIES`` in ``expr``."""
-    return [(m.group(1), m.group(2) or "") for m in _SELECTOR.finditer(expr)]
-
-
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(list(args), capture_output=True, text=True, timeout=60, check=False)
 
@@ -125,7 +108,7 @@ def test_rules_on_request_series_leave_shadow_copies_out():
     """
     seen = 0
     for rule in load_rules():
-        for metric, matchers in selectors(rule["expr"]):
+        for metric, matchers in assets.selectors(rule["expr"]):
             seen += 1
             assert 'role!="shadow"' in matchers, (
                 f"{rule.get('record') or rule.get('alert')}: {metric}{{{matchers}}} counts shadow copies"
