@@ -104,6 +104,22 @@ def v1_list_rows(frame: pd.DataFrame) -> list[list]:
     return [[row[name] for name in FEATURES] for row in frame.to_dict("records")]
 
 
+def v2_per_feature(frame: pd.DataFrame, model_name: str = "iris", **kwargs):
+    """A V2 ``InferRequest`` with one input per feature (FP64 numeric, BYTES categorical)."""
+    from kserve.protocol.infer_type import InferInput, InferRequest
+
+    inputs = [
+        InferInput(
+            name=name,
+            shape=[len(frame)],
+            datatype="FP64" if name in NUMERIC else "BYTES",
+            data=frame[name].tolist(),
+        )
+        for name in FEATURES
+    ]
+    return InferRequest(model_name=model_name, infer_inputs=inputs, **kwargs)
+
+
 def v1_object_rows(frame: pd.DataFrame) -> list[dict]:
     return [{name: row[name] for name in FEATURES} for row in frame.to_dict("records")]
 

@@ -31,6 +31,7 @@ from tests.serving_helpers import (
     sample_rows,
     v1_list_rows,
     v1_object_rows,
+    v2_per_feature,
 )
 
 #: Batch every model (also the fast path's), wait long enough that batches form.
@@ -96,20 +97,9 @@ def predictor(request, tmp_path_factory, keys) -> SklearnPredictor:
     p.stop()
 
 
-def v2_per_feature(frame, outputs=None) -> InferRequest:
-    inputs = [
-        InferInput(
-            name=name,
-            shape=[len(frame)],
-            datatype="FP64" if name in NUMERIC else "BYTES",
-            data=frame[name].tolist(),
-        )
-        for name in FEATURES
-    ]
+def v2_features(frame, outputs=None) -> InferRequest:
     requested = [RequestedOutput(name=o) for o in outputs] if outputs else None
-    return InferRequest(
-        model_name="iris", infer_inputs=inputs, request_id="r1", request_outputs=requested
-    )
+    return v2_per_feature(frame, request_id="r1", request_outputs=requested)
 
 
 def v2_matrix(frame) -> InferRequest:
@@ -125,12 +115,12 @@ def mixed_requests() -> list:
     return [
         {"instances": v1_list_rows(frames[0])},
         {"instances": v1_object_rows(frames[1]), "parameters": {"probabilities": True}},
-        v2_per_feature(frames[2]),
+        v2_features(frames[2]),
         v2_matrix(frames[3]),
         {"instances": v1_list_rows(frames[4]), "parameters": {"probabilities": True}},
-        v2_per_feature(frames[5], outputs=["probabilities"]),
+        v2_features(frames[5], outputs=["probabilities"]),
         {"instances": v1_object_rows(frames[6])},
-        v2_per_feature(frames[7], outputs=["predict"]),
+        v2_features(frames[7], outputs=["predict"]),
     ]
 
 

@@ -24,7 +24,6 @@ from typing import Any
 import pandas as pd
 import pytest
 from kserve.errors import InferenceError, InvalidInput, ModelNotFound, ModelNotReady
-from kserve.protocol.infer_type import InferInput, InferRequest
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.exceptions import HTTPException
 
@@ -46,12 +45,11 @@ from serving.predictor import SklearnPredictor
 from serving.router import ShadowMirror, error_status
 from tests.canary_helpers import LATENCY_BUCKETS, Traffic, metrics_page
 from tests.serving_helpers import (
-    FEATURES,
-    NUMERIC,
     build_model_dir,
     make_keypair,
     sample_rows,
     v1_list_rows,
+    v2_per_feature,
 )
 
 MODEL = "iris"
@@ -598,53 +596,32 @@ def _sample(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, {"model": MIRRORED, **labels}) or 0.0
 
 
-def _v2_request(frame: pd.DataFrame) -> InferRequest:
-    inputs = [
-        InferInput(
-            name=name,
-            shape=[len(frame)],
-            datatype="FP64" if name in NUMERIC else "BYTES",
-            data=frame[name].tolist(),
+#: The series a shadow's copies count in (name, labels), by a short key for the test below.
+_SHADOW_SERIES = {
+    "v1": ("mlops_requests_total", {"version": "v2", "role": "shadow", "protocol": "v1"}),
+    "v2": ("mlops_requests_total", {"version": "v2", "role": "shadow", "protocol": "v2"}),
+    **{
+        code: ("mlops_request_errors_total", {"version": "v2", "role": "shadow", "code": code})
+        for code in ("400", "413", "500")
+    },
+    **{
+        endpoint: (
+            "mlops_request_duration_seconds_count",
+            {"version": "v2", "role": "shadow", "endpoint": endpoint},
         )
-        for name in FEATURES
-    ]
-    return InferRequest(model_name=MIRRORED, infer_inputs=inputs)
+        for endpoint in ("predict", "infer")
+    },
+    "range": (
+        "mlops_input_out_of_range_total",
+        {"version": "v2", "role": "shadow", "feature": "sepal_length"},
+    ),
+    "scored": ("mlops_shadow_requests_total", {"result": "scored"}),
+    "failed": ("mlops_shadow_requests_total", {"result": "failed"}),
+}
 
 
 def test_the_mirror_counts_each_copy_as_a_request_of_the_shadow(shadow_predictor):
-    before = {
-        key: _sample(name, **labels)
-        for key, (name, labels) in {
-            "v1": ("mlops_requests_total", {"version": "v2", "role": "shadow", "protocol": "v1"}),
-            "v2": ("mlops_requests_total", {"version": "v2", "role": "shadow", "protocol": "v2"}),
-            "400": (
-                "mlops_request_errors_total",
-                {"version": "v2", "role": "shadow", "code": "400"},
-            ),
-            "413": (
-                "mlops_request_errors_total",
-                {"version": "v2", "role": "shadow", "code": "413"},
-            ),
-            "500": (
-                "mlops_request_errors_total",
-                {"version": "v2", "role": "shadow", "code": "500"},
-            ),
-            "predict": (
-                "mlops_request_duration_seconds_count",
-                {"version": "v2", "role": "shadow", "endpoint": "predict"},
-            ),
-            "infer": (
-                "mlops_request_duration_seconds_count",
-                {"version": "v2", "role": "shadow", "endpoint": "infer"},
-            ),
-            "range": (
-                "mlops_input_out_of_range_total",
-                {"version": "v2", "role": "shadow", "feature": "sepal_length"},
-            ),
-            "scored": ("mlops_shadow_requests_total", {"result": "scored"}),
-            "failed": ("mlops_shadow_requests_total", {"result": "failed"}),
-        }.items()
-    }
+    before = {key: _sample(name, **labels) for key, (name, labels) in _SHADOW_SERIES.items()}
     rows = sample_rows(3)
     outlier = v1_list_rows(rows)
     outlier[0][0] = 1000.0  # far above the training range of sepal_length
@@ -652,7 +629,7 @@ def test_the_mirror_counts_each_copy_as_a_request_of_the_shadow(shadow_predictor
     copies: list[tuple[Any, Any]] = [
         (shadow_predictor, {"instances": v1_list_rows(rows)}),
         (shadow_predictor, {"instances": outlier}),
-        (shadow_predictor, _v2_request(rows)),
+        (shadow_predictor, v2_per_feature(rows, model_name=MIRRORED)),
         (BrokenShadow(InvalidInput("the shadow refuses the row")), {"instances": []}),
         (BrokenShadow(RequestTooLarge("past MLOPS_MAX_ROWS")), {"instances": []}),
         (BrokenShadow(RuntimeError("the shadow model is broken")), {"instances": []}),
@@ -667,28 +644,16 @@ def test_the_mirror_counts_each_copy_as_a_request_of_the_shadow(shadow_predictor
         time.sleep(0.02)
     mirror.close()
 
-    def grew(key: str, name: str, **labels: str) -> float:
+    def grew(key: str) -> float:
+        name, labels = _SHADOW_SERIES[key]
         return _sample(name, **labels) - before[key]
 
-    shadow_labels = {"version": "v2", "role": "shadow"}
-    assert grew("v1", "mlops_requests_total", protocol="v1", **shadow_labels) == 5
-    assert grew("v2", "mlops_requests_total", protocol="v2", **shadow_labels) == 1
+    assert grew("v1") == 5 and grew("v2") == 1
     for code in ("400", "413", "500"):
-        assert grew(code, "mlops_request_errors_total", code=code, **shadow_labels) == 1, code
-    assert (
-        grew("predict", "mlops_request_duration_seconds_count", endpoint="predict", **shadow_labels)
-        == 5
-    )
-    assert (
-        grew("infer", "mlops_request_duration_seconds_count", endpoint="infer", **shadow_labels)
-        == 1
-    )
-    assert (
-        grew("range", "mlops_input_out_of_range_total", feature="sepal_length", **shadow_labels)
-        == 1
-    )
-    assert grew("scored", "mlops_shadow_requests_total", result="scored") == 3
-    assert grew("failed", "mlops_shadow_requests_total", result="failed") == 3
+        assert grew(code) == 1, code
+    assert grew("predict") == 5 and grew("infer") == 1
+    assert grew("range") == 1
+    assert grew("scored") == 3 and grew("failed") == 3
     # Nothing was answered: no request of any other role exists for this model.
     assert _sample("mlops_requests_total", version="v2", role="stable", protocol="v1") == 0
     assert _sample("mlops_requests_total", version="v2", role="canary", protocol="v1") == 0

@@ -22,6 +22,7 @@ from tests.serving_helpers import (
     sample_rows,
     v1_list_rows,
     v1_object_rows,
+    v2_per_feature,
 )
 
 
@@ -49,15 +50,6 @@ def predictor(linear, keys) -> SklearnPredictor:
     p = SklearnPredictor("iris", linear[0], keys[1], store=None, version="v1")
     assert p.load(), p.not_ready_reason
     return p
-
-
-def _v2_per_feature(frame, **kwargs) -> InferRequest:
-    inputs = []
-    for name in FEATURES:
-        values = frame[name].tolist()
-        datatype = "FP64" if name in NUMERIC else "BYTES"
-        inputs.append(InferInput(name=name, shape=[len(values)], datatype=datatype, data=values))
-    return InferRequest(model_name="iris", infer_inputs=inputs, **kwargs)
 
 
 def _v2_matrix(frame, datatype="BYTES") -> InferRequest:
@@ -159,7 +151,7 @@ def test_v1_null_is_imputed(predictor, linear):
 
 def test_v2_per_feature_inputs_match_sklearn(predictor, linear):
     rows = sample_rows(15)
-    response = predictor.predict(_v2_per_feature(rows, parameters={"probabilities": True}))
+    response = predictor.predict(v2_per_feature(rows, parameters={"probabilities": True}))
     assert response.model_version == "v1"
     outputs = {o.name: o for o in response.outputs}
     assert outputs["predict"].data.tolist() == linear[1].predict(rows).tolist()
@@ -179,7 +171,7 @@ def test_v2_matrix_input_and_requested_outputs(predictor, linear):
     assert response.outputs[0].data.tolist() == linear[1].predict(rows).tolist()
     np.testing.assert_allclose(response.outputs[1].data, linear[1].predict_proba(rows))
     for named in (["probabilities"], ["predict"], ["probabilities", "predict"]):
-        request = _v2_per_feature(rows, request_outputs=[RequestedOutput(n) for n in named])
+        request = v2_per_feature(rows, request_outputs=[RequestedOutput(n) for n in named])
         response = predictor.predict(request)
         assert [o.name for o in response.outputs] == named
         rest, _ = response.to_rest()
@@ -248,27 +240,27 @@ def test_bad_v1_inputs_name_the_problem(predictor, payload, message):
 
 def test_bad_v2_inputs_name_the_problem(predictor):
     rows = sample_rows(2)
-    missing = _v2_per_feature(rows)
+    missing = v2_per_feature(rows)
     missing.inputs = [i for i in missing.inputs if i.name != "petal_width"]
     with pytest.raises(InvalidInput, match="missing feature input.*'petal_width'"):
         predictor.predict(missing)
 
-    extra = _v2_per_feature(rows)
+    extra = v2_per_feature(rows)
     extra.inputs.append(InferInput(name="weight", shape=[2], datatype="FP64", data=[1.0, 2.0]))
     with pytest.raises(InvalidInput, match="unknown input.*'weight'"):
         predictor.predict(extra)
 
-    ragged = _v2_per_feature(rows)
+    ragged = v2_per_feature(rows)
     ragged.inputs[1] = InferInput(name="sepal_width", shape=[1], datatype="FP64", data=[1.0])
     with pytest.raises(InvalidInput, match="'sepal_width' has 1 rows, expected 2"):
         predictor.predict(ragged)
 
-    strings = _v2_per_feature(rows)
+    strings = v2_per_feature(rows)
     strings.inputs[0] = InferInput(name="sepal_length", shape=[2], datatype="FP64", data=["a", "b"])
     with pytest.raises(InvalidInput, match="'sepal_length'.*string"):
         predictor.predict(strings)
 
-    nan = _v2_per_feature(rows)
+    nan = v2_per_feature(rows)
     nan.inputs[0] = InferInput(
         name="sepal_length", shape=[2], datatype="FP64", data=[float("nan"), 1.0]
     )
